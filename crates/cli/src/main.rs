@@ -1,0 +1,2 @@
+//! The `replikv` command (placeholder until the CLI lands).
+fn main() {}

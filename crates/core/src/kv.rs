@@ -1,0 +1,194 @@
+//! Keys, values, versions, and the client requests and replies every strategy serves.
+//!
+//! A key maps to a value and a per-key [`Version`] that increases with every write to that
+//! key. Versions let a client reject a write based on a stale read ("reject the write
+//! whose version is smaller than the server expects", in the seeds' words) through
+//! compare-and-set. Sizes are checked here, where bytes become keys and values, against
+//! [`crate::limits`].
+
+use crate::error::{Error, Result};
+use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A key: 1 to [`KEY_SIZE_MAX_BYTES`] arbitrary bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key(Vec<u8>);
+
+/// A value: 0 to [`VALUE_SIZE_MAX_BYTES`] arbitrary bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Value(Vec<u8>);
+
+/// The number of writes a key has seen; 0 means the key was never written.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Version(pub u64);
+
+impl Key {
+    /// Checks the size limits and wraps the bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Key> {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return Err(Error::InvalidInput("empty key".into()));
+        }
+        if bytes.len() > KEY_SIZE_MAX_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "key of {} bytes exceeds the limit of {KEY_SIZE_MAX_BYTES} bytes",
+                bytes.len()
+            )));
+        }
+        Ok(Key(bytes))
+    }
+
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Value {
+    /// Checks the size limit and wraps the bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Value> {
+        let bytes = bytes.into();
+        if bytes.len() > VALUE_SIZE_MAX_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "value of {} bytes exceeds the limit of {VALUE_SIZE_MAX_BYTES} bytes",
+                bytes.len()
+            )));
+        }
+        Ok(Value(bytes))
+    }
+
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+fn write_escaped(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        f.write_str(chunk.valid())?;
+        for byte in chunk.invalid() {
+            write!(f, "\\x{byte:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, &self.0)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, &self.0)
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, &self.0)
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_escaped(f, &self.0)
+    }
+}
+
+/// How fresh a read must be. Strategies document which levels they serve and how; a
+/// level a strategy cannot serve is rejected with [`Error::InvalidInput`], never silently
+/// weakened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadConsistency {
+    /// The read reflects every write acknowledged before it began (the default).
+    #[default]
+    Linearizable,
+    /// Served by whichever replica receives it, possibly stale.
+    Local,
+}
+
+/// A client operation on one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Get {
+        key: Key,
+        consistency: ReadConsistency,
+    },
+    Put {
+        key: Key,
+        value: Value,
+    },
+    Delete {
+        key: Key,
+    },
+    /// Write `new` only if the current value equals `expected` (`None`: key absent).
+    CompareAndSet {
+        key: Key,
+        expected: Option<Value>,
+        new: Value,
+    },
+}
+
+impl Request {
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        match self {
+            Request::Get { key, .. }
+            | Request::Put { key, .. }
+            | Request::Delete { key }
+            | Request::CompareAndSet { key, .. } => key,
+        }
+    }
+
+    /// Whether the request may change state (and so needs replication).
+    #[must_use]
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Request::Get { .. })
+    }
+}
+
+/// The answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// A read's result: the value (absent: `None`) and the key's version.
+    Read {
+        value: Option<Value>,
+        version: Version,
+    },
+    /// A put or delete took effect; the key's new version.
+    Written { version: Version },
+    /// A compare-and-set was decided: swapped or not, and the key's version after it.
+    CompareAndSet { swapped: bool, version: Version },
+    /// The request failed; the error says whether it may still have taken effect.
+    Failed(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_enforced() {
+        assert!(Key::new(Vec::new()).is_err());
+        assert!(Key::new(vec![b'k'; KEY_SIZE_MAX_BYTES]).is_ok());
+        assert!(Key::new(vec![b'k'; KEY_SIZE_MAX_BYTES + 1]).is_err());
+        assert!(Value::new(Vec::new()).is_ok());
+        assert!(Value::new(vec![0; VALUE_SIZE_MAX_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn debug_escapes_non_utf8() {
+        let key = Key::new(vec![b'a', 0xff, b'b']).unwrap();
+        assert_eq!(format!("{key:?}"), "a\\xffb");
+    }
+}

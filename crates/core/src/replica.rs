@@ -1,0 +1,101 @@
+//! The one contract between a replication strategy and whatever drives it.
+//!
+//! A replica is a deterministic state machine in the style of quinn-proto: `handle_*`
+//! methods feed it inputs, `poll_*` methods drain what it wants done. The driver (the
+//! simulator, or the server's node loop) owns all I/O: it delivers messages, it decides
+//! what time it is, it calls [`Replica::handle_flush`] at the end of each batch of inputs.
+//! Given the same construction (including its seed and storage contents) and the same
+//! sequence of inputs, a replica produces the same outputs, always. That is what makes
+//! every simulator run replayable from its seed.
+//!
+//! ## Storage and group commit
+//!
+//! A replica owns its storage objects (the replication log and the state store, built by
+//! the driver over a real or simulated disk and handed in at construction). Writes are
+//! buffered; durability happens only in [`Replica::handle_flush`], which the driver calls
+//! after it has fed a batch of inputs: one fsync covers every append of the batch (group
+//! commit), and outputs that must wait for durability (acknowledgements, votes) are
+//! released only after it. A replica never acknowledges anything it has not flushed.
+//!
+//! ## Time
+//!
+//! `now` is passed into every input. [`Replica::poll_timeout`] tells the driver the next
+//! instant at which the replica wants [`Replica::handle_tick`] called, so a driver never
+//! needs to tick on a fixed period (the simulator jumps straight to the next deadline).
+//!
+//! ## Errors
+//!
+//! Client and peer input never makes a replica return an error or panic: bad input
+//! becomes a [`Reply::Failed`] or is dropped and counted. An `Err` from a `handle_*`
+//! method means the replica's own storage failed (I/O error, corruption); the replica is
+//! then unusable and the driver must stop it and restart it from its durable state.
+//!
+//! [`Reply::Failed`]: crate::kv::Reply::Failed
+
+use crate::error::Result;
+use crate::id::{NodeId, RequestId};
+use crate::kv::{Key, Reply, Request, Value};
+use crate::time::Instant;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Something a replica wants its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output<M> {
+    /// Send `message` to peer `to`. Delivery is best-effort: it may be lost, delayed,
+    /// duplicated or reordered, and the protocol must cope.
+    Send { to: NodeId, message: M },
+    /// Answer the client request `request_id` that this replica received.
+    Reply { request_id: RequestId, reply: Reply },
+}
+
+/// A replication strategy's node, driven by the simulator and by the server alike.
+pub trait Replica {
+    /// What peers of this strategy say to each other.
+    type Message: Clone + fmt::Debug;
+
+    /// This replica's id.
+    fn id(&self) -> NodeId;
+
+    /// A message from peer `from` arrived.
+    fn handle_message(&mut self, now: Instant, from: NodeId, message: Self::Message) -> Result<()>;
+
+    /// A client request arrived at this replica. Exactly one [`Output::Reply`] with the same
+    /// `request_id` follows eventually, unless the replica crashes first.
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        request_id: RequestId,
+        request: Request,
+    ) -> Result<()>;
+
+    /// The deadline from [`Replica::poll_timeout`] passed (or the driver ticks anyway:
+    /// an early tick must be harmless).
+    fn handle_tick(&mut self, now: Instant) -> Result<()>;
+
+    /// End of a batch of inputs: make every buffered write durable (one sync for the whole
+    /// batch) and release the outputs that were waiting for durability.
+    fn handle_flush(&mut self, now: Instant) -> Result<()>;
+
+    /// The next output, if any. The driver drains this after every input.
+    fn poll_output(&mut self) -> Option<Output<Self::Message>>;
+
+    /// When this replica next needs [`Replica::handle_tick`], if ever.
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// The key-value state this replica currently exposes to local reads: what convergence
+    /// checks compare across replicas once faults have healed. Meant for tests and
+    /// debugging, not for serving requests.
+    fn visible_state(&self) -> Result<BTreeMap<Key, Value>>;
+
+    /// Invariants that span several replicas of one cluster (for example "at most one
+    /// leader per term"), checked by the simulator after every step. `replicas` holds the
+    /// replicas that are currently running. The default checks nothing.
+    fn check_cluster_invariants(replicas: &[&Self]) -> std::result::Result<(), String>
+    where
+        Self: Sized,
+    {
+        let _ = replicas;
+        Ok(())
+    }
+}

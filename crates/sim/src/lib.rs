@@ -1,0 +1,1 @@
+//! # replikv-sim (placeholder until the simulator lands)

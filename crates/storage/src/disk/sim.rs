@@ -1,0 +1,371 @@
+//! The simulated disk and its power-failure model.
+//!
+//! Every file (an inode) holds two images: `current`, what reads see, and `durable`, what
+//! would survive a power failure. Writes and length changes go to `current` and are also
+//! queued as pending operations; [`SimFile::sync_data`] replays the queue onto `durable`.
+//! Names work the same way: creations, removals and renames change the current name table
+//! at once, and reach the durable name table only through [`SimDisk::sync_directory`].
+//!
+//! [`SimDisk::crash`] is a power failure. For every file it starts from the durable image
+//! and replays the pending operations in order, deciding for each one, with the caller's
+//! seeded random generator, whether it survived whole, was lost, or was torn (only a
+//! prefix of the bytes reached the platter). For the names it keeps a random prefix of the
+//! pending name operations, so a rename is either visible or not, never half done. This
+//! covers the failures a log must survive: a lost tail, a torn last record, and a later
+//! write that reached the disk while an earlier one did not.
+//!
+//! Every handle remembers the disk's crash generation when it was opened. After a crash,
+//! old handles fail with an error and change nothing: a crashed node that is dropped
+//! afterwards (running destructors that would flush) cannot write through the crash.
+
+use super::parent_directory;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Upper bound on one simulated file's size, so a runaway test fails loudly instead of
+/// exhausting memory.
+pub const SIM_FILE_SIZE_MAX_BYTES: u64 = 1 << 30;
+
+/// An in-memory disk shared by clones; see the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+/// An open file on a [`SimDisk`].
+#[derive(Debug)]
+pub struct SimFile {
+    state: Arc<Mutex<DiskState>>,
+    inode: usize,
+    generation: u64,
+}
+
+/// What a crash did, for logs and for tests that want to know a fault really happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrashReport {
+    pub writes_kept: u64,
+    pub writes_lost: u64,
+    pub writes_torn: u64,
+    pub name_operations_kept: u64,
+    pub name_operations_lost: u64,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    inodes: Vec<Inode>,
+    names: BTreeMap<String, usize>,
+    durable_names: BTreeMap<String, usize>,
+    pending_name_operations: Vec<NameOperation>,
+    generation: u64,
+    sync_count: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    current: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<PendingOperation>,
+}
+
+#[derive(Debug)]
+enum PendingOperation {
+    Write { offset: u64, data: Vec<u8> },
+    SetLength(u64),
+}
+
+#[derive(Clone, Debug)]
+enum NameOperation {
+    Link { name: String, inode: usize },
+    Unlink { name: String },
+}
+
+impl SimDisk {
+    #[must_use]
+    pub fn new() -> SimDisk {
+        SimDisk::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        self.state.lock().expect("sim disk lock poisoned")
+    }
+
+    /// Simulates a power failure; see the module documentation. Handles opened before the
+    /// crash stop working.
+    pub fn crash(&self, random: &mut impl Rng) -> CrashReport {
+        let mut state = self.lock();
+        let mut report = CrashReport::default();
+        for inode in &mut state.inodes {
+            inode.crash(random, &mut report);
+        }
+        let pending = std::mem::take(&mut state.pending_name_operations);
+        let kept = random.random_range(0..=pending.len());
+        for operation in &pending[..kept] {
+            operation.apply(&mut state.durable_names);
+        }
+        report.name_operations_kept = kept as u64;
+        report.name_operations_lost = (pending.len() - kept) as u64;
+        state.names = state.durable_names.clone();
+        state.generation += 1;
+        report
+    }
+
+    /// Number of `sync_data` calls served so far (for tests and benchmarks).
+    #[must_use]
+    pub fn sync_count(&self) -> u64 {
+        self.lock().sync_count
+    }
+
+    /// Flips one bit of the durable and current images of `name` at `offset`: silent
+    /// media corruption, for testing that checksums catch it.
+    pub fn corrupt_bit(&self, name: &str, offset: u64, bit: u8) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = *state.names.get(name).ok_or_else(|| not_found(name))?;
+        let inode = &mut state.inodes[inode];
+        let offset = usize::try_from(offset).map_err(io::Error::other)?;
+        for image in [&mut inode.current, &mut inode.durable] {
+            if let Some(byte) = image.get_mut(offset) {
+                *byte ^= 1 << (bit % 8);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn open(&self, name: &str) -> io::Result<SimFile> {
+        let mut state = self.lock();
+        let inode = match state.names.get(name) {
+            Some(&inode) => inode,
+            None => {
+                let inode = state.inodes.len();
+                state.inodes.push(Inode::default());
+                let operation = NameOperation::Link {
+                    name: name.to_owned(),
+                    inode,
+                };
+                operation.apply(&mut state.names);
+                state.pending_name_operations.push(operation);
+                inode
+            }
+        };
+        Ok(SimFile {
+            state: Arc::clone(&self.state),
+            inode,
+            generation: state.generation,
+        })
+    }
+
+    pub(super) fn exists(&self, name: &str) -> io::Result<bool> {
+        Ok(self.lock().names.contains_key(name))
+    }
+
+    pub(super) fn list(&self, directory: &str) -> io::Result<Vec<String>> {
+        let state = self.lock();
+        Ok(state
+            .names
+            .keys()
+            .filter(|name| parent_directory(name) == directory)
+            .cloned()
+            .collect())
+    }
+
+    pub(super) fn remove(&self, name: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        if !state.names.contains_key(name) {
+            return Err(not_found(name));
+        }
+        let operation = NameOperation::Unlink {
+            name: name.to_owned(),
+        };
+        operation.apply(&mut state.names);
+        state.pending_name_operations.push(operation);
+        Ok(())
+    }
+
+    pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = *state.names.get(from).ok_or_else(|| not_found(from))?;
+        // Recorded as one link-then-unlink pair; a crash keeps a prefix of the pending
+        // operations, so it may keep both names (the link survived, the unlink did not),
+        // which is what a crash between the two steps of a copy-style rename looks like.
+        // Callers that need atomic replacement write to a temporary name and rename over
+        // the target, and treat a leftover temporary as garbage.
+        for operation in [
+            NameOperation::Link {
+                name: to.to_owned(),
+                inode,
+            },
+            NameOperation::Unlink {
+                name: from.to_owned(),
+            },
+        ] {
+            operation.apply(&mut state.names);
+            state.pending_name_operations.push(operation);
+        }
+        Ok(())
+    }
+
+    pub(super) fn sync_directory(&self, directory: &str) -> io::Result<()> {
+        let mut state = self.lock();
+        // Names in other directories are not made durable by this sync: keep them pending.
+        let pending = std::mem::take(&mut state.pending_name_operations);
+        let (synced, other): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|operation| parent_directory(operation.name()) == directory);
+        for operation in &synced {
+            operation.apply(&mut state.durable_names);
+        }
+        state.pending_name_operations = other;
+        Ok(())
+    }
+}
+
+impl NameOperation {
+    fn name(&self) -> &str {
+        match self {
+            NameOperation::Link { name, .. } | NameOperation::Unlink { name } => name,
+        }
+    }
+
+    fn apply(&self, names: &mut BTreeMap<String, usize>) {
+        match self {
+            NameOperation::Link { name, inode } => {
+                names.insert(name.clone(), *inode);
+            }
+            NameOperation::Unlink { name } => {
+                names.remove(name);
+            }
+        }
+    }
+}
+
+impl Inode {
+    fn crash(&mut self, random: &mut impl Rng, report: &mut CrashReport) {
+        let mut image = std::mem::take(&mut self.durable);
+        for operation in self.pending.drain(..) {
+            match operation {
+                PendingOperation::Write { offset, data } => {
+                    let kept_bytes = match random.random_range(0..3u8) {
+                        0 => {
+                            report.writes_kept += 1;
+                            data.len()
+                        }
+                        1 => {
+                            report.writes_lost += 1;
+                            continue;
+                        }
+                        _ => {
+                            report.writes_torn += 1;
+                            random.random_range(0..=data.len())
+                        }
+                    };
+                    write_into(&mut image, offset, &data[..kept_bytes]);
+                }
+                PendingOperation::SetLength(length) => {
+                    if random.random_bool(0.5) {
+                        resize(&mut image, length);
+                    }
+                }
+            }
+        }
+        self.current = image.clone();
+        self.durable = image;
+    }
+}
+
+impl SimFile {
+    fn lock_live(&self) -> io::Result<MutexGuard<'_, DiskState>> {
+        let state = self.state.lock().expect("sim disk lock poisoned");
+        if state.generation != self.generation {
+            return Err(io::Error::other(
+                "simulated disk crashed since file was opened",
+            ));
+        }
+        Ok(state)
+    }
+
+    pub(super) fn len(&self) -> io::Result<u64> {
+        let state = self.lock_live()?;
+        Ok(state.inodes[self.inode].current.len() as u64)
+    }
+
+    pub(super) fn read_exact_at(&self, offset: u64, buffer: &mut [u8]) -> io::Result<()> {
+        let state = self.lock_live()?;
+        let current = &state.inodes[self.inode].current;
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let end = start.checked_add(buffer.len()).ok_or_else(unexpected_end)?;
+        let source = current.get(start..end).ok_or_else(unexpected_end)?;
+        buffer.copy_from_slice(source);
+        Ok(())
+    }
+
+    pub(super) fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let end = offset.checked_add(data.len() as u64);
+        if end.is_none_or(|end| end > SIM_FILE_SIZE_MAX_BYTES) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated file size limit",
+            ));
+        }
+        let mut state = self.lock_live()?;
+        let inode = &mut state.inodes[self.inode];
+        write_into(&mut inode.current, offset, data);
+        inode.pending.push(PendingOperation::Write {
+            offset,
+            data: data.to_vec(),
+        });
+        Ok(())
+    }
+
+    pub(super) fn set_len(&self, length: u64) -> io::Result<()> {
+        if length > SIM_FILE_SIZE_MAX_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "simulated file size limit",
+            ));
+        }
+        let mut state = self.lock_live()?;
+        let inode = &mut state.inodes[self.inode];
+        resize(&mut inode.current, length);
+        inode.pending.push(PendingOperation::SetLength(length));
+        Ok(())
+    }
+
+    pub(super) fn sync_data(&self) -> io::Result<()> {
+        let mut state = self.lock_live()?;
+        state.sync_count += 1;
+        let inode = &mut state.inodes[self.inode];
+        for operation in inode.pending.drain(..) {
+            match operation {
+                PendingOperation::Write { offset, data } => {
+                    write_into(&mut inode.durable, offset, &data);
+                }
+                PendingOperation::SetLength(length) => resize(&mut inode.durable, length),
+            }
+        }
+        debug_assert_eq!(inode.durable.len(), inode.current.len());
+        Ok(())
+    }
+}
+
+fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let start = usize::try_from(offset).expect("offset bounded by SIM_FILE_SIZE_MAX_BYTES");
+    let end = start + data.len();
+    if image.len() < end {
+        image.resize(end, 0);
+    }
+    image[start..end].copy_from_slice(data);
+}
+
+fn resize(image: &mut Vec<u8>, length: u64) {
+    let length = usize::try_from(length).expect("length bounded by SIM_FILE_SIZE_MAX_BYTES");
+    image.resize(length, 0);
+}
+
+fn not_found(name: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("no such file {name:?}"))
+}
+
+fn unexpected_end() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of file")
+}

@@ -1,0 +1,1 @@
+//! The replication log (placeholder until it lands).
