@@ -1,0 +1,652 @@
+//! Client processes: a register workload in a closed loop, recorded as a history.
+//!
+//! Each client runs one operation at a time (read, write, compare-and-set or delete on
+//! one of a handful of keys), waits for its outcome, thinks for a moment, and starts the
+//! next. Every written value is unique in the run (a run-wide counter), which is what lets
+//! checkers tell writes apart. An operation goes to the node last named as leader (or a
+//! random node), follows `NotLeader { leader }` hints and refused connections for a
+//! bounded number of attempts (those errors mean the operation certainly did not happen,
+//! so retrying under the same request id is safe), and gives up at a client-side timeout.
+//!
+//! Outcomes map onto the history format of `replikv_check` exactly as DESIGN.md states:
+//! a reply is `ok`; an error is `fail` or `info` according to [`Error::outcome`]; a
+//! timeout is `info`, and a reply that arrives later is ignored. As in Jepsen, a client
+//! whose operation ended in `info` continues under a new process id: the unknown
+//! operation stays concurrent with everything after it, and no process id ever has two
+//! overlapping operations. The process id doubles as the [`ClientId`] of request ids.
+//!
+//! This module only decides; it returns [`ClientAction`]s that the event loop schedules.
+
+use crate::options::{SimulationOptions, WorkloadOptions};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use replikv_check::{Function, History, Operation, OperationType};
+use replikv_core::kv::ReadConsistency;
+use replikv_core::{
+    ClientId, Error, Instant, Key, NodeId, Outcome, Reply, Request, RequestId, Value,
+};
+use serde_json::Value as Json;
+
+/// Identifies one attempt of one operation, so that stale replies can be recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub client: usize,
+    pub operation: u64,
+    pub attempt: u32,
+}
+
+/// What a client wants the event loop to schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Deliver `request` to `node` at `at`.
+    Send {
+        ticket: Ticket,
+        node: NodeId,
+        request_id: RequestId,
+        request: Request,
+        at: Instant,
+    },
+    /// Fire the client-side timeout of `operation` at `at`.
+    Timeout {
+        client: usize,
+        operation: u64,
+        at: Instant,
+    },
+    /// Start the client's next operation at `at`.
+    Start { client: usize, at: Instant },
+}
+
+/// Counts for the run summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    pub operations_ok: u64,
+    pub operations_failed: u64,
+    pub operations_unknown: u64,
+    pub redirects: u64,
+    pub refusals: u64,
+    pub timeouts: u64,
+    pub late_replies: u64,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    operation: u64,
+    attempt: u32,
+    request_id: RequestId,
+    request: Request,
+    key_index: usize,
+    invoke: Instant,
+    f: Function,
+    value: Json,
+}
+
+#[derive(Debug)]
+struct ClientSlot {
+    process: u64,
+    sequence: u64,
+    leader_hint: Option<NodeId>,
+    /// The last value this client saw per key (`None`: absent or never seen).
+    last_seen: Vec<Option<u64>>,
+    current: Option<InFlight>,
+}
+
+/// Every client process of a run and the history they record.
+#[derive(Debug)]
+pub struct Clients {
+    workload: WorkloadOptions,
+    nodes: Vec<NodeId>,
+    slots: Vec<ClientSlot>,
+    next_process: u64,
+    next_operation: u64,
+    next_value: u64,
+    history: History,
+    stopped: bool,
+    random: ChaCha8Rng,
+    stats: ClientStats,
+}
+
+/// How an operation ended.
+enum Completion {
+    Ok {
+        read: Option<Json>,
+        swapped: Option<bool>,
+    },
+    Failed,
+    Unknown,
+}
+
+impl Clients {
+    pub fn new(options: &SimulationOptions, random: ChaCha8Rng) -> Clients {
+        let slots = (0..options.clients)
+            .map(|index| ClientSlot {
+                process: index as u64,
+                sequence: 0,
+                leader_hint: None,
+                last_seen: vec![None; options.workload.keys],
+                current: None,
+            })
+            .collect();
+        Clients {
+            workload: options.workload,
+            nodes: (1..=options.nodes as u64).map(NodeId).collect(),
+            slots,
+            next_process: options.clients as u64,
+            next_operation: 0,
+            next_value: 1,
+            history: History::default(),
+            stopped: false,
+            random,
+            stats: ClientStats::default(),
+        }
+    }
+
+    /// Number of client processes (slots, not process ids).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Starts the next operation of `client`, unless the workload has stopped.
+    pub fn start(&mut self, client: usize, now: Instant) -> Vec<ClientAction> {
+        let full = self.history.operations.len() >= self.workload.operations_max;
+        if self.stopped || full {
+            return Vec::new();
+        }
+        assert!(
+            self.slots[client].current.is_none(),
+            "one operation per process"
+        );
+        let operation = self.next_operation;
+        self.next_operation += 1;
+        let (request, key_index, f, value) = self.generate(client);
+        let slot = &mut self.slots[client];
+        slot.sequence += 1;
+        let request_id = RequestId {
+            client: ClientId(slot.process),
+            sequence: slot.sequence,
+        };
+        let node = match slot.leader_hint {
+            Some(leader) if self.random.random_bool(0.8) => leader,
+            _ => self.nodes[self.random.random_range(0..self.nodes.len())],
+        };
+        slot.current = Some(InFlight {
+            operation,
+            attempt: 1,
+            request_id,
+            request: request.clone(),
+            key_index,
+            invoke: now,
+            f,
+            value,
+        });
+        let ticket = Ticket {
+            client,
+            operation,
+            attempt: 1,
+        };
+        vec![
+            self.send(ticket, node, request_id, request, now),
+            ClientAction::Timeout {
+                client,
+                operation,
+                at: now + self.workload.timeout,
+            },
+        ]
+    }
+
+    /// A node answered. An error if the reply does not answer the request's kind.
+    pub fn reply(
+        &mut self,
+        ticket: Ticket,
+        reply: Reply,
+        now: Instant,
+    ) -> Result<Vec<ClientAction>, String> {
+        let Some(current) = self.current(ticket) else {
+            self.stats.late_replies += 1;
+            return Ok(Vec::new());
+        };
+        if let Reply::Failed(Error::NotLeader { leader }) = &reply
+            && current.attempt < self.workload.attempts_max
+        {
+            let leader = leader.filter(|leader| self.nodes.contains(leader));
+            self.slots[ticket.client].leader_hint = leader;
+            self.stats.redirects += 1;
+            return Ok(self.retry(ticket, leader, now));
+        }
+        let completion = classify(&current.request, reply)?;
+        Ok(self.complete(ticket.client, completion, now))
+    }
+
+    /// The node the request went to is down: the connection was refused.
+    pub fn refused(&mut self, ticket: Ticket, now: Instant) -> Vec<ClientAction> {
+        let Some(attempt) = self.current(ticket).map(|current| current.attempt) else {
+            self.stats.late_replies += 1;
+            return Vec::new();
+        };
+        self.stats.refusals += 1;
+        if attempt < self.workload.attempts_max {
+            self.slots[ticket.client].leader_hint = None;
+            return self.retry(ticket, None, now);
+        }
+        self.complete(ticket.client, Completion::Failed, now)
+    }
+
+    /// The client-side timeout of `operation` fired.
+    pub fn timeout(&mut self, client: usize, operation: u64, now: Instant) -> Vec<ClientAction> {
+        let matches = self.slots[client]
+            .current
+            .as_ref()
+            .is_some_and(|current| current.operation == operation);
+        if !matches {
+            return Vec::new();
+        }
+        self.stats.timeouts += 1;
+        self.complete(client, Completion::Unknown, now)
+    }
+
+    /// No new operations from now on; those in flight still complete.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Ends the run: an operation still in flight is recorded as `info` without a
+    /// completion time.
+    pub fn finish(mut self) -> (History, ClientStats) {
+        for slot in &mut self.slots {
+            if let Some(current) = slot.current.take() {
+                self.stats.operations_unknown += 1;
+                self.history.operations.push(Operation {
+                    process: slot.process,
+                    key: key_name(current.key_index),
+                    f: current.f,
+                    value: current.value,
+                    ok: None,
+                    kind: OperationType::Info,
+                    invoke: current.invoke.as_nanos(),
+                    complete: None,
+                });
+            }
+        }
+        (self.history, self.stats)
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    #[must_use]
+    pub fn history_len(&self) -> usize {
+        self.history.operations.len()
+    }
+
+    fn current(&self, ticket: Ticket) -> Option<&InFlight> {
+        self.slots[ticket.client]
+            .current
+            .as_ref()
+            .filter(|current| current.operation == ticket.operation)
+            .filter(|current| current.attempt == ticket.attempt)
+    }
+
+    fn send(
+        &mut self,
+        ticket: Ticket,
+        node: NodeId,
+        request_id: RequestId,
+        request: Request,
+        now: Instant,
+    ) -> ClientAction {
+        ClientAction::Send {
+            ticket,
+            node,
+            request_id,
+            request,
+            at: now + self.workload.client_latency.sample(&mut self.random),
+        }
+    }
+
+    /// Sends the current operation again, to `leader` at once or, without a hint, to a
+    /// random node after a backoff. Same request id: the previous attempt certainly
+    /// did not take effect.
+    fn retry(&mut self, ticket: Ticket, leader: Option<NodeId>, now: Instant) -> Vec<ClientAction> {
+        let (node, start) = match leader {
+            Some(leader) => (leader, now),
+            None => {
+                let node = self.nodes[self.random.random_range(0..self.nodes.len())];
+                (
+                    node,
+                    now + self.workload.retry_backoff.sample(&mut self.random),
+                )
+            }
+        };
+        let current = self.slots[ticket.client]
+            .current
+            .as_mut()
+            .expect("retry of an operation in flight");
+        current.attempt += 1;
+        let next = Ticket {
+            attempt: current.attempt,
+            ..ticket
+        };
+        let (request_id, request) = (current.request_id, current.request.clone());
+        vec![self.send(next, node, request_id, request, start)]
+    }
+
+    /// Records the current operation of `client` and schedules its next one.
+    fn complete(
+        &mut self,
+        client: usize,
+        completion: Completion,
+        now: Instant,
+    ) -> Vec<ClientAction> {
+        let slot = &mut self.slots[client];
+        let current = slot
+            .current
+            .take()
+            .expect("completing an operation in flight");
+        let (kind, value, ok) = match completion {
+            Completion::Ok { read, swapped } => {
+                self.stats.operations_ok += 1;
+                let value = read.unwrap_or_else(|| current.value.clone());
+                remember(slot, &current, &value, swapped);
+                (OperationType::Ok, value, swapped)
+            }
+            Completion::Failed => {
+                self.stats.operations_failed += 1;
+                (OperationType::Fail, current.value, None)
+            }
+            Completion::Unknown => {
+                self.stats.operations_unknown += 1;
+                (OperationType::Info, current.value, None)
+            }
+        };
+        let operation = Operation {
+            process: slot.process,
+            key: key_name(current.key_index),
+            f: current.f,
+            value,
+            ok,
+            kind,
+            invoke: current.invoke.as_nanos(),
+            complete: Some(now.as_nanos()),
+        };
+        debug_assert_eq!(operation.validate(), Ok(()));
+        self.history.operations.push(operation);
+        if kind == OperationType::Info {
+            // Jepsen's rule: the unknown operation may still be running, so this client
+            // continues as a new process.
+            slot.process = self.next_process;
+            slot.sequence = 0;
+            self.next_process += 1;
+        }
+        let think = self.workload.think_time.sample(&mut self.random);
+        vec![ClientAction::Start {
+            client,
+            at: now + think,
+        }]
+    }
+
+    /// A random operation on a random key: the request, its key, and its history
+    /// function and value (a read's value is filled in when it completes).
+    fn generate(&mut self, client: usize) -> (Request, usize, Function, Json) {
+        let key_index = self.random.random_range(0..self.workload.keys);
+        let key = Key::new(key_name(key_index)).expect("short key names are valid");
+        let w = &self.workload;
+        let choice = self
+            .random
+            .random_range(0..w.read_weight + w.write_weight + w.cas_weight + w.delete_weight);
+        let (read_end, write_end) = (w.read_weight, w.read_weight + w.write_weight);
+        let cas_end = write_end + w.cas_weight;
+        if choice < read_end {
+            let request = Request::Get {
+                key,
+                consistency: ReadConsistency::Linearizable,
+            };
+            return (request, key_index, Function::Read, Json::Null);
+        }
+        if choice >= cas_end {
+            return (
+                Request::Delete { key },
+                key_index,
+                Function::Delete,
+                Json::Null,
+            );
+        }
+        let new = self.next_value;
+        self.next_value += 1;
+        let new_value = Value::new(new.to_string()).expect("short values are valid");
+        if choice < write_end {
+            let request = Request::Put {
+                key,
+                value: new_value,
+            };
+            return (request, key_index, Function::Write, Json::from(new));
+        }
+        let expected = if self.random.random_bool(0.8) {
+            self.slots[client].last_seen[key_index]
+        } else {
+            None
+        };
+        let request = Request::CompareAndSet {
+            key,
+            expected: expected.map(|v| Value::new(v.to_string()).expect("short values are valid")),
+            new: new_value,
+        };
+        let value = Json::Array(vec![
+            expected.map_or(Json::Null, Json::from),
+            Json::from(new),
+        ]);
+        (request, key_index, Function::Cas, value)
+    }
+}
+
+/// Updates what a client last saw of a key after an `ok` operation.
+fn remember(slot: &mut ClientSlot, current: &InFlight, value: &Json, swapped: Option<bool>) {
+    let seen = &mut slot.last_seen[current.key_index];
+    match current.f {
+        Function::Read | Function::Write => *seen = value.as_u64(),
+        Function::Delete => *seen = None,
+        Function::Cas => {
+            if swapped == Some(true) {
+                *seen = value.get(1).and_then(Json::as_u64);
+            }
+        }
+    }
+}
+
+/// How a reply ends the operation `request`, or why it cannot answer it.
+fn classify(request: &Request, reply: Reply) -> Result<Completion, String> {
+    let completion = match (request, reply) {
+        (_, Reply::Failed(error)) => match error.outcome() {
+            Outcome::Failed => Completion::Failed,
+            Outcome::Unknown => Completion::Unknown,
+        },
+        (Request::Get { .. }, Reply::Read { value, .. }) => Completion::Ok {
+            read: Some(value.as_ref().map_or(Json::Null, value_to_json)),
+            swapped: None,
+        },
+        (Request::Put { .. } | Request::Delete { .. }, Reply::Written { .. }) => Completion::Ok {
+            read: None,
+            swapped: None,
+        },
+        (Request::CompareAndSet { .. }, Reply::CompareAndSet { swapped, .. }) => Completion::Ok {
+            read: None,
+            swapped: Some(swapped),
+        },
+        (request, reply) => return Err(format!("reply {reply:?} does not answer {request:?}")),
+    };
+    Ok(completion)
+}
+
+/// The history name of key number `index`.
+#[must_use]
+pub fn key_name(index: usize) -> String {
+    format!("k{index}")
+}
+
+/// A value as the history shows it: the workload's unique integers as JSON numbers,
+/// anything else (never written by the workload) as a string.
+#[must_use]
+pub fn value_to_json(value: &Value) -> Json {
+    std::str::from_utf8(value.as_bytes())
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .map_or_else(|| Json::String(value.to_string()), Json::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::FaultPreset;
+    use rand::SeedableRng;
+    use replikv_core::Version;
+
+    fn clients(count: usize) -> Clients {
+        let mut options = SimulationOptions::new(1, FaultPreset::None);
+        options.clients = count;
+        Clients::new(&options, ChaCha8Rng::seed_from_u64(1))
+    }
+
+    fn sent(actions: &[ClientAction]) -> (Ticket, NodeId, RequestId, Request) {
+        match &actions[0] {
+            ClientAction::Send {
+                ticket,
+                node,
+                request_id,
+                request,
+                ..
+            } => (*ticket, *node, *request_id, request.clone()),
+            other => panic!("expected a send, got {other:?}"),
+        }
+    }
+
+    fn success_for(request: &Request) -> Reply {
+        match request {
+            Request::Get { .. } => Reply::Read {
+                value: Some(Value::new("7").unwrap()),
+                version: Version(1),
+            },
+            Request::Put { .. } | Request::Delete { .. } => Reply::Written {
+                version: Version(1),
+            },
+            Request::CompareAndSet { .. } => Reply::CompareAndSet {
+                swapped: true,
+                version: Version(1),
+            },
+        }
+    }
+
+    #[test]
+    fn replies_become_ok_fail_and_info_with_a_new_process_after_info() {
+        let mut clients = clients(1);
+        let at = Instant::from_millis;
+        let (ticket, _, id, request) = sent(&clients.start(0, at(0)));
+        assert_eq!(id.client, ClientId(0));
+        clients.reply(ticket, success_for(&request), at(1)).unwrap();
+        let (ticket, _, _, _) = sent(&clients.start(0, at(2)));
+        let refused = Reply::Failed(Error::Unavailable("no quorum".into()));
+        clients.reply(ticket, refused, at(3)).unwrap();
+        let (ticket, _, _, _) = sent(&clients.start(0, at(4)));
+        let unknown = Reply::Failed(Error::Indeterminate("lost leadership".into()));
+        clients.reply(ticket, unknown, at(5)).unwrap();
+        let (_, _, id, _) = sent(&clients.start(0, at(6)));
+        assert_eq!(
+            id.client,
+            ClientId(1),
+            "info moves the client to a new process"
+        );
+        let (history, stats) = clients.finish();
+        let kinds: Vec<OperationType> = history.operations.iter().map(|o| o.kind).collect();
+        use OperationType::{Fail, Info, Ok};
+        assert_eq!(kinds, [Ok, Fail, Info, Info]);
+        assert_eq!(history.operations[3].complete, None);
+        assert_eq!(history.operations[3].process, 1);
+        assert_eq!(
+            (
+                stats.operations_ok,
+                stats.operations_failed,
+                stats.operations_unknown
+            ),
+            (1, 1, 2)
+        );
+    }
+
+    #[test]
+    fn redirects_follow_hints_and_timeouts_ignore_late_replies() {
+        let mut clients = clients(1);
+        let at = Instant::from_millis;
+        let actions = clients.start(0, at(0));
+        let (ticket, _, id, request) = sent(&actions);
+        let hint = Reply::Failed(Error::NotLeader {
+            leader: Some(NodeId(2)),
+        });
+        let retry = clients.reply(ticket, hint, at(1)).unwrap();
+        let (second, node, second_id, _) = sent(&retry);
+        assert_eq!((node, second_id, second.attempt), (NodeId(2), id, 2));
+        assert!(
+            clients
+                .reply(ticket, success_for(&request), at(2))
+                .unwrap()
+                .is_empty()
+        );
+        let ClientAction::Timeout {
+            operation, at: due, ..
+        } = actions[1]
+        else {
+            panic!("expected a timeout")
+        };
+        assert_eq!(due, at(500));
+        assert_eq!(clients.timeout(0, operation, due).len(), 1);
+        assert!(
+            clients
+                .reply(second, success_for(&request), at(501))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(clients.stats().late_replies, 2);
+        let (history, _) = clients.finish();
+        assert_eq!(history.operations.len(), 1);
+        assert_eq!(history.operations[0].kind, OperationType::Info);
+    }
+
+    #[test]
+    fn a_mismatched_reply_is_an_error_and_values_are_unique() {
+        let mut clients = clients(3);
+        let mut written = std::collections::BTreeSet::new();
+        for round in 0..200u64 {
+            let client = (round % 3) as usize;
+            let (ticket, _, _, request) = sent(&clients.start(client, Instant::from_millis(round)));
+            if let Request::Put { value, .. } | Request::CompareAndSet { new: value, .. } = &request
+            {
+                assert!(written.insert(value.clone()), "written values are unique");
+            }
+            let wrong = match request {
+                Request::Get { .. } => Reply::Written {
+                    version: Version(1),
+                },
+                _ => Reply::Read {
+                    value: None,
+                    version: Version(0),
+                },
+            };
+            assert!(
+                clients
+                    .reply(ticket, wrong, Instant::from_millis(round))
+                    .is_err()
+            );
+            clients.timeout(client, ticket.operation, Instant::from_millis(round + 1));
+        }
+        assert!(written.len() > 50);
+    }
+
+    #[test]
+    fn values_map_to_json() {
+        assert_eq!(value_to_json(&Value::new("42").unwrap()), Json::from(42));
+        assert_eq!(value_to_json(&Value::new("x").unwrap()), Json::from("x"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The models the command line and the seed sweeps know by name.
+//!
+//! A model is a replica factory plus the properties it claims. The real replication
+//! strategies join this table as they land; for now it holds the reference models that
+//! prove the harness: the correct `register` and the broken `local-only` and
+//! `ack-before-sync`.
+
+use crate::checking::Properties;
+use crate::options::SimulationOptions;
+use crate::reference::broken::{LocalOnly, ack_before_sync};
+use crate::reference::register::Register;
+use crate::report::RunReport;
+use crate::run::simulate;
+use std::fmt;
+use std::str::FromStr;
+
+/// A model the simulator can run by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Model {
+    /// The correct single-node durable register.
+    Register,
+    /// Broken: every node serves from its own memory.
+    LocalOnly,
+    /// Broken: the register, acknowledging before it syncs.
+    AckBeforeSync,
+}
+
+impl Model {
+    pub const ALL: [Model; 3] = [Model::Register, Model::LocalOnly, Model::AckBeforeSync];
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Register => "register",
+            Model::LocalOnly => "local-only",
+            Model::AckBeforeSync => "ack-before-sync",
+        }
+    }
+
+    /// What the model claims, and so what its runs are checked for. The broken models
+    /// claim what they imitate: that is what the checkers must refute.
+    #[must_use]
+    pub fn properties(self) -> Properties {
+        match self {
+            Model::Register | Model::AckBeforeSync => Properties {
+                linearizable: true,
+                durable: true,
+                convergent: false,
+            },
+            Model::LocalOnly => Properties {
+                linearizable: true,
+                durable: true,
+                convergent: true,
+            },
+        }
+    }
+
+    /// Whether the model is meant to pass.
+    #[must_use]
+    pub fn is_correct(self) -> bool {
+        self == Model::Register
+    }
+
+    /// Runs one simulation of this model and checks it.
+    #[must_use]
+    pub fn simulate(self, options: &SimulationOptions) -> RunReport {
+        let properties = self.properties();
+        match self {
+            Model::Register => simulate(options, &properties, Register::open),
+            Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
+            Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Model {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Model, String> {
+        Model::ALL
+            .into_iter()
+            .find(|model| model.name() == name)
+            .ok_or_else(|| {
+                format!("unknown model {name:?} (expected register, local-only or ack-before-sync)")
+            })
+    }
+}

@@ -1,0 +1,445 @@
+//! The event loop: one thread, one seed, virtual time.
+//!
+//! [`Simulation`] owns everything of a run: the event queue, the replicas and their
+//! disks, the network, the clients and the random generators. [`run`] pops the earliest
+//! event, advances virtual time to it, folds its description into the trace, dispatches
+//! it, and checks the cluster's invariants; a violated invariant or a replica's storage
+//! error stops the run at once. Nothing else advances time, so a run is a pure function of
+//! its options (seed included) and of the replica factory.
+//!
+//! The seed feeds one master ChaCha8 generator, which seeds a separate stream per concern
+//! (network, faults, clients, node seeds, storage). Separate streams keep a change in one
+//! concern (say, one more client) from reshuffling every other random choice.
+//!
+//! A run has two phases. Until `duration`, clients run the workload and faults are
+//! injected. At `duration` every fault is healed (partitions removed, message loss and
+//! duplication turned off, paused nodes resumed, crashed nodes restarted) and clients stop
+//! starting operations; the cluster then runs for the quiet period, after which the final
+//! states are collected.
+
+use crate::checking::{Properties, check_run, checker_states};
+use crate::clients::{ClientAction, Clients, Ticket};
+use crate::faults::FaultEvent;
+use crate::network::Network;
+use crate::node::{NodeSetup, NodeSlot};
+use crate::options::SimulationOptions;
+use crate::queue::EventQueue;
+use crate::report::{Failure, FailureKind, NodeStates, RunReport, RunStats};
+use crate::trace::Trace;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use replikv_core::error::Result as ReplicaResult;
+use replikv_core::replica::Replica;
+use replikv_core::{Instant, NodeId, Reply, Request, RequestId};
+use std::fmt;
+
+/// Something scheduled to happen at a virtual instant.
+#[derive(Debug)]
+pub(crate) enum Event<M> {
+    /// A peer message arrives (if the link and the addressee's incarnation still allow).
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        incarnation: u64,
+        message: M,
+    },
+    /// A client request arrives at a node.
+    Request {
+        ticket: Ticket,
+        node: NodeId,
+        request_id: RequestId,
+        request: Request,
+    },
+    /// A node's reply arrives at its client.
+    Reply {
+        ticket: Ticket,
+        from: NodeId,
+        reply: Reply,
+    },
+    /// The client learns that its connection to a down node was refused.
+    Refused {
+        ticket: Ticket,
+        node: NodeId,
+    },
+    ClientStart {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        operation: u64,
+    },
+    Timer {
+        node: NodeId,
+        generation: u64,
+    },
+    Flush {
+        node: NodeId,
+        incarnation: u64,
+    },
+    Fault(FaultEvent),
+    /// End of the fault phase: heal everything, stop the workload.
+    HealAll,
+    /// End of the quiet period: collect final states.
+    End,
+}
+
+impl<M: fmt::Debug> fmt::Display for Event<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                message,
+            } => write!(f, "deliver {from}->{to}#{incarnation} {message:?}"),
+            Event::Request {
+                ticket,
+                node,
+                request_id,
+                request,
+            } => write!(
+                f,
+                "request {request_id} try {} -> {node}: {request:?}",
+                ticket.attempt
+            ),
+            Event::Reply {
+                ticket,
+                from,
+                reply,
+            } => write!(
+                f,
+                "reply {from} -> client {} op {} try {}: {reply:?}",
+                ticket.client, ticket.operation, ticket.attempt
+            ),
+            Event::Refused { ticket, node } => write!(
+                f,
+                "refused {node} -> client {} op {}",
+                ticket.client, ticket.operation
+            ),
+            Event::ClientStart { client } => write!(f, "client {client} starts"),
+            Event::ClientTimeout { client, operation } => {
+                write!(f, "client {client} timeout op {operation}")
+            }
+            Event::Timer { node, generation } => write!(f, "timer {node} gen {generation}"),
+            Event::Flush { node, incarnation } => write!(f, "flush {node}#{incarnation}"),
+            Event::Fault(fault) => write!(f, "fault {fault:?}"),
+            Event::HealAll => f.write_str("heal all faults, stop the workload"),
+            Event::End => f.write_str("end"),
+        }
+    }
+}
+
+/// The independent random streams of a run, all derived from its seed.
+#[derive(Debug)]
+pub(crate) struct Randomness {
+    pub network: ChaCha8Rng,
+    pub faults: ChaCha8Rng,
+    pub nodes: ChaCha8Rng,
+    pub storage: ChaCha8Rng,
+}
+
+/// Whether faults and the workload are still running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Faulty,
+    Quiet,
+}
+
+/// One run in progress.
+pub(crate) struct Simulation<'a, N: Replica, F> {
+    pub options: &'a SimulationOptions,
+    pub factory: F,
+    pub now: Instant,
+    pub phase: Phase,
+    pub queue: EventQueue<Event<N::Message>>,
+    pub nodes: Vec<NodeSlot<N>>,
+    pub network: Network,
+    pub clients: Clients,
+    pub random: Randomness,
+    pub trace: Trace,
+    pub stats: RunStats,
+    pub pauses_started: u64,
+    pub final_states: NodeStates,
+}
+
+impl<N: Replica, F> fmt::Debug for Simulation<'_, N, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulation")
+            .field("seed", &self.options.seed)
+            .field("now", &self.now)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs one simulation to its end (or its first failure) and returns what it produced,
+/// without running the checkers. `factory` builds a replica from its setup, at the start
+/// and at every restart (with the same disk).
+pub fn run<N, F>(options: &SimulationOptions, factory: F) -> RunReport
+where
+    N: Replica,
+    F: Fn(NodeSetup) -> ReplicaResult<N>,
+{
+    let trace = options.trace || std::env::var_os("REPLIKV_SIM_TRACE").is_some_and(|v| v == "1");
+    let empty = |failure: Failure| RunReport {
+        options: *options,
+        history: Default::default(),
+        final_states: Vec::new(),
+        stats: RunStats::default(),
+        trace_hash: 0,
+        verdicts: Vec::new(),
+        failure: Some(failure),
+        ended_at: Instant::ZERO,
+    };
+    if let Err(message) = options.validate() {
+        return empty(Failure {
+            at: Instant::ZERO,
+            kind: FailureKind::InvalidOptions,
+            message,
+        });
+    }
+    let mut master = ChaCha8Rng::seed_from_u64(options.seed);
+    let mut stream = || ChaCha8Rng::seed_from_u64(master.random());
+    let clients = Clients::new(options, stream());
+    let mut random = Randomness {
+        network: stream(),
+        faults: stream(),
+        nodes: stream(),
+        storage: stream(),
+    };
+    let nodes = (1..=options.nodes as u64)
+        .map(|id| {
+            NodeSlot::new(
+                NodeId(id),
+                options.faults.clocks.skew_max,
+                &mut random.faults,
+            )
+        })
+        .collect();
+    let mut simulation = Simulation {
+        options,
+        factory,
+        now: Instant::ZERO,
+        phase: Phase::Faulty,
+        queue: EventQueue::default(),
+        nodes,
+        network: Network::default(),
+        clients,
+        random,
+        trace: Trace::new(trace),
+        stats: RunStats::default(),
+        pauses_started: 0,
+        final_states: Vec::new(),
+    };
+    let outcome = simulation.start().and_then(|()| simulation.event_loop());
+    simulation.into_report(outcome)
+}
+
+/// Runs a simulation, then the checkers for `properties`; a verdict other than valid
+/// fails the run.
+pub fn simulate<N, F>(options: &SimulationOptions, properties: &Properties, factory: F) -> RunReport
+where
+    N: Replica,
+    F: Fn(NodeSetup) -> ReplicaResult<N>,
+{
+    let mut report = run(options, factory);
+    if report.failure.is_some() {
+        return report;
+    }
+    let states = checker_states(&report.final_states);
+    report.verdicts = check_run(&report.history, &states, properties);
+    let failed: Vec<&str> = report
+        .verdicts
+        .iter()
+        .filter(|verdict| verdict.status != crate::checking::VerdictStatus::Valid)
+        .map(|verdict| verdict.property.as_str())
+        .collect();
+    if !failed.is_empty() {
+        report.failure = Some(Failure {
+            at: report.ended_at,
+            kind: FailureKind::Checker,
+            message: format!("not valid: {}", failed.join(", ")),
+        });
+    }
+    report
+}
+
+impl<N, F> Simulation<'_, N, F>
+where
+    N: Replica,
+    F: Fn(NodeSetup) -> ReplicaResult<N>,
+{
+    /// Builds every node, starts every client and schedules the faults and the phases.
+    fn start(&mut self) -> Result<(), Failure> {
+        for index in 0..self.nodes.len() {
+            self.start_node(index)?;
+        }
+        for client in 0..self.clients.len() {
+            self.schedule(Instant::ZERO, Event::ClientStart { client })?;
+        }
+        self.schedule_initial_faults()?;
+        let heal_at = Instant::ZERO + self.options.duration;
+        self.schedule(heal_at, Event::HealAll)?;
+        self.schedule(heal_at + self.options.quiet_period, Event::End)
+    }
+
+    fn event_loop(&mut self) -> Result<(), Failure> {
+        while let Some((time, event)) = self.queue.pop() {
+            assert!(time >= self.now, "virtual time never goes backwards");
+            self.now = time;
+            self.stats.events += 1;
+            self.trace.record(format_args!("{time} {event}"));
+            let end = matches!(event, Event::End);
+            self.dispatch(event)?;
+            self.check_cluster_invariants()?;
+            if end {
+                return Ok(());
+            }
+        }
+        unreachable!("the End event is always scheduled")
+    }
+
+    fn dispatch(&mut self, event: Event<N::Message>) -> Result<(), Failure> {
+        match event {
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                message,
+            } => self.deliver(from, to, incarnation, message),
+            Event::Request {
+                ticket,
+                node,
+                request_id,
+                request,
+            } => self.request(ticket, node, request_id, request),
+            Event::Reply { ticket, reply, .. } => {
+                let actions = self
+                    .clients
+                    .reply(ticket, reply, self.now)
+                    .map_err(|message| self.failure(FailureKind::SimulatorInvariant, message))?;
+                self.client_actions(actions)
+            }
+            Event::Refused { ticket, .. } => {
+                let actions = self.clients.refused(ticket, self.now);
+                self.client_actions(actions)
+            }
+            Event::ClientStart { client } => {
+                let actions = self.clients.start(client, self.now);
+                self.client_actions(actions)
+            }
+            Event::ClientTimeout { client, operation } => {
+                let actions = self.clients.timeout(client, operation, self.now);
+                self.client_actions(actions)
+            }
+            Event::Timer { node, generation } => self.timer(node, generation),
+            Event::Flush { node, incarnation } => self.flush(node, incarnation),
+            Event::Fault(fault) => self.fault(fault),
+            Event::HealAll => self.heal_all(),
+            Event::End => self.end(),
+        }
+    }
+
+    fn client_actions(&mut self, actions: Vec<ClientAction>) -> Result<(), Failure> {
+        for action in actions {
+            match action {
+                ClientAction::Send {
+                    ticket,
+                    node,
+                    request_id,
+                    request,
+                    at,
+                } => self.schedule(
+                    at,
+                    Event::Request {
+                        ticket,
+                        node,
+                        request_id,
+                        request,
+                    },
+                )?,
+                ClientAction::Timeout {
+                    client,
+                    operation,
+                    at,
+                } => self.schedule(at, Event::ClientTimeout { client, operation })?,
+                ClientAction::Start { client, at } => {
+                    self.schedule(at, Event::ClientStart { client })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// End of the fault phase: every fault healed, every node up, no new operations.
+    fn heal_all(&mut self) -> Result<(), Failure> {
+        self.phase = Phase::Quiet;
+        self.network.heal_all();
+        self.clients.stop();
+        for index in 0..self.nodes.len() {
+            if self.nodes[index].is_paused() {
+                self.resume(index)?;
+            }
+            if self.nodes[index].replica.is_none() {
+                self.restart(index)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// End of the run: every replica's visible state becomes part of the report.
+    fn end(&mut self) -> Result<(), Failure> {
+        self.final_states = self.visible_states()?;
+        Ok(())
+    }
+
+    fn check_cluster_invariants(&self) -> Result<(), Failure> {
+        let running: Vec<&N> = self
+            .nodes
+            .iter()
+            .filter_map(|slot| slot.replica.as_ref())
+            .collect();
+        N::check_cluster_invariants(&running)
+            .map_err(|message| self.failure(FailureKind::ClusterInvariant, message))
+    }
+
+    pub(crate) fn schedule(
+        &mut self,
+        at: Instant,
+        event: Event<N::Message>,
+    ) -> Result<(), Failure> {
+        debug_assert!(at >= self.now);
+        self.queue
+            .push(at, event)
+            .map_err(|message| self.failure(FailureKind::SimulatorInvariant, message))
+    }
+
+    pub(crate) fn failure(&self, kind: FailureKind, message: String) -> Failure {
+        Failure {
+            at: self.now,
+            kind,
+            message,
+        }
+    }
+
+    fn into_report(self, outcome: Result<(), Failure>) -> RunReport {
+        let mut stats = self.stats;
+        let final_states = if outcome.is_ok() {
+            self.final_states
+        } else {
+            Vec::new()
+        };
+        let (history, client_stats) = self.clients.finish();
+        stats.clients = client_stats;
+        RunReport {
+            options: *self.options,
+            history,
+            final_states,
+            stats,
+            trace_hash: self.trace.hash(),
+            verdicts: Vec::new(),
+            failure: outcome.err(),
+            ended_at: self.now,
+        }
+    }
+}
