@@ -10,7 +10,7 @@
 //! and `c` a logical counter that orders events sharing the same `l`.
 //!
 //! Their update rules (send or local event with physical time `pt`; receive of `(l_m,
-//! c_m)`) reduce to one sentence, which is how this file implements and tests them:
+//! c_m)`) reduce to one sentence, which is how this file's property test states them:
 //! **the new timestamp is the smallest `(wall, logical)` pair, in lexicographic order, that
 //! is at least `(pt, 0)` and strictly greater than both the clock's previous timestamp and
 //! (on receive) the remote timestamp.** So whenever physical time has moved past everything
@@ -42,7 +42,9 @@
 //! never reads a clock. The state is not durable; a node restarting must not issue
 //! timestamps until its physical clock has passed the largest wall time it may have
 //! issued before (wait out the max offset, as CockroachDB does), or observe that persisted
-//! timestamp first.
+//! timestamp first. That is also why the clock serializes (for status and debugging) but
+//! does not deserialize: restoring goes through [`HybridLogicalClock::observe`], which
+//! checks what it is given.
 
 use super::ClockError;
 use crate::id::NodeId;
@@ -67,8 +69,9 @@ impl fmt::Display for HlcTimestamp {
     }
 }
 
-/// One node's hybrid logical clock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One node's hybrid logical clock. Serializes for inspection; restore one by observing
+/// its last persisted timestamp (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HybridLogicalClock {
     node: NodeId,
     max_offset_ns: u64,
@@ -236,6 +239,19 @@ mod tests {
             clock.observe(timestamp(300, 9, 3), 301),
             Ok(timestamp(301, 0, 2))
         );
+    }
+
+    #[test]
+    fn a_restart_restores_by_observing_the_last_persisted_timestamp() {
+        let mut clock = HybridLogicalClock::new(NodeId(1), MAX_OFFSET_NS);
+        let persisted = clock.now(5_000).unwrap();
+        // The machine's clock went back by more than the max offset across the restart:
+        // the restored clock refuses to start until physical time catches up.
+        let mut restored = HybridLogicalClock::new(NodeId(1), MAX_OFFSET_NS);
+        assert!(restored.observe(persisted, 4_000).is_err());
+        let first = restored.observe(persisted, 4_600).unwrap();
+        assert!(first > persisted);
+        assert!(restored.now(4_700).unwrap() > first);
     }
 
     #[test]

@@ -47,8 +47,9 @@ impl fmt::Display for LamportTimestamp {
     }
 }
 
-/// One node's Lamport clock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One node's Lamport clock. Serializes for inspection; restore one by observing its last
+/// persisted timestamp, which checks it like a peer's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LamportClock {
     node: NodeId,
     counter: u64,
@@ -124,6 +125,15 @@ mod tests {
         assert_eq!(receiver.observe(sent), Ok(timestamp(4, 2)));
         // A stale message does not move the clock back: max + 1.
         assert_eq!(receiver.observe(timestamp(1, 1)), Ok(timestamp(5, 2)));
+    }
+
+    #[test]
+    fn a_clock_restored_from_its_last_timestamp_continues_after_it() {
+        let mut clock = LamportClock::new(NodeId(1));
+        let persisted = (0..5).map(|_| clock.tick()).last().unwrap();
+        let mut restored = LamportClock::new(NodeId(1));
+        assert!(restored.observe(persisted).unwrap() > persisted);
+        assert!(restored.tick() > persisted);
     }
 
     #[test]

@@ -19,8 +19,8 @@
 //! |---|---|---|---|
 //! | [`LamportClock`] | one counter | a total order consistent with causality | whether two events are concurrent |
 //! | [`HybridLogicalClock`] | wall time + counter | the same, and stays within the max clock offset of physical time | concurrency, like Lamport |
-//! | [`VersionVector`] | one counter per node | before / after / equal / concurrent, exactly | nothing about physical time |
-//! | [`Siblings`] (dotted version vectors) | one context + one dot per value | which values of a key are truly concurrent, without false conflicts | — |
+//! | [`VersionVector`] | one counter per node | before / after / equal / concurrent, exactly | a total order, physical time; per-replica entries on values conflate clients |
+//! | [`Siblings`] (dotted version vectors) | one context + one dot per value | which values of a key are truly concurrent, without false conflicts | a total order, physical time: the client merges |
 //!
 //! **Lamport clocks** ([`lamport`]) give every event a `(counter, node)` pair. If A happened
 //! before B then `L(A) < L(B)`, but the converse fails: `L(A) < L(B)` may just as well mean
@@ -58,13 +58,16 @@
 //! ## Trust and limits
 //!
 //! Timestamps and vectors arrive from peers and clients, so nothing here panics on them.
+//! Clock *states* ([`LamportClock`], [`HybridLogicalClock`]) serialize for inspection but
+//! do not deserialize: a node restores its clock by creating a fresh one and observing the
+//! last timestamp it persisted, which goes through the same checks as a peer's.
 //! Every counter that comes from outside must be at most [`COUNTER_MAX`] (half the `u64`
 //! range), which leaves a local clock 2⁶³ increments of headroom: at a billion events a
 //! second that is three centuries, so local increments assert instead of returning errors.
 //! A hybrid clock rejects a peer's timestamp that is more than the max offset ahead of the
 //! local physical clock instead of jumping forward with it, and a key's sibling count is
 //! bounded by [`SIBLINGS_MAX`]. All of these are reported as [`ClockError`]s, which convert
-//! into the crate's [`Error`](crate::Error) with the right [`Outcome`](crate::Outcome).
+//! into the crate's [`Error`](enum@crate::Error) with the right [`Outcome`](crate::Outcome).
 
 pub mod dvv;
 pub mod hlc;
