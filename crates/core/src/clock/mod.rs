@@ -4,10 +4,10 @@
 //! after it, or neither?* The answer decides whether a write may overwrite another, whether
 //! two values must be kept as siblings, and which of two conflicting values "wins". Wall
 //! clocks cannot answer it. Quartz drifts, NTP steps a clock backwards, and two machines
-//! never agree exactly; the seeds put it bluntly: "it doesn't make sense to think of a clock
-//! reading as a point in time — it is more like a range of times, within a confidence
-//! interval" (seeds 002 and 003, after *Designing Data-Intensive Applications* ch. 8, and
-//! *Understanding Distributed Systems* ch. "Time"). What we need is *happens-before*
+//! never agree exactly (seed 002, after *Understanding Distributed Systems*, "Time"); seed
+//! 003 (after *Designing Data-Intensive Applications* ch. 8) puts it bluntly: "it doesn't
+//! make sense to think of a clock reading as a point in time — it is more like a range of
+//! times, within a confidence interval". What we need is *happens-before*
 //! (Lamport 1978): A happened before B if B knows about A, depends on it, or builds upon it;
 //! if neither knows about the other they are *concurrent*, however far apart in physical
 //! time they occurred (DDIA ch. 5, "The happens-before relationship and concurrency").
