@@ -22,7 +22,7 @@
 //! A key's version counts its writes. A delete does not erase the key: it stores a
 //! tombstone with the next version, so a deleted-and-re-created key keeps counting up and a
 //! compare-and-set on a version cannot be fooled by a delete in between. Reads see
-//! tombstones as absent. The rules are in [`write`], as one pure function.
+//! tombstones as absent. The rules are in [`mod@write`], as one pure function.
 //!
 //! ## Applying, and what is durable when
 //!
@@ -39,6 +39,15 @@
 //! [`Store::durable_applied_position`]**, or a crash would leave the store behind a log
 //! that no longer holds the entries to catch up with.
 //!
+//! Non-durable commits live in redb's write buffer (at most half of the page cache, see
+//! [`StoreOptions`]), spilling to the file, unsynced, beyond that; and the pages they
+//! replace are only reclaimed by the next durable commit. So a strategy syncs regularly
+//! (once per [`handle_flush`](replikv_core::replica::Replica::handle_flush) is the
+//! intended rhythm); `sync` costs nothing when nothing was applied since the last one.
+//!
+//! A store file is created under a temporary name, made durable, then renamed into place,
+//! so a crash during creation never leaves a half-written store under the real name.
+//!
 //! ## Snapshots
 //!
 //! [`Store::snapshot`] opens a redb read transaction and returns a [`StoreSnapshot`] that
@@ -49,7 +58,7 @@
 //! [`install`]): chunks go to a staging table and the switch to the new state is one
 //! atomic transaction, so a crash leaves either the old state or an install that
 //! [`Store::install_progress`] reports after reopening and that resumes after its last
-//! installed key.
+//! installed key. A snapshot must not outlive its store (reads then fail with an error).
 //!
 //! ## Limits
 //!

@@ -6,7 +6,7 @@
 //! a client straight from the store: the new version of a put or delete, or whether a
 //! compare-and-set swapped and the key's version after it.
 //!
-//! The rules live in one pure function, [`decide`], so that they can be tested as a table
+//! The rules live in one pure function, `decide`, so that they can be tested as a table
 //! without any storage at all:
 //!
 //! - every put and every delete is a write and increments the key's version, whether or

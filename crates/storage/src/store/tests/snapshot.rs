@@ -97,3 +97,23 @@ fn chunk_budgets_are_capped() {
     assert!(chunk.size_bytes() <= SNAPSHOT_CHUNK_SIZE_MAX_BYTES);
     assert_eq!(chunk.entries.len(), 3);
 }
+
+#[test]
+fn a_snapshot_outliving_its_store_fails_cleanly() {
+    each_disk(|disk| {
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
+        let batch: Vec<StoreWrite> = (0..200)
+            .map(|n| StoreWrite::Put {
+                key: key(&format!("key{n:03}")),
+                value: value("v"),
+            })
+            .collect();
+        store.apply(&batch, position(1)).unwrap();
+        let snapshot = store.snapshot().unwrap();
+        drop(store);
+        match snapshot.read_chunk(None, usize::MAX) {
+            Ok(chunk) => assert_eq!(chunk.entries.len(), 200),
+            Err(error) => assert!(matches!(error, Error::Io(_)), "{error}"),
+        }
+    });
+}
