@@ -2,9 +2,9 @@
 //!
 //! Every file (an inode) holds two images: `current`, what reads see, and `durable`, what
 //! would survive a power failure. Writes and length changes go to `current` and are also
-//! queued as pending operations; [`SimFile::sync_data`] replays the queue onto `durable`.
+//! queued as pending operations; syncing a file replays the queue onto `durable`.
 //! Names work the same way: creations, removals and renames change the current name table
-//! at once, and reach the durable name table only through [`SimDisk::sync_directory`].
+//! at once, and reach the durable name table only through a directory sync.
 //!
 //! [`SimDisk::crash`] is a power failure. For every file it starts from the durable image
 //! and replays the pending operations in order, deciding for each one, with the caller's
