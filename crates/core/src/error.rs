@@ -66,7 +66,7 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// Shorthand for results whose error is [`Error`].
+/// Shorthand for results whose error is [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

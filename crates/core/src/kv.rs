@@ -11,13 +11,30 @@ use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A key: 1 to [`KEY_SIZE_MAX_BYTES`] arbitrary bytes.
+/// A key: 1 to [`KEY_SIZE_MAX_BYTES`] arbitrary bytes. Deserializing checks the limits
+/// too, so a key decoded from a peer's message is as valid as one built by [`Key::new`].
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u8>")]
 pub struct Key(Vec<u8>);
 
-/// A value: 0 to [`VALUE_SIZE_MAX_BYTES`] arbitrary bytes.
+/// A value: 0 to [`VALUE_SIZE_MAX_BYTES`] arbitrary bytes, checked on deserialization.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Vec<u8>")]
 pub struct Value(Vec<u8>);
+
+impl TryFrom<Vec<u8>> for Key {
+    type Error = Error;
+    fn try_from(bytes: Vec<u8>) -> Result<Key> {
+        Key::new(bytes)
+    }
+}
+
+impl TryFrom<Vec<u8>> for Value {
+    type Error = Error;
+    fn try_from(bytes: Vec<u8>) -> Result<Value> {
+        Value::new(bytes)
+    }
+}
 
 /// The number of writes a key has seen; 0 means the key was never written.
 #[derive(
@@ -184,6 +201,18 @@ mod tests {
         assert!(Key::new(vec![b'k'; KEY_SIZE_MAX_BYTES + 1]).is_err());
         assert!(Value::new(Vec::new()).is_ok());
         assert!(Value::new(vec![0; VALUE_SIZE_MAX_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn deserialization_enforces_limits() {
+        use serde::de::value::{Error as DeError, SeqDeserializer};
+        let empty = SeqDeserializer::<_, DeError>::new(Vec::<u8>::new().into_iter());
+        assert!(Key::deserialize(empty).is_err());
+        let fine = SeqDeserializer::<_, DeError>::new(b"k".to_vec().into_iter());
+        assert_eq!(Key::deserialize(fine).unwrap(), Key::new("k").unwrap());
+        let huge = vec![0u8; VALUE_SIZE_MAX_BYTES + 1];
+        let huge = SeqDeserializer::<_, DeError>::new(huge.into_iter());
+        assert!(Value::deserialize(huge).is_err());
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //!
 //! Every file (an inode) holds two images: `current`, what reads see, and `durable`, what
 //! would survive a power failure. Writes and length changes go to `current` and are also
-//! queued as pending operations; [`SimFile::sync_data`] replays the queue onto `durable`.
+//! queued as pending operations; syncing a file replays the queue onto `durable`.
 //! Names work the same way: creations, removals and renames change the current name table
-//! at once, and reach the durable name table only through [`SimDisk::sync_directory`].
+//! at once, and reach the durable name table only through a directory sync.
 //!
 //! [`SimDisk::crash`] is a power failure. For every file it starts from the durable image
 //! and replays the pending operations in order, deciding for each one, with the caller's
@@ -17,9 +17,19 @@
 //! Every handle remembers the disk's crash generation when it was opened. After a crash,
 //! old handles fail with an error and change nothing: a crashed node that is dropped
 //! afterwards (running destructors that would flush) cannot write through the crash.
+//!
+//! A crash between two calls of a storage layer often finds nothing unsynced (redb, for
+//! one, keeps non-durable commits in memory and writes and syncs in a single call), so
+//! the interesting power failures happen *inside* a call. [`SimDisk::schedule_crash`]
+//! arms the disk to fail just before its k-th mutating operation (write, length change,
+//! sync, or name change): the crash model runs at that moment with a generator seeded by
+//! the caller, the operation fails with an error, and every handle is dead. The storage
+//! code above sees an I/O error in the middle of whatever it was doing, exactly as a
+//! process sees nothing at all after a real power cut.
 
 use super::parent_directory;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,6 +70,15 @@ struct DiskState {
     pending_name_operations: Vec<NameOperation>,
     generation: u64,
     sync_count: u64,
+    scheduled_crash: Option<ScheduledCrash>,
+    last_crash: Option<CrashReport>,
+}
+
+/// A power failure armed to strike before a given mutating operation.
+#[derive(Debug)]
+struct ScheduledCrash {
+    operations_before_crash: u64,
+    random: ChaCha8Rng,
 }
 
 #[derive(Debug, Default)]
@@ -94,21 +113,34 @@ impl SimDisk {
     /// Simulates a power failure; see the module documentation. Handles opened before the
     /// crash stop working.
     pub fn crash(&self, random: &mut impl Rng) -> CrashReport {
-        let mut state = self.lock();
-        let mut report = CrashReport::default();
-        for inode in &mut state.inodes {
-            inode.crash(random, &mut report);
-        }
-        let pending = std::mem::take(&mut state.pending_name_operations);
-        let kept = random.random_range(0..=pending.len());
-        for operation in &pending[..kept] {
-            operation.apply(&mut state.durable_names);
-        }
-        report.name_operations_kept = kept as u64;
-        report.name_operations_lost = (pending.len() - kept) as u64;
-        state.names = state.durable_names.clone();
-        state.generation += 1;
-        report
+        self.lock().crash(random)
+    }
+
+    /// Arms a power failure just before the disk's `operations_before_crash`-th mutating
+    /// operation from now (0: the very next one), with the crash model driven by `seed`.
+    /// Replaces any crash already scheduled. See the module documentation.
+    pub fn schedule_crash(&self, operations_before_crash: u64, seed: u64) {
+        self.lock().scheduled_crash = Some(ScheduledCrash {
+            operations_before_crash,
+            random: ChaCha8Rng::seed_from_u64(seed),
+        });
+    }
+
+    /// Disarms a scheduled crash that has not struck; returns whether one was pending.
+    pub fn cancel_scheduled_crash(&self) -> bool {
+        self.lock().scheduled_crash.take().is_some()
+    }
+
+    /// How many crashes this disk has suffered (scheduled or not).
+    #[must_use]
+    pub fn crash_count(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// What the most recent crash did, if there was one.
+    #[must_use]
+    pub fn last_crash(&self) -> Option<CrashReport> {
+        self.lock().last_crash
     }
 
     /// Number of `sync_data` calls served so far (for tests and benchmarks).
@@ -137,6 +169,7 @@ impl SimDisk {
         let inode = match state.names.get(name) {
             Some(&inode) => inode,
             None => {
+                state.before_mutation()?;
                 let inode = state.inodes.len();
                 state.inodes.push(Inode::default());
                 let operation = NameOperation::Link {
@@ -174,6 +207,7 @@ impl SimDisk {
         if !state.names.contains_key(name) {
             return Err(not_found(name));
         }
+        state.before_mutation()?;
         let operation = NameOperation::Unlink {
             name: name.to_owned(),
         };
@@ -185,6 +219,7 @@ impl SimDisk {
     pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut state = self.lock();
         let inode = *state.names.get(from).ok_or_else(|| not_found(from))?;
+        state.before_mutation()?;
         // Recorded as one link-then-unlink pair; a crash keeps a prefix of the pending
         // operations, so it may keep both names (the link survived, the unlink did not),
         // which is what a crash between the two steps of a copy-style rename looks like.
@@ -207,6 +242,7 @@ impl SimDisk {
 
     pub(super) fn sync_directory(&self, directory: &str) -> io::Result<()> {
         let mut state = self.lock();
+        state.before_mutation()?;
         // Names in other directories are not made durable by this sync: keep them pending.
         let pending = std::mem::take(&mut state.pending_name_operations);
         let (synced, other): (Vec<_>, Vec<_>) = pending
@@ -217,6 +253,41 @@ impl SimDisk {
         }
         state.pending_name_operations = other;
         Ok(())
+    }
+}
+
+impl DiskState {
+    fn crash(&mut self, random: &mut impl Rng) -> CrashReport {
+        let mut report = CrashReport::default();
+        for inode in &mut self.inodes {
+            inode.crash(random, &mut report);
+        }
+        let pending = std::mem::take(&mut self.pending_name_operations);
+        let kept = random.random_range(0..=pending.len());
+        for operation in &pending[..kept] {
+            operation.apply(&mut self.durable_names);
+        }
+        report.name_operations_kept = kept as u64;
+        report.name_operations_lost = (pending.len() - kept) as u64;
+        self.names = self.durable_names.clone();
+        self.generation += 1;
+        self.scheduled_crash = None;
+        self.last_crash = Some(report);
+        report
+    }
+
+    /// Counts one mutating operation against a scheduled crash; strikes when it is due.
+    fn before_mutation(&mut self) -> io::Result<()> {
+        let Some(scheduled) = &mut self.scheduled_crash else {
+            return Ok(());
+        };
+        if scheduled.operations_before_crash > 0 {
+            scheduled.operations_before_crash -= 1;
+            return Ok(());
+        }
+        let mut random = scheduled.random.clone();
+        self.crash(&mut random);
+        Err(io::Error::other("simulated power failure"))
     }
 }
 
@@ -308,6 +379,7 @@ impl SimFile {
             ));
         }
         let mut state = self.lock_live()?;
+        state.before_mutation()?;
         let inode = &mut state.inodes[self.inode];
         write_into(&mut inode.current, offset, data);
         inode.pending.push(PendingOperation::Write {
@@ -325,6 +397,7 @@ impl SimFile {
             ));
         }
         let mut state = self.lock_live()?;
+        state.before_mutation()?;
         let inode = &mut state.inodes[self.inode];
         resize(&mut inode.current, length);
         inode.pending.push(PendingOperation::SetLength(length));
@@ -333,6 +406,7 @@ impl SimFile {
 
     pub(super) fn sync_data(&self) -> io::Result<()> {
         let mut state = self.lock_live()?;
+        state.before_mutation()?;
         state.sync_count += 1;
         let inode = &mut state.inodes[self.inode];
         for operation in inode.pending.drain(..) {

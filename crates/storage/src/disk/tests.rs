@@ -144,3 +144,48 @@ fn corrupt_bit_flips_durable_data() {
     file.read_exact_at(0, &mut buffer).unwrap();
     assert_eq!(buffer, [0, 0, 8, 0]);
 }
+
+#[test]
+fn scheduled_crash_strikes_before_the_chosen_operation() {
+    let disk = SimDisk::new();
+    let file = disk.open("f").unwrap();
+    file.write_all_at(0, b"synced").unwrap();
+    file.sync_data().unwrap();
+    disk.sync_directory("").unwrap();
+    disk.schedule_crash(1, 99);
+    file.write_all_at(6, b"-one").unwrap();
+    let error = file.sync_data().unwrap_err();
+    assert_eq!(error.to_string(), "simulated power failure");
+    assert_eq!(disk.crash_count(), 1);
+    assert!(disk.last_crash().is_some());
+    assert!(
+        file.write_all_at(0, b"x").is_err(),
+        "handles die with the crash"
+    );
+    assert!(!disk.cancel_scheduled_crash(), "a crash strikes once");
+    let file = disk.open("f").unwrap();
+    let mut synced = [0u8; 6];
+    file.read_exact_at(0, &mut synced).unwrap();
+    assert_eq!(&synced, b"synced");
+}
+
+#[test]
+fn scheduled_crash_is_deterministic_and_cancellable() {
+    let run = |seed| {
+        let disk = SimDisk::new();
+        let file = disk.open("f").unwrap();
+        disk.schedule_crash(5, seed);
+        let mut offset = 0;
+        while file.write_all_at(offset, b"0123456789").is_ok() {
+            offset += 10;
+        }
+        let file = disk.open("f").unwrap();
+        (disk.last_crash(), file.len().unwrap())
+    };
+    assert_eq!(run(3), run(3));
+    let disk = SimDisk::new();
+    disk.schedule_crash(0, 1);
+    assert!(disk.cancel_scheduled_crash());
+    disk.open("f").unwrap().write_all_at(0, b"fine").unwrap();
+    assert_eq!(disk.crash_count(), 0);
+}

@@ -1,1 +1,0 @@
-//! The state store (placeholder until it lands).

@@ -1,0 +1,278 @@
+//! Installing a snapshot on a follower: begin, install chunks, finish.
+//!
+//! A follower that receives a snapshot must end up with exactly the leader's state at the
+//! snapshot's position, and a crash at any moment must leave it with something it can
+//! work from. So the chunks never touch the live data: [`Store::install_begin`] creates an
+//! empty staging table and an install record in the store's meta table,
+//! [`Store::install_chunk`] adds entries to the staging table and advances the record's
+//! last installed key in the same transaction, and [`Store::install_finish`] replaces the
+//! data table by the staging table and sets the applied position, in one durable
+//! transaction. Until that commit, reads and the applied position are the old state's.
+//!
+//! Like applying, beginning and installing chunks use non-durable commits, made durable by
+//! [`Store::sync`]. After a crash the store therefore holds either the old state with no
+//! install (the begin was lost) or the old state with an install in progress up to the
+//! last chunk that was synced; [`Store::install_progress`] reports it on reopening, and the
+//! transfer resumes by asking the leader for the chunk after
+//! [`SnapshotInstall::resume_after`] (or starts over with a new begin, which discards it).
+//!
+//! Chunks come from a peer, so they are checked before anything is written: keys strictly
+//! increasing and after the resume key, sizes within limits, versions non-zero. A chunk
+//! that is well-formed but does not continue the install (a duplicate, a late resend, a
+//! chunk of another snapshot) is ignored and reported as such, so a resent message is
+//! harmless.
+
+use super::encoding::{
+    POSITION_SIZE_BYTES, StoredEntry, corruption, decode_key, decode_position, encode_position,
+    storage_error,
+};
+use super::snapshot::{SnapshotChunk, SnapshotEntry};
+use super::{
+    DATA, META, META_APPLIED, META_INSTALL, SNAPSHOT_CHUNK_SIZE_MAX_BYTES, STAGING, Store,
+};
+use redb::Durability;
+use replikv_core::error::{Error, Result};
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
+use replikv_core::{Key, LogPosition, Version};
+
+/// The progress of a snapshot install, as recorded in the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInstall {
+    position: LogPosition,
+    last_key: Option<Key>,
+    done: bool,
+    entries_installed: u64,
+}
+
+impl SnapshotInstall {
+    /// The position of the snapshot being installed.
+    #[must_use]
+    pub fn position(&self) -> LogPosition {
+        self.position
+    }
+
+    /// The key to ask the next chunk after (`None`: from the beginning).
+    #[must_use]
+    pub fn resume_after(&self) -> Option<&Key> {
+        self.last_key.as_ref()
+    }
+
+    /// Whether the last chunk has been installed, so that the install can finish.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.done
+    }
+
+    /// Number of entries (tombstones included) installed so far.
+    #[must_use]
+    pub fn entries_installed(&self) -> u64 {
+        self.entries_installed
+    }
+
+    /// `position (16) | done (1) | entries installed (8) | last key (rest, empty: none)`.
+    fn encode(&self) -> Vec<u8> {
+        let last_key = self.last_key.as_ref().map_or(&[][..], Key::as_bytes);
+        let mut bytes = Vec::with_capacity(POSITION_SIZE_BYTES + 9 + last_key.len());
+        bytes.extend_from_slice(&encode_position(self.position));
+        bytes.push(u8::from(self.done));
+        bytes.extend_from_slice(&self.entries_installed.to_be_bytes());
+        bytes.extend_from_slice(last_key);
+        bytes
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<SnapshotInstall> {
+        const FIXED: usize = POSITION_SIZE_BYTES + 9;
+        if bytes.len() < FIXED {
+            return Err(corruption(format!(
+                "install record of {} bytes",
+                bytes.len()
+            )));
+        }
+        let (fixed, last_key) = bytes.split_at(FIXED);
+        let done = match fixed[POSITION_SIZE_BYTES] {
+            0 => false,
+            1 => true,
+            other => return Err(corruption(format!("install record done flag {other}"))),
+        };
+        let entries = &fixed[POSITION_SIZE_BYTES + 1..];
+        Ok(SnapshotInstall {
+            position: decode_position(&fixed[..POSITION_SIZE_BYTES])?,
+            last_key: (!last_key.is_empty())
+                .then(|| decode_key(last_key))
+                .transpose()?,
+            done,
+            entries_installed: u64::from_be_bytes(entries.try_into().expect("8 bytes")),
+        })
+    }
+}
+
+impl Store {
+    /// Starts installing the snapshot taken at `position`, discarding any install in
+    /// progress. A snapshot not after the applied position is stale and refused with
+    /// [`Error::InvalidInput`].
+    pub fn install_begin(&mut self, position: LogPosition) -> Result<()> {
+        if position <= self.applied {
+            return Err(Error::InvalidInput(format!(
+                "snapshot at {position} is not after the applied position {}",
+                self.applied
+            )));
+        }
+        let install = SnapshotInstall {
+            position,
+            last_key: None,
+            done: false,
+            entries_installed: 0,
+        };
+        let transaction = self.begin_write(Durability::None)?;
+        transaction.delete_table(STAGING).map_err(storage_error)?;
+        transaction.open_table(STAGING).map_err(storage_error)?;
+        transaction
+            .open_table(META)
+            .map_err(storage_error)?
+            .insert(META_INSTALL, install.encode().as_slice())
+            .map_err(storage_error)?;
+        self.commit(transaction)?;
+        self.install = Some(install);
+        Ok(())
+    }
+
+    /// The install in progress, if any (also after reopening a crashed store).
+    #[must_use]
+    pub fn install_progress(&self) -> Option<&SnapshotInstall> {
+        self.install.as_ref()
+    }
+
+    /// Adds `chunk` to the install in progress. Returns whether it was installed: `false`
+    /// if it does not continue the install (another snapshot, a duplicate, or no install
+    /// in progress), which changes nothing. A malformed chunk is refused with
+    /// [`Error::InvalidInput`] and changes nothing.
+    pub fn install_chunk(&mut self, chunk: &SnapshotChunk) -> Result<bool> {
+        let Some(install) = &self.install else {
+            return Ok(false);
+        };
+        if chunk.position != install.position || chunk.after != install.last_key || install.done {
+            return Ok(false);
+        }
+        check_chunk(chunk)?;
+        let mut next = install.clone();
+        next.last_key = chunk.last_key().cloned();
+        next.done = chunk.done;
+        next.entries_installed += chunk.entries.len() as u64;
+        let transaction = self.begin_write(Durability::None)?;
+        {
+            let mut staging = transaction.open_table(STAGING).map_err(storage_error)?;
+            for SnapshotEntry {
+                key,
+                version,
+                value,
+            } in &chunk.entries
+            {
+                let entry = StoredEntry {
+                    version: *version,
+                    value: value.clone(),
+                };
+                staging
+                    .insert(key.as_bytes(), entry.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
+            let mut meta = transaction.open_table(META).map_err(storage_error)?;
+            meta.insert(META_INSTALL, next.encode().as_slice())
+                .map_err(storage_error)?;
+        }
+        self.commit(transaction)?;
+        self.install = Some(next);
+        Ok(true)
+    }
+
+    /// Replaces the whole state by the installed snapshot and sets the applied position to
+    /// the snapshot's, atomically and durably. Refused with [`Error::InvalidInput`] if no
+    /// complete install is in progress, or if the store has meanwhile applied up to or
+    /// past the snapshot's position (the install then stays, for the caller to abort).
+    pub fn install_finish(&mut self) -> Result<()> {
+        let Some(install) = &self.install else {
+            return Err(Error::InvalidInput(
+                "no snapshot install in progress".into(),
+            ));
+        };
+        if !install.done {
+            return Err(Error::InvalidInput(format!(
+                "snapshot install at {} is incomplete",
+                install.position
+            )));
+        }
+        if install.position <= self.applied {
+            return Err(Error::InvalidInput(format!(
+                "snapshot at {} is not after the applied position {}",
+                install.position, self.applied
+            )));
+        }
+        let position = install.position;
+        let transaction = self.begin_write(Durability::Immediate)?;
+        transaction.delete_table(DATA).map_err(storage_error)?;
+        transaction
+            .rename_table(STAGING, DATA)
+            .map_err(storage_error)?;
+        {
+            let mut meta = transaction.open_table(META).map_err(storage_error)?;
+            meta.insert(META_APPLIED, &encode_position(position)[..])
+                .map_err(storage_error)?;
+            meta.remove(META_INSTALL).map_err(storage_error)?;
+        }
+        transaction.commit().map_err(storage_error)?;
+        self.unsynced_commits = 0;
+        self.applied = position;
+        self.durable_applied = position;
+        self.install = None;
+        Ok(())
+    }
+
+    /// Discards the install in progress, if any; the state is unchanged.
+    pub fn install_abort(&mut self) -> Result<()> {
+        if self.install.is_none() {
+            return Ok(());
+        }
+        let transaction = self.begin_write(Durability::None)?;
+        transaction.delete_table(STAGING).map_err(storage_error)?;
+        transaction
+            .open_table(META)
+            .map_err(storage_error)?
+            .remove(META_INSTALL)
+            .map_err(storage_error)?;
+        self.commit(transaction)?;
+        self.install = None;
+        Ok(())
+    }
+}
+
+/// Checks what a peer could get wrong in a chunk: ordering, sizes and versions.
+fn check_chunk(chunk: &SnapshotChunk) -> Result<()> {
+    let invalid = |detail: String| Err(Error::InvalidInput(format!("snapshot chunk: {detail}")));
+    if chunk.entries.is_empty() && !chunk.done {
+        return invalid("no entries and not the last chunk".into());
+    }
+    if chunk.entries.len() > 1 && chunk.size_bytes() > SNAPSHOT_CHUNK_SIZE_MAX_BYTES {
+        return invalid(format!("{} bytes", chunk.size_bytes()));
+    }
+    let mut previous = chunk.after.as_ref();
+    for entry in &chunk.entries {
+        let key_bytes = entry.key.as_bytes().len();
+        if key_bytes == 0 || key_bytes > KEY_SIZE_MAX_BYTES {
+            return invalid(format!("key of {key_bytes} bytes"));
+        }
+        let value_bytes = entry
+            .value
+            .as_ref()
+            .map_or(0, |value| value.as_bytes().len());
+        if value_bytes > VALUE_SIZE_MAX_BYTES {
+            return invalid(format!("value of {value_bytes} bytes"));
+        }
+        if entry.version == Version(0) {
+            return invalid(format!("key {} with version 0", entry.key));
+        }
+        if previous.is_some_and(|previous| entry.key <= *previous) {
+            return invalid(format!("key {} out of order", entry.key));
+        }
+        previous = Some(&entry.key);
+    }
+    Ok(())
+}

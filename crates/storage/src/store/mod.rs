@@ -1,0 +1,429 @@
+//! The state store: the applied key-value state of one replica, kept in redb.
+//!
+//! A replication strategy owns a log and a state machine. The log says what happened, in
+//! order; the state store holds what you get by applying that log, entry by entry, up to
+//! some position. This module is that state machine's storage: every key maps to a per-key
+//! [`Version`] and a value or a tombstone, and the store remembers the [`LogPosition`] of
+//! the last log entry it applied.
+//!
+//! ## Why redb
+//!
+//! The engine is redb, an embedded, crash-safe, copy-on-write B-tree with MVCC. Two of its
+//! properties decided the choice over fjall (an LSM tree). First, redb accepts a custom
+//! [`redb::StorageBackend`], so the very same store code runs over the real disk and over
+//! the simulated disk with its power-failure model ([`backend::DiskBackend`]); the crash
+//! tests of this module, and every simulator run, put redb's own recovery through torn and
+//! lost writes. Second, a redb read transaction is a consistent snapshot that never blocks
+//! the single writer, which is exactly what a leader needs to stream a snapshot to a new
+//! follower while it keeps applying writes.
+//!
+//! ## Versions and tombstones
+//!
+//! A key's version counts its writes. A delete does not erase the key: it stores a
+//! tombstone with the next version, so a deleted-and-re-created key keeps counting up and a
+//! compare-and-set on a version cannot be fooled by a delete in between. Reads see
+//! tombstones as absent. The rules are in [`mod@write`], as one pure function.
+//!
+//! ## Applying, and what is durable when
+//!
+//! [`Store::apply`] applies a batch of [`StoreWrite`]s atomically, in one redb
+//! transaction that also records the log position the batch comes from. The state and its
+//! position therefore always agree, after any crash. Applying does not fsync: the
+//! replication log is the source of truth, so `apply` uses redb's non-durable commit
+//! (visible at once, lost on a crash) and [`Store::sync`] makes everything applied so far
+//! durable with one durable commit. After a crash the store reopens at the position of its
+//! last sync (or later), and the strategy re-applies its log from
+//! [`Store::applied_position`].
+//!
+//! That gives the contract with log compaction: **the log must never be compacted past
+//! [`Store::durable_applied_position`]**, or a crash would leave the store behind a log
+//! that no longer holds the entries to catch up with.
+//!
+//! Non-durable commits live in redb's write buffer (at most half of the page cache, see
+//! [`StoreOptions`]), spilling to the file, unsynced, beyond that; and the pages they
+//! replace are only reclaimed by the next durable commit. So a strategy syncs regularly
+//! (once per [`handle_flush`](replikv_core::replica::Replica::handle_flush) is the
+//! intended rhythm); `sync` costs nothing when nothing was applied since the last one.
+//!
+//! A store file is created under a temporary name, made durable, then renamed into place,
+//! so a crash during creation never leaves a half-written store under the real name.
+//!
+//! ## Snapshots
+//!
+//! [`Store::snapshot`] opens a redb read transaction and returns a [`StoreSnapshot`] that
+//! carries the position it reflects. It is read in bounded chunks
+//! ([`StoreSnapshot::read_chunk`]), each of which names the key it starts after, so a lost
+//! chunk is simply asked for again. A follower installs the chunks with
+//! [`Store::install_begin`], [`Store::install_chunk`] and [`Store::install_finish`] (see
+//! [`install`]): chunks go to a staging table and the switch to the new state is one
+//! atomic transaction, so a crash leaves either the old state or an install that
+//! [`Store::install_progress`] reports after reopening and that resumes after its last
+//! installed key. A snapshot must not outlive its store (reads then fail with an error).
+//!
+//! ## Limits
+//!
+//! Keys and values are bounded by [`replikv_core::limits`]; a batch by
+//! [`APPLY_BATCH_WRITES_MAX`] and [`APPLY_BATCH_SIZE_MAX_BYTES`]; a snapshot chunk by
+//! [`SNAPSHOT_CHUNK_SIZE_MAX_BYTES`]; redb's page cache by [`StoreOptions`].
+//! A stored record that does not decode is reported as [`Error::Corruption`], and redb
+//! checks every page checksum when it opens a store.
+
+pub mod backend;
+mod encoding;
+pub mod install;
+pub mod snapshot;
+pub mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use backend::DiskBackend;
+pub use install::SnapshotInstall;
+pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
+pub use write::{StoreWrite, WriteOutcome};
+
+use crate::disk::{Disk, File, parent_directory};
+use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
+use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use replikv_core::error::{Error, Result};
+use replikv_core::{Key, LogPosition, Value, Version};
+use std::collections::BTreeMap;
+
+/// Most writes in one [`Store::apply`] batch.
+pub const APPLY_BATCH_WRITES_MAX: usize = 4 * 1024;
+
+/// Most bytes (keys, values, per-write allowance) in one [`Store::apply`] batch.
+pub const APPLY_BATCH_SIZE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest snapshot chunk, in bytes, except that a chunk always carries at least one entry.
+pub const SNAPSHOT_CHUNK_SIZE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Memory redb may use to cache pages of one store, by default.
+pub const STORE_CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Smallest page cache a store may be given.
+pub const STORE_CACHE_SIZE_MIN_BYTES: usize = 64 * 1024;
+
+/// Largest page cache a store may be given (4 GiB).
+pub const STORE_CACHE_SIZE_MAX_BYTES: usize = u32::MAX as usize;
+
+/// Key to applied entry (`encoding::StoredEntry`).
+const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+/// Where a snapshot install builds the next state before it replaces `DATA`.
+const STAGING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staging");
+/// Small records about the store itself.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_FORMAT: &str = "format";
+const META_APPLIED: &str = "applied";
+const META_INSTALL: &str = "install";
+
+/// Version of the layout described in [`encoding`]; a store written in another one is
+/// refused rather than misread.
+const FORMAT_VERSION: u64 = 1;
+
+/// The applied key-value state of one replica; see the module documentation.
+#[derive(Debug)]
+pub struct Store {
+    database: redb::Database,
+    name: String,
+    applied: LogPosition,
+    durable_applied: LogPosition,
+    /// Commits since the last durable one: `sync` has work to do.
+    unsynced_commits: u64,
+    install: Option<SnapshotInstall>,
+}
+
+impl Store {
+    /// Opens the store kept in file `name` of `disk` with default options, creating an
+    /// empty one (applied position zero) if there is none. Whatever the store holds on
+    /// return is durable.
+    pub fn open(disk: &Disk, name: &str) -> Result<Store> {
+        Store::open_with(disk, name, &StoreOptions::default())
+    }
+
+    /// [`Store::open`] with explicit options.
+    pub fn open_with(disk: &Disk, name: &str, options: &StoreOptions) -> Result<Store> {
+        Store::open_with_backend(disk, name, options, DiskBackend::new)
+    }
+
+    /// [`Store::open_with`] over a backend built from the store's file: the seam through
+    /// which tests inject faults into redb's I/O. Production code passes
+    /// [`DiskBackend::new`].
+    pub(crate) fn open_with_backend<B: redb::StorageBackend>(
+        disk: &Disk,
+        name: &str,
+        options: &StoreOptions,
+        backend: impl Fn(File) -> B,
+    ) -> Result<Store> {
+        options.check()?;
+        let creating = format!("{name}.creating");
+        if disk.exists(&creating)? {
+            // A creation that crashed before its rename: never visible, so garbage.
+            disk.remove(&creating)?;
+        }
+        if !disk.exists(name)? {
+            create(options, backend(disk.open(&creating)?))?;
+            disk.rename(&creating, name)?;
+            disk.sync_directory(parent_directory(name))?;
+        }
+        let file = disk.open(name)?;
+        if file.is_empty()? {
+            return Err(encoding::corruption(format!(
+                "store file {name:?} is empty"
+            )));
+        }
+        let database = options
+            .builder()
+            .create_with_backend(backend(file))
+            .map_err(storage_error)?;
+        let mut store = Store {
+            database,
+            name: name.to_owned(),
+            applied: LogPosition::ZERO,
+            durable_applied: LogPosition::ZERO,
+            unsynced_commits: 1,
+            install: None,
+        };
+        store.load_meta()?;
+        // Whatever redb serves after opening may still sit in unsynced writes of a previous
+        // handle that was dropped without a crash: make it durable before promising so.
+        store.sync()?;
+        Ok(store)
+    }
+
+    fn load_meta(&mut self) -> Result<()> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let meta = transaction.open_table(META).map_err(storage_error)?;
+        let format = meta.get(META_FORMAT).map_err(storage_error)?;
+        let format = format.as_ref().map(|guard| guard.value());
+        if format != Some(&FORMAT_VERSION.to_be_bytes()[..]) {
+            return Err(encoding::corruption(format!(
+                "{:?} has format {format:?}, expected {FORMAT_VERSION}",
+                self.name
+            )));
+        }
+        if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
+            self.applied = decode_position(applied.value())?;
+        }
+        if let Some(install) = meta.get(META_INSTALL).map_err(storage_error)? {
+            self.install = Some(SnapshotInstall::decode(install.value())?);
+        }
+        Ok(())
+    }
+
+    /// The file name this store lives in.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The position of the last log entry applied (visible to reads, maybe not durable).
+    #[must_use]
+    pub fn applied_position(&self) -> LogPosition {
+        self.applied
+    }
+
+    /// The position up to which the applied state survives a crash. The log must not be
+    /// compacted past it.
+    #[must_use]
+    pub fn durable_applied_position(&self) -> LogPosition {
+        self.durable_applied
+    }
+
+    /// Applies `batch` atomically and records `applied` as the position it comes from.
+    /// Returns one outcome per write, in order. Not durable until [`Store::sync`].
+    ///
+    /// Panics if `applied` is not after the current applied position: applying an entry
+    /// twice would be a bug of the caller. A batch over [`APPLY_BATCH_WRITES_MAX`] or
+    /// [`APPLY_BATCH_SIZE_MAX_BYTES`] is refused with [`Error::InvalidInput`] and applies
+    /// nothing.
+    pub fn apply(
+        &mut self,
+        batch: &[StoreWrite],
+        applied: LogPosition,
+    ) -> Result<Vec<WriteOutcome>> {
+        assert!(
+            applied > self.applied,
+            "applied position must increase: {applied} after {}",
+            self.applied
+        );
+        check_batch(batch)?;
+        let transaction = self.begin_write(Durability::None)?;
+        let outcomes = {
+            let mut data = transaction.open_table(DATA).map_err(storage_error)?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for write in batch {
+                let key = write.key().as_bytes();
+                let current = read_entry(&data, key)?;
+                let (entry, outcome) = write::decide(write, current.as_ref());
+                if let Some(entry) = entry {
+                    debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
+                    data.insert(key, entry.encode().as_slice())
+                        .map_err(storage_error)?;
+                }
+                outcomes.push(outcome);
+            }
+            let mut meta = transaction.open_table(META).map_err(storage_error)?;
+            meta.insert(META_APPLIED, &encode_position(applied)[..])
+                .map_err(storage_error)?;
+            outcomes
+        };
+        self.commit(transaction)?;
+        self.applied = applied;
+        Ok(outcomes)
+    }
+
+    /// Makes everything applied (and any install progress) durable: one redb durable
+    /// commit, skipped when nothing changed since the last one.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.unsynced_commits > 0 {
+            let transaction = self.begin_write(Durability::Immediate)?;
+            self.commit(transaction)?;
+            self.unsynced_commits = 0;
+        }
+        self.durable_applied = self.applied;
+        Ok(())
+    }
+
+    /// The key's value (absent if never written or deleted) and its version.
+    pub fn read(&self, key: &Key) -> Result<(Option<Value>, Version)> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let data = transaction.open_table(DATA).map_err(storage_error)?;
+        Ok(read_entry(&data, key.as_bytes())?
+            .map_or((None, Version(0)), |entry| (entry.value, entry.version)))
+    }
+
+    /// The key's value and version, or `None` if it is absent (never written or deleted).
+    pub fn get(&self, key: &Key) -> Result<Option<(Value, Version)>> {
+        let (value, version) = self.read(key)?;
+        Ok(value.map(|value| (value, version)))
+    }
+
+    /// The key's version: 0 if never written, the tombstone's version if deleted.
+    pub fn version(&self, key: &Key) -> Result<Version> {
+        Ok(self.read(key)?.1)
+    }
+
+    /// Every present key and its value (tombstones left out). Reads the whole state into
+    /// memory: for convergence checks in tests and debugging, not for serving requests.
+    pub fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let data = transaction.open_table(DATA).map_err(storage_error)?;
+        let mut state = BTreeMap::new();
+        for item in data.iter().map_err(storage_error)? {
+            let (key, entry) = item.map_err(storage_error)?;
+            if let Some(value) = StoredEntry::decode(entry.value())?.value {
+                state.insert(decode_key(key.value())?, value);
+            }
+        }
+        Ok(state)
+    }
+
+    /// A consistent snapshot of the applied state and its position, backed by a redb read
+    /// transaction: applying continues while it is held.
+    pub fn snapshot(&self) -> Result<StoreSnapshot> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        StoreSnapshot::new(&transaction)
+    }
+
+    fn begin_write(&self, durability: Durability) -> Result<redb::WriteTransaction> {
+        let mut transaction = self.database.begin_write().map_err(storage_error)?;
+        transaction
+            .set_durability(durability)
+            .map_err(|error| Error::Io(format!("state store: {error}")))?;
+        Ok(transaction)
+    }
+
+    fn commit(&mut self, transaction: redb::WriteTransaction) -> Result<()> {
+        transaction.commit().map_err(storage_error)?;
+        self.unsynced_commits += 1;
+        Ok(())
+    }
+}
+
+/// How a store is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Memory redb may use to cache pages, between [`STORE_CACHE_SIZE_MIN_BYTES`] and
+    /// [`STORE_CACHE_SIZE_MAX_BYTES`]. Half of it at most holds the pages of applied but
+    /// unsynced writes; beyond that redb writes them to the file early (still unsynced).
+    pub cache_size_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            cache_size_bytes: STORE_CACHE_SIZE_BYTES,
+        }
+    }
+}
+
+impl StoreOptions {
+    fn check(&self) -> Result<()> {
+        let range = STORE_CACHE_SIZE_MIN_BYTES..=STORE_CACHE_SIZE_MAX_BYTES;
+        if !range.contains(&self.cache_size_bytes) {
+            return Err(Error::InvalidInput(format!(
+                "store cache of {} bytes is outside {range:?}",
+                self.cache_size_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn builder(&self) -> redb::Builder {
+        let mut builder = redb::Builder::new();
+        builder
+            .set_cache_size(self.cache_size_bytes)
+            .set_check_integrity_on_open(true);
+        builder
+    }
+}
+
+/// Creates an empty store in `backend` and makes it durable, so that a crash after the
+/// caller renames its file into place can only find a complete store.
+fn create(options: &StoreOptions, backend: impl redb::StorageBackend) -> Result<()> {
+    let database = options
+        .builder()
+        .create_with_backend(backend)
+        .map_err(storage_error)?;
+    let transaction = database.begin_write().map_err(storage_error)?;
+    {
+        transaction.open_table(DATA).map_err(storage_error)?;
+        let mut meta = transaction.open_table(META).map_err(storage_error)?;
+        meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
+            .map_err(storage_error)?;
+        meta.insert(META_APPLIED, &encode_position(LogPosition::ZERO)[..])
+            .map_err(storage_error)?;
+    }
+    transaction.commit().map_err(storage_error)?;
+    Ok(())
+}
+
+fn check_batch(batch: &[StoreWrite]) -> Result<()> {
+    if batch.len() > APPLY_BATCH_WRITES_MAX {
+        return Err(Error::InvalidInput(format!(
+            "batch of {} writes exceeds the limit of {APPLY_BATCH_WRITES_MAX}",
+            batch.len()
+        )));
+    }
+    let size_bytes: usize = batch.iter().map(StoreWrite::size_bytes).sum();
+    if size_bytes > APPLY_BATCH_SIZE_MAX_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "batch of {size_bytes} bytes exceeds the limit of {APPLY_BATCH_SIZE_MAX_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// The stored entry of `key` in a data (or staging) table, if any.
+fn read_entry(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<StoredEntry>> {
+    table
+        .get(key)
+        .map_err(storage_error)?
+        .map(|guard| StoredEntry::decode(guard.value()))
+        .transpose()
+}

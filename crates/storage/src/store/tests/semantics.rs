@@ -1,0 +1,392 @@
+//! Apply, read, version, compare-and-set and delete semantics, limits, reopening.
+
+use super::*;
+use proptest::prelude::{ProptestConfig, any, prop_assert_eq, proptest};
+use replikv_core::Reply;
+
+fn put(k: &str, v: &str) -> StoreWrite {
+    StoreWrite::Put {
+        key: key(k),
+        value: value(v),
+    }
+}
+
+fn delete(k: &str) -> StoreWrite {
+    StoreWrite::Delete { key: key(k) }
+}
+
+fn written(version: u64) -> WriteOutcome {
+    WriteOutcome::Written {
+        version: Version(version),
+    }
+}
+
+fn cas(swapped: bool, version: u64) -> WriteOutcome {
+    WriteOutcome::CompareAndSet {
+        swapped,
+        version: Version(version),
+    }
+}
+
+/// The semantics table. Columns: name | writes applied first (`;`-separated) | the write
+/// under test | its outcome | what key `k` reads afterwards (value or `-`, version).
+/// Writes: `put K V`, `delete K`, `cas-value K EXPECTED|- NEW`, `cas-version K N NEW`.
+/// Outcomes: `written N`, `swapped N`, `kept N` (compare-and-set that did not swap).
+const CASES: &str = "
+put new key                        |                        | put k a             | written 1 | a 1
+put overwrites                     | put k a                | put k b             | written 2 | b 2
+delete absent leaves a tombstone   |                        | delete k            | written 1 | - 1
+delete present                     | put k a                | delete k            | written 2 | - 2
+delete twice                       | put k a; delete k      | delete k            | written 3 | - 3
+re-create continues the version    | put k a; delete k      | put k b             | written 3 | b 3
+cas value absent on absent         |                        | cas-value k - a     | swapped 1 | a 1
+cas value absent on present        | put k a                | cas-value k - b     | kept 1    | a 1
+cas value match                    | put k a                | cas-value k a b     | swapped 2 | b 2
+cas value mismatch                 | put k a                | cas-value k x b     | kept 1    | a 1
+cas value on never written         |                        | cas-value k a b     | kept 0    | - 0
+cas value absent on tombstone      | put k a; delete k      | cas-value k - b     | swapped 3 | b 3
+cas value old value on tombstone   | put k a; delete k      | cas-value k a b     | kept 2    | - 2
+cas version 0 on never written     |                        | cas-version k 0 a   | swapped 1 | a 1
+cas version 0 on tombstone         | put k a; delete k      | cas-version k 0 b   | kept 2    | - 2
+cas version of tombstone           | put k a; delete k      | cas-version k 2 b   | swapped 3 | b 3
+cas version current                | put k a; put k b       | cas-version k 2 c   | swapped 3 | c 3
+cas version stale across re-create | put k a; delete k; put k a | cas-version k 1 b | kept 3  | a 3
+cas version ahead                  | put k a                | cas-version k 2 b   | kept 1    | a 1
+other keys are independent         | put j a; put j b       | put k c             | written 1 | c 1
+";
+
+/// One row of [`CASES`].
+struct Case {
+    name: String,
+    setup: Vec<StoreWrite>,
+    write: StoreWrite,
+    outcome: WriteOutcome,
+    read: (Option<Value>, Version),
+}
+
+fn cases() -> Vec<Case> {
+    let cases: Vec<Case> = CASES
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let columns: Vec<&str> = line.split('|').map(str::trim).collect();
+            let [name, setup, write, outcome, read] = columns[..] else {
+                panic!("malformed case {line:?}");
+            };
+            Case {
+                name: name.to_owned(),
+                setup: setup
+                    .split(';')
+                    .filter(|w| !w.trim().is_empty())
+                    .map(parse_write)
+                    .collect(),
+                write: parse_write(write),
+                outcome: parse_outcome(outcome),
+                read: parse_read(read),
+            }
+        })
+        .collect();
+    assert_eq!(cases.len(), 20);
+    cases
+}
+
+fn parse_write(text: &str) -> StoreWrite {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let optional = |word: &str| (word != "-").then(|| value(word));
+    match words[..] {
+        ["put", k, v] => put(k, v),
+        ["delete", k] => delete(k),
+        ["cas-value", k, expected, new] => StoreWrite::CompareAndSetValue {
+            key: key(k),
+            expected: optional(expected),
+            new: value(new),
+        },
+        ["cas-version", k, expected, new] => StoreWrite::CompareAndSetVersion {
+            key: key(k),
+            expected: Version(expected.parse().unwrap()),
+            new: value(new),
+        },
+        _ => panic!("malformed write {text:?}"),
+    }
+}
+
+fn parse_outcome(text: &str) -> WriteOutcome {
+    let (kind, version) = text.split_once(' ').unwrap();
+    let version = version.trim().parse().unwrap();
+    match kind {
+        "written" => written(version),
+        "swapped" => cas(true, version),
+        "kept" => cas(false, version),
+        _ => panic!("malformed outcome {text:?}"),
+    }
+}
+
+fn parse_read(text: &str) -> (Option<Value>, Version) {
+    let (read, version) = text.split_once(' ').unwrap();
+    let read = (read != "-").then(|| value(read));
+    (read, Version(version.trim().parse().unwrap()))
+}
+
+fn check_read(store: &Store, case: &Case) {
+    let (value, version) = case.read.clone();
+    let k = key("k");
+    let name = &case.name;
+    assert_eq!(store.read(&k).unwrap(), (value.clone(), version), "{name}");
+    assert_eq!(store.version(&k).unwrap(), version, "{name}");
+    assert_eq!(
+        store.get(&k).unwrap(),
+        value.map(|v| (v, version)),
+        "{name}"
+    );
+}
+
+#[test]
+fn semantics_table_in_separate_batches() {
+    each_disk(|disk| {
+        for (number, case) in cases().iter().enumerate() {
+            let name = format!("{STORE_NAME}.{number}");
+            let mut store = Store::open(disk, &name).unwrap();
+            store.apply(&case.setup, position(1)).unwrap();
+            let outcomes = store
+                .apply(std::slice::from_ref(&case.write), position(2))
+                .unwrap();
+            assert_eq!(outcomes, [case.outcome], "{}", case.name);
+            check_read(&store, case);
+            // The model agrees with every case, so the crash tests' oracle is the same spec.
+            let mut model = Model::default();
+            model.apply_batch(&case.setup);
+            assert_eq!(
+                model.apply(&case.write),
+                case.outcome,
+                "model: {}",
+                case.name
+            );
+        }
+    });
+}
+
+#[test]
+fn semantics_table_in_one_batch_sees_earlier_writes_of_the_batch() {
+    let disk = Disk::simulated();
+    for (number, case) in cases().iter().enumerate() {
+        let mut store = Store::open(&disk, &format!("{STORE_NAME}.{number}")).unwrap();
+        let mut batch = case.setup.clone();
+        batch.push(case.write.clone());
+        let outcomes = store.apply(&batch, position(1)).unwrap();
+        assert_eq!(outcomes.len(), batch.len());
+        assert_eq!(outcomes.last(), Some(&case.outcome), "{}", case.name);
+        check_read(&store, case);
+    }
+}
+
+#[test]
+fn outcomes_become_replies() {
+    assert_eq!(
+        written(4).into_reply(),
+        Reply::Written {
+            version: Version(4)
+        }
+    );
+    assert_eq!(
+        cas(false, 2).into_reply(),
+        Reply::CompareAndSet {
+            swapped: false,
+            version: Version(2)
+        }
+    );
+    assert_eq!(cas(true, 9).version(), Version(9));
+}
+
+#[test]
+fn a_new_store_is_empty_at_position_zero() {
+    each_disk(|disk| {
+        let store = Store::open(disk, STORE_NAME).unwrap();
+        assert_eq!(store.applied_position(), LogPosition::ZERO);
+        assert_eq!(store.durable_applied_position(), LogPosition::ZERO);
+        assert_eq!(store.get(&key("k")).unwrap(), None);
+        assert_eq!(store.version(&key("k")).unwrap(), Version(0));
+        assert!(store.visible_state().unwrap().is_empty());
+        assert!(store.install_progress().is_none());
+        assert_eq!(store.name(), STORE_NAME);
+    });
+}
+
+#[test]
+fn reopening_keeps_state_positions_and_versions() {
+    each_disk(|disk| {
+        let mut random = ChaCha8Rng::seed_from_u64(1);
+        let history = History::generate(&mut random, 30);
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
+        history.apply(&mut store, 1, 31);
+        assert_eq!(store.durable_applied_position(), LogPosition::ZERO);
+        store.sync().unwrap();
+        assert_eq!(store.durable_applied_position(), position(30));
+        drop(store);
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
+        assert_eq!(store.applied_position(), position(30));
+        assert_eq!(store.durable_applied_position(), position(30));
+        assert_eq!(full_state(&store), history.states[30].entries);
+        assert_eq!(store.visible_state().unwrap(), history.states[30].visible());
+        // And it keeps working.
+        store.apply(&[put("k0", "after")], position(31)).unwrap();
+        assert_eq!(store.get(&key("k0")).unwrap().unwrap().0, value("after"));
+    });
+}
+
+#[test]
+fn dropping_without_sync_keeps_a_consistent_prefix() {
+    // A clean drop is not a sync: whatever reopens must still be a state of the history.
+    each_disk(|disk| {
+        let mut random = ChaCha8Rng::seed_from_u64(2);
+        let history = History::generate(&mut random, 12);
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
+        history.apply(&mut store, 1, 6);
+        store.sync().unwrap();
+        history.apply(&mut store, 6, 13);
+        drop(store);
+        let store = Store::open(disk, STORE_NAME).unwrap();
+        let index = store.applied_position().index.0 as usize;
+        assert!(index >= 5, "lost synced state: {index}");
+        assert_eq!(full_state(&store), history.states[index].entries);
+        assert_eq!(store.durable_applied_position(), store.applied_position());
+    });
+}
+
+#[test]
+fn sync_without_changes_does_not_touch_the_disk() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    store.apply(&[put("a", "1")], position(1)).unwrap();
+    store.sync().unwrap();
+    let syncs = sim(&disk).sync_count();
+    store.sync().unwrap();
+    assert_eq!(sim(&disk).sync_count(), syncs);
+    store.apply(&[], position(2)).unwrap();
+    store.sync().unwrap();
+    assert!(sim(&disk).sync_count() > syncs);
+    assert_eq!(store.durable_applied_position(), position(2));
+}
+
+#[test]
+#[should_panic(expected = "applied position must increase")]
+fn applying_a_position_twice_is_a_bug() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    store.apply(&[put("a", "1")], position(3)).unwrap();
+    let _ = store.apply(&[put("a", "2")], position(3));
+}
+
+#[test]
+fn oversized_batches_are_refused_whole() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    let too_many = vec![put("a", "1"); APPLY_BATCH_WRITES_MAX + 1];
+    let error = store.apply(&too_many, position(1)).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+    let big = Value::new(vec![7; replikv_core::limits::VALUE_SIZE_MAX_BYTES]).unwrap();
+    let too_big: Vec<StoreWrite> = (0..APPLY_BATCH_SIZE_MAX_BYTES / big.as_bytes().len() + 1)
+        .map(|n| StoreWrite::Put {
+            key: key(&format!("big{n}")),
+            value: big.clone(),
+        })
+        .collect();
+    let error = store.apply(&too_big, position(1)).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+    assert_eq!(store.applied_position(), LogPosition::ZERO);
+    assert!(store.visible_state().unwrap().is_empty());
+    // The largest key and value are accepted.
+    let largest = StoreWrite::Put {
+        key: Key::new(vec![b'k'; replikv_core::limits::KEY_SIZE_MAX_BYTES]).unwrap(),
+        value: big.clone(),
+    };
+    store
+        .apply(std::slice::from_ref(&largest), position(1))
+        .unwrap();
+    assert_eq!(store.get(largest.key()).unwrap(), Some((big, Version(1))));
+}
+
+#[test]
+fn a_leftover_creation_is_discarded() {
+    let disk = Disk::simulated();
+    disk.open(&format!("{STORE_NAME}.creating"))
+        .unwrap()
+        .write_all_at(0, b"half a database")
+        .unwrap();
+    let store = Store::open(&disk, STORE_NAME).unwrap();
+    assert_eq!(store.applied_position(), LogPosition::ZERO);
+    assert!(!disk.exists(&format!("{STORE_NAME}.creating")).unwrap());
+}
+
+#[test]
+fn damaged_files_are_refused_or_read_correctly_never_misread() {
+    let disk = Disk::simulated();
+    let mut random = ChaCha8Rng::seed_from_u64(3);
+    let history = History::generate_padded(&mut random, 20, 500);
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    history.apply(&mut store, 1, 21);
+    store.sync().unwrap();
+    drop(store);
+    // Flip bits in every 512-byte block that holds anything: every page redb wrote.
+    let file = disk.open(STORE_NAME).unwrap();
+    let mut bytes = vec![0; usize::try_from(file.len().unwrap()).unwrap()];
+    file.read_exact_at(0, &mut bytes).unwrap();
+    let (mut refused, mut accepted) = (0, 0);
+    for (block, content) in bytes.chunks(512).enumerate() {
+        let used: Vec<usize> = (0..content.len()).filter(|&i| content[i] != 0).collect();
+        for _ in 0..4.min(used.len()) {
+            let offset = (block * 512 + used[random.random_range(0..used.len())]) as u64;
+            let bit = random.random_range(0..8);
+            let copy = copy_disk(&disk);
+            sim(&copy).corrupt_bit(STORE_NAME, offset, bit).unwrap();
+            let context = format!("bit {bit} at {offset}");
+            match Store::open(&copy, STORE_NAME) {
+                Ok(store) => {
+                    accepted += 1;
+                    assert_eq!(store.applied_position(), position(20), "{context}");
+                    assert_eq!(full_state(&store), history.states[20].entries, "{context}");
+                }
+                Err(error) => {
+                    refused += 1;
+                    let detected = matches!(error, Error::Corruption(_) | Error::Io(_));
+                    assert!(detected, "{context}: {error}");
+                }
+            }
+        }
+    }
+    // Most flips land in free or superseded pages and are harmless; many must be caught.
+    assert!(
+        refused > 20 && accepted > 0,
+        "{refused} refused, {accepted} accepted"
+    );
+}
+
+/// A simulated disk holding a copy of `disk`'s store file (synced).
+fn copy_disk(disk: &Disk) -> Disk {
+    let source = disk.open(STORE_NAME).unwrap();
+    let mut bytes = vec![0; usize::try_from(source.len().unwrap()).unwrap()];
+    source.read_exact_at(0, &mut bytes).unwrap();
+    let copy = Disk::simulated();
+    let file = copy.open(STORE_NAME).unwrap();
+    file.write_all_at(0, &bytes).unwrap();
+    file.sync_data().unwrap();
+    copy.sync_directory("state").unwrap();
+    copy
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any sequence of batches: every outcome and the final state match the model.
+    #[test]
+    fn store_matches_the_model(seed in any::<u64>(), length in 1usize..40) {
+        let history = History::generate(&mut ChaCha8Rng::seed_from_u64(seed), length);
+        let disk = Disk::simulated();
+        let mut store = Store::open(&disk, STORE_NAME).unwrap();
+        history.apply(&mut store, 1, length + 1);
+        prop_assert_eq!(full_state(&store), history.states[length].entries.clone());
+        prop_assert_eq!(store.visible_state().unwrap(), history.states[length].visible());
+        for (k, (version, value)) in &history.states[length].entries {
+            prop_assert_eq!(store.read(k).unwrap(), (value.clone(), *version));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The writes a replication strategy applies to the store, and what each one decides.
+//!
+//! A strategy turns committed log entries into [`StoreWrite`]s and hands them to
+//! [`Store::apply`](super::Store::apply) in batches. Each write's outcome, a
+//! [`WriteOutcome`], is exactly the data of the client's [`Reply`], so a strategy answers
+//! a client straight from the store: the new version of a put or delete, or whether a
+//! compare-and-set swapped and the key's version after it.
+//!
+//! The rules live in one pure function, `decide`, so that they can be tested as a table
+//! without any storage at all:
+//!
+//! - every put and every delete is a write and increments the key's version, whether or
+//!   not the key was present (a delete of an absent key leaves a tombstone one version
+//!   higher: the version counts writes, the seeds' per-key version algorithm);
+//! - a delete keeps a tombstone, so a re-created key continues from the tombstone's
+//!   version and a compare-and-set on a version can never be fooled by a delete and a
+//!   re-create (the ABA problem);
+//! - compare-and-set on value compares with what a read would return (a tombstone reads as
+//!   absent); compare-and-set on version compares with the key's version (0 if never
+//!   written, the tombstone's version if deleted); a failed compare-and-set changes
+//!   nothing and reports the current version.
+
+use super::encoding::StoredEntry;
+use replikv_core::{Key, Reply, Value, Version};
+use serde::{Deserialize, Serialize};
+
+/// One write of a batch given to [`Store::apply`](super::Store::apply).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreWrite {
+    /// Set the key's value.
+    Put { key: Key, value: Value },
+    /// Remove the key's value, keeping a tombstone with the next version.
+    Delete { key: Key },
+    /// Set `new` only if the key's current value is `expected` (`None`: absent).
+    CompareAndSetValue {
+        key: Key,
+        expected: Option<Value>,
+        new: Value,
+    },
+    /// Set `new` only if the key's current version is `expected` (0: never written).
+    CompareAndSetVersion {
+        key: Key,
+        expected: Version,
+        new: Value,
+    },
+}
+
+impl StoreWrite {
+    /// The key this write touches.
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        match self {
+            StoreWrite::Put { key, .. }
+            | StoreWrite::Delete { key }
+            | StoreWrite::CompareAndSetValue { key, .. }
+            | StoreWrite::CompareAndSetVersion { key, .. } => key,
+        }
+    }
+
+    /// Bytes this write adds to a batch (key, value, and a fixed allowance), used to bound
+    /// batches.
+    #[must_use]
+    pub fn size_bytes(&self) -> usize {
+        let value_bytes = match self {
+            StoreWrite::Put { value, .. } => value.as_bytes().len(),
+            StoreWrite::Delete { .. } => 0,
+            StoreWrite::CompareAndSetValue { expected, new, .. } => {
+                new.as_bytes().len() + expected.as_ref().map_or(0, |value| value.as_bytes().len())
+            }
+            StoreWrite::CompareAndSetVersion { new, .. } => new.as_bytes().len(),
+        };
+        self.key().as_bytes().len() + value_bytes + 16
+    }
+}
+
+/// What one [`StoreWrite`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteOutcome {
+    /// A put or delete took effect; the key's new version.
+    Written { version: Version },
+    /// A compare-and-set was decided: swapped or not, and the key's version after it.
+    CompareAndSet { swapped: bool, version: Version },
+}
+
+impl WriteOutcome {
+    /// The key's version after the write.
+    #[must_use]
+    pub fn version(self) -> Version {
+        match self {
+            WriteOutcome::Written { version } | WriteOutcome::CompareAndSet { version, .. } => {
+                version
+            }
+        }
+    }
+
+    /// The reply a client gets for this write.
+    #[must_use]
+    pub fn into_reply(self) -> Reply {
+        match self {
+            WriteOutcome::Written { version } => Reply::Written { version },
+            WriteOutcome::CompareAndSet { swapped, version } => {
+                Reply::CompareAndSet { swapped, version }
+            }
+        }
+    }
+}
+
+/// Decides one write against the key's current entry (`None`: never written). Returns the
+/// entry to store, if the write changes anything, and the outcome.
+pub(super) fn decide(
+    write: &StoreWrite,
+    current: Option<&StoredEntry>,
+) -> (Option<StoredEntry>, WriteOutcome) {
+    let version = current.map_or(Version(0), |entry| entry.version);
+    let value = current.and_then(|entry| entry.value.as_ref());
+    let next = Version(
+        version
+            .0
+            .checked_add(1)
+            .expect("key version overflow: 2^64 writes to one key"),
+    );
+    let written = |value: Option<Value>| {
+        let entry = StoredEntry {
+            version: next,
+            value,
+        };
+        (Some(entry), next)
+    };
+    match write {
+        StoreWrite::Put { value, .. } => {
+            let (entry, version) = written(Some(value.clone()));
+            (entry, WriteOutcome::Written { version })
+        }
+        StoreWrite::Delete { .. } => {
+            let (entry, version) = written(None);
+            (entry, WriteOutcome::Written { version })
+        }
+        StoreWrite::CompareAndSetValue { expected, new, .. } => {
+            compare_and_set(expected.as_ref() == value, new, version, written)
+        }
+        StoreWrite::CompareAndSetVersion { expected, new, .. } => {
+            compare_and_set(*expected == version, new, version, written)
+        }
+    }
+}
+
+fn compare_and_set(
+    matches: bool,
+    new: &Value,
+    version: Version,
+    written: impl Fn(Option<Value>) -> (Option<StoredEntry>, Version),
+) -> (Option<StoredEntry>, WriteOutcome) {
+    if matches {
+        let (entry, version) = written(Some(new.clone()));
+        let outcome = WriteOutcome::CompareAndSet {
+            swapped: true,
+            version,
+        };
+        (entry, outcome)
+    } else {
+        let outcome = WriteOutcome::CompareAndSet {
+            swapped: false,
+            version,
+        };
+        (None, outcome)
+    }
+}
