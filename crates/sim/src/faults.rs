@@ -9,11 +9,16 @@
 //! nodes can be down at once when downtimes overlap, including all of them: safety must
 //! hold regardless, availability is not judged here.
 //!
+//! A crash strikes at once (between two inputs) or is armed to strike inside one of the
+//! node's next mutating disk operations (see [`crate::options::CrashOptions`]); an armed
+//! crash that finds no operation within its wait strikes at once. A restart, too, is
+//! sometimes armed, so recovery itself gets interrupted by power failures.
+//!
 //! Nothing is scheduled past the end of the fault phase; at that point the run heals
 //! everything itself (see [`crate::run`]), and fault events still queued are ignored.
 
 use crate::network::{Partition, PartitionKind};
-use crate::node::{NodeSetup, index_of};
+use crate::node::{NodeSetup, NodeSlot, index_of};
 use crate::options::DurationRange;
 use crate::report::Failure;
 use crate::run::{Event, Phase, Simulation};
@@ -28,9 +33,19 @@ pub(crate) enum FaultEvent {
     StartPartition,
     HealPartition,
     Crash,
-    Restart { node: NodeId },
+    Restart {
+        node: NodeId,
+    },
+    /// The armed crash `arm` of `node` had its time to strike inside a call.
+    ArmedCrashDue {
+        node: NodeId,
+        arm: u64,
+    },
     Pause,
-    Resume { node: NodeId, pause: u64 },
+    Resume {
+        node: NodeId,
+        pause: u64,
+    },
     DriftClocks,
 }
 
@@ -88,16 +103,43 @@ where
             }
             FaultEvent::Crash => {
                 let crashes = faults.crashes.expect("scheduled only when enabled");
-                if let Some(index) = self.pick_node(|slot| slot.replica.is_some()) {
-                    self.crash(index);
-                    let node = self.nodes[index].id;
-                    self.schedule_fault(crashes.downtime, FaultEvent::Restart { node })?;
+                let unarmed = |slot: &NodeSlot<N>| slot.replica.is_some() && slot.armed.is_none();
+                if let Some(index) = self.pick_node(unarmed) {
+                    if self
+                        .random
+                        .faults
+                        .random_bool(crashes.inside_call_probability)
+                    {
+                        self.arm_crash(index)?;
+                    } else {
+                        self.crash(index);
+                        self.schedule_restart(index)?;
+                    }
                 }
                 self.schedule_fault(crashes.interval, FaultEvent::Crash)?;
             }
+            FaultEvent::ArmedCrashDue { node, arm } => {
+                let index = index_of(node);
+                if self.nodes[index].armed == Some(arm) {
+                    self.nodes[index].disk.cancel_scheduled_crash();
+                    self.nodes[index].armed = None;
+                    self.crash(index);
+                    self.schedule_restart(index)?;
+                }
+            }
             FaultEvent::Restart { node } => {
-                if self.nodes[index_of(node)].replica.is_none() {
-                    self.restart(index_of(node))?;
+                let crashes = faults.crashes.expect("scheduled only when enabled");
+                let index = index_of(node);
+                if self.nodes[index].replica.is_none() {
+                    // Sometimes the power fails again during recovery.
+                    if self
+                        .random
+                        .faults
+                        .random_bool(crashes.inside_call_probability / 2.0)
+                    {
+                        self.arm_crash(index)?;
+                    }
+                    self.restart(index)?;
                 }
             }
             FaultEvent::Pause => {
@@ -121,6 +163,41 @@ where
             FaultEvent::DriftClocks => self.drift_clocks()?,
         }
         Ok(())
+    }
+
+    /// Arms the disk of `index` to crash before one of its next few mutating operations.
+    fn arm_crash(&mut self, index: usize) -> Result<(), Failure> {
+        let crashes = self
+            .options
+            .faults
+            .crashes
+            .expect("armed only when enabled");
+        let operations = self
+            .random
+            .faults
+            .random_range(0..=crashes.armed_operations_max);
+        let seed = self.random.faults.random();
+        let arm = self.next_fault_number();
+        let slot = &mut self.nodes[index];
+        slot.disk.schedule_crash(operations, seed);
+        slot.armed = Some(arm);
+        let node = slot.id;
+        self.trace.record(format_args!(
+            "  arm crash {node} before operation {operations}"
+        ));
+        let wait = DurationRange::new(crashes.armed_wait, crashes.armed_wait);
+        self.schedule_fault(wait, FaultEvent::ArmedCrashDue { node, arm })
+    }
+
+    /// Schedules the restart of the crashed node `index` after a random downtime.
+    pub(crate) fn schedule_restart(&mut self, index: usize) -> Result<(), Failure> {
+        let crashes = self
+            .options
+            .faults
+            .crashes
+            .expect("crashes happen only when enabled");
+        let node = self.nodes[index].id;
+        self.schedule_fault(crashes.downtime, FaultEvent::Restart { node })
     }
 
     fn start_partition(&mut self) {
@@ -155,7 +232,7 @@ where
     }
 
     /// A random node among those `eligible`, if any.
-    fn pick_node(&mut self, eligible: impl Fn(&crate::node::NodeSlot<N>) -> bool) -> Option<usize> {
+    fn pick_node(&mut self, eligible: impl Fn(&NodeSlot<N>) -> bool) -> Option<usize> {
         let candidates: Vec<usize> = (0..self.nodes.len())
             .filter(|index| eligible(&self.nodes[*index]))
             .collect();

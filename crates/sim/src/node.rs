@@ -94,6 +94,11 @@ pub(crate) struct NodeSlot<N: Replica> {
     pub unanswered_count: usize,
     /// The virtual instant of the last tick and how many ticks happened at it.
     pub ticks_at: (Instant, u32),
+    /// The armed crash waiting for a mutating disk operation, by number.
+    pub armed: Option<u64>,
+    /// The disk's crash count as of the last crash the simulator knows about; a higher
+    /// count after a call means an armed crash struck inside it.
+    pub crashes_known: u64,
 }
 
 impl<N: Replica> NodeSlot<N> {
@@ -112,6 +117,8 @@ impl<N: Replica> NodeSlot<N> {
             unanswered: BTreeMap::new(),
             unanswered_count: 0,
             ticks_at: (Instant::ZERO, 0),
+            armed: None,
+            crashes_known: 0,
         }
     }
 
@@ -129,6 +136,19 @@ impl<N: Replica> NodeSlot<N> {
         self.timer_generation += 1;
         self.unanswered.clear();
         self.unanswered_count = 0;
+    }
+
+    /// Records a crash the simulator caused or noticed.
+    fn crashed(&mut self) {
+        drop(self.replica.take());
+        self.forget_volatile_state();
+        self.armed = None; // a crash disarms the disk
+        self.crashes_known = self.disk.crash_count();
+    }
+
+    /// Whether an armed crash struck during the last call into the replica.
+    fn struck(&self) -> bool {
+        self.disk.crash_count() != self.crashes_known
     }
 }
 
@@ -156,11 +176,14 @@ where
             disk: Disk::Simulated(self.nodes[index].disk.clone()),
             seed: self.random.nodes.random(),
         };
-        let replica = (self.factory)(setup).map_err(|error| {
-            self.failure(
-                FailureKind::StorageError,
-                format!("{id} failed to start: {error}"),
-            )
+        let result = (self.factory)(setup);
+        if self.nodes[index].struck() {
+            drop(result);
+            return self.crashed_inside_call(index);
+        }
+        let replica = result.map_err(|error| {
+            let message = format!("{id} failed to start: {error}");
+            self.failure(FailureKind::StorageError, message)
         })?;
         if replica.id() != id {
             let message = format!("node built as {id} calls itself {}", replica.id());
@@ -177,13 +200,29 @@ where
     pub(crate) fn crash(&mut self, index: usize) {
         let slot = &mut self.nodes[index];
         let report = slot.disk.crash(&mut self.random.storage);
-        drop(slot.replica.take());
-        slot.forget_volatile_state();
+        slot.crashed();
         self.stats.crashes += 1;
         self.stats.crash_writes_lost += report.writes_lost;
         self.stats.crash_writes_torn += report.writes_torn;
         let id = slot.id;
         self.trace.record(format_args!("  crash {id}: {report:?}"));
+    }
+
+    /// An armed crash struck while the replica of `index` was inside a call: the disk has
+    /// already crashed; the replica and whatever it produced in that call are dropped, as
+    /// a process sees nothing after a power cut.
+    fn crashed_inside_call(&mut self, index: usize) -> Result<(), Failure> {
+        let slot = &mut self.nodes[index];
+        slot.crashed();
+        let report = slot.disk.last_crash().unwrap_or_default();
+        self.stats.crashes += 1;
+        self.stats.crashes_inside_calls += 1;
+        self.stats.crash_writes_lost += report.writes_lost;
+        self.stats.crash_writes_torn += report.writes_torn;
+        let id = slot.id;
+        self.trace
+            .record(format_args!("  crash inside a call {id}: {report:?}"));
+        self.schedule_restart(index)
     }
 
     pub(crate) fn restart(&mut self, index: usize) -> Result<(), Failure> {
@@ -196,8 +235,7 @@ where
     }
 
     pub(crate) fn pause(&mut self, index: usize) {
-        let pause = self.pauses_started;
-        self.pauses_started += 1;
+        let pause = self.next_fault_number();
         let slot = &mut self.nodes[index];
         slot.paused = Some(pause);
         slot.timer_deadline = None;
@@ -212,6 +250,9 @@ where
         slot.paused = None;
         let held = std::mem::take(&mut slot.held);
         for input in held {
+            if self.nodes[index].replica.is_none() {
+                break; // a crash struck inside one of the held inputs
+            }
             self.feed(index, input)?;
         }
         self.schedule_flush(index)?;
@@ -305,7 +346,11 @@ where
         self.stats.flushes += 1;
         let now = slot.clock.now(self.now);
         let replica = slot.replica.as_mut().expect("checked above");
-        if let Err(error) = replica.handle_flush(now) {
+        let result = replica.handle_flush(now);
+        if self.nodes[index].struck() {
+            return self.crashed_inside_call(index);
+        }
+        if let Err(error) = result {
             let message = format!("{node} failed to flush: {error}");
             return Err(self.failure(FailureKind::StorageError, message));
         }
@@ -356,6 +401,9 @@ where
             } => replica.handle_request(now, request_id, request),
             Input::Tick => replica.handle_tick(now),
         };
+        if self.nodes[index].struck() {
+            return self.crashed_inside_call(index);
+        }
         if let Err(error) = result {
             let message = format!("{id} failed to handle an input: {error}");
             return Err(self.failure(FailureKind::StorageError, message));

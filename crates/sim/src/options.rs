@@ -83,12 +83,24 @@ pub struct PartitionOptions {
 
 /// Crashes: a random running node loses power (unsynced writes are lost or torn) and is
 /// restarted from its disk later.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// A crash strikes either between two inputs, or inside one: the node's disk is armed
+/// (`SimDisk::schedule_crash`) to fail just before one of its next few mutating
+/// operations, which is where a real power cut finds half-done work (a write without its
+/// sync, a recovery halfway through cutting a torn tail). An armed crash that has not
+/// struck after `armed_wait` (an idle node) strikes between inputs instead.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CrashOptions {
     /// Time between two crashes (several nodes may be down at once).
     pub interval: DurationRange,
     /// How long a crashed node stays down.
     pub downtime: DurationRange,
+    /// Probability that a crash (or a restart) arms the disk instead of striking at once.
+    pub inside_call_probability: f64,
+    /// An armed disk fails before one of its next `0..=this` mutating operations.
+    pub armed_operations_max: u64,
+    /// How long an armed crash may wait for its operation.
+    pub armed_wait: Duration,
 }
 
 /// Pauses: a random running node stops (no input, no timer) and resumes later with the
@@ -231,6 +243,9 @@ impl FaultOptions {
             crashes: Some(CrashOptions {
                 interval: DurationRange::millis(200, 3_000),
                 downtime: DurationRange::millis(10, 2_000),
+                inside_call_probability: 0.5,
+                armed_operations_max: 8,
+                armed_wait: Duration::from_millis(200),
             }),
             pauses: Some(PauseOptions {
                 interval: DurationRange::millis(200, 4_000),
@@ -279,6 +294,11 @@ impl FaultOptions {
         if let Some(crashes) = &self.crashes {
             ranges.push(("crash interval", crashes.interval));
             ranges.push(("crash downtime", crashes.downtime));
+            let wait = crashes.armed_wait;
+            ranges.push(("armed crash wait", DurationRange::new(wait, wait)));
+            if !probability.contains(&crashes.inside_call_probability) {
+                return Err("the inside-call crash probability must lie within 0..=1".into());
+            }
         }
         if let Some(pauses) = &self.pauses {
             ranges.push(("pause interval", pauses.interval));

@@ -37,6 +37,8 @@ pub struct RunStats {
     pub partitions_bridge: u64,
     pub partitions_isolate_one: u64,
     pub crashes: u64,
+    /// Crashes that struck inside a replica's call (an armed disk), included in `crashes`.
+    pub crashes_inside_calls: u64,
     pub restarts: u64,
     pub crash_writes_lost: u64,
     pub crash_writes_torn: u64,
@@ -100,7 +102,7 @@ pub struct RunReport {
     /// before its end).
     pub final_states: NodeStates,
     pub stats: RunStats,
-    /// FNV-1a over every event's description: equal for two runs of the same seed.
+    /// A hash of every event's description: equal for two runs of the same seed.
     pub trace_hash: u64,
     pub verdicts: Vec<NamedVerdict>,
     pub failure: Option<Failure>,

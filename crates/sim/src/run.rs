@@ -158,7 +158,8 @@ pub(crate) struct Simulation<'a, N: Replica, F> {
     pub random: Randomness,
     pub trace: Trace,
     pub stats: RunStats,
-    pub pauses_started: u64,
+    /// Numbers pauses and armed crashes, so stale events can be recognised.
+    pub fault_numbers: u64,
     pub final_states: NodeStates,
 }
 
@@ -228,7 +229,7 @@ where
         random,
         trace: Trace::new(trace),
         stats: RunStats::default(),
-        pauses_started: 0,
+        fault_numbers: 0,
         final_states: Vec::new(),
     };
     let outcome = simulation.start().and_then(|()| simulation.event_loop());
@@ -376,6 +377,11 @@ where
         self.phase = Phase::Quiet;
         self.network.heal_all();
         self.clients.stop();
+        for slot in &mut self.nodes {
+            if slot.armed.take().is_some() {
+                slot.disk.cancel_scheduled_crash();
+            }
+        }
         for index in 0..self.nodes.len() {
             if self.nodes[index].is_paused() {
                 self.resume(index)?;
@@ -412,6 +418,11 @@ where
         self.queue
             .push(at, event)
             .map_err(|message| self.failure(FailureKind::SimulatorInvariant, message))
+    }
+
+    pub(crate) fn next_fault_number(&mut self) -> u64 {
+        self.fault_numbers += 1;
+        self.fault_numbers
     }
 
     pub(crate) fn failure(&self, kind: FailureKind, message: String) -> Failure {

@@ -1,7 +1,7 @@
 //! The event trace: a fingerprint of everything that happened, and an optional printout.
 //!
 //! Every event the simulator processes is described in one line and folded into a 64-bit
-//! FNV-1a hash. Two runs of the same seed must end with the same hash; the determinism
+//! hash. Two runs of the same seed must end with the same hash; the determinism
 //! test asserts exactly that, and a summary prints the hash so a replay can be compared
 //! with the original at a glance. Describing an event writes straight into the hasher
 //! (no allocation), so hashing stays on in every run; printing (`--trace`,
@@ -9,23 +9,67 @@
 
 use std::fmt::{self, Write};
 
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
 
-/// FNV-1a over the bytes written to it.
+/// A streaming word-at-a-time hash (the FxHash mixing step): the result depends only on
+/// the bytes written, not on how they were split into calls, so printing a line and
+/// hashing it gives the same value as hashing its pieces.
 #[derive(Clone, Copy, Debug)]
-struct Fnv1a(u64);
+struct StreamHash {
+    state: u64,
+    buffer: [u8; 8],
+    buffered: usize,
+    length: u64,
+}
 
-impl Fnv1a {
-    fn update(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
+impl StreamHash {
+    fn new() -> StreamHash {
+        StreamHash {
+            state: SEED,
+            buffer: [0; 8],
+            buffered: 0,
+            length: 0,
         }
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(MULTIPLIER);
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        self.length += bytes.len() as u64;
+        if self.buffered > 0 {
+            let take = (8 - self.buffered).min(bytes.len());
+            self.buffer[self.buffered..self.buffered + take].copy_from_slice(&bytes[..take]);
+            self.buffered += take;
+            bytes = &bytes[take..];
+            if self.buffered < 8 {
+                return;
+            }
+            self.mix(u64::from_le_bytes(self.buffer));
+            self.buffered = 0;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.mix(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        self.buffer[..rest.len()].copy_from_slice(rest);
+        self.buffered = rest.len();
+    }
+
+    fn finish(&self) -> u64 {
+        let mut final_state = *self;
+        let mut last = [0; 8];
+        last[..self.buffered].copy_from_slice(&self.buffer[..self.buffered]);
+        final_state.mix(u64::from_le_bytes(last));
+        final_state.mix(self.length);
+        final_state.state
     }
 }
 
-impl Write for Fnv1a {
+impl Write for StreamHash {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         self.update(text.as_bytes());
         Ok(())
@@ -35,7 +79,7 @@ impl Write for Fnv1a {
 /// The running fingerprint of a run's events.
 #[derive(Debug)]
 pub struct Trace {
-    hash: Fnv1a,
+    hash: StreamHash,
     print: bool,
     line: String,
     events: u64,
@@ -45,7 +89,7 @@ impl Trace {
     #[must_use]
     pub fn new(print: bool) -> Trace {
         Trace {
-            hash: Fnv1a(FNV_OFFSET_BASIS),
+            hash: StreamHash::new(),
             print,
             line: String::new(),
             events: 0,
@@ -72,7 +116,7 @@ impl Trace {
 
     #[must_use]
     pub fn hash(&self) -> u64 {
-        self.hash.0
+        self.hash.finish()
     }
 
     #[must_use]
@@ -102,9 +146,22 @@ mod tests {
     }
 
     #[test]
-    fn known_fnv_value() {
-        let mut hash = Fnv1a(FNV_OFFSET_BASIS);
-        hash.update(b"a");
-        assert_eq!(hash.0, 0xaf63_dc4c_8601_ec8c);
+    fn the_hash_ignores_how_bytes_are_split() {
+        let text = b"0.250ms deliver n1->n2#3 AppendEntries { term: 7, entries: [] }";
+        let mut whole = StreamHash::new();
+        whole.update(text);
+        for split in [1, 3, 7, 8, 9, 20] {
+            let mut pieces = StreamHash::new();
+            for piece in text.chunks(split) {
+                pieces.update(piece);
+            }
+            assert_eq!(pieces.finish(), whole.finish(), "split every {split}");
+        }
+        let mut shorter = StreamHash::new();
+        shorter.update(&text[..text.len() - 1]);
+        assert_ne!(shorter.finish(), whole.finish());
+        let mut zero = StreamHash::new();
+        zero.update(b"\0");
+        assert_ne!(zero.finish(), StreamHash::new().finish(), "length counts");
     }
 }

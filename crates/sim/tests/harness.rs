@@ -1,0 +1,472 @@
+//! Tests of the harness itself: that it enforces its rules on misbehaving replicas,
+//! injects the faults it claims, and keeps its promises to well-behaved ones.
+
+mod support;
+
+use replikv_core::error::{Error, Result};
+use replikv_core::replica::{Output, Replica};
+use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value, Version};
+use replikv_sim::{
+    FailureKind, FaultPreset, Model, NodeSetup, Properties, RunReport, SimulationOptions, run,
+    simulate,
+};
+use replikv_storage::disk::File;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use support::Pinger;
+
+/// Ways a replica can break the simulator's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Misbehavior {
+    ReplyTwice,
+    ReplyToUnknownRequest,
+    SendToItself,
+    SendToStranger,
+    WrongReplyKind,
+    StorageError,
+    TimerLivelock,
+    WrongId,
+    ClusterInvariantAfterRequests(u64),
+}
+
+#[derive(Debug)]
+struct Misbehaving {
+    id: NodeId,
+    misbehavior: Misbehavior,
+    requests: u64,
+    outputs: VecDeque<Output<()>>,
+}
+
+impl Replica for Misbehaving {
+    type Message = ();
+
+    fn id(&self) -> NodeId {
+        if self.misbehavior == Misbehavior::WrongId {
+            NodeId(self.id.0 + 100)
+        } else {
+            self.id
+        }
+    }
+
+    fn handle_message(&mut self, _now: Instant, _from: NodeId, _message: ()) -> Result<()> {
+        Ok(())
+    }
+
+    fn handle_request(
+        &mut self,
+        _now: Instant,
+        request_id: RequestId,
+        request: Request,
+    ) -> Result<()> {
+        self.requests += 1;
+        let version = Version(1);
+        let reply = match request {
+            Request::Get { .. } => Reply::Read {
+                value: None,
+                version,
+            },
+            Request::CompareAndSet { .. } => Reply::CompareAndSet {
+                swapped: false,
+                version,
+            },
+            _ => Reply::Written { version },
+        };
+        match self.misbehavior {
+            Misbehavior::ReplyTwice => {
+                self.outputs.push_back(Output::Reply {
+                    request_id,
+                    reply: reply.clone(),
+                });
+            }
+            Misbehavior::ReplyToUnknownRequest => {
+                let stranger = RequestId {
+                    sequence: request_id.sequence + 1_000,
+                    ..request_id
+                };
+                self.outputs.push_back(Output::Reply {
+                    request_id: stranger,
+                    reply: reply.clone(),
+                });
+            }
+            Misbehavior::SendToItself => self.outputs.push_back(Output::Send {
+                to: self.id,
+                message: (),
+            }),
+            Misbehavior::SendToStranger => self.outputs.push_back(Output::Send {
+                to: NodeId(42),
+                message: (),
+            }),
+            Misbehavior::WrongReplyKind => {
+                let wrong = Reply::CompareAndSet {
+                    swapped: true,
+                    version,
+                };
+                self.outputs.push_back(Output::Reply {
+                    request_id,
+                    reply: wrong,
+                });
+                return Ok(());
+            }
+            Misbehavior::StorageError => return Err(Error::Io("disk on fire".into())),
+            _ => {}
+        }
+        self.outputs.push_back(Output::Reply { request_id, reply });
+        Ok(())
+    }
+
+    fn handle_tick(&mut self, _now: Instant) -> Result<()> {
+        Ok(())
+    }
+
+    fn handle_flush(&mut self, _now: Instant) -> Result<()> {
+        Ok(())
+    }
+
+    fn poll_output(&mut self) -> Option<Output<()>> {
+        self.outputs.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (self.misbehavior == Misbehavior::TimerLivelock).then_some(Instant::ZERO)
+    }
+
+    fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
+        Ok(BTreeMap::new())
+    }
+
+    fn check_cluster_invariants(replicas: &[&Misbehaving]) -> std::result::Result<(), String> {
+        for replica in replicas {
+            if let Misbehavior::ClusterInvariantAfterRequests(limit) = replica.misbehavior
+                && replica.requests >= limit
+            {
+                return Err(format!("{} served {limit} requests", replica.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_misbehaving(misbehavior: Misbehavior) -> RunReport {
+    let options = SimulationOptions::new(1, FaultPreset::None);
+    run(&options, |setup: NodeSetup| {
+        Ok(Misbehaving {
+            id: setup.id,
+            misbehavior,
+            requests: 0,
+            outputs: VecDeque::new(),
+        })
+    })
+}
+
+#[test]
+fn rule_breaking_replicas_stop_the_run_with_the_right_failure() {
+    let cases = [
+        (
+            Misbehavior::ReplyTwice,
+            FailureKind::SimulatorInvariant,
+            "did not receive",
+        ),
+        (
+            Misbehavior::ReplyToUnknownRequest,
+            FailureKind::SimulatorInvariant,
+            "did not receive",
+        ),
+        (
+            Misbehavior::SendToItself,
+            FailureKind::SimulatorInvariant,
+            "to itself",
+        ),
+        (
+            Misbehavior::SendToStranger,
+            FailureKind::SimulatorInvariant,
+            "not in the cluster",
+        ),
+        (
+            Misbehavior::WrongReplyKind,
+            FailureKind::SimulatorInvariant,
+            "does not answer",
+        ),
+        (
+            Misbehavior::StorageError,
+            FailureKind::StorageError,
+            "disk on fire",
+        ),
+        (
+            Misbehavior::TimerLivelock,
+            FailureKind::SimulatorInvariant,
+            "ticks at one instant",
+        ),
+        (
+            Misbehavior::WrongId,
+            FailureKind::SimulatorInvariant,
+            "calls itself",
+        ),
+        (
+            Misbehavior::ClusterInvariantAfterRequests(5),
+            FailureKind::ClusterInvariant,
+            "served 5",
+        ),
+    ];
+    for (misbehavior, kind, text) in cases {
+        let report = run_misbehaving(misbehavior);
+        let failure = report
+            .failure
+            .as_ref()
+            .unwrap_or_else(|| panic!("{misbehavior:?} passed"));
+        assert_eq!(failure.kind, kind, "{misbehavior:?}: {failure}");
+        assert!(failure.message.contains(text), "{misbehavior:?}: {failure}");
+        assert!(
+            failure.at < Instant::from_millis(100),
+            "stopped at once: {failure}"
+        );
+        let summary = report
+            .failure_report("misbehaving", Some("harness"))
+            .unwrap();
+        assert!(
+            summary.contains("seed 1") && summary.contains("REPLIKV_SEED=1"),
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn allowed_self_messages_pass() {
+    let mut options = SimulationOptions::new(2, FaultPreset::None);
+    options.allow_self_messages = true;
+    options.duration = Duration::from_secs(1);
+    let report = run(&options, |setup: NodeSetup| {
+        Ok(Misbehaving {
+            id: setup.id,
+            misbehavior: Misbehavior::SendToItself,
+            requests: 0,
+            outputs: VecDeque::new(),
+        })
+    });
+    assert_eq!(report.failure, None);
+    assert!(report.stats.messages_delivered > 0);
+}
+
+fn run_pingers(preset: FaultPreset, seed: u64) -> RunReport {
+    let mut options = SimulationOptions::new(seed, preset);
+    options.nodes = 5;
+    options.duration = Duration::from_secs(5);
+    run(&options, Pinger::open)
+}
+
+#[test]
+fn a_reliable_network_delivers_every_message_once() {
+    let report = run_pingers(FaultPreset::None, 3);
+    assert_eq!(report.failure, None);
+    let stats = report.stats;
+    assert!(stats.messages_sent > 1_000, "{stats:?}");
+    let lost = stats.messages_dropped + stats.messages_partitioned + stats.messages_overflowed;
+    assert_eq!(
+        lost + stats.messages_duplicated + stats.messages_to_down_nodes,
+        0
+    );
+    // Messages still in flight at the end were sent but not delivered.
+    assert!(
+        stats.messages_sent - stats.messages_delivered < 20,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.clients.operations_failed,
+        stats.clients.operations_ok + stats.clients.operations_failed
+    );
+}
+
+#[test]
+fn network_faults_lose_duplicate_and_partition_messages() {
+    let mut totals = replikv_sim::RunStats::default();
+    for seed in 0..5 {
+        let report = run_pingers(FaultPreset::Network, seed);
+        assert_eq!(report.failure, None);
+        let s = report.stats;
+        totals.messages_sent += s.messages_sent;
+        totals.messages_dropped += s.messages_dropped;
+        totals.messages_duplicated += s.messages_duplicated;
+        totals.messages_partitioned += s.messages_partitioned;
+        totals.partitions_symmetric += s.partitions_symmetric;
+        totals.partitions_asymmetric += s.partitions_asymmetric;
+        totals.partitions_bridge += s.partitions_bridge;
+        totals.partitions_isolate_one += s.partitions_isolate_one;
+    }
+    let sent = totals.messages_sent as f64;
+    let dropped = totals.messages_dropped as f64 / sent;
+    let duplicated = totals.messages_duplicated as f64 / sent;
+    assert!(
+        (0.03..0.07).contains(&dropped),
+        "about 5% dropped: {dropped}"
+    );
+    assert!(
+        (0.015..0.045).contains(&duplicated),
+        "about 3% duplicated: {duplicated}"
+    );
+    assert!(totals.messages_partitioned > 0);
+    for (shape, count) in [
+        ("symmetric", totals.partitions_symmetric),
+        ("asymmetric", totals.partitions_asymmetric),
+        ("bridge", totals.partitions_bridge),
+        ("isolate-one", totals.partitions_isolate_one),
+    ] {
+        assert!(count > 0, "no {shape} partition in 5 runs");
+    }
+}
+
+#[test]
+fn clocks_and_timers_keep_their_promises_under_every_fault() {
+    // Pinger asserts monotonic clocks and on-time timers inside the replica.
+    for seed in 0..5 {
+        let report = run_pingers(FaultPreset::Everything, seed);
+        assert_eq!(report.failure, None);
+        let s = report.stats;
+        assert!(s.crashes > 0 && s.pauses > 0 && s.clock_drifts > 0, "{s:?}");
+        assert_eq!(s.restarts, s.crashes, "every crashed node restarts");
+        assert!(s.ticks > 1_000);
+    }
+}
+
+#[test]
+fn pauses_hold_inputs_up_to_their_bound() {
+    let mut options = SimulationOptions::new(8, FaultPreset::Crashes);
+    options.nodes = 5;
+    let mut pauses = options.faults.pauses.unwrap();
+    pauses.held_inputs_max = 3;
+    pauses.duration = replikv_sim::DurationRange::millis(200, 400);
+    options.faults.pauses = Some(pauses);
+    options.faults.crashes = None;
+    let report = run(&options, Pinger::open);
+    assert_eq!(report.failure, None);
+    assert!(report.stats.pauses > 0);
+    assert!(report.stats.held_inputs_dropped > 0, "{:?}", report.stats);
+}
+
+/// A replica whose destructor flushes a marker through the file it holds (as a buffered
+/// writer would), and whose constructor fails if it finds one: a crash must make the
+/// dropped node's handles refuse to write.
+#[derive(Debug)]
+struct WritesOnDrop {
+    id: NodeId,
+    file: File,
+    outputs: VecDeque<Output<()>>,
+}
+
+impl Drop for WritesOnDrop {
+    fn drop(&mut self) {
+        let _ = self.file.write_all_at(0, b"written after the crash");
+        let _ = self.file.sync_data();
+    }
+}
+
+impl Replica for WritesOnDrop {
+    type Message = ();
+    fn id(&self) -> NodeId {
+        self.id
+    }
+    fn handle_message(&mut self, _: Instant, _: NodeId, _: ()) -> Result<()> {
+        Ok(())
+    }
+    fn handle_request(&mut self, _: Instant, request_id: RequestId, _: Request) -> Result<()> {
+        let reply = Reply::Failed(Error::Unavailable("nothing here".into()));
+        self.outputs.push_back(Output::Reply { request_id, reply });
+        Ok(())
+    }
+    fn handle_tick(&mut self, _: Instant) -> Result<()> {
+        Ok(())
+    }
+    fn handle_flush(&mut self, _: Instant) -> Result<()> {
+        Ok(())
+    }
+    fn poll_output(&mut self) -> Option<Output<()>> {
+        self.outputs.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
+        Ok(BTreeMap::new())
+    }
+}
+
+#[test]
+fn a_crashed_node_cannot_write_through_its_destructor() {
+    let mut options = SimulationOptions::new(4, FaultPreset::Crashes);
+    options.duration = Duration::from_secs(20);
+    let report = run(&options, |setup: NodeSetup| {
+        let file = setup.disk.open("marker")?;
+        setup.disk.sync_directory("")?;
+        if !file.is_empty()? {
+            return Err(Error::Corruption(
+                "a dropped node wrote after its crash".into(),
+            ));
+        }
+        Ok(WritesOnDrop {
+            id: setup.id,
+            file,
+            outputs: VecDeque::new(),
+        })
+    });
+    assert_eq!(report.failure, None);
+    assert!(report.stats.crashes >= 3, "{:?}", report.stats);
+}
+
+#[test]
+fn crashes_strike_between_and_inside_calls_and_lose_unsynced_writes() {
+    let mut inside = 0;
+    let mut lost_or_torn = 0;
+    for seed in 0..20 {
+        let report = Model::Register.simulate(&SimulationOptions::new(seed, FaultPreset::Crashes));
+        assert_eq!(report.failure, None, "{}", report.summary());
+        inside += report.stats.crashes_inside_calls;
+        lost_or_torn += report.stats.crash_writes_lost + report.stats.crash_writes_torn;
+        assert_eq!(report.stats.restarts, report.stats.crashes);
+    }
+    assert!(inside > 5, "crashes inside calls: {inside}");
+    assert!(
+        lost_or_torn > 5,
+        "unsynced writes lost or torn: {lost_or_torn}"
+    );
+}
+
+#[test]
+fn invalid_options_fail_before_running() {
+    let mut options = SimulationOptions::new(1, FaultPreset::None);
+    options.nodes = 0;
+    let report = simulate(
+        &options,
+        &Properties {
+            linearizable: true,
+            durable: true,
+            convergent: true,
+        },
+        Pinger::open,
+    );
+    assert_eq!(
+        report.failure.map(|f| f.kind),
+        Some(FailureKind::InvalidOptions)
+    );
+    assert_eq!(report.stats.events, 0);
+}
+
+#[test]
+fn the_register_passes_and_its_history_is_well_formed() {
+    let report = Model::Register.simulate(&SimulationOptions::new(11, FaultPreset::Everything));
+    assert_eq!(report.failure, None, "{}", report.summary());
+    let history = &report.history;
+    assert!(history.operations.len() > 1_000);
+    let mut running: BTreeMap<u64, u64> = BTreeMap::new();
+    for operation in &history.operations {
+        operation.validate().unwrap();
+        // One process never has two overlapping operations.
+        if let Some(previous_complete) = running.get(&operation.process) {
+            assert!(operation.invoke >= *previous_complete, "{operation:?}");
+        }
+        running.insert(operation.process, operation.complete.unwrap_or(u64::MAX));
+    }
+    let serving: Vec<_> = report
+        .final_states
+        .iter()
+        .filter(|(_, state)| !state.is_empty())
+        .collect();
+    assert!(serving.len() <= 1 && serving.iter().all(|(node, _)| *node == NodeId(1)));
+}

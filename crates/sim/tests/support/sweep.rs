@@ -1,0 +1,43 @@
+//! Seed selection for the sweeps: `REPLIKV_SEED=S` runs only seed S, `REPLIKV_SIM_SEEDS=N`
+//! runs N seeds instead of the default.
+
+use replikv_sim::{FaultPreset, Model, RunReport, SimulationOptions};
+use std::time::Duration;
+
+/// Virtual seconds of each sweep run (a flag value of `replikv sim`, so that printed
+/// replay commands rebuild the same options).
+pub const SWEEP_DURATION_SECONDS: u64 = 5;
+
+/// The seeds to run: the single `REPLIKV_SEED`, or `REPLIKV_SIM_SEEDS` (else `default`)
+/// seeds from 0.
+pub fn seeds(default: u64) -> Vec<u64> {
+    if let Some(seed) = env_number("REPLIKV_SEED") {
+        return vec![seed];
+    }
+    let count = env_number("REPLIKV_SIM_SEEDS").unwrap_or(default);
+    (0..count).collect()
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok()?;
+    Some(
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {text:?}")),
+    )
+}
+
+/// The options of one sweep run.
+pub fn sweep_options(seed: u64, preset: FaultPreset) -> SimulationOptions {
+    let mut options = SimulationOptions::new(seed, preset);
+    options.duration = Duration::from_secs(SWEEP_DURATION_SECONDS);
+    options
+}
+
+/// Runs `model` over `seeds`, stopping at the first failure (returned with its report).
+pub fn first_failure(model: Model, preset: FaultPreset, seeds: &[u64]) -> Option<RunReport> {
+    seeds
+        .iter()
+        .map(|&seed| model.simulate(&sweep_options(seed, preset)))
+        .find(|report| !report.passed())
+}
