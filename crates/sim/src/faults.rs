@@ -87,82 +87,104 @@ where
         if self.phase == Phase::Quiet {
             return Ok(());
         }
-        let faults = self.options.faults;
         match fault {
-            FaultEvent::StartPartition => {
-                let partitions = faults.partitions.expect("scheduled only when enabled");
-                self.start_partition();
-                if self.network.is_partitioned() {
-                    self.schedule_fault(partitions.duration, FaultEvent::HealPartition)?;
-                }
-            }
-            FaultEvent::HealPartition => {
-                let partitions = faults.partitions.expect("scheduled only when enabled");
-                self.network.heal_partition();
-                self.schedule_fault(partitions.interval, FaultEvent::StartPartition)?;
-            }
-            FaultEvent::Crash => {
-                let crashes = faults.crashes.expect("scheduled only when enabled");
-                let unarmed = |slot: &NodeSlot<N>| slot.replica.is_some() && slot.armed.is_none();
-                if let Some(index) = self.pick_node(unarmed) {
-                    if self
-                        .random
-                        .faults
-                        .random_bool(crashes.inside_call_probability)
-                    {
-                        self.arm_crash(index)?;
-                    } else {
-                        self.crash(index);
-                        self.schedule_restart(index)?;
-                    }
-                }
-                self.schedule_fault(crashes.interval, FaultEvent::Crash)?;
-            }
+            FaultEvent::StartPartition | FaultEvent::HealPartition => self.partition_fault(fault),
+            FaultEvent::Crash => self.crash_fault(),
             FaultEvent::ArmedCrashDue { node, arm } => {
                 let index = index_of(node);
-                if self.nodes[index].armed == Some(arm) {
-                    self.nodes[index].disk.cancel_scheduled_crash();
-                    self.nodes[index].armed = None;
-                    self.crash(index);
-                    self.schedule_restart(index)?;
+                if self.nodes[index].armed != Some(arm) {
+                    return Ok(()); // it struck already
                 }
+                self.nodes[index].disk.cancel_scheduled_crash();
+                self.nodes[index].armed = None;
+                self.crash(index);
+                self.schedule_restart(index)
             }
-            FaultEvent::Restart { node } => {
-                let crashes = faults.crashes.expect("scheduled only when enabled");
-                let index = index_of(node);
-                if self.nodes[index].replica.is_none() {
-                    // Sometimes the power fails again during recovery.
-                    if self
-                        .random
-                        .faults
-                        .random_bool(crashes.inside_call_probability / 2.0)
-                    {
-                        self.arm_crash(index)?;
-                    }
-                    self.restart(index)?;
-                }
-            }
-            FaultEvent::Pause => {
-                let pauses = faults.pauses.expect("scheduled only when enabled");
-                let pausable =
-                    |slot: &crate::node::NodeSlot<N>| slot.replica.is_some() && !slot.is_paused();
-                if let Some(index) = self.pick_node(pausable) {
-                    self.pause(index);
-                    let node = self.nodes[index].id;
-                    let pause = self.nodes[index].paused.expect("just paused");
-                    self.schedule_fault(pauses.duration, FaultEvent::Resume { node, pause })?;
-                }
-                self.schedule_fault(pauses.interval, FaultEvent::Pause)?;
-            }
+            FaultEvent::Restart { node } => self.restart_fault(index_of(node)),
+            FaultEvent::Pause => self.pause_fault(),
             FaultEvent::Resume { node, pause } => {
                 let index = index_of(node);
-                if self.nodes[index].paused == Some(pause) {
-                    self.resume(index)?;
+                if self.nodes[index].paused != Some(pause) {
+                    return Ok(()); // the node crashed meanwhile
                 }
+                self.resume(index)
             }
-            FaultEvent::DriftClocks => self.drift_clocks()?,
+            FaultEvent::DriftClocks => self.drift_clocks(),
+        }
+    }
+
+    fn partition_fault(&mut self, fault: FaultEvent) -> Result<(), Failure> {
+        let partitions = self
+            .options
+            .faults
+            .partitions
+            .expect("scheduled only when enabled");
+        if fault == FaultEvent::HealPartition {
+            self.network.heal_partition();
+            return self.schedule_fault(partitions.interval, FaultEvent::StartPartition);
+        }
+        self.start_partition();
+        if self.network.is_partitioned() {
+            self.schedule_fault(partitions.duration, FaultEvent::HealPartition)?;
         }
         Ok(())
+    }
+
+    /// Crashes a random running node at once or arms its disk, and schedules the next.
+    fn crash_fault(&mut self) -> Result<(), Failure> {
+        let crashes = self
+            .options
+            .faults
+            .crashes
+            .expect("scheduled only when enabled");
+        let unarmed = |slot: &NodeSlot<N>| slot.replica.is_some() && slot.armed.is_none();
+        if let Some(index) = self.pick_node(unarmed) {
+            if self
+                .random
+                .faults
+                .random_bool(crashes.inside_call_probability)
+            {
+                self.arm_crash(index)?;
+            } else {
+                self.crash(index);
+                self.schedule_restart(index)?;
+            }
+        }
+        self.schedule_fault(crashes.interval, FaultEvent::Crash)
+    }
+
+    fn restart_fault(&mut self, index: usize) -> Result<(), Failure> {
+        let crashes = self
+            .options
+            .faults
+            .crashes
+            .expect("scheduled only when enabled");
+        if self.nodes[index].replica.is_some() {
+            return Ok(());
+        }
+        // Sometimes the power fails again during recovery.
+        let probability = crashes.inside_call_probability / 2.0;
+        if self.random.faults.random_bool(probability) {
+            self.arm_crash(index)?;
+        }
+        self.restart(index)
+    }
+
+    /// Pauses a random running, unpaused node, and schedules the next pause.
+    fn pause_fault(&mut self) -> Result<(), Failure> {
+        let pauses = self
+            .options
+            .faults
+            .pauses
+            .expect("scheduled only when enabled");
+        let pausable = |slot: &NodeSlot<N>| slot.replica.is_some() && !slot.is_paused();
+        if let Some(index) = self.pick_node(pausable) {
+            self.pause(index);
+            let node = self.nodes[index].id;
+            let pause = self.nodes[index].paused.expect("just paused");
+            self.schedule_fault(pauses.duration, FaultEvent::Resume { node, pause })?;
+        }
+        self.schedule_fault(pauses.interval, FaultEvent::Pause)
     }
 
     /// Arms the disk of `index` to crash before one of its next few mutating operations.
