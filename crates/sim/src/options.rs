@@ -360,7 +360,7 @@ impl Default for WorkloadOptions {
             write_weight: 3,
             cas_weight: 2,
             delete_weight: 1,
-            think_time: DurationRange::millis(0, 10),
+            think_time: DurationRange::millis(0, 20),
             timeout: Duration::from_millis(500),
             attempts_max: 4,
             retry_backoff: DurationRange::millis(1, 20),
