@@ -8,6 +8,12 @@
 //!
 //! One property per module, each citing its definition.
 
+pub mod budget;
 pub mod history;
+pub mod linearizability;
+pub mod verdict;
 
+pub use budget::Budget;
 pub use history::{Function, History, HistoryError, Operation, OperationType};
+pub use linearizability::check_registers;
+pub use verdict::{Verdict, Violation};
