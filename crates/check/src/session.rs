@@ -1,0 +1,185 @@
+//! Machinery shared by the session-guarantee checkers.
+//!
+//! Terry et al. define their four guarantees per session: each one relates the
+//! operations of one client to what that client later observes. Three of them (monotonic
+//! writes, writes-follow-reads, and consistent prefix, which DDIA phrases as "answers
+//! never before their questions") share one shape, checked here once: an *observer*
+//! reads a value, and from the write it read the guarantee derives *requirements* — other
+//! writes the observer must never afterwards see the key state before. What differs is
+//! which writes are required (the writer's earlier writes; the writes the writer had
+//! read; the writer's whole causal past), so each checker passes its own rule.
+//!
+//! Requirements only grow along a session, so the observer keeps, per writer process,
+//! the furthest "front" it has been shown (a count of that process's writes, or a time)
+//! and looks requirements up on demand for the key each later read touches.
+//!
+//! [`Findings`] collects violations: their count, and the first one (in process order,
+//! then session order) in full.
+
+use crate::observations::{
+    Completions, Observation, Observations, ReadId, WriteId, describe_write,
+};
+use crate::verdict::{Verdict, Violation};
+
+/// Violations of one property found so far.
+#[derive(Debug)]
+pub(crate) struct Findings {
+    property: &'static str,
+    count: usize,
+    first: Option<(String, Vec<usize>)>,
+}
+
+impl Findings {
+    pub(crate) fn new(property: &'static str) -> Findings {
+        Findings {
+            property,
+            count: 0,
+            first: None,
+        }
+    }
+
+    /// Records a violation shown by the operations at these history indices.
+    pub(crate) fn record(&mut self, explanation: impl FnOnce() -> String, operations: Vec<usize>) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some((explanation(), operations));
+        }
+    }
+
+    pub(crate) fn verdict(self, observations: &Observations<'_>) -> Verdict {
+        let Some((mut explanation, operations)) = self.first else {
+            return Verdict::Valid;
+        };
+        if self.count > 1 {
+            explanation.push_str(&format!(
+                " ({} violations in all; the first is shown)",
+                self.count
+            ));
+        }
+        let operations = operations
+            .into_iter()
+            .map(|index| observations.operation(index).clone())
+            .collect();
+        Verdict::Invalid(Violation::new(self.property, explanation, operations))
+    }
+}
+
+/// A write an observer must not see the key state before, and the operations (history
+/// indices) that show why it is required, besides the write itself.
+#[derive(Clone, Debug)]
+pub(crate) struct Requirement {
+    pub(crate) write: WriteId,
+    pub(crate) because: Vec<usize>,
+    /// Completes "... which {writer} issued after ..." style sentences.
+    pub(crate) reason: String,
+}
+
+/// A guarantee of the observer shape.
+pub(crate) trait ObserverRule {
+    /// The fronts (writer process, front) an observer reaches by reading `write`.
+    fn fronts(&self, observations: &Observations<'_>, write: WriteId) -> Vec<(usize, u64)>;
+
+    /// What `front` of `process` requires on `key`, if anything.
+    fn required(
+        &self,
+        observations: &Observations<'_>,
+        process: usize,
+        front: u64,
+        key: usize,
+    ) -> Option<Requirement>;
+}
+
+/// Where an observer's knowledge of one writer process came from.
+#[derive(Clone, Copy, Debug)]
+struct Front {
+    front: u64,
+    read: ReadId,
+    observed: WriteId,
+}
+
+/// Checks every observer's session against `rule`.
+pub(crate) fn check_observers(
+    observations: &Observations<'_>,
+    rule: &impl ObserverRule,
+    findings: &mut Findings,
+) {
+    let processes = observations.process_ids.len();
+    for session in &observations.sessions {
+        let mut fronts: Vec<Option<Front>> = vec![None; processes];
+        let mut active: Vec<usize> = Vec::new();
+        let mut completed: Completions<ReadId> = Completions::new();
+        for &entry in session {
+            let crate::observations::SessionEntry::Read(read) = entry else {
+                continue;
+            };
+            while let Some(earlier) = completed.pop_until(observations.reads[read].invoke) {
+                let Observation::Write(observed) = observations.reads[earlier].observation else {
+                    continue;
+                };
+                for (process, front) in rule.fronts(observations, observed) {
+                    let slot = &mut fronts[process];
+                    if slot.is_none() {
+                        active.push(process);
+                    }
+                    if slot.is_none_or(|known| front > known.front) {
+                        *slot = Some(Front {
+                            front,
+                            read: earlier,
+                            observed,
+                        });
+                    }
+                }
+            }
+            check_read(observations, rule, &fronts, &active, read, findings);
+            completed.push(observations.reads[read].complete, read);
+        }
+    }
+}
+
+fn check_read(
+    observations: &Observations<'_>,
+    rule: &impl ObserverRule,
+    fronts: &[Option<Front>],
+    active: &[usize],
+    read: ReadId,
+    findings: &mut Findings,
+) {
+    let record = &observations.reads[read];
+    for &process in active {
+        let Some(front) = fronts[process] else {
+            continue;
+        };
+        let Some(requirement) = rule.required(observations, process, front.front, record.key)
+        else {
+            continue;
+        };
+        let Some(older) = observations.older(record.observation, requirement.write) else {
+            continue;
+        };
+        let explanation = || {
+            format!(
+                "process {} read {:?} = {} ({}), {}; so it must not then see {:?} before {}. \
+                 But its later read of {:?} returned {}",
+                observations.process_ids[record.process],
+                observations.keys[observations.reads[front.read].key],
+                observations.written_value(front.observed),
+                describe_write(observations, front.observed),
+                requirement.reason,
+                observations.keys[record.key],
+                describe_write(observations, requirement.write),
+                observations.keys[record.key],
+                older.explanation
+            )
+        };
+        let mut operations = vec![
+            observations.writes[requirement.write].op,
+            observations.writes[front.observed].op,
+            observations.reads[front.read].op,
+            record.op,
+        ];
+        operations.extend(requirement.because);
+        operations.extend(older.operations);
+        findings.record(explanation, operations);
+        return;
+    }
+}
