@@ -21,12 +21,12 @@
 //!
 //! What it cannot see: orders that are not causal (two independent writers' writes may be
 //! seen in either order); `info` writes are only in a causal past once someone read them
-//! and wrote after; the chain of reads that makes `W1` precede `W2` is summarised in the
-//! explanation, the witness lists its two ends and the observer's reads.
+//! and wrote after. The witness lists `W1`, `W2`, the observer's two reads, and the chain
+//! of reads (and the writes they returned) that put `W1` in `W2`'s causal past.
 
 use crate::history::History;
 use crate::observations::{Observations, WriteId, describe_write};
-use crate::session::{Findings, ObserverRule, Requirement, check_observers};
+use crate::session::{Findings, ObserverRule, check_observers};
 use crate::verdict::Verdict;
 
 /// The property's name in verdicts.
@@ -58,17 +58,21 @@ impl ObserverRule for CausalPast {
         process: usize,
         front: u64,
         key: usize,
-    ) -> Option<Requirement> {
-        let ok_writes = u32::try_from(front).ok()?;
-        let write = observations.latest_ok_write(process, key, ok_writes)?;
-        Some(Requirement {
-            write,
-            because: Vec::new(),
-            reason: format!(
-                "which causally follows {} (through the writers' sessions and what they read)",
-                describe_write(observations, write)
-            ),
-        })
+    ) -> Option<WriteId> {
+        observations.latest_ok_write(process, key, u32::try_from(front).ok()?)
+    }
+
+    fn justify(
+        &self,
+        observations: &Observations<'_>,
+        required: WriteId,
+        observed: WriteId,
+    ) -> (String, Vec<usize>) {
+        let reason = format!(
+            "which causally follows {} (the witness shows the reads that carried it)",
+            describe_write(observations, required)
+        );
+        (reason, observations.causal_chain(required, observed))
     }
 }
 

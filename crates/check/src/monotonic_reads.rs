@@ -143,23 +143,23 @@ pub(crate) fn check(observations: &Observations<'_>) -> Verdict {
                 let older = observations
                     .older(record.observation, newer)
                     .expect("a regression is known older");
-                let explanation = || {
-                    format!(
+                findings.record(|| {
+                    let explanation = format!(
                         "process {} read {:?} and got {}, after an earlier read of its session \
                          had returned {}",
                         observations.process_ids[record.process],
                         observations.keys[record.key],
-                        older.explanation,
+                        observations.explain_older(older),
                         observations.read_value(earlier)
-                    )
-                };
-                let mut operations = vec![
-                    observations.writes[newer].op,
-                    observations.reads[earlier].op,
-                    record.op,
-                ];
-                operations.extend(older.operations.iter().copied());
-                findings.record(explanation, operations);
+                    );
+                    let mut operations = vec![
+                        observations.writes[newer].op,
+                        observations.reads[earlier].op,
+                        record.op,
+                    ];
+                    operations.extend(observations.older_operations(older));
+                    (explanation, operations)
+                });
             }
             completed.push(record.complete, read);
         }

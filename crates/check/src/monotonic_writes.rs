@@ -24,7 +24,7 @@
 
 use crate::history::History;
 use crate::observations::{Observations, WriteId, describe_write};
-use crate::session::{Findings, ObserverRule, Requirement, check_observers};
+use crate::session::{Findings, ObserverRule, check_observers};
 use crate::verdict::Verdict;
 
 /// The property's name in verdicts.
@@ -54,18 +54,22 @@ impl ObserverRule for EarlierWritesOfTheSession {
         process: usize,
         front: u64,
         key: usize,
-    ) -> Option<Requirement> {
-        let ok_writes = u32::try_from(front).ok()?;
-        let write = observations.latest_ok_write(process, key, ok_writes)?;
-        Some(Requirement {
-            write,
-            because: Vec::new(),
-            reason: format!(
-                "and process {} had issued {} before that write",
-                observations.process_ids[process],
-                describe_write(observations, write)
-            ),
-        })
+    ) -> Option<WriteId> {
+        observations.latest_ok_write(process, key, u32::try_from(front).ok()?)
+    }
+
+    fn justify(
+        &self,
+        observations: &Observations<'_>,
+        required: WriteId,
+        _observed: WriteId,
+    ) -> (String, Vec<usize>) {
+        let reason = format!(
+            "and process {} had issued {} before that write",
+            observations.process_ids[observations.writes[required].process],
+            describe_write(observations, required)
+        );
+        (reason, Vec::new())
     }
 }
 

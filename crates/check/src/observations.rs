@@ -100,14 +100,24 @@ pub(crate) enum Evidence {
     Causality,
 }
 
-/// Proof that an observation is older than a write.
-#[derive(Clone, Debug)]
-pub(crate) struct Older {
-    /// Words completing "the read returned ...".
-    pub(crate) explanation: String,
-    /// History indices of the operations the proof needs besides the read and the write.
-    pub(crate) operations: Vec<usize>,
+/// Proof that an observation is older than a write; cheap to make, explained on demand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Older {
+    /// The read returned `observed`, which is known to precede `than`.
+    Write {
+        observed: WriteId,
+        than: WriteId,
+        evidence: Evidence,
+    },
+    /// The read returned absent and every delete of the key precedes `than`.
+    Absent {
+        than: WriteId,
+        latest_delete: Option<WriteId>,
+    },
 }
+
+/// The most hops a causal chain in a witness may have.
+const CHAIN_HOPS_MAX: usize = 64;
 
 /// The resolved history.
 #[derive(Debug)]
@@ -173,38 +183,138 @@ impl<'h> Observations<'h> {
 
     /// Whether `observation` is known to be older than `write`, with the proof.
     pub(crate) fn older(&self, observation: Observation, write: WriteId) -> Option<Older> {
-        let than = describe_write(self, write);
         match observation {
             Observation::Unknown => None,
             Observation::Write(observed) => {
                 let evidence = self.precedes(observed, write)?;
+                Some(Older::Write {
+                    observed,
+                    than: write,
+                    evidence,
+                })
+            }
+            Observation::Absent => {
+                let mut latest_delete: Option<WriteId> = None;
+                for &delete in &self.deletes[self.writes[write].key] {
+                    self.precedes(delete, write)?;
+                    let complete = |id: WriteId| self.writes[id].complete.unwrap_or(u64::MAX);
+                    if latest_delete.is_none_or(|latest| complete(delete) >= complete(latest)) {
+                        latest_delete = Some(delete);
+                    }
+                }
+                Some(Older::Absent {
+                    than: write,
+                    latest_delete,
+                })
+            }
+        }
+    }
+
+    /// Words completing "the read returned ...".
+    pub(crate) fn explain_older(&self, older: Older) -> String {
+        match older {
+            Older::Write {
+                observed,
+                than,
+                evidence,
+            } => {
+                let than = describe_write(self, than);
                 let how = match evidence {
                     Evidence::RealTime => format!("was acknowledged before {than} was invoked"),
                     Evidence::Causality => format!("is in the causal past of {than}"),
                 };
-                Some(Older {
-                    explanation: format!("{}, whose write {how}", self.written_value(observed)),
-                    operations: vec![self.writes[observed].op],
-                })
+                format!("{}, whose write {how}", self.written_value(observed))
             }
-            Observation::Absent => {
-                let deletes = &self.deletes[self.writes[write].key];
-                let mut latest: Option<(u64, usize)> = None;
-                for &delete in deletes {
-                    self.precedes(delete, write)?;
-                    let complete = self.writes[delete].complete.unwrap_or(u64::MAX);
-                    latest = latest.max(Some((complete, self.writes[delete].op)));
+            Older::Absent {
+                latest_delete: None,
+                ..
+            } => "absent, although the key was never deleted".into(),
+            Older::Absent { than, .. } => format!(
+                "absent, although every delete of the key precedes {}",
+                describe_write(self, than)
+            ),
+        }
+    }
+
+    /// History indices of the operations that prove `older`, besides the read and the
+    /// write it is older than: the write the read returned (or the key's latest delete)
+    /// and, for causal evidence, the chain of reads that carried it.
+    pub(crate) fn older_operations(&self, older: Older) -> Vec<usize> {
+        let (earlier, than) = match older {
+            Older::Write { observed, than, .. } => (observed, than),
+            Older::Absent {
+                latest_delete: None,
+                ..
+            } => return Vec::new(),
+            Older::Absent {
+                latest_delete: Some(delete),
+                than,
+            } => (delete, than),
+        };
+        let mut operations = vec![self.writes[earlier].op];
+        if self.precedes(earlier, than) == Some(Evidence::Causality) {
+            operations.extend(self.causal_chain(earlier, than));
+        }
+        operations
+    }
+
+    /// Whether `a` is in `b`'s causal past.
+    fn in_causal_past(&self, a: WriteId, b: WriteId) -> bool {
+        let first = &self.writes[a];
+        first.complete.is_some() && self.past(b)[first.process] > first.ok_writes_before
+    }
+
+    /// The operations through which `a` entered `b`'s causal past: for each hop, the read
+    /// (or cas) by which a process learned of a write, and that write. Empty when `a` is
+    /// an earlier write of `b`'s own session.
+    pub(crate) fn causal_chain(&self, a: WriteId, b: WriteId) -> Vec<usize> {
+        let mut chain = Vec::new();
+        let mut target = b;
+        for _ in 0..CHAIN_HOPS_MAX {
+            if self.writes[a].process == self.writes[target].process {
+                break;
+            }
+            let Some((learned_by, learned)) = self.learned_from(target, a) else {
+                break;
+            };
+            chain.push(learned_by);
+            if learned == a {
+                break;
+            }
+            chain.push(self.writes[learned].op);
+            target = learned;
+        }
+        chain
+    }
+
+    /// The read (or cas) of `target`'s session, before `target`, that returned `a` or a
+    /// write with `a` in its causal past: (its history index, the write it returned).
+    fn learned_from(&self, target: WriteId, a: WriteId) -> Option<(usize, WriteId)> {
+        let record = &self.writes[target];
+        let carries = |write: WriteId| write == a || self.in_causal_past(a, write);
+        for &entry in self.sessions[record.process].iter().rev() {
+            match entry {
+                SessionEntry::Read(read) => {
+                    let read = &self.reads[read];
+                    if let Observation::Write(write) = read.observation
+                        && read.complete <= record.invoke
+                        && carries(write)
+                    {
+                        return Some((read.op, write));
+                    }
                 }
-                let explanation = match latest {
-                    None => "absent, although the key was never deleted".to_string(),
-                    Some(_) => format!("absent, although every delete of the key precedes {than}"),
-                };
-                Some(Older {
-                    explanation,
-                    operations: latest.map(|(_, op)| op).into_iter().collect(),
-                })
+                SessionEntry::Write(cas) => {
+                    let write = &self.writes[cas];
+                    if let Some(expected) = write.cas_observed
+                        && write.invoke <= record.invoke
+                        && carries(expected)
+                    {
+                        return Some((write.op, expected));
+                    }
+                }
             }
         }
+        None
     }
 
     /// The latest `ok` write of `key` by `process` among its first `ok_writes` ok writes.

@@ -62,18 +62,18 @@ pub(crate) fn check(observations: &Observations<'_>) -> Verdict {
                     let Some(older) = observations.older(record.observation, own) else {
                         continue;
                     };
-                    let explanation = || {
-                        format!(
+                    findings.record(|| {
+                        let explanation = format!(
                             "process {} read {:?} after {} had completed, and got {}",
                             observations.process_ids[record.process],
                             observations.keys[record.key],
                             describe_write(observations, own),
-                            older.explanation
-                        )
-                    };
-                    let mut operations = vec![observations.writes[own].op, record.op];
-                    operations.extend(older.operations);
-                    findings.record(explanation, operations);
+                            observations.explain_older(older)
+                        );
+                        let mut operations = vec![observations.writes[own].op, record.op];
+                        operations.extend(observations.older_operations(older));
+                        (explanation, operations)
+                    });
                 }
             }
         }

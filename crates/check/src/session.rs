@@ -38,11 +38,12 @@ impl Findings {
         }
     }
 
-    /// Records a violation shown by the operations at these history indices.
-    pub(crate) fn record(&mut self, explanation: impl FnOnce() -> String, operations: Vec<usize>) {
+    /// Records a violation: `details` gives its explanation and the history indices of
+    /// the operations that show it, and is only called for the first one.
+    pub(crate) fn record(&mut self, details: impl FnOnce() -> (String, Vec<usize>)) {
         self.count += 1;
         if self.first.is_none() {
-            self.first = Some((explanation(), operations));
+            self.first = Some(details());
         }
     }
 
@@ -64,29 +65,28 @@ impl Findings {
     }
 }
 
-/// A write an observer must not see the key state before, and the operations (history
-/// indices) that show why it is required, besides the write itself.
-#[derive(Clone, Debug)]
-pub(crate) struct Requirement {
-    pub(crate) write: WriteId,
-    pub(crate) because: Vec<usize>,
-    /// Completes "... which {writer} issued after ..." style sentences.
-    pub(crate) reason: String,
-}
-
 /// A guarantee of the observer shape.
 pub(crate) trait ObserverRule {
     /// The fronts (writer process, front) an observer reaches by reading `write`.
     fn fronts(&self, observations: &Observations<'_>, write: WriteId) -> Vec<(usize, u64)>;
 
-    /// What `front` of `process` requires on `key`, if anything.
+    /// The write that `front` of `process` requires on `key`, if any.
     fn required(
         &self,
         observations: &Observations<'_>,
         process: usize,
         front: u64,
         key: usize,
-    ) -> Option<Requirement>;
+    ) -> Option<WriteId>;
+
+    /// Why `required` is required once `observed` was read: words completing "process q
+    /// read k = v (write), ..." and the history indices of the operations that show it.
+    fn justify(
+        &self,
+        observations: &Observations<'_>,
+        required: WriteId,
+        observed: WriteId,
+    ) -> (String, Vec<usize>);
 }
 
 /// Where an observer's knowledge of one writer process came from.
@@ -149,37 +149,36 @@ fn check_read(
         let Some(front) = fronts[process] else {
             continue;
         };
-        let Some(requirement) = rule.required(observations, process, front.front, record.key)
-        else {
+        let Some(required) = rule.required(observations, process, front.front, record.key) else {
             continue;
         };
-        let Some(older) = observations.older(record.observation, requirement.write) else {
+        let Some(older) = observations.older(record.observation, required) else {
             continue;
         };
-        let explanation = || {
-            format!(
-                "process {} read {:?} = {} ({}), {}; so it must not then see {:?} before {}. \
+        findings.record(|| {
+            let (reason, because) = rule.justify(observations, required, front.observed);
+            let explanation = format!(
+                "process {} read {:?} = {} ({}), {reason}; so it must not then see {:?} before {}. \
                  But its later read of {:?} returned {}",
                 observations.process_ids[record.process],
                 observations.keys[observations.reads[front.read].key],
                 observations.written_value(front.observed),
                 describe_write(observations, front.observed),
-                requirement.reason,
                 observations.keys[record.key],
-                describe_write(observations, requirement.write),
+                describe_write(observations, required),
                 observations.keys[record.key],
-                older.explanation
-            )
-        };
-        let mut operations = vec![
-            observations.writes[requirement.write].op,
-            observations.writes[front.observed].op,
-            observations.reads[front.read].op,
-            record.op,
-        ];
-        operations.extend(requirement.because);
-        operations.extend(older.operations);
-        findings.record(explanation, operations);
+                observations.explain_older(older)
+            );
+            let mut operations = vec![
+                observations.writes[required].op,
+                observations.writes[front.observed].op,
+                observations.reads[front.read].op,
+                record.op,
+            ];
+            operations.extend(because);
+            operations.extend(observations.older_operations(older));
+            (explanation, operations)
+        });
         return;
     }
 }

@@ -22,7 +22,7 @@
 
 use crate::history::History;
 use crate::observations::{Observation, Observations, ReadId, WriteId, describe_write};
-use crate::session::{Findings, ObserverRule, Requirement, check_observers};
+use crate::session::{Findings, ObserverRule, check_observers};
 use crate::verdict::Verdict;
 use std::collections::HashMap;
 
@@ -77,22 +77,50 @@ impl ObserverRule for WritesTheWriterRead {
         process: usize,
         front: u64,
         key: usize,
-    ) -> Option<Requirement> {
+    ) -> Option<WriteId> {
+        let read = self.last_read_before(observations, process, key, front)?;
+        match observations.reads[read].observation {
+            Observation::Write(write) => Some(write),
+            _ => None,
+        }
+    }
+
+    fn justify(
+        &self,
+        observations: &Observations<'_>,
+        required: WriteId,
+        observed: WriteId,
+    ) -> (String, Vec<usize>) {
+        let writer = observations.writes[observed].process;
+        let key = observations.writes[required].key;
+        let front = observations.writes[observed].invoke.saturating_add(1);
+        let reason = format!(
+            "which process {} issued after reading {}",
+            observations.process_ids[writer],
+            describe_write(observations, required)
+        );
+        let read = self.last_read_before(observations, writer, key, front);
+        (
+            reason,
+            read.map(|read| observations.reads[read].op)
+                .into_iter()
+                .collect(),
+        )
+    }
+}
+
+impl WritesTheWriterRead {
+    /// `process`'s last read of `key` (that returned a write) completed before `front`.
+    fn last_read_before(
+        &self,
+        observations: &Observations<'_>,
+        process: usize,
+        key: usize,
+        front: u64,
+    ) -> Option<ReadId> {
         let reads = self.reads.get(&(process, key))?;
         let count = reads.partition_point(|&read| observations.reads[read].complete < front);
-        let read = reads[count.checked_sub(1)?];
-        let Observation::Write(write) = observations.reads[read].observation else {
-            return None;
-        };
-        Some(Requirement {
-            write,
-            because: vec![observations.reads[read].op],
-            reason: format!(
-                "and process {} had read {} before issuing that write",
-                observations.process_ids[process],
-                describe_write(observations, write)
-            ),
-        })
+        Some(reads[count.checked_sub(1)?])
     }
 }
 
