@@ -80,8 +80,10 @@ impl DurabilityReport {
         }
         let listed = self.lost.len().min(WITNESS_WRITES_MAX);
         let explanation = format!(
-            "{} acknowledged writes lost (first: {}){}",
+            "{} acknowledged write{} lost (first: {}, absent from a later read that had to \
+             include it){}",
             self.lost.len(),
+            if self.lost.len() == 1 { "" } else { "s" },
             describe(&self.lost[0].write),
             if listed < self.lost.len() {
                 format!("; the first {listed} are listed")

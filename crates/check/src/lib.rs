@@ -67,6 +67,15 @@ pub const PROPERTIES: [&str; 8] = [
     convergence::PROPERTY,
 ];
 
+/// The session guarantees among [`PROPERTIES`]: each is judged per process (session).
+pub const SESSION_PROPERTIES: [&str; 5] = [
+    read_your_writes::PROPERTY,
+    monotonic_reads::PROPERTY,
+    monotonic_writes::PROPERTY,
+    writes_follow_reads::PROPERTY,
+    consistent_prefix::PROPERTY,
+];
+
 /// What a history's operations operate on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Model {

@@ -143,7 +143,7 @@ pub(crate) fn check(observations: &Observations<'_>) -> Verdict {
                 let older = observations
                     .older(record.observation, newer)
                     .expect("a regression is known older");
-                findings.record(|| {
+                findings.record(observations.process_ids[record.process], || {
                     let explanation = format!(
                         "process {} read {:?} and got {}, after an earlier read of its session \
                          had returned {}",

@@ -62,7 +62,7 @@ pub(crate) fn check(observations: &Observations<'_>) -> Verdict {
                     let Some(older) = observations.older(record.observation, own) else {
                         continue;
                     };
-                    findings.record(|| {
+                    findings.record(observations.process_ids[record.process], || {
                         let explanation = format!(
                             "process {} read {:?} after {} had completed, and got {}",
                             observations.process_ids[record.process],

@@ -20,12 +20,15 @@ use crate::observations::{
     Completions, Observation, Observations, ReadId, WriteId, describe_write,
 };
 use crate::verdict::{Verdict, Violation};
+use std::collections::BTreeSet;
 
 /// Violations of one property found so far.
 #[derive(Debug)]
 pub(crate) struct Findings {
     property: &'static str,
     count: usize,
+    /// The (history) ids of the processes whose sessions violate the property.
+    processes: BTreeSet<u64>,
     first: Option<(String, Vec<usize>)>,
 }
 
@@ -34,14 +37,17 @@ impl Findings {
         Findings {
             property,
             count: 0,
+            processes: BTreeSet::new(),
             first: None,
         }
     }
 
-    /// Records a violation: `details` gives its explanation and the history indices of
-    /// the operations that show it, and is only called for the first one.
-    pub(crate) fn record(&mut self, details: impl FnOnce() -> (String, Vec<usize>)) {
+    /// Records a violation in the session of `process` (a history process id): `details`
+    /// gives its explanation and the history indices of the operations that show it, and
+    /// is only called for the first one.
+    pub(crate) fn record(&mut self, process: u64, details: impl FnOnce() -> (String, Vec<usize>)) {
         self.count += 1;
+        self.processes.insert(process);
         if self.first.is_none() {
             self.first = Some(details());
         }
@@ -51,12 +57,18 @@ impl Findings {
         let Some((mut explanation, operations)) = self.first else {
             return Verdict::Valid;
         };
-        if self.count > 1 {
-            explanation.push_str(&format!(
-                " ({} violations in all; the first is shown)",
-                self.count
-            ));
-        }
+        let processes: Vec<String> = self.processes.iter().map(u64::to_string).collect();
+        let plural = |count: usize, one: &'static str, many: &'static str| {
+            if count == 1 { one } else { many }
+        };
+        explanation.push_str(&format!(
+            " ({} violation{} in all, in the session{} of process{} {}; the first is shown)",
+            self.count,
+            plural(self.count, "", "s"),
+            plural(processes.len(), "", "s"),
+            plural(processes.len(), "", "es"),
+            processes.join(", ")
+        ));
         let operations = operations
             .into_iter()
             .map(|index| observations.operation(index).clone())
@@ -155,7 +167,7 @@ fn check_read(
         let Some(older) = observations.older(record.observation, required) else {
             continue;
         };
-        findings.record(|| {
+        findings.record(observations.process_ids[record.process], || {
             let (reason, because) = rule.justify(observations, required, front.observed);
             let explanation = format!(
                 "process {} read {:?} = {} ({}), {reason}; so it must not then see {:?} before {}. \

@@ -250,79 +250,126 @@ impl LinearizedSet {
 /// Searches for a linearization of `ops` (one key, in invocation order) from the
 /// absent state, spending steps from `meter`.
 pub(crate) fn search(ops: &[RegisterOp], meter: &mut Meter) -> SearchOutcome {
-    let mut list = EventList::new(ops);
-    let mut linearized = LinearizedSet::new(ops);
-    let mut cache = ConfigurationCache::default();
-    let mut encoded = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut remaining_ok = linearized.ok_count;
-    let mut unlinearized_info = ops.len() - linearized.ok_count;
-    let mut state = ABSENT;
-    let mut cursor = list.next[HEAD as usize];
-    let mut phase = Phase::Ok;
-    let mut furthest_completion = HEAD;
-    while remaining_ok > 0 {
+    let mut search = Search::new(ops);
+    while search.remaining_ok > 0 {
         if let Err(exhausted) = meter.tick() {
             return SearchOutcome::Exhausted(exhausted);
         }
+        let cursor = search.cursor;
         assert_ne!(
             cursor, NONE,
             "an unlinearized ok operation's completion is ahead"
         );
-        let event = list.events[cursor as usize];
+        let event = search.list.events[cursor as usize];
         if !event.is_completion {
-            let op = &ops[event.op as usize];
-            if op.is_ok() == (phase == Phase::Ok)
-                && let Some(state_after) = step(state, op.action)
-            {
-                linearized.insert(event.op);
-                linearized.encode(state_after, &mut encoded);
-                match cache.insert(&encoded) {
-                    Err(exhausted) => return SearchOutcome::Exhausted(exhausted),
-                    Ok(true) => {
-                        stack.push(Frame {
-                            op: event.op,
-                            state_before: state,
-                            phase,
-                        });
-                        state = state_after;
-                        list.lift(event.op);
-                        if op.is_ok() {
-                            remaining_ok -= 1;
-                        } else {
-                            unlinearized_info -= 1;
-                        }
-                        cursor = list.next[HEAD as usize];
-                        phase = Phase::Ok;
-                        continue;
-                    }
-                    Ok(false) => linearized.remove(event.op),
-                }
+            match search.try_to_linearize(event.op) {
+                Err(exhausted) => return SearchOutcome::Exhausted(exhausted),
+                Ok(true) => {}
+                Ok(false) => search.cursor = search.list.next[cursor as usize],
             }
-            cursor = list.next[cursor as usize];
             continue;
         }
-        furthest_completion = furthest_completion.max(cursor);
-        if phase == Phase::Ok && unlinearized_info > 0 {
-            phase = Phase::Info;
-            cursor = list.next[HEAD as usize];
+        search.furthest_completion = search.furthest_completion.max(cursor);
+        if search.phase == Phase::Ok && search.unlinearized_info > 0 {
+            search.phase = Phase::Info;
+            search.cursor = search.list.next[HEAD as usize];
             continue;
         }
-        let Some(frame) = stack.pop() else {
-            return not_linearizable(ops, &list, furthest_completion);
-        };
-        list.unlift(frame.op);
-        linearized.remove(frame.op);
-        if ops[frame.op as usize].is_ok() {
-            remaining_ok += 1;
-        } else {
-            unlinearized_info += 1;
+        if !search.backtrack() {
+            return not_linearizable(ops, &search.list, search.furthest_completion);
         }
-        state = frame.state_before;
-        phase = frame.phase;
-        cursor = list.next[list.invocation_node[frame.op as usize] as usize];
     }
     SearchOutcome::Linearizable
+}
+
+/// The state of one search (see the module doc).
+struct Search<'o> {
+    ops: &'o [RegisterOp],
+    list: EventList,
+    linearized: LinearizedSet,
+    cache: ConfigurationCache,
+    encoded: Vec<u32>,
+    stack: Vec<Frame>,
+    remaining_ok: usize,
+    unlinearized_info: usize,
+    state: ValueId,
+    cursor: u32,
+    phase: Phase,
+    furthest_completion: u32,
+}
+
+impl<'o> Search<'o> {
+    fn new(ops: &'o [RegisterOp]) -> Search<'o> {
+        let list = EventList::new(ops);
+        let linearized = LinearizedSet::new(ops);
+        let cursor = list.next[HEAD as usize];
+        Search {
+            ops,
+            remaining_ok: linearized.ok_count,
+            unlinearized_info: ops.len() - linearized.ok_count,
+            list,
+            linearized,
+            cache: ConfigurationCache::default(),
+            encoded: Vec::new(),
+            stack: Vec::new(),
+            state: ABSENT,
+            cursor,
+            phase: Phase::Ok,
+            furthest_completion: HEAD,
+        }
+    }
+
+    /// Linearizes `op` now if this phase tries it, the specification allows it and the
+    /// resulting configuration is new; then the cursor restarts at the head.
+    fn try_to_linearize(&mut self, op: u32) -> Result<bool, Exhausted> {
+        let operation = &self.ops[op as usize];
+        if operation.is_ok() != (self.phase == Phase::Ok) {
+            return Ok(false);
+        }
+        let Some(state_after) = step(self.state, operation.action) else {
+            return Ok(false);
+        };
+        self.linearized.insert(op);
+        self.linearized.encode(state_after, &mut self.encoded);
+        if !self.cache.insert(&self.encoded)? {
+            self.linearized.remove(op);
+            return Ok(false);
+        }
+        self.stack.push(Frame {
+            op,
+            state_before: self.state,
+            phase: self.phase,
+        });
+        self.state = state_after;
+        self.list.lift(op);
+        if operation.is_ok() {
+            self.remaining_ok -= 1;
+        } else {
+            self.unlinearized_info -= 1;
+        }
+        self.cursor = self.list.next[HEAD as usize];
+        self.phase = Phase::Ok;
+        Ok(true)
+    }
+
+    /// Undoes the last linearization and moves the cursor past it; false if there is
+    /// none left to undo.
+    fn backtrack(&mut self) -> bool {
+        let Some(frame) = self.stack.pop() else {
+            return false;
+        };
+        self.list.unlift(frame.op);
+        self.linearized.remove(frame.op);
+        if self.ops[frame.op as usize].is_ok() {
+            self.remaining_ok += 1;
+        } else {
+            self.unlinearized_info += 1;
+        }
+        self.state = frame.state_before;
+        self.phase = frame.phase;
+        self.cursor = self.list.next[self.list.invocation_node[frame.op as usize] as usize];
+        true
+    }
 }
 
 fn not_linearizable(ops: &[RegisterOp], list: &EventList, furthest: u32) -> SearchOutcome {
