@@ -2,15 +2,27 @@
 //! the simulator and the history checker. Each subcommand lives in its own module and is
 //! a thin shell over a library crate; no replication logic lives here.
 
-use clap::Parser;
+mod check;
+
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// replikv: a replicated key-value database with selectable replication models.
 #[derive(Debug, Parser)]
 #[command(name = "replikv", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a recorded history against consistency properties.
+    Check(check::CheckArgs),
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    match Cli::parse().command {
+        Command::Check(arguments) => check::run(&arguments),
+    }
 }
