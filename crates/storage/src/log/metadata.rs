@@ -328,13 +328,16 @@ mod tests {
         assert!(matches!(error, Error::Corruption(_)), "{error}");
     }
 
+    /// Two slots and the value expected from them (`None`: corruption).
+    type SlotCase = ([Slot; 2], Option<Option<&'static [u8]>>);
+
     #[test]
     fn slot_choice_table() {
         let valid = |sequence: u64, value: &[u8]| Slot::Valid {
             sequence,
             value: value.to_vec(),
         };
-        let cases: Vec<([Slot; 2], Option<Option<&[u8]>>)> = vec![
+        let cases: Vec<SlotCase> = vec![
             ([Slot::Absent, Slot::Absent], Some(None)),
             ([Slot::Invalid, Slot::Absent], Some(None)),
             ([valid(1, b"a"), Slot::Absent], Some(Some(b"a"))),

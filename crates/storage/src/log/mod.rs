@@ -502,6 +502,13 @@ impl Log {
         Ok(())
     }
 
+    /// Restarts the fault-injection budget: after `steps` more disk-changing steps, every
+    /// step fails (see [`LogOptions::io_steps_max`]).
+    #[cfg(test)]
+    pub(crate) fn limit_io_steps(&mut self, steps: Option<u64>) {
+        self.budget = IoBudget::new(steps);
+    }
+
     fn check_usable(&self) -> Result<()> {
         match &self.failure {
             None => Ok(()),

@@ -20,7 +20,7 @@
 use super::SEGMENT_SIZE_MAX_BYTES_LIMIT;
 use super::faults::IoBudget;
 use super::metadata::MetadataFile;
-use super::record::{self, Damage};
+use super::record;
 use super::segment::{LOG_DIRECTORY, Segment, parse_segment_name, segment_name};
 use crate::disk::{Disk, File};
 use replikv_core::error::Result;
@@ -164,24 +164,45 @@ fn recover_segment(
             "log segment {name} is {length_bytes} bytes, above {SEGMENT_FILE_SIZE_MAX_BYTES}"
         )));
     }
-    let mut window = Window::new(&file, length_bytes);
+    let (record_offsets, valid_length_bytes) =
+        scan_records(&file, &name, length_bytes, is_last, recovered)?;
+    if valid_length_bytes < length_bytes {
+        cut_torn_tail(&file, valid_length_bytes, budget)?;
+    }
+    Ok(Segment::recovered(
+        first_index,
+        file,
+        record_offsets,
+        valid_length_bytes,
+    ))
+}
+
+/// Decodes the records of one segment, extending `recovered`; returns their offsets and
+/// the length of the valid part. Stops early only at a torn tail of the last segment.
+fn scan_records(
+    file: &File,
+    name: &str,
+    length_bytes: u64,
+    is_last: bool,
+    recovered: &mut Recovered,
+) -> Result<(Vec<u32>, u64)> {
+    let mut window = Window::new(file, length_bytes);
     let mut record_offsets = Vec::new();
     let mut offset = 0u64;
     while offset < length_bytes {
         let bytes = window.at(offset)?;
         let damage = match record::decode(bytes) {
             Ok(record) => {
-                check_sequence(&name, offset, recovered.last, record.position)?;
+                check_sequence(name, offset, recovered.last, record.position)?;
                 record_offsets.push(u32::try_from(offset).expect("segment size bounded"));
                 recovered.last = record.position;
+                let term = record.position.term;
                 if recovered
                     .term_runs
                     .last()
-                    .is_none_or(|&(_, term)| term != record.position.term)
+                    .is_none_or(|&(_, run)| run != term)
                 {
-                    recovered
-                        .term_runs
-                        .push((record.position.index, record.position.term));
+                    recovered.term_runs.push((record.position.index, term));
                 }
                 offset += record.size_bytes() as u64;
                 continue;
@@ -190,26 +211,19 @@ fn recover_segment(
         };
         let torn =
             is_last && damage.may_be_torn_write(bytes) && window.zero_after_window(length_bytes)?;
-        if !torn {
-            return Err(Error::Corruption(format!(
-                "log segment {name} offset {offset}: {damage}{}",
-                if is_last {
-                    ""
-                } else {
-                    " (not the last segment)"
-                }
-            )));
+        if torn {
+            break;
         }
-        cut_torn_tail(&file, offset, damage, budget)?;
-        break;
+        let context = if is_last {
+            ""
+        } else {
+            " (not the last segment)"
+        };
+        return Err(Error::Corruption(format!(
+            "log segment {name} offset {offset}: {damage}{context}"
+        )));
     }
-    let length_bytes = offset;
-    Ok(Segment::recovered(
-        first_index,
-        file,
-        record_offsets,
-        length_bytes,
-    ))
+    Ok((record_offsets, offset))
 }
 
 fn check_sequence(
@@ -226,15 +240,7 @@ fn check_sequence(
     Ok(())
 }
 
-fn cut_torn_tail(file: &File, offset: u64, damage: Damage, budget: &mut IoBudget) -> Result<()> {
-    debug_assert!(matches!(
-        damage,
-        Damage::HeaderIncomplete
-            | Damage::HeaderChecksum
-            | Damage::RecordIncomplete { .. }
-            | Damage::PayloadChecksum { .. }
-            | Damage::EndMarker { .. }
-    ));
+fn cut_torn_tail(file: &File, offset: u64, budget: &mut IoBudget) -> Result<()> {
     budget.step()?;
     file.set_len(offset)?;
     budget.step()?;

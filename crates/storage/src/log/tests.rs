@@ -49,8 +49,7 @@ pub(super) fn last_segment(disk: &Disk) -> (String, File) {
         .list(LOG_DIRECTORY)
         .unwrap()
         .into_iter()
-        .filter(|name| name.ends_with(".seg"))
-        .next_back()
+        .rfind(|name| name.ends_with(".seg"))
         .expect("a segment exists");
     let file = disk.open(&name).unwrap();
     (name, file)
@@ -171,12 +170,13 @@ fn expected(first: u64, last: (u64, u64), durable: (u64, u64), segments: usize) 
     }
 }
 
-#[test]
-fn scripts() {
+type Script = (&'static str, Vec<Op>, Expected);
+
+// Entry i is 36 + (i % 7) * 10 bytes; a segment takes entries until it reaches 200
+// bytes: [1..=4], [5..=7], [8..=11], [12..=14], [15..=18], ...
+fn append_and_reopen_scripts() -> Vec<Script> {
     use Op::*;
-    // Entry i is 36 + (i % 7) * 10 bytes; a segment takes entries until it reaches 200
-    // bytes: [1..=4], [5..=7], [8..=11], [12..=14], [15..=18], ...
-    let cases: Vec<(&str, Vec<Op>, Expected)> = vec![
+    vec![
         ("empty log", vec![], expected(1, (0, 0), (0, 0), 0)),
         (
             "empty reopen",
@@ -220,6 +220,12 @@ fn scripts() {
             ],
             expected(1, (4, 11), (4, 11), 3),
         ),
+    ]
+}
+
+fn truncation_scripts() -> Vec<Script> {
+    use Op::*;
+    vec![
         (
             "suffix truncation inside the pending part",
             vec![
@@ -312,7 +318,13 @@ fn scripts() {
             ],
             expected(1, (1, 4), (1, 4), 2),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn scripts() {
+    let mut cases = append_and_reopen_scripts();
+    cases.extend(truncation_scripts());
     each_disk(|disk_kind| {
         for (name, ops, want) in &cases {
             let disk = match disk_kind {
