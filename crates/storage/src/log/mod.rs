@@ -72,7 +72,9 @@
 //! The price of that choice: damage a real disk could leave that the rules above do not
 //! explain (a hole in the middle of the last write followed by later bytes of the same
 //! write, stale garbage from another file) is also reported, not repaired. Loud, never
-//! silent.
+//! silent. The one decay the rules cannot tell from a crash is a device that zeroes the
+//! final synced bytes of the last segment, end marker included: that reads exactly like
+//! a file extended but never written, and is cut.
 //!
 //! Recovery first syncs the log directory and the last segment: after a *process* crash
 //! the operating system may still hold writes that never reached the disk, and the log
