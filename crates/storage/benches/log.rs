@@ -21,13 +21,17 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use replikv_core::LogPosition;
+use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
 use replikv_storage::disk::Disk;
-use replikv_storage::log::{Entry, Log, LogOptions};
+use replikv_storage::log::{Entry, Log, LogOptions, PAYLOAD_SIZE_MAX_BYTES};
 use std::cell::Cell;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Bytes of framing the log adds to each payload (header and end marker).
+const FRAMING_SIZE_BYTES: usize = LOG_RECORD_SIZE_MAX_BYTES - PAYLOAD_SIZE_MAX_BYTES;
 
 const PAYLOAD_SIZE_BYTES: usize = 100;
 const BATCH_SIZES: [u64; 3] = [1, 64, 1024];
@@ -101,14 +105,14 @@ fn bench_group_commit(criterion: &mut Criterion) {
         let mut log = Log::open(disk, LogOptions::default()).expect("log");
         let next_index = Cell::new(1u64);
         group.bench_function("log_append_sync", |bencher| {
-            bencher.iter_batched(
+            bencher.iter_batched_ref(
                 || {
                     let first = next_index.get();
                     next_index.set(first + batch);
                     entries(first, batch)
                 },
                 |entries| {
-                    log.append(&entries).expect("append");
+                    log.append(entries).expect("append");
                     log.sync().expect("sync")
                 },
                 BatchSize::SmallInput,
@@ -125,69 +129,92 @@ fn percentiles(durations: &mut [Duration]) -> [Duration; 3] {
     [at(0.1), at(0.5), at(0.9)]
 }
 
+/// Median durations of one paired round: raw with the payload bytes, raw with as many
+/// bytes as the log writes (payload plus framing), the log's append alone, the log's
+/// append and sync.
+#[derive(Default)]
+struct PairedTimes {
+    raw: Vec<Duration>,
+    raw_framed: Vec<Duration>,
+    log_append: Vec<Duration>,
+    log: Vec<Duration>,
+}
+
 /// A/B comparison robust to a noisy shared disk: raw and log iterations alternate (in
-/// alternating order), and the ratio of their medians is printed.
+/// rotating order), and the ratio of their medians is printed.
 fn paired_comparison() {
-    println!("\npaired comparison (alternating raw and log iterations, medians):");
+    println!("\npaired comparison (raw and log iterations interleaved; medians, p10-p90):");
     for (batch, rounds) in [(1u64, 400usize), (64, 300), (1024, 150)] {
-        let raw_directory = scratch_directory();
-        let mut raw = RawAppender::new(raw_directory.path());
-        let bytes: Vec<u8> = (0..batch).flat_map(payload).collect();
-        let log_directory = scratch_directory();
-        let mut log = Log::open(
-            Disk::os(log_directory.path()).expect("disk"),
-            LogOptions::default(),
-        )
-        .expect("log");
-        let mut next_index = 1;
-        let mut raw_times = Vec::with_capacity(rounds);
-        let mut log_times = Vec::with_capacity(rounds);
-        for round in 0..rounds + 20 {
-            let batch_entries = entries(next_index, batch);
-            next_index += batch;
-            let mut time_raw = || {
-                let start = Instant::now();
-                raw.append_and_sync(&bytes);
-                start.elapsed()
-            };
-            let raw_time;
-            let log_time;
-            if round % 2 == 0 {
-                raw_time = time_raw();
-                log_time = time_log(&mut log, &batch_entries);
-            } else {
-                log_time = time_log(&mut log, &batch_entries);
-                raw_time = time_raw();
-            }
-            if round >= 20 {
-                raw_times.push(raw_time);
-                log_times.push(log_time);
-            }
-        }
-        let [raw_p10, raw_median, raw_p90] = percentiles(&mut raw_times);
-        let [log_p10, log_median, log_p90] = percentiles(&mut log_times);
-        let per_second = |duration: Duration| batch as f64 / duration.as_secs_f64();
-        println!(
-            "batch {batch:>4}: raw median {raw_median:>9.2?} ({:>7.0} entries/s, p10 {raw_p10:.2?}, p90 {raw_p90:.2?})",
-            per_second(raw_median)
-        );
-        println!(
-            "            log median {log_median:>9.2?} ({:>7.0} entries/s, p10 {log_p10:.2?}, p90 {log_p90:.2?})",
-            per_second(log_median)
-        );
-        println!(
-            "            log/raw median time {:.3}, log/raw entries/s {:.3}",
-            log_median.as_secs_f64() / raw_median.as_secs_f64(),
-            raw_median.as_secs_f64() / log_median.as_secs_f64()
-        );
+        let times = paired_rounds(batch, rounds);
+        report_paired(batch, times);
     }
 }
 
-fn time_log(log: &mut Log, batch_entries: &[Entry]) -> Duration {
+fn paired_rounds(batch: u64, rounds: usize) -> PairedTimes {
+    let raw_directory = scratch_directory();
+    let mut raw = RawAppender::new(raw_directory.path());
+    let raw_framed_directory = scratch_directory();
+    let mut raw_framed = RawAppender::new(raw_framed_directory.path());
+    let bytes: Vec<u8> = (0..batch).flat_map(payload).collect();
+    let framed_bytes = vec![7u8; bytes.len() + batch as usize * FRAMING_SIZE_BYTES];
+    let log_directory = scratch_directory();
+    let disk = Disk::os(log_directory.path()).expect("disk");
+    let mut log = Log::open(disk, LogOptions::default()).expect("log");
+    let mut times = PairedTimes::default();
+    let warm_up_rounds = 20;
+    for round in 0..rounds + warm_up_rounds {
+        let batch_entries = entries(log.last_position().index.0 + 1, batch);
+        let mut round_times = [Duration::ZERO; 4];
+        for step in 0..3 {
+            match (round + step) % 3 {
+                0 => round_times[0] = time(|| raw.append_and_sync(&bytes)),
+                1 => round_times[1] = time(|| raw_framed.append_and_sync(&framed_bytes)),
+                _ => {
+                    round_times[2] = time(|| log.append(&batch_entries).expect("append"));
+                    round_times[3] = round_times[2]
+                        + time(|| {
+                            log.sync().expect("sync");
+                        });
+                }
+            }
+        }
+        if round >= warm_up_rounds {
+            times.raw.push(round_times[0]);
+            times.raw_framed.push(round_times[1]);
+            times.log_append.push(round_times[2]);
+            times.log.push(round_times[3]);
+        }
+    }
+    times
+}
+
+fn time(operation: impl FnOnce()) -> Duration {
     let start = Instant::now();
-    log.append(batch_entries).expect("append");
-    log.sync().expect("sync");
+    operation();
     start.elapsed()
+}
+
+fn report_paired(batch: u64, mut times: PairedTimes) {
+    let per_second = |duration: Duration| batch as f64 / duration.as_secs_f64();
+    let line = |label: &str, durations: &mut [Duration]| {
+        let [p10, median, p90] = percentiles(durations);
+        println!(
+            "batch {batch:>4} {label:<24} {median:>10.2?} {:>10.0} entries/s  ({p10:.2?}-{p90:.2?})",
+            per_second(median)
+        );
+        median
+    };
+    let raw = line("raw write+fdatasync", &mut times.raw);
+    let raw_framed = line("raw, log-sized bytes", &mut times.raw_framed);
+    line("log append only (CPU)", &mut times.log_append);
+    let log = line("log append+sync", &mut times.log);
+    let ratio = |over: Duration| raw.as_secs_f64() / over.as_secs_f64();
+    println!(
+        "batch {batch:>4} log entries/s over raw {:.3} (time ratio {:.3}); raw log-sized over raw {:.3}",
+        ratio(log),
+        log.as_secs_f64() / raw.as_secs_f64(),
+        ratio(raw_framed)
+    );
 }
 
 fn main() {
