@@ -241,15 +241,21 @@ fn tail_truncated_at_every_byte() {
         let (_, file) = last_segment(&disk);
         file.set_len(cut).unwrap();
         file.sync_data().unwrap();
-        let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
-        let complete = ends.iter().filter(|&&end| end <= cut).count() as u64;
-        assert_eq!(
-            all_entries(&log),
-            expected_entries(7 + complete, 1),
-            "cut {cut}"
-        );
-        check_appendable(&disk, &mut log);
+        check_recovered_cut(&disk, &ends, cut);
     }
+}
+
+/// After the last segment (entries 8..=11, records ending at `ends`) was cut at `cut`,
+/// the log holds exactly the records that were complete, and works again.
+fn check_recovered_cut(disk: &Disk, ends: &[u64], cut: u64) {
+    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    let complete = ends.iter().filter(|&&end| end <= cut).count() as u64;
+    assert_eq!(
+        all_entries(&log),
+        expected_entries(7 + complete, 1),
+        "cut {cut}"
+    );
+    check_appendable(disk, &mut log);
 }
 
 #[test]
@@ -439,14 +445,7 @@ fn os_disk_recovers_torn_tails_and_reports_decay() {
         let (_, file) = last_segment(&disk);
         file.set_len(cut).unwrap();
         file.set_len(cut + 700).unwrap();
-        let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
-        let complete = ends.iter().filter(|&&end| end <= cut).count() as u64;
-        assert_eq!(
-            all_entries(&log),
-            expected_entries(7 + complete, 1),
-            "cut {cut}"
-        );
-        check_appendable(&disk, &mut log);
+        check_recovered_cut(&disk, &ends, cut);
     }
     let disk = build("flip");
     let (name, file) = last_segment(&disk);
