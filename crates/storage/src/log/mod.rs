@@ -386,7 +386,8 @@ impl Log {
 
     /// Records that entries up to `index` are committed: from now on
     /// [`Log::truncate_suffix`] asserts it never removes them, so a caller's bug becomes a
-    /// crash instead of lost data. Never lowers the mark.
+    /// crash instead of lost data. Never lowers the mark. The mark lives in memory: after
+    /// a reopen it restarts at the last compacted entry.
     pub fn mark_committed(&mut self, index: LogIndex) {
         assert!(
             index <= self.last.index,
