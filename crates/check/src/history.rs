@@ -140,6 +140,19 @@ impl History {
         Ok(History { operations })
     }
 
+    /// Checks every operation with [`Operation::validate`], for histories built in
+    /// memory rather than read with [`History::read_jsonl`] (which validates as it reads).
+    /// The error's `line` is the operation's 1-based position in the history.
+    pub fn validate(&self) -> Result<(), HistoryError> {
+        for (index, operation) in self.operations.iter().enumerate() {
+            operation.validate().map_err(|message| HistoryError {
+                line: index + 1,
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Writes JSON lines, one operation each.
     pub fn write_jsonl(&self, mut writer: impl Write) -> std::io::Result<()> {
         for operation in &self.operations {

@@ -2,6 +2,7 @@
 //! the simulator and the history checker. Each subcommand lives in its own module and is
 //! a thin shell over a library crate; no replication logic lives here.
 
+mod check;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -17,12 +18,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a recorded history against consistency properties.
+    Check(check::CheckArgs),
     /// Run the deterministic simulator over one seed or a range of seeds.
     Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Check(arguments) => check::run(&arguments),
         Command::Sim(args) => sim::run(&args),
     }
 }

@@ -70,6 +70,7 @@ struct DiskState {
     pending_name_operations: Vec<NameOperation>,
     generation: u64,
     sync_count: u64,
+    mutation_count: u64,
     scheduled_crash: Option<ScheduledCrash>,
     last_crash: Option<CrashReport>,
 }
@@ -129,6 +130,14 @@ impl SimDisk {
     /// Disarms a scheduled crash that has not struck; returns whether one was pending.
     pub fn cancel_scheduled_crash(&self) -> bool {
         self.lock().scheduled_crash.take().is_some()
+    }
+
+    /// How many mutating operations (writes, length changes, syncs, name changes) the
+    /// disk has been asked for so far, including one a scheduled crash struck. A test can
+    /// run a workload once to count them, then schedule a crash at any of them.
+    #[must_use]
+    pub fn mutation_count(&self) -> u64 {
+        self.lock().mutation_count
     }
 
     /// How many crashes this disk has suffered (scheduled or not).
@@ -278,6 +287,7 @@ impl DiskState {
 
     /// Counts one mutating operation against a scheduled crash; strikes when it is due.
     fn before_mutation(&mut self) -> io::Result<()> {
+        self.mutation_count += 1;
         let Some(scheduled) = &mut self.scheduled_crash else {
             return Ok(());
         };

@@ -152,10 +152,13 @@ fn scheduled_crash_strikes_before_the_chosen_operation() {
     file.write_all_at(0, b"synced").unwrap();
     file.sync_data().unwrap();
     disk.sync_directory("").unwrap();
+    let before = disk.mutation_count();
+    assert_eq!(before, 4, "open (create), write, sync, directory sync");
     disk.schedule_crash(1, 99);
     file.write_all_at(6, b"-one").unwrap();
     let error = file.sync_data().unwrap_err();
     assert_eq!(error.to_string(), "simulated power failure");
+    assert_eq!(disk.mutation_count(), before + 2);
     assert_eq!(disk.crash_count(), 1);
     assert!(disk.last_crash().is_some());
     assert!(

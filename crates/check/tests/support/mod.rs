@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests (and, by path, the benchmark).
+
+pub mod register_workload;

@@ -1,1 +1,0 @@
-//! The replication log (placeholder until it lands).

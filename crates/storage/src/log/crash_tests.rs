@@ -1,0 +1,460 @@
+//! Power failures and decay: the log keeps what it synced, never misreads what it did
+//! not, and reports damage it cannot explain.
+//!
+//! Crashes are injected two ways. The fault budget stops an operation after each of its
+//! disk steps in turn (so every point inside a sync, a rollover or a truncation is
+//! visited), and then the simulated disk crashes under many seeds (so each unsynced write
+//! is kept, lost or torn at many lengths). Decay is a flipped bit
+//! ([`SimDisk::corrupt_bit`]), direct truncation of a file, zeros or garbage appended.
+
+use super::record::{self, HEADER_SIZE_BYTES};
+use super::tests::{all_entries, append_entries, entry, last_segment, tiny_segments};
+use super::*;
+use crate::disk::SimDisk;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+const SEEDS: u64 = 24;
+
+fn is_prefix(shorter: &[Entry], longer: &[Entry]) -> bool {
+    shorter.len() <= longer.len() && longer[..shorter.len()] == *shorter
+}
+
+/// What the crash outcomes of one scenario looked like, to prove faults really happened.
+#[derive(Debug, Default)]
+struct Outcomes {
+    completed: u64,
+    interrupted: u64,
+    distinct_logs: std::collections::BTreeSet<Vec<LogPosition>>,
+}
+
+/// Runs `setup`, then `operation` stopped after 0, 1, 2, ... disk steps, crashes under
+/// `SEEDS` seeds, reopens and hands the log to `check` (with whether the operation had
+/// completed). After each check the log must accept, sync and keep new entries.
+fn crash_everywhere(
+    setup: impl Fn(&mut Log),
+    operation: impl Fn(&mut Log) -> Result<()>,
+    check: impl Fn(&Log, bool),
+) -> Outcomes {
+    let mut outcomes = Outcomes::default();
+    for steps in 0..100 {
+        let mut completed = false;
+        for seed in 0..SEEDS {
+            let sim = SimDisk::new();
+            let disk = Disk::Simulated(sim.clone());
+            let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+            setup(&mut log);
+            log.limit_io_steps(Some(steps));
+            completed = operation(&mut log).is_ok();
+            drop(log);
+            sim.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+            let mut log = Log::open(disk.clone(), tiny_segments())
+                .unwrap_or_else(|error| panic!("steps {steps} seed {seed}: {error}"));
+            check(&log, completed);
+            let positions = all_entries(&log)
+                .iter()
+                .map(|entry| entry.position)
+                .collect();
+            outcomes.distinct_logs.insert(positions);
+            check_appendable(&disk, &mut log);
+        }
+        if completed {
+            outcomes.completed += 1;
+            return outcomes;
+        }
+        outcomes.interrupted += 1;
+    }
+    panic!("operation did not complete within 100 disk steps");
+}
+
+/// The log accepts two more entries, syncs them, and still has them after a reopen.
+fn check_appendable(disk: &Disk, log: &mut Log) {
+    let term = log.last_position().term.0.max(1);
+    let before = all_entries(log);
+    let added = append_entries(log, term, 2);
+    log.sync().unwrap();
+    let reopened = Log::open(disk.clone(), tiny_segments()).unwrap();
+    assert_eq!(all_entries(&reopened), [before, added].concat());
+}
+
+fn synced_log(count: u64) -> impl Fn(&mut Log) {
+    move |log: &mut Log| {
+        append_entries(log, 1, count);
+        log.sync().unwrap();
+    }
+}
+
+fn expected_entries(count: u64, term: u64) -> Vec<Entry> {
+    (1..=count).map(|index| entry(term, index)).collect()
+}
+
+/// A sync interrupted anywhere, with any crash outcome, leaves the synced entries plus a
+/// prefix of the batch: never less, never anything else.
+fn check_interrupted_sync(synced: u64, batch: u64) -> Outcomes {
+    let durable: Vec<Entry> = expected_entries(synced, 1);
+    let batch_entries: Vec<Entry> = (synced + 1..=synced + batch)
+        .map(|index| entry(2, index))
+        .collect();
+    let appended = [durable.clone(), batch_entries.clone()].concat();
+    crash_everywhere(
+        |log| {
+            synced_log(synced)(log);
+            log.append(&batch_entries).unwrap();
+        },
+        |log| log.sync().map(|_| ()),
+        |log, completed| {
+            let recovered = all_entries(log);
+            assert!(is_prefix(&durable, &recovered), "synced entries lost");
+            assert!(is_prefix(&recovered, &appended), "unsynced bytes misread");
+            if completed {
+                assert_eq!(recovered, appended);
+            }
+            assert_eq!(log.durable_position(), log.last_position());
+        },
+    )
+}
+
+#[test]
+fn interrupted_sync_within_one_segment() {
+    let outcomes = check_interrupted_sync(8, 2);
+    // Lost, torn after the first record, kept whole: all three seen.
+    assert_eq!(outcomes.distinct_logs.len(), 3, "{outcomes:?}");
+}
+
+#[test]
+fn interrupted_sync_across_segment_rollovers() {
+    let outcomes = check_interrupted_sync(8, 10);
+    assert!(outcomes.interrupted >= 8, "{outcomes:?}");
+    assert!(outcomes.distinct_logs.len() > 6, "{outcomes:?}");
+}
+
+#[test]
+fn interrupted_sync_after_a_suffix_truncation_never_resurrects_the_old_tail() {
+    let old_tail_term = 1;
+    let new_entries: Vec<Entry> = (7..=10).map(|index| entry(3, index)).collect();
+    let kept = expected_entries(6, old_tail_term);
+    let appended = [kept.clone(), new_entries.clone()].concat();
+    let outcomes = crash_everywhere(
+        |log| {
+            synced_log(12)(log);
+            log.truncate_suffix(LogIndex(6)).unwrap();
+            log.append(&new_entries).unwrap();
+        },
+        |log| log.sync().map(|_| ()),
+        |log, _| {
+            let recovered = all_entries(log);
+            assert!(is_prefix(&kept, &recovered) && is_prefix(&recovered, &appended));
+        },
+    );
+    assert!(outcomes.distinct_logs.len() > 2, "{outcomes:?}");
+}
+
+#[test]
+fn interrupted_suffix_truncation() {
+    for (count, after) in [(12, 9), (18, 4), (18, 2), (18, 0)] {
+        let old = expected_entries(count, 1);
+        let outcomes = crash_everywhere(
+            synced_log(count),
+            |log| log.truncate_suffix(LogIndex(after)),
+            |log, completed| {
+                let recovered = all_entries(log);
+                assert!(is_prefix(&recovered, &old), "after {after}: not a prefix");
+                assert!(
+                    recovered.len() as u64 >= after,
+                    "after {after}: cut too deep"
+                );
+                if completed {
+                    assert_eq!(recovered.len() as u64, after);
+                }
+            },
+        );
+        assert!(
+            outcomes.distinct_logs.len() >= 2,
+            "after {after}: {outcomes:?}"
+        );
+    }
+}
+
+#[test]
+fn interrupted_prefix_truncation() {
+    let old = expected_entries(18, 1);
+    let outcomes = crash_everywhere(
+        synced_log(18),
+        |log| log.truncate_prefix(LogIndex(13)),
+        |log, completed| {
+            let first = log.first_index().0;
+            assert!((1..=12).contains(&first), "first index {first}");
+            assert_eq!(all_entries(log), old[first as usize - 1..]);
+            let term_before = if first == 1 { Term(0) } else { Term(1) };
+            assert_eq!(log.term_at(LogIndex(first - 1)), Some(term_before));
+            if completed {
+                assert_eq!(first, 12);
+            }
+        },
+    );
+    let firsts: std::collections::BTreeSet<u64> = outcomes
+        .distinct_logs
+        .iter()
+        .map(|positions| positions[0].index.0)
+        .collect();
+    assert!(
+        firsts.len() >= 2,
+        "compaction never interrupted: {firsts:?}"
+    );
+}
+
+/// Builds a synced log of `count` entries on a fresh simulated disk.
+fn synced_disk(count: u64) -> (SimDisk, Disk) {
+    let sim = SimDisk::new();
+    let disk = Disk::Simulated(sim.clone());
+    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    synced_log(count)(&mut log);
+    (sim, disk)
+}
+
+fn open_error(disk: &Disk) -> String {
+    match Log::open(disk.clone(), tiny_segments()) {
+        Err(Error::Corruption(message)) => message,
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(log) => panic!("expected corruption, got {:?}", log.last_position()),
+    }
+}
+
+/// Encoded sizes of the records of entries `first..=last`.
+fn record_ends(first: u64, last: u64) -> Vec<u64> {
+    let mut end = 0;
+    (first..=last)
+        .map(|index| {
+            end += record::record_size_bytes(entry(1, index).payload.len()) as u64;
+            end
+        })
+        .collect()
+}
+
+/// Cutting the last segment at every byte offset loses exactly the records cut into.
+#[test]
+fn tail_truncated_at_every_byte() {
+    // 11 entries: segments [1..=4], [5..=7], [8..=11]; the last one is cut.
+    let ends = record_ends(8, 11);
+    for cut in 0..=*ends.last().unwrap() {
+        let (_, disk) = synced_disk(11);
+        let (_, file) = last_segment(&disk);
+        file.set_len(cut).unwrap();
+        file.sync_data().unwrap();
+        check_recovered_cut(&disk, &ends, cut);
+    }
+}
+
+/// After the last segment (entries 8..=11, records ending at `ends`) was cut at `cut`,
+/// the log holds exactly the records that were complete, and works again.
+fn check_recovered_cut(disk: &Disk, ends: &[u64], cut: u64) {
+    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    let complete = ends.iter().filter(|&&end| end <= cut).count() as u64;
+    assert_eq!(
+        all_entries(&log),
+        expected_entries(7 + complete, 1),
+        "cut {cut}"
+    );
+    check_appendable(disk, &mut log);
+}
+
+#[test]
+fn truncated_middle_segment_is_corruption() {
+    let ends = record_ends(5, 7);
+    for cut in 0..*ends.last().unwrap() {
+        let (_, disk) = synced_disk(11);
+        let file = disk.open("log/00000000000000000005.seg").unwrap();
+        file.set_len(cut).unwrap();
+        let message = open_error(&disk);
+        assert!(message.contains(".seg"), "{message}");
+    }
+}
+
+#[test]
+fn zero_filled_tail_is_cut() {
+    let ends = record_ends(8, 11);
+    let last_start = ends[2];
+    let last_end = ends[3];
+    // (offset from which the file reads as zeros, length of the file)
+    let cases = [
+        (last_end, last_end + 1),
+        (last_end, last_end + 4096),
+        (last_start, last_end),
+        (last_start + 5, last_end + 100),
+        (last_end - 1, last_end),
+        (last_start + HEADER_SIZE_BYTES as u64, last_end),
+    ];
+    for (zero_from, length) in cases {
+        let (_, disk) = synced_disk(11);
+        let (_, file) = last_segment(&disk);
+        file.set_len(zero_from).unwrap();
+        file.set_len(length).unwrap();
+        let log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        let expected = if zero_from >= last_end { 11 } else { 10 };
+        assert_eq!(
+            all_entries(&log),
+            expected_entries(expected, 1),
+            "zeros from {zero_from}"
+        );
+        let (_, file) = last_segment(&disk);
+        assert_eq!(
+            file.len().unwrap(),
+            ends[expected as usize - 8],
+            "tail not cut"
+        );
+    }
+}
+
+#[test]
+fn zeros_inside_the_last_record_followed_by_data_are_corruption() {
+    let ends = record_ends(8, 11);
+    let (_, disk) = synced_disk(11);
+    let (_, file) = last_segment(&disk);
+    file.write_all_at(ends[2] + 10, &[0; 20]).unwrap();
+    open_error(&disk);
+}
+
+#[test]
+fn garbage_tail() {
+    // Shorter than a header: an incomplete write. Longer: not explained by a crash.
+    for (length, torn) in [
+        (1, true),
+        (HEADER_SIZE_BYTES - 1, true),
+        (HEADER_SIZE_BYTES, false),
+        (500, false),
+    ] {
+        let (_, disk) = synced_disk(11);
+        let (_, file) = last_segment(&disk);
+        let end = file.len().unwrap();
+        let garbage: Vec<u8> = (0..length).map(|i| (i * 37 % 251 + 1) as u8).collect();
+        file.write_all_at(end, &garbage).unwrap();
+        if torn {
+            let log = Log::open(disk.clone(), tiny_segments()).unwrap();
+            assert_eq!(all_entries(&log), expected_entries(11, 1));
+        } else {
+            let message = open_error(&disk);
+            assert!(message.contains(&format!("offset {end}")), "{message}");
+        }
+    }
+}
+
+/// A flipped bit anywhere in a synced record is reported with segment and offset: in the
+/// middle of the last segment, in an earlier segment, and in the very last record.
+#[test]
+fn bit_flips_in_synced_records_are_corruption() {
+    let ends = record_ends(8, 11);
+    let segment_11 = "log/00000000000000000008.seg";
+    let cases = [
+        (segment_11, ends[0], ends[1]),
+        ("log/00000000000000000005.seg", 0, record_ends(5, 5)[0]),
+        (segment_11, ends[2], ends[3]),
+    ];
+    for (name, start, end) in cases {
+        for offset in start..end {
+            let (sim, disk) = synced_disk(11);
+            sim.corrupt_bit(name, offset, (offset % 8) as u8).unwrap();
+            let message = open_error(&disk);
+            assert!(
+                message.contains(name) && message.contains(&format!("offset {start}")),
+                "{name} {offset}: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn decay_after_open_is_reported_by_reads() {
+    let (sim, disk) = synced_disk(11);
+    let log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    sim.corrupt_bit("log/00000000000000000005.seg", 40, 1)
+        .unwrap();
+    assert!(matches!(log.get(LogIndex(5)), Err(Error::Corruption(_))));
+    assert!(matches!(
+        log.read_range(LogIndex(3), 10, usize::MAX),
+        Err(Error::Corruption(_))
+    ));
+    assert_eq!(log.get(LogIndex(6)).unwrap(), Some(entry(1, 6)));
+}
+
+#[test]
+fn structural_damage_is_corruption() {
+    // A missing middle segment.
+    let (_, disk) = synced_disk(11);
+    disk.remove("log/00000000000000000005.seg").unwrap();
+    assert!(open_error(&disk).contains("does not continue"));
+    // A missing first segment without a compaction record.
+    let (_, disk) = synced_disk(11);
+    disk.remove("log/00000000000000000001.seg").unwrap();
+    assert!(open_error(&disk).contains("compacted"));
+    // A record with valid checksums but the wrong index.
+    let (_, disk) = synced_disk(11);
+    let (_, file) = last_segment(&disk);
+    let mut stray = Vec::new();
+    record::encode(&mut stray, LogPosition::new(1, 40), b"stray");
+    file.write_all_at(file.len().unwrap(), &stray).unwrap();
+    assert!(open_error(&disk).contains("cannot follow"));
+    // A malformed segment name.
+    let (_, disk) = synced_disk(3);
+    disk.open("log/7.seg").unwrap();
+    assert!(open_error(&disk).contains("malformed"));
+}
+
+/// Recovery's own writes (the tail cut) can be interrupted too.
+#[test]
+fn interrupted_recovery() {
+    let ends = record_ends(8, 11);
+    for steps in 0..20 {
+        for seed in 0..8 {
+            let (sim, disk) = synced_disk(11);
+            let (_, file) = last_segment(&disk);
+            file.set_len(ends[3] - 3).unwrap();
+            file.sync_data().unwrap();
+            let options = LogOptions {
+                io_steps_max: Some(steps),
+                ..tiny_segments()
+            };
+            let opened = Log::open(disk.clone(), options);
+            let completed = opened.is_ok();
+            drop(opened);
+            sim.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+            let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+            assert_eq!(all_entries(&log), expected_entries(10, 1));
+            check_appendable(&disk, &mut log);
+            if completed && seed == 7 {
+                return;
+            }
+        }
+    }
+    panic!("recovery never completed");
+}
+
+/// The same recovery decisions on the real disk: a cut or zero-extended tail is repaired,
+/// a flipped bit followed by more records is reported.
+#[test]
+fn os_disk_recovers_torn_tails_and_reports_decay() {
+    let root = tempfile::tempdir().unwrap();
+    let ends = record_ends(8, 11);
+    let build = |name: &str| {
+        let disk = Disk::os(root.path().join(name)).unwrap();
+        let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        synced_log(11)(&mut log);
+        disk
+    };
+    for cut in (0..ends[3]).step_by(23) {
+        let disk = build(&format!("cut{cut}"));
+        let (_, file) = last_segment(&disk);
+        file.set_len(cut).unwrap();
+        file.set_len(cut + 700).unwrap();
+        check_recovered_cut(&disk, &ends, cut);
+    }
+    let disk = build("flip");
+    let (name, file) = last_segment(&disk);
+    let mut byte = [0u8; 1];
+    file.read_exact_at(ends[1] + 3, &mut byte).unwrap();
+    file.write_all_at(ends[1] + 3, &[byte[0] ^ 0x10]).unwrap();
+    let message = open_error(&disk);
+    assert!(
+        message.contains(&format!("{name} offset {}", ends[1])),
+        "{message}"
+    );
+}

@@ -1,0 +1,564 @@
+//! The replication log: an append-only, crash-safe sequence of entries.
+//!
+//! Every single-leader strategy of replikv is a replicated log. The leader appends client
+//! writes as entries, each stamped with its [`LogPosition`] (the leader's term and the
+//! entry's index), followers append the same entries in the same order, and an entry that
+//! a quorum holds *durably* is committed. Everything the protocols promise therefore rests
+//! on two properties of this module: an entry reported durable survives any crash
+//! unchanged, and nothing that was not written in full is ever read back as an entry.
+//!
+//! ## Layout
+//!
+//! The log lives in the directory `log/` of a [`Disk`] (the real one or the simulated one:
+//! the code is the same). Entries are stored in *segment* files named after their first
+//! index, `log/00000000000000000001.seg`, each a sequence of records (see `record.rs`:
+//! a header with its own crc32c, the payload, an end marker). A new segment begins once the
+//! current one reaches [`LogOptions::segment_size_max_bytes`], so prefix truncation can
+//! drop whole files. Beside the segments, `log/compacted.meta` (a [`MetadataFile`]) holds
+//! the position of the last entry removed by compaction. In memory the log keeps, per
+//! segment, one byte offset per entry, and the list of term changes: enough to find any
+//! entry with one read and to answer [`Log::term_at`] without touching the disk.
+//!
+//! ## Writing: group commit and the write discipline
+//!
+//! [`Log::append`] only encodes entries into memory. [`Log::sync`] is the group commit:
+//! everything appended since the previous sync goes to disk as *one* write followed by
+//! *one* `sync_data`, so a thousand appends cost one fsync. (A batch that crosses a
+//! segment boundary costs one write and one sync per segment it touches.) The order of
+//! disk operations obeys four rules, and recovery is sound because of them:
+//!
+//! 1. A batch is written with a single write at the end of the last segment, and synced
+//!    before any other byte of any log file is written. At any moment at most one write
+//!    is unsynced.
+//! 2. A segment is complete and synced before the next one is created, and a new segment's
+//!    name is made durable (`sync_directory("log")`) before any data goes into it.
+//! 3. Truncations make their removals durable before they cut a file, and the cut durable
+//!    before they return (see `truncate.rs`).
+//! 4. After any I/O error the log refuses all further work until it is reopened: after a
+//!    failed fsync the state of the written data is unknown, and retrying the fsync can
+//!    report success for data that was dropped.
+//!
+//! ## What a crash can leave, and how recovery tells a torn tail from corruption
+//!
+//! The simulated disk loses, keeps or tears (keeps a prefix of) each unsynced write
+//! independently, and a later write may survive an earlier lost one. By rule 1 there is
+//! never more than one unsynced write, so none of those combinations can put a valid
+//! record after a gap: a crash leaves the synced bytes plus a prefix of the last batch's
+//! write, that is, some complete records of that batch and then, perhaps, a record cut
+//! short where the file ends. By rule 2 this can only happen in the last segment. A real
+//! file system can also extend a file without writing its data, which reads as zeros.
+//!
+//! [`Log::open`] scans every segment and stops at the first record that fails to decode.
+//! In a segment other than the last, that is corruption. In the last segment, it is a
+//! *torn tail*, cut off (the file is truncated and synced), only if a crash can explain it:
+//!
+//! - the file ends inside the record: fewer bytes than a header, or a header whose
+//!   checksum holds (so its length is the one written, not a flipped bit) announcing a
+//!   record longer than what remains; or
+//! - the record's bytes, from inside it to the end of the file, are all zeros: a file
+//!   extended but never written. Every record that was written in full ends with a
+//!   non-zero end marker that no single bit flip can zero, so this never describes a
+//!   complete record that later decayed.
+//!
+//! Anything else is reported as [`Error::Corruption`] naming the segment and the byte
+//! offset: a complete record with a bad checksum, a record followed by more records, a
+//! record with a valid checksum but the wrong index or a decreasing term, a gap between
+//! segments. In particular a bit flip in the *last* record of the log is corruption, not a
+//! torn write: under the write discipline a crash cannot produce a complete record with a
+//! bad checksum, so cutting it would be a guess, and the guess would silently drop an
+//! entry that was synced and perhaps acknowledged. We prefer a node that refuses to start
+//! (and is rebuilt from its peers) to one that forgets what it promised.
+//!
+//! The price of that choice: damage a real disk could leave that the rules above do not
+//! explain (a hole in the middle of the last write followed by later bytes of the same
+//! write, stale garbage from another file) is also reported, not repaired. Loud, never
+//! silent. The one decay the rules cannot tell from a crash is a device that zeroes the
+//! final synced bytes of the last segment, end marker included: that reads exactly like
+//! a file extended but never written, and is cut.
+//!
+//! Recovery first syncs the log directory and the last segment: after a *process* crash
+//! the operating system may still hold writes that never reached the disk, and the log
+//! must not report as durable, or cut at, bytes that a power failure could still change.
+//!
+//! ## Reading
+//!
+//! [`Log::get`] and [`Log::read_range`] read durable and pending entries alike (a leader
+//! may send an entry to followers before its own sync completes). Every read verifies the
+//! checksums again, so decay found after startup is also reported as corruption.
+
+mod faults;
+pub mod metadata;
+mod record;
+mod recovery;
+mod segment;
+mod truncate;
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;
+
+pub use metadata::{METADATA_SIZE_MAX_BYTES, MetadataFile};
+pub use record::PAYLOAD_SIZE_MAX_BYTES;
+
+use crate::disk::Disk;
+use faults::IoBudget;
+use replikv_core::error::Result;
+use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
+use replikv_core::{Error, LogIndex, LogPosition, Term};
+use segment::{LOG_DIRECTORY, Segment};
+
+/// Largest configurable segment size: segment offsets are kept as `u32` in memory.
+pub const SEGMENT_SIZE_MAX_BYTES_LIMIT: u64 = 1 << 30;
+
+/// Largest configurable bound on appended but unsynced bytes.
+pub const PENDING_SIZE_MAX_BYTES_LIMIT: u64 = 1 << 30;
+
+/// One log entry: its position and the opaque bytes the replication strategy stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub position: LogPosition,
+    pub payload: Vec<u8>,
+}
+
+impl Entry {
+    #[must_use]
+    pub fn new(term: u64, index: u64, payload: impl Into<Vec<u8>>) -> Entry {
+        Entry {
+            position: LogPosition::new(term, index),
+            payload: payload.into(),
+        }
+    }
+}
+
+/// How a [`Log`] is configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// A new segment begins once the current one holds at least this many bytes.
+    pub segment_size_max_bytes: u64,
+    /// Bound on bytes appended but not yet synced; an append beyond it is refused with
+    /// [`Error::Overloaded`] until the next sync. At least one maximal record.
+    pub pending_size_max_bytes: u64,
+    /// Fault injection for tests and the simulator: after this many disk-changing steps
+    /// (writes, syncs, length changes, creations, removals, counted from `open`), every
+    /// further step fails with an I/O error, as if power failed at that point.
+    pub io_steps_max: Option<u64>,
+}
+
+impl Default for LogOptions {
+    fn default() -> LogOptions {
+        LogOptions {
+            segment_size_max_bytes: 64 * 1024 * 1024,
+            pending_size_max_bytes: 64 * 1024 * 1024,
+            io_steps_max: None,
+        }
+    }
+}
+
+impl LogOptions {
+    fn validate(&self) -> Result<()> {
+        if !(1..=SEGMENT_SIZE_MAX_BYTES_LIMIT).contains(&self.segment_size_max_bytes) {
+            return Err(Error::InvalidInput(format!(
+                "segment_size_max_bytes {} outside 1..={SEGMENT_SIZE_MAX_BYTES_LIMIT}",
+                self.segment_size_max_bytes
+            )));
+        }
+        let pending_min = LOG_RECORD_SIZE_MAX_BYTES as u64;
+        if !(pending_min..=PENDING_SIZE_MAX_BYTES_LIMIT).contains(&self.pending_size_max_bytes) {
+            return Err(Error::InvalidInput(format!(
+                "pending_size_max_bytes {} outside {pending_min}..={PENDING_SIZE_MAX_BYTES_LIMIT}",
+                self.pending_size_max_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The replication log of one replica; see the module documentation.
+#[derive(Debug)]
+pub struct Log {
+    disk: Disk,
+    options: LogOptions,
+    budget: IoBudget,
+    /// Segments in index order; the last one receives appends.
+    segments: Vec<Segment>,
+    /// `(first index, term)` of each run of entries with the same term, in index order.
+    term_runs: Vec<(LogIndex, Term)>,
+    /// The position of the last entry removed by compaction (zero if none).
+    prefix: LogPosition,
+    last: LogPosition,
+    durable_index: LogIndex,
+    committed_index: LogIndex,
+    pending_size_bytes: u64,
+    compaction: MetadataFile,
+    /// Set after an I/O error; the log then refuses all work (rule 4).
+    failure: Option<String>,
+}
+
+impl Log {
+    /// Opens the log on `disk`, recovering from whatever a crash left (see the module
+    /// documentation). Fails with [`Error::Corruption`] if synced data is damaged.
+    pub fn open(disk: Disk, options: LogOptions) -> Result<Log> {
+        options.validate()?;
+        let mut budget = IoBudget::new(options.io_steps_max);
+        let recovered = recovery::recover(&disk, &mut budget)?;
+        let log = Log {
+            disk,
+            options,
+            budget,
+            segments: recovered.segments,
+            term_runs: recovered.term_runs,
+            prefix: recovered.prefix,
+            last: recovered.last,
+            durable_index: recovered.last.index,
+            committed_index: recovered.prefix.index,
+            pending_size_bytes: 0,
+            compaction: recovered.compaction,
+            failure: None,
+        };
+        log.check_invariants();
+        Ok(log)
+    }
+
+    /// Buffers `entries` for the next [`Log::sync`]; they are readable at once. Each entry
+    /// must continue the log: index `last + 1`, term not below the last term (asserted: a
+    /// caller that breaks this has a bug). A payload above [`PAYLOAD_SIZE_MAX_BYTES`] is
+    /// refused with [`Error::InvalidInput`], and a batch that would take the unsynced bytes
+    /// above [`LogOptions::pending_size_max_bytes`] with [`Error::Overloaded`]; either way
+    /// nothing of the batch is appended.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        self.check_usable()?;
+        let mut previous = self.last;
+        let mut batch_size_bytes = 0u64;
+        for entry in entries {
+            if entry.payload.len() > PAYLOAD_SIZE_MAX_BYTES {
+                return Err(Error::InvalidInput(format!(
+                    "log entry {} has a payload of {} bytes, above {PAYLOAD_SIZE_MAX_BYTES}",
+                    entry.position,
+                    entry.payload.len()
+                )));
+            }
+            assert_eq!(
+                entry.position.index,
+                previous.index.next(),
+                "log entries must be contiguous"
+            );
+            assert!(
+                entry.position.term >= previous.term,
+                "log term decreases from {} to {}",
+                previous,
+                entry.position
+            );
+            previous = entry.position;
+            batch_size_bytes += record::record_size_bytes(entry.payload.len()) as u64;
+        }
+        if self.pending_size_bytes + batch_size_bytes > self.options.pending_size_max_bytes {
+            return Err(Error::Overloaded(format!(
+                "log has {} unsynced bytes; a batch of {batch_size_bytes} more needs a sync first",
+                self.pending_size_bytes
+            )));
+        }
+        for entry in entries {
+            self.append_one(entry);
+        }
+        self.pending_size_bytes += batch_size_bytes;
+        Ok(())
+    }
+
+    fn append_one(&mut self, entry: &Entry) {
+        let segment_full = |segment: &Segment| {
+            !segment.is_empty() && segment.length_bytes() >= self.options.segment_size_max_bytes
+        };
+        if self.segments.last().is_none_or(segment_full) {
+            self.segments
+                .push(Segment::new_pending(entry.position.index));
+        }
+        let segment = self.segments.last_mut().expect("just ensured");
+        segment.append_record(entry.position, &entry.payload);
+        if self
+            .term_runs
+            .last()
+            .is_none_or(|&(_, term)| term != entry.position.term)
+        {
+            self.term_runs
+                .push((entry.position.index, entry.position.term));
+        }
+        self.last = entry.position;
+    }
+
+    /// Group commit: writes everything appended since the last sync with one write and one
+    /// `sync_data` per segment touched, and returns the durable position. Free when
+    /// nothing is pending.
+    pub fn sync(&mut self) -> Result<LogPosition> {
+        self.check_usable()?;
+        if self.durable_index < self.last.index {
+            let result = self.write_pending();
+            self.record_failure(result)?;
+            debug_assert_eq!(self.pending_size_bytes, 0);
+            self.check_invariants();
+        }
+        Ok(self.durable_position())
+    }
+
+    fn write_pending(&mut self) -> Result<()> {
+        let Log {
+            disk,
+            budget,
+            segments,
+            durable_index,
+            pending_size_bytes,
+            ..
+        } = self;
+        for segment in segments
+            .iter_mut()
+            .filter(|segment| !segment.pending.is_empty())
+        {
+            if segment.file.is_none() {
+                let name = segment.name();
+                assert!(!disk.exists(&name)?, "new segment {name} already exists");
+                budget.step()?;
+                let file = disk.open(&name)?;
+                budget.step()?;
+                disk.sync_directory(LOG_DIRECTORY)?;
+                segment.file = Some(file);
+            }
+            let file = segment.file.as_ref().expect("created above");
+            budget.step()?;
+            file.write_all_at(segment.durable_length_bytes, &segment.pending)?;
+            budget.step()?;
+            file.sync_data()?;
+            let written = segment.pending.len() as u64;
+            segment.durable_length_bytes += written;
+            segment.pending.clear();
+            *pending_size_bytes -= written;
+            *durable_index = segment.next_index().previous().expect("segment not empty");
+        }
+        Ok(())
+    }
+
+    /// The index of the first entry in the log (after compaction, the one after the last
+    /// removed entry). Equals `last_position().index + 1` when the log is empty.
+    #[must_use]
+    pub fn first_index(&self) -> LogIndex {
+        self.prefix.index.next()
+    }
+
+    /// The position of the last entry appended (durable or not), or of the last compacted
+    /// entry if the log is empty.
+    #[must_use]
+    pub fn last_position(&self) -> LogPosition {
+        self.last
+    }
+
+    /// The position of the last entry known to be on disk.
+    #[must_use]
+    pub fn durable_position(&self) -> LogPosition {
+        let term = self
+            .term_at(self.durable_index)
+            .expect("durable index within the log");
+        LogPosition {
+            term,
+            index: self.durable_index,
+        }
+    }
+
+    /// The highest index marked committed (see [`Log::mark_committed`]).
+    #[must_use]
+    pub fn committed_index(&self) -> LogIndex {
+        self.committed_index
+    }
+
+    /// The term of the entry at `index`, including the last compacted entry (as Raft's
+    /// consistency check needs); `None` outside the log.
+    #[must_use]
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.prefix.index {
+            return Some(self.prefix.term);
+        }
+        if index < self.first_index() || index > self.last.index {
+            return None;
+        }
+        let run = self.term_runs.partition_point(|&(start, _)| start <= index);
+        Some(self.term_runs[run - 1].1)
+    }
+
+    /// Records that entries up to `index` are committed: from now on
+    /// [`Log::truncate_suffix`] asserts it never removes them, so a caller's bug becomes a
+    /// crash instead of lost data. Never lowers the mark. The mark lives in memory: after
+    /// a reopen it restarts at the last compacted entry.
+    pub fn mark_committed(&mut self, index: LogIndex) {
+        assert!(
+            index <= self.last.index,
+            "committing {index} beyond the last entry {}",
+            self.last
+        );
+        self.committed_index = self.committed_index.max(index);
+    }
+
+    /// The entry at `index`, or `None` if it is not in the log (compacted or not yet
+    /// appended).
+    pub fn get(&self, index: LogIndex) -> Result<Option<Entry>> {
+        if index < self.first_index() || index > self.last.index {
+            return Ok(None);
+        }
+        Ok(self.read_range(index, 1, 0)?.pop())
+    }
+
+    /// Entries from `from` on, at most `entries_max` of them and no more payload bytes than
+    /// `bytes_max`, except that the first entry is always returned if it exists. Empty if
+    /// `from` is past the last entry; [`Error::InvalidInput`] if it was compacted away.
+    pub fn read_range(
+        &self,
+        from: LogIndex,
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<Entry>> {
+        self.check_usable()?;
+        if from < self.first_index() {
+            return Err(Error::InvalidInput(format!(
+                "log entry {from} is compacted (first index {})",
+                self.first_index()
+            )));
+        }
+        if from > self.last.index {
+            return Ok(Vec::new());
+        }
+        let entries_max = entries_max.max(1);
+        let mut entries = Vec::new();
+        let mut payload_bytes = 0u64;
+        let mut index = from;
+        let mut segment_position = self.segment_position(from);
+        loop {
+            let segment = &self.segments[segment_position];
+            let mut end = index;
+            let mut limited = false;
+            while end < segment.next_index() {
+                let count = entries.len() + usize::try_from(end.0 - index.0).expect("bounded");
+                let size = segment.payload_size_bytes(end);
+                if count > 0 && (count >= entries_max || payload_bytes + size > bytes_max as u64) {
+                    limited = true;
+                    break;
+                }
+                payload_bytes += size;
+                end = end.next();
+            }
+            self.read_segment_entries(segment, index, end, &mut entries)?;
+            index = end;
+            segment_position += 1;
+            if limited || index > self.last.index {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// Position in `segments` of the segment holding `index` (which must be in the log).
+    fn segment_position(&self, index: LogIndex) -> usize {
+        let position = self
+            .segments
+            .partition_point(|segment| segment.first_index <= index);
+        assert!(position > 0, "index {index} before the first segment");
+        position - 1
+    }
+
+    /// Reads and verifies the entries `[from, end)` of `segment` with one read.
+    fn read_segment_entries(
+        &self,
+        segment: &Segment,
+        from: LogIndex,
+        end: LogIndex,
+        entries: &mut Vec<Entry>,
+    ) -> Result<()> {
+        let start_offset = segment.offset_of(from);
+        let bytes = segment.read_bytes(start_offset, segment.offset_of(end))?;
+        let mut at = 0usize;
+        let mut index = from;
+        while index < end {
+            let corruption = |detail: String| {
+                Error::Corruption(format!(
+                    "log segment {} offset {}: {detail}",
+                    segment.name(),
+                    start_offset + at as u64
+                ))
+            };
+            let record =
+                record::decode(&bytes[at..]).map_err(|damage| corruption(damage.to_string()))?;
+            let expected = LogPosition {
+                term: self.term_at(index).expect("index within the log"),
+                index,
+            };
+            if record.position != expected {
+                return Err(corruption(format!(
+                    "record holds entry {} where {expected} was written",
+                    record.position
+                )));
+            }
+            at += record.size_bytes();
+            entries.push(Entry {
+                position: record.position,
+                payload: record.payload.to_vec(),
+            });
+            index = index.next();
+        }
+        debug_assert_eq!(at, bytes.len());
+        Ok(())
+    }
+
+    /// Restarts the fault-injection budget: after `steps` more disk-changing steps, every
+    /// step fails (see [`LogOptions::io_steps_max`]).
+    #[cfg(test)]
+    pub(crate) fn limit_io_steps(&mut self, steps: Option<u64>) {
+        self.budget = IoBudget::new(steps);
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        match &self.failure {
+            None => Ok(()),
+            Some(failure) => Err(Error::Io(format!(
+                "log unusable after an earlier failure ({failure}); reopen it"
+            ))),
+        }
+    }
+
+    fn record_failure<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result {
+            self.failure = Some(error.to_string());
+        }
+        result
+    }
+
+    /// Cross-checks the bookkeeping; cheap enough to run after every mutation in tests.
+    fn check_invariants(&self) {
+        let mut next = self.first_index();
+        for segment in &self.segments {
+            assert_eq!(segment.first_index, next, "segments are contiguous");
+            next = segment.next_index();
+        }
+        assert_eq!(
+            next,
+            self.last.index.next(),
+            "segments end at the last entry"
+        );
+        assert!(self.prefix.index <= self.durable_index && self.durable_index <= self.last.index);
+        assert!(self.committed_index <= self.last.index);
+        if let Some(&(start, _)) = self.term_runs.first() {
+            assert_eq!(
+                start,
+                self.first_index(),
+                "term runs start at the first entry"
+            );
+        }
+        assert_eq!(
+            self.term_runs.is_empty(),
+            self.last.index == self.prefix.index
+        );
+        debug_assert_eq!(
+            self.pending_size_bytes,
+            self.segments
+                .iter()
+                .map(|segment| segment.pending.len() as u64)
+                .sum::<u64>()
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! A property test: random histories of appends, syncs, truncations, commits, crashes and
+//! interrupted syncs, checked against a model of what must be durable.
+//!
+//! The model is the list of entries appended (from index 1, compacted ones included, so
+//! that comparisons need no offsets) and how many of them are durable. After each step the
+//! log must hold exactly the model's entries from its first index on. After a crash it
+//! must hold the durable ones, and at most the appended ones beyond them when a sync was
+//! interrupted part-way (a torn batch keeps a prefix of itself); the model then adopts
+//! what the log kept. Crashes use the simulated disk's seeded crash model, so every
+//! failing case is replayable from the proptest seed.
+
+use super::tests::{all_entries, tiny_segments};
+use super::*;
+use crate::disk::SimDisk;
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append {
+        term_increase: u64,
+        payload_sizes: Vec<usize>,
+    },
+    Sync,
+    /// Cut `back` entries off the end (clamped above the committed mark).
+    TruncateSuffix {
+        back: u64,
+    },
+    /// Compact below `ahead` entries past the first index.
+    TruncatePrefix {
+        ahead: u64,
+    },
+    /// Mark `ahead` more entries committed (clamped to the durable ones).
+    Commit {
+        ahead: u64,
+    },
+    Crash {
+        seed: u64,
+    },
+    InterruptedSync {
+        steps: u64,
+        seed: u64,
+    },
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..2u64, prop::collection::vec(0..90usize, 1..8)).prop_map(|(term_increase, payload_sizes)| Op::Append {
+            term_increase,
+            payload_sizes
+        }),
+        3 => Just(Op::Sync),
+        1 => (0..8u64).prop_map(|back| Op::TruncateSuffix { back }),
+        1 => (0..12u64).prop_map(|ahead| Op::TruncatePrefix { ahead }),
+        1 => (0..6u64).prop_map(|ahead| Op::Commit { ahead }),
+        1 => any::<u64>().prop_map(|seed| Op::Crash { seed }),
+        1 => (0..8u64, any::<u64>()).prop_map(|(steps, seed)| Op::InterruptedSync { steps, seed }),
+    ]
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    entries: Vec<Entry>,
+    durable_count: usize,
+    committed: u64,
+}
+
+impl Model {
+    fn last(&self) -> LogPosition {
+        self.entries
+            .last()
+            .map_or(LogPosition::ZERO, |entry| entry.position)
+    }
+
+    /// After a crash, adopts what the log kept, checking it is allowed: the durable
+    /// entries, plus at most a prefix of the rest when `torn_allowed`.
+    fn adopt_after_crash(&mut self, log: &Log, torn_allowed: bool) {
+        let first = log.first_index().0 as usize;
+        let kept = all_entries(log);
+        let durable = &self.entries[first - 1..self.durable_count.max(first - 1)];
+        assert!(
+            kept.len() >= durable.len() && kept[..durable.len()] == *durable,
+            "durable entries lost"
+        );
+        let appended = &self.entries[first - 1..];
+        assert!(
+            kept.len() <= appended.len() && appended[..kept.len()] == *kept,
+            "log holds entries never appended"
+        );
+        if !torn_allowed {
+            assert_eq!(
+                kept.len(),
+                durable.len(),
+                "unsynced entries survived a crash without a write"
+            );
+        }
+        self.entries.truncate(first - 1 + kept.len());
+        self.durable_count = self.entries.len();
+        self.committed = first as u64 - 1;
+    }
+}
+
+fn payload(index: u64, size: usize) -> Vec<u8> {
+    (0..size).map(|i| (index as usize * 31 + i) as u8).collect()
+}
+
+fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
+    let disk = Disk::Simulated(sim.clone());
+    match op {
+        Op::Append {
+            term_increase,
+            payload_sizes,
+        } => {
+            let last = model.last();
+            let term = last.term.0.max(1) + term_increase;
+            let entries: Vec<Entry> = payload_sizes
+                .iter()
+                .enumerate()
+                .map(|(offset, &size)| {
+                    let index = last.index.0 + 1 + offset as u64;
+                    Entry::new(term, index, payload(index, size))
+                })
+                .collect();
+            log.append(&entries).unwrap();
+            model.entries.extend(entries);
+        }
+        Op::Sync => {
+            assert_eq!(log.sync().unwrap(), model.last());
+            model.durable_count = model.entries.len();
+        }
+        Op::TruncateSuffix { back } => {
+            let floor = model.committed.max(log.first_index().0 - 1);
+            let after = model.last().index.0.saturating_sub(*back).max(floor);
+            log.truncate_suffix(LogIndex(after)).unwrap();
+            model.entries.truncate(after as usize);
+            model.durable_count = model.durable_count.min(model.entries.len());
+        }
+        Op::TruncatePrefix { ahead } => {
+            let first_before = log.first_index();
+            let before = LogIndex(first_before.0 + ahead);
+            log.truncate_prefix(before).unwrap();
+            let first = log.first_index();
+            assert!(first >= first_before && (first <= before || first == first_before));
+            assert!(
+                first.0 as usize - 1 <= model.durable_count,
+                "compacted unsynced entries"
+            );
+            let last_removed = first.0 - 1;
+            if last_removed > 0 {
+                let expected = model.entries[last_removed as usize - 1].position.term;
+                assert_eq!(log.term_at(LogIndex(last_removed)), Some(expected));
+            }
+            model.committed = model.committed.max(last_removed);
+        }
+        Op::Commit { ahead } => {
+            let index = (model.committed + ahead).min(model.durable_count as u64);
+            log.mark_committed(LogIndex(index));
+            model.committed = model.committed.max(index);
+        }
+        Op::Crash { seed } => {
+            sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));
+            *log = Log::open(disk, tiny_segments()).unwrap();
+            model.adopt_after_crash(log, false);
+        }
+        Op::InterruptedSync { steps, seed } => {
+            log.limit_io_steps(Some(*steps));
+            let _ = log.sync();
+            sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));
+            *log = Log::open(disk, tiny_segments()).unwrap();
+            model.adopt_after_crash(log, true);
+        }
+    }
+}
+
+fn check_matches(log: &Log, model: &Model) {
+    let first = log.first_index().0 as usize;
+    assert_eq!(all_entries(log), model.entries[first - 1..]);
+    // The model keeps compacted entries, so its last entry is the log's last position
+    // even when the log is empty after compaction.
+    assert_eq!(log.last_position(), model.last());
+    assert_eq!(
+        log.durable_position().index.0,
+        (model.durable_count as u64).max(first as u64 - 1)
+    );
+    assert!(log.committed_index().0 >= model.committed.min(log.last_position().index.0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_matches_model_through_crashes(ops in prop::collection::vec(op_strategy(), 1..48)) {
+        let sim = SimDisk::new();
+        let mut log = Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+        let mut model = Model::default();
+        for op in &ops {
+            apply(op, &sim, &mut log, &mut model);
+            check_matches(&log, &model);
+        }
+        // Whatever happened, a final sync and reopen keeps everything.
+        log.sync().unwrap();
+        drop(log);
+        let log = Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+        model.durable_count = model.entries.len();
+        model.committed = log.first_index().0 - 1;
+        check_matches(&log, &model);
+    }
+}

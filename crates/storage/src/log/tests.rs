@@ -1,0 +1,504 @@
+//! Table tests of the log's operations, run over the simulated disk and the real one.
+//!
+//! Each case is a script of operations and the state expected at its end. While a script
+//! runs, a shadow model (the entries the log should hold, and how many of them are
+//! durable) is compared with the log after every step: every entry readable with `get`
+//! and `read_range`, every term answered by `term_at`. The helpers here are shared with
+//! the crash tests and the model tests.
+
+use super::*;
+use crate::disk::File;
+
+/// Options with tiny segments, so that a few entries already span several segments.
+pub(super) fn tiny_segments() -> LogOptions {
+    LogOptions {
+        segment_size_max_bytes: 200,
+        ..LogOptions::default()
+    }
+}
+
+/// A deterministic entry whose payload length varies with its index (0 to 60 bytes).
+pub(super) fn entry(term: u64, index: u64) -> Entry {
+    let payload: Vec<u8> = format!("t{term}i{index};")
+        .bytes()
+        .cycle()
+        .take((index % 7 * 10) as usize)
+        .collect();
+    Entry::new(term, index, payload)
+}
+
+/// Appends `count` entries of `term` after the log's last entry.
+pub(super) fn append_entries(log: &mut Log, term: u64, count: u64) -> Vec<Entry> {
+    let next = log.last_position().index.0 + 1;
+    let entries: Vec<Entry> = (next..next + count)
+        .map(|index| entry(term, index))
+        .collect();
+    log.append(&entries).unwrap();
+    entries
+}
+
+/// Every entry of the log, read in one range.
+pub(super) fn all_entries(log: &Log) -> Vec<Entry> {
+    log.read_range(log.first_index(), usize::MAX, usize::MAX)
+        .unwrap()
+}
+
+/// The last segment file of the log on `disk` (by name order).
+pub(super) fn last_segment(disk: &Disk) -> (String, File) {
+    let name = disk
+        .list(LOG_DIRECTORY)
+        .unwrap()
+        .into_iter()
+        .rfind(|name| name.ends_with(".seg"))
+        .expect("a segment exists");
+    let file = disk.open(&name).unwrap();
+    (name, file)
+}
+
+/// Checks that `log` holds exactly `expected` (from its first index on) and answers every
+/// accessor consistently with it.
+pub(super) fn assert_log_holds(log: &Log, expected: &[Entry]) {
+    assert_eq!(all_entries(log), expected);
+    let last = expected
+        .last()
+        .map_or(log.first_index().0 - 1, |entry| entry.position.index.0);
+    assert_eq!(log.last_position().index, LogIndex(last));
+    for entry in expected {
+        assert_eq!(log.get(entry.position.index).unwrap().as_ref(), Some(entry));
+        assert_eq!(log.term_at(entry.position.index), Some(entry.position.term));
+    }
+    assert_eq!(log.get(LogIndex(last + 1)).unwrap(), None);
+    assert_eq!(log.term_at(LogIndex(last + 1)), None);
+    assert!(log.term_at(log.first_index().previous().unwrap()).is_some());
+}
+
+fn each_disk(test: impl Fn(&Disk)) {
+    let directory = tempfile::tempdir().unwrap();
+    test(&Disk::os(directory.path()).unwrap());
+    test(&Disk::simulated());
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Append { term: u64, count: u64 },
+    Sync,
+    Commit(u64),
+    Suffix(u64),
+    Prefix(u64),
+    Reopen,
+}
+
+/// What the log must look like at the end of a script.
+#[derive(Debug, PartialEq, Eq)]
+struct Expected {
+    first: u64,
+    last: LogPosition,
+    durable: LogPosition,
+    segments: usize,
+}
+
+/// The shadow model: entries by index, how many are durable, and the compacted prefix.
+#[derive(Default)]
+struct Model {
+    entries: Vec<Entry>,
+    durable_count: usize,
+}
+
+fn run(disk: &Disk, ops: &[Op]) -> (Log, Expected) {
+    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    let mut model = Model::default();
+    for op in ops {
+        match *op {
+            Op::Append { term, count } => {
+                model.entries.extend(append_entries(&mut log, term, count))
+            }
+            Op::Sync => {
+                let durable = log.sync().unwrap();
+                assert_eq!(durable, log.last_position());
+                model.durable_count = model.entries.len();
+            }
+            Op::Commit(index) => log.mark_committed(LogIndex(index)),
+            Op::Suffix(after) => {
+                log.truncate_suffix(LogIndex(after)).unwrap();
+                model
+                    .entries
+                    .retain(|entry| entry.position.index.0 <= after);
+                model.durable_count = model.durable_count.min(model.entries.len());
+            }
+            Op::Prefix(before) => log.truncate_prefix(LogIndex(before)).unwrap(),
+            Op::Reopen => {
+                drop(log);
+                log = Log::open(disk.clone(), tiny_segments()).unwrap();
+                model.entries.truncate(model.durable_count);
+            }
+        }
+        let first = log.first_index().0;
+        let kept: Vec<Entry> = model
+            .entries
+            .iter()
+            .filter(|entry| entry.position.index.0 >= first)
+            .cloned()
+            .collect();
+        assert_log_holds(&log, &kept);
+        let durable_index = model.durable_count as u64;
+        assert_eq!(
+            log.durable_position().index.0,
+            durable_index.max(first - 1),
+            "{op:?}"
+        );
+    }
+    let expected = Expected {
+        first: log.first_index().0,
+        last: log.last_position(),
+        durable: log.durable_position(),
+        segments: disk
+            .list(LOG_DIRECTORY)
+            .unwrap()
+            .iter()
+            .filter(|name| name.ends_with(".seg"))
+            .count(),
+    };
+    (log, expected)
+}
+
+fn expected(first: u64, last: (u64, u64), durable: (u64, u64), segments: usize) -> Expected {
+    Expected {
+        first,
+        last: LogPosition::new(last.0, last.1),
+        durable: LogPosition::new(durable.0, durable.1),
+        segments,
+    }
+}
+
+type Script = (&'static str, Vec<Op>, Expected);
+
+// Entry i is 36 + (i % 7) * 10 bytes; a segment takes entries until it reaches 200
+// bytes: [1..=4], [5..=7], [8..=11], [12..=14], [15..=18], ...
+fn append_and_reopen_scripts() -> Vec<Script> {
+    use Op::*;
+    vec![
+        ("empty log", vec![], expected(1, (0, 0), (0, 0), 0)),
+        (
+            "empty reopen",
+            vec![Reopen, Sync],
+            expected(1, (0, 0), (0, 0), 0),
+        ),
+        (
+            "append without sync is readable, not durable",
+            vec![Append { term: 1, count: 3 }],
+            expected(1, (1, 3), (0, 0), 0),
+        ),
+        (
+            "sync makes durable",
+            vec![Append { term: 1, count: 3 }, Sync],
+            expected(1, (1, 3), (1, 3), 1),
+        ),
+        (
+            "reopen loses only the unsynced",
+            vec![
+                Append { term: 1, count: 3 },
+                Sync,
+                Append { term: 2, count: 2 },
+                Reopen,
+            ],
+            expected(1, (1, 3), (1, 3), 1),
+        ),
+        (
+            "rollover across several segments in one sync",
+            vec![Append { term: 1, count: 12 }, Sync, Reopen],
+            expected(1, (1, 12), (1, 12), 4),
+        ),
+        (
+            "terms change inside and across segments",
+            vec![
+                Append { term: 1, count: 2 },
+                Append { term: 3, count: 4 },
+                Sync,
+                Append { term: 4, count: 5 },
+                Sync,
+                Reopen,
+            ],
+            expected(1, (4, 11), (4, 11), 3),
+        ),
+    ]
+}
+
+fn truncation_scripts() -> Vec<Script> {
+    use Op::*;
+    vec![
+        (
+            "suffix truncation inside the pending part",
+            vec![
+                Append { term: 1, count: 3 },
+                Sync,
+                Append { term: 2, count: 3 },
+                Suffix(4),
+                Sync,
+                Reopen,
+            ],
+            expected(1, (2, 4), (2, 4), 1),
+        ),
+        (
+            "suffix truncation inside durable segments, then new term",
+            vec![
+                Append { term: 1, count: 12 },
+                Sync,
+                Suffix(5),
+                Append { term: 2, count: 3 },
+                Sync,
+                Reopen,
+            ],
+            expected(1, (2, 8), (2, 8), 3),
+        ),
+        (
+            "suffix truncation to a segment boundary keeps an empty segment",
+            vec![
+                Append { term: 1, count: 8 },
+                Sync,
+                Suffix(4),
+                Reopen,
+                Append { term: 2, count: 1 },
+                Sync,
+            ],
+            expected(1, (2, 5), (2, 5), 2),
+        ),
+        (
+            "suffix truncation to nothing",
+            vec![Append { term: 1, count: 8 }, Sync, Suffix(0), Reopen],
+            expected(1, (0, 0), (0, 0), 1),
+        ),
+        (
+            "suffix truncation at or past the end does nothing",
+            vec![Append { term: 1, count: 3 }, Sync, Suffix(3), Suffix(9)],
+            expected(1, (1, 3), (1, 3), 1),
+        ),
+        (
+            "prefix truncation drops whole segments only",
+            vec![Append { term: 1, count: 12 }, Sync, Prefix(10), Reopen],
+            expected(8, (1, 12), (1, 12), 2),
+        ),
+        (
+            "prefix truncation never drops the last or an unsynced segment",
+            vec![
+                Append { term: 1, count: 7 },
+                Sync,
+                Append { term: 2, count: 5 },
+                Prefix(100),
+                Sync,
+                Prefix(100),
+                Reopen,
+            ],
+            expected(12, (2, 12), (2, 12), 1),
+        ),
+        (
+            "compaction remembers the term before the first entry",
+            vec![
+                Append { term: 1, count: 3 },
+                Append { term: 2, count: 4 },
+                Sync,
+                Append { term: 5, count: 4 },
+                Sync,
+                Prefix(8),
+                Reopen,
+                Suffix(7),
+                Append { term: 6, count: 2 },
+                Sync,
+                Reopen,
+            ],
+            expected(8, (6, 9), (6, 9), 1),
+        ),
+        (
+            "commit mark permits truncation above it",
+            vec![
+                Append { term: 1, count: 6 },
+                Sync,
+                Commit(4),
+                Suffix(4),
+                Reopen,
+            ],
+            expected(1, (1, 4), (1, 4), 2),
+        ),
+    ]
+}
+
+#[test]
+fn scripts() {
+    let mut cases = append_and_reopen_scripts();
+    cases.extend(truncation_scripts());
+    each_disk(|disk_kind| {
+        for (name, ops, want) in &cases {
+            let disk = match disk_kind {
+                Disk::Os(os) => Disk::os(os.root().join(name.replace(' ', "_"))).unwrap(),
+                Disk::Simulated(_) => Disk::simulated(),
+            };
+            let (_log, got) = run(&disk, ops);
+            assert_eq!(&got, want, "case {name:?} on {disk_kind:?}");
+        }
+    });
+}
+
+#[test]
+fn compacted_position_answers_term_at() {
+    each_disk(|disk| {
+        let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        append_entries(&mut log, 3, 12);
+        log.sync().unwrap();
+        log.truncate_prefix(LogIndex(12)).unwrap();
+        let first = log.first_index();
+        assert_eq!(first, LogIndex(12));
+        assert_eq!(log.term_at(LogIndex(11)), Some(Term(3)));
+        assert_eq!(log.term_at(LogIndex(10)), None);
+        assert_eq!(log.get(LogIndex(10)).unwrap(), None);
+        assert!(matches!(
+            log.read_range(LogIndex(10), 1, 1),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(log.committed_index() >= LogIndex(11));
+        drop(log);
+        let log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        assert_eq!(log.first_index(), first);
+        assert_eq!(log.term_at(LogIndex(11)), Some(Term(3)));
+    });
+}
+
+#[test]
+fn read_range_limits() {
+    let mut log = Log::open(Disk::simulated(), tiny_segments()).unwrap();
+    append_entries(&mut log, 1, 14);
+    log.sync().unwrap();
+    append_entries(&mut log, 2, 3);
+    let payload = |index: u64| entry(1, index).payload.len();
+    // (from, entries_max, bytes_max) -> indexes returned
+    let cases: Vec<((u64, usize, usize), Vec<u64>)> = vec![
+        ((1, 3, usize::MAX), vec![1, 2, 3]),
+        ((1, 0, 0), vec![1]),
+        ((2, 100, 0), vec![2]),
+        ((2, 100, payload(2) + payload(3)), vec![2, 3]),
+        (
+            (2, 100, payload(2) + payload(3) + payload(4) - 1),
+            vec![2, 3],
+        ),
+        ((3, 5, usize::MAX), vec![3, 4, 5, 6, 7]),
+        ((13, 100, usize::MAX), vec![13, 14, 15, 16, 17]),
+        ((17, 100, usize::MAX), vec![17]),
+        ((18, 100, usize::MAX), vec![]),
+        ((7, 0, usize::MAX), vec![7]),
+    ];
+    for ((from, entries_max, bytes_max), want) in cases {
+        let got: Vec<u64> = log
+            .read_range(LogIndex(from), entries_max, bytes_max)
+            .unwrap()
+            .iter()
+            .map(|entry| entry.position.index.0)
+            .collect();
+        assert_eq!(got, want, "read_range({from}, {entries_max}, {bytes_max})");
+    }
+    assert!(matches!(
+        log.read_range(LogIndex(0), 1, 1),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+#[test]
+fn oversized_payload_and_overload_are_refused_whole() {
+    let options = LogOptions {
+        pending_size_max_bytes: LOG_RECORD_SIZE_MAX_BYTES as u64,
+        ..LogOptions::default()
+    };
+    let mut log = Log::open(Disk::simulated(), options).unwrap();
+    let too_big = Entry::new(1, 2, vec![0; PAYLOAD_SIZE_MAX_BYTES + 1]);
+    let error = log.append(&[entry(1, 1), too_big]).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+    assert_eq!(log.last_position(), LogPosition::ZERO);
+    let largest = Entry::new(1, 1, vec![7; PAYLOAD_SIZE_MAX_BYTES]);
+    log.append(std::slice::from_ref(&largest)).unwrap();
+    let error = log.append(&[entry(1, 2)]).unwrap_err();
+    assert!(matches!(error, Error::Overloaded(_)), "{error}");
+    log.sync().unwrap();
+    log.append(&[entry(1, 2)]).unwrap();
+    assert_eq!(log.get(LogIndex(1)).unwrap(), Some(largest));
+}
+
+#[test]
+fn invalid_options_are_refused() {
+    for options in [
+        LogOptions {
+            segment_size_max_bytes: 0,
+            ..LogOptions::default()
+        },
+        LogOptions {
+            segment_size_max_bytes: SEGMENT_SIZE_MAX_BYTES_LIMIT + 1,
+            ..LogOptions::default()
+        },
+        LogOptions {
+            pending_size_max_bytes: 10,
+            ..LogOptions::default()
+        },
+    ] {
+        let error = Log::open(Disk::simulated(), options).unwrap_err();
+        assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+    }
+}
+
+#[test]
+fn group_commit_costs_one_sync_per_batch() {
+    let sim = crate::disk::SimDisk::new();
+    let mut log = Log::open(Disk::Simulated(sim.clone()), LogOptions::default()).unwrap();
+    append_entries(&mut log, 1, 1);
+    log.sync().unwrap();
+    let before = sim.sync_count();
+    for _ in 0..10 {
+        append_entries(&mut log, 1, 100);
+        log.sync().unwrap();
+    }
+    assert_eq!(sim.sync_count() - before, 10);
+    log.sync().unwrap();
+    assert_eq!(
+        sim.sync_count() - before,
+        10,
+        "an empty sync must not fsync"
+    );
+}
+
+#[test]
+#[should_panic(expected = "contiguous")]
+fn gaps_are_a_caller_bug() {
+    let mut log = Log::open(Disk::simulated(), tiny_segments()).unwrap();
+    let _ = log.append(&[entry(1, 1), entry(1, 3)]);
+}
+
+#[test]
+#[should_panic(expected = "term decreases")]
+fn decreasing_terms_are_a_caller_bug() {
+    let mut log = Log::open(Disk::simulated(), tiny_segments()).unwrap();
+    let _ = log.append(&[entry(2, 1), entry(1, 2)]);
+}
+
+#[test]
+#[should_panic(expected = "committed")]
+fn cutting_committed_entries_is_a_caller_bug() {
+    let mut log = Log::open(Disk::simulated(), tiny_segments()).unwrap();
+    append_entries(&mut log, 1, 5);
+    log.mark_committed(LogIndex(3));
+    let _ = log.truncate_suffix(LogIndex(2));
+}
+
+#[test]
+fn failed_io_makes_the_log_refuse_work_until_reopened() {
+    let disk = Disk::simulated();
+    let options = LogOptions {
+        io_steps_max: Some(9),
+        ..tiny_segments()
+    };
+    let mut log = Log::open(disk.clone(), options).unwrap();
+    append_entries(&mut log, 1, 3);
+    log.sync().unwrap();
+    append_entries(&mut log, 1, 20);
+    assert!(matches!(log.sync(), Err(Error::Io(_))));
+    assert!(matches!(log.sync(), Err(Error::Io(_))));
+    assert!(log.append(&[]).is_err());
+    assert!(log.get(LogIndex(1)).is_err());
+    drop(log);
+    let log = Log::open(disk, tiny_segments()).unwrap();
+    assert!(log.last_position().index >= LogIndex(3));
+}
