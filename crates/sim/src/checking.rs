@@ -1,61 +1,42 @@
 //! The seam between a finished run and the consistency checkers of `replikv_check`.
 //!
-//! A model declares the [`Properties`] it claims (a single-node register is linearizable
-//! and durable, but its idle nodes hold nothing, so it does not claim convergence). After
-//! the run, [`check_run`] hands the history and the final states to the checkers for
-//! exactly those properties and returns one named verdict each. Any verdict other than
-//! valid fails the run: an "unknown" (a checker ran out of budget) is not a pass.
+//! A model declares the [`Properties`] it claims (a single-node register is linearizable,
+//! keeps the session guarantees and loses no acknowledged write, but its idle nodes hold
+//! nothing, so it does not claim convergence). After the run, [`check_run`] hands the
+//! history and the final states to the checkers for exactly those properties and returns
+//! their named verdicts. Any verdict other than valid fails the run: an "unknown" (a
+//! checker ran out of budget, or could not judge the input) is not a pass.
+//!
+//! The search budget is a step count, never a deadline, so a verdict is a pure function
+//! of the history and a failing seed replays to the same verdict on any machine.
 //!
 //! Final states are converted to the checkers' vocabulary here: keys as strings, values
 //! as the history shows them (the workload's integers as JSON numbers).
-//!
-//! Status: the checkers are being written on the `check` branch. Until they land, this
-//! seam runs none and returns no verdicts; run summaries say "no checkers wired" rather
-//! than pretending anything was checked.
 
 use crate::clients::value_to_json;
 use crate::report::NodeStates;
-use replikv_check::History;
+use replikv_check::{
+    Budget, History, Model as CheckedModel, NamedVerdict, SESSION_PROPERTIES, check_all,
+    check_convergence, convergence, durability, linearizability,
+};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
+
+/// Search steps the linearizability checker may take over one run's history.
+pub const CHECK_STEPS_MAX: u64 = 20_000_000;
 
 /// The consistency properties a model claims, and so the checks its runs must pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Properties {
     /// Every key behaves as a linearizable register (read / write / cas / delete).
     pub linearizable: bool,
+    /// Read-your-writes, monotonic reads, monotonic writes, writes-follow-reads and
+    /// consistent prefix, per client process.
+    pub session_guarantees: bool,
     /// No acknowledged write is lost.
     pub durable: bool,
     /// Once faults heal and the cluster is quiet, every replica exposes the same state.
     pub convergent: bool,
-}
-
-/// How a checker judged a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VerdictStatus {
-    Valid,
-    Invalid,
-    /// The checker could not decide within its budget: a failure, never a pass.
-    Unknown,
-}
-
-impl VerdictStatus {
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            VerdictStatus::Valid => "valid",
-            VerdictStatus::Invalid => "INVALID",
-            VerdictStatus::Unknown => "UNKNOWN",
-        }
-    }
-}
-
-/// One property's verdict, with the checker's explanation when it is not valid.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NamedVerdict {
-    pub property: String,
-    pub status: VerdictStatus,
-    pub details: String,
 }
 
 /// Final states as the checkers read them: one (replica name, key → value) pair each.
@@ -83,14 +64,30 @@ pub fn check_run(
     final_states: &CheckerStates,
     properties: &Properties,
 ) -> Vec<NamedVerdict> {
-    // The checkers of replikv_check are not merged yet: nothing to run.
-    let _ = (history, final_states, properties);
-    Vec::new()
+    let claimed = |property: &str| match property {
+        linearizability::PROPERTY => properties.linearizable,
+        durability::PROPERTY => properties.durable,
+        session => properties.session_guarantees && SESSION_PROPERTIES.contains(&session),
+    };
+    let mut verdicts = Vec::new();
+    if properties.linearizable || properties.session_guarantees || properties.durable {
+        let budget = Budget::steps(CHECK_STEPS_MAX);
+        let all = check_all(history, CheckedModel::Register, &budget);
+        verdicts.extend(all.into_iter().filter(|named| claimed(named.property)));
+    }
+    if properties.convergent {
+        verdicts.push(NamedVerdict {
+            property: convergence::PROPERTY,
+            verdict: check_convergence(final_states),
+        });
+    }
+    verdicts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replikv_check::{Function, Operation, OperationType};
     use replikv_core::{Key, NodeId, Value};
 
     #[test]
@@ -103,5 +100,60 @@ mod tests {
         assert_eq!(converted[0].0, "n3");
         assert_eq!(converted[0].1["k1"], Json::from(17));
         assert_eq!(converted[0].1["k2"], Json::from("x"));
+    }
+
+    fn operation(process: u64, f: Function, value: Json, invoke: u64, complete: u64) -> Operation {
+        Operation {
+            process,
+            key: "k0".into(),
+            f,
+            value,
+            ok: None,
+            kind: OperationType::Ok,
+            invoke,
+            complete: Some(complete),
+        }
+    }
+
+    #[test]
+    fn only_claimed_properties_are_checked_and_a_stale_read_is_caught() {
+        let stale = History {
+            operations: vec![
+                operation(0, Function::Write, Json::from(1), 0, 10),
+                operation(1, Function::Read, Json::Null, 20, 30),
+            ],
+        };
+        let everything = Properties {
+            linearizable: true,
+            session_guarantees: true,
+            durable: true,
+            convergent: true,
+        };
+        let states: CheckerStates = vec![
+            ("n1".into(), BTreeMap::new()),
+            ("n2".into(), BTreeMap::new()),
+        ];
+        let verdicts = check_run(&stale, &states, &everything);
+        let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
+        assert_eq!(names.len(), 8, "{names:?}");
+        let linearizable = verdicts
+            .iter()
+            .find(|v| v.property == linearizability::PROPERTY)
+            .unwrap();
+        assert!(linearizable.verdict.is_invalid());
+        let convergent = verdicts
+            .iter()
+            .find(|v| v.property == convergence::PROPERTY)
+            .unwrap();
+        assert!(convergent.verdict.is_valid());
+        let durable_only = Properties {
+            linearizable: false,
+            session_guarantees: false,
+            durable: true,
+            convergent: false,
+        };
+        let verdicts = check_run(&stale, &states, &durable_only);
+        assert_eq!(verdicts.len(), 1);
+        assert_eq!(verdicts[0].property, durability::PROPERTY);
     }
 }

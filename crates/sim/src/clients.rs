@@ -15,6 +15,10 @@
 //! operation stays concurrent with everything after it, and no process id ever has two
 //! overlapping operations. The process id doubles as the [`ClientId`] of request ids.
 //!
+//! When the fault phase ends, clients stop starting random operations; halfway through the
+//! quiet period every client reads every key once (Jepsen's final reads), which is what
+//! lets a durability checker see whether acknowledged writes survived.
+//!
 //! This module only decides; it returns [`ClientAction`]s that the event loop schedules.
 
 use crate::options::{SimulationOptions, WorkloadOptions};
@@ -26,6 +30,7 @@ use replikv_core::{
     ClientId, Error, Instant, Key, NodeId, Outcome, Reply, Request, RequestId, Value,
 };
 use serde_json::Value as Json;
+use std::collections::VecDeque;
 
 /// Identifies one attempt of one operation, so that stale replies can be recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +92,10 @@ struct ClientSlot {
     leader_hint: Option<NodeId>,
     /// The last value this client saw per key (`None`: absent or never seen).
     last_seen: Vec<Option<u64>>,
+    /// Keys still to read once the workload has stopped.
+    final_reads: VecDeque<usize>,
+    /// Whether a `Start` for this client is already scheduled.
+    start_scheduled: bool,
     current: Option<InFlight>,
 }
 
@@ -123,6 +132,8 @@ impl Clients {
                 sequence: 0,
                 leader_hint: None,
                 last_seen: vec![None; options.workload.keys],
+                final_reads: VecDeque::new(),
+                start_scheduled: false,
                 current: None,
             })
             .collect();
@@ -140,30 +151,32 @@ impl Clients {
         }
     }
 
-    /// Number of client processes (slots, not process ids).
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.slots.len()
+    /// The first operation of every client, at time zero.
+    pub fn begin(&mut self) -> Vec<ClientAction> {
+        (0..self.slots.len())
+            .map(|client| self.schedule_start(client, Instant::ZERO))
+            .collect()
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    /// Starts the next operation of `client`, unless the workload has stopped.
+    /// Starts the next operation of `client`: a random one while the workload runs, then
+    /// its final reads.
     pub fn start(&mut self, client: usize, now: Instant) -> Vec<ClientAction> {
-        let full = self.history.operations.len() >= self.workload.operations_max;
-        if self.stopped || full {
-            return Vec::new();
-        }
-        assert!(
-            self.slots[client].current.is_none(),
-            "one operation per process"
-        );
+        let slot = &mut self.slots[client];
+        slot.start_scheduled = false;
+        assert!(slot.current.is_none(), "one operation per process");
+        let (request, key_index, f, value) = if self.stopped {
+            let Some(key_index) = slot.final_reads.pop_front() else {
+                return Vec::new();
+            };
+            final_read(key_index)
+        } else {
+            if self.history.operations.len() >= self.workload.operations_max {
+                return Vec::new();
+            }
+            self.generate(client)
+        };
         let operation = self.next_operation;
         self.next_operation += 1;
-        let (request, key_index, f, value) = self.generate(client);
         let slot = &mut self.slots[client];
         slot.sequence += 1;
         let request_id = RequestId {
@@ -249,9 +262,32 @@ impl Clients {
         self.complete(client, Completion::Unknown, now)
     }
 
-    /// No new operations from now on; those in flight still complete.
+    /// No new random operations from now on; those in flight still complete.
     pub fn stop(&mut self) {
         self.stopped = true;
+    }
+
+    /// After the workload stopped: every client reads every key once, in turn (Jepsen's
+    /// final reads), so the durability checker sees reads that follow every write.
+    pub fn final_reads(&mut self, now: Instant) -> Vec<ClientAction> {
+        assert!(self.stopped, "final reads follow the workload");
+        let keys = self.workload.keys;
+        let mut actions = Vec::new();
+        for client in 0..self.slots.len() {
+            let slot = &mut self.slots[client];
+            slot.final_reads = (0..keys).map(|key| (key + client) % keys).collect();
+            if slot.current.is_none() && !slot.start_scheduled {
+                actions.push(self.schedule_start(client, now));
+            }
+        }
+        actions
+    }
+
+    fn schedule_start(&mut self, client: usize, at: Instant) -> ClientAction {
+        let slot = &mut self.slots[client];
+        assert!(!slot.start_scheduled, "one pending start per client");
+        slot.start_scheduled = true;
+        ClientAction::Start { client, at }
     }
 
     /// Ends the run: an operation still in flight is recorded as `info` without a
@@ -385,10 +421,7 @@ impl Clients {
             self.next_process += 1;
         }
         let think = self.workload.think_time.sample(&mut self.random);
-        vec![ClientAction::Start {
-            client,
-            at: now + think,
-        }]
+        vec![self.schedule_start(client, now + think)]
     }
 
     /// A random operation on a random key: the request, its key, and its history
@@ -403,11 +436,7 @@ impl Clients {
         let (read_end, write_end) = (w.read_weight, w.read_weight + w.write_weight);
         let cas_end = write_end + w.cas_weight;
         if choice < read_end {
-            let request = Request::Get {
-                key,
-                consistency: ReadConsistency::Linearizable,
-            };
-            return (request, key_index, Function::Read, Json::Null);
+            return final_read(key_index);
         }
         if choice >= cas_end {
             return (
@@ -443,6 +472,16 @@ impl Clients {
         ]);
         (request, key_index, Function::Cas, value)
     }
+}
+
+/// A linearizable read of key number `key_index`.
+fn final_read(key_index: usize) -> (Request, usize, Function, Json) {
+    let key = Key::new(key_name(key_index)).expect("short key names are valid");
+    let request = Request::Get {
+        key,
+        consistency: ReadConsistency::Linearizable,
+    };
+    (request, key_index, Function::Read, Json::Null)
 }
 
 /// Updates what a client last saw of a key after an `ok` operation.

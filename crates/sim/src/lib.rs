@@ -81,7 +81,7 @@ pub mod report;
 pub mod run;
 pub mod trace;
 
-pub use checking::{NamedVerdict, Properties, VerdictStatus};
+pub use checking::Properties;
 pub use models::Model;
 pub use node::NodeSetup;
 pub use options::{DurationRange, FaultOptions, FaultPreset, SimulationOptions, WorkloadOptions};

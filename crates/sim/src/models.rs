@@ -44,11 +44,13 @@ impl Model {
         match self {
             Model::Register | Model::AckBeforeSync => Properties {
                 linearizable: true,
+                session_guarantees: true,
                 durable: true,
                 convergent: false,
             },
             Model::LocalOnly => Properties {
                 linearizable: true,
+                session_guarantees: true,
                 durable: true,
                 convergent: true,
             },

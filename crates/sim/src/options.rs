@@ -382,7 +382,8 @@ pub struct SimulationOptions {
     /// How long faults and the workload run (virtual time).
     pub duration: Duration,
     /// After `duration`, every fault is healed and the cluster runs this long without
-    /// new operations before final states are compared.
+    /// new random operations (halfway through, every client reads every key once)
+    /// before final states are compared.
     pub quiet_period: Duration,
     pub faults: FaultOptions,
     pub workload: WorkloadOptions,

@@ -7,10 +7,10 @@
 //! are expressible as flags, which every preset-based run is) and the test-sweep form
 //! (`REPLIKV_SEED=... cargo test -p replikv-sim`).
 
-use crate::checking::{NamedVerdict, VerdictStatus};
 use crate::clients::ClientStats;
 use crate::options::{SimulationOptions, WorkloadOptions};
-use replikv_check::History;
+use replikv_check::NamedVerdict;
+use replikv_check::{History, Verdict};
 use replikv_core::{Instant, Key, NodeId, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,11 +122,11 @@ impl RunReport {
         let s = &self.stats;
         let c = &s.clients;
         let verdicts = if self.verdicts.is_empty() {
-            "no checkers wired".to_owned()
+            "not checked".to_owned()
         } else {
             self.verdicts
                 .iter()
-                .map(|v| format!("{}={}", v.property, v.status.label()))
+                .map(|named| format!("{}={}", named.property, verdict_label(&named.verdict)))
                 .collect::<Vec<_>>()
                 .join(" ")
         };
@@ -159,9 +159,15 @@ impl RunReport {
             "simulation of model {model} FAILED with seed {}\n  {failure}\n",
             self.options.seed
         );
-        for verdict in &self.verdicts {
-            if verdict.status != VerdictStatus::Valid {
-                text += &format!("  {}: {}\n", verdict.property, verdict.details);
+        for named in self
+            .verdicts
+            .iter()
+            .filter(|named| !named.verdict.is_valid())
+        {
+            text += &format!("  {}: {}\n", named.property, named.verdict);
+            for operation in named.verdict.violation().map_or(&[][..], |v| &v.operations) {
+                let line = serde_json::to_string(operation).unwrap_or_default();
+                text += &format!("    {line}\n");
             }
         }
         text += &format!("  options: {:?}\n", self.options);
@@ -201,6 +207,14 @@ pub fn replay_command(model: &str, options: &SimulationOptions) -> Option<String
         options.clients,
         options.duration.as_secs()
     ))
+}
+
+fn verdict_label(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Valid => "valid",
+        Verdict::Invalid(_) => "INVALID",
+        Verdict::Unknown { .. } => "UNKNOWN",
+    }
 }
 
 /// Virtual duration in seconds with millisecond precision, for messages.

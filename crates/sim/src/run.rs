@@ -79,6 +79,8 @@ pub(crate) enum Event<M> {
     Fault(FaultEvent),
     /// End of the fault phase: heal everything, stop the workload.
     HealAll,
+    /// Halfway through the quiet period: every client reads every key.
+    FinalReads,
     /// End of the quiet period: collect final states.
     End,
 }
@@ -124,6 +126,7 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
             Event::Flush { node, incarnation } => write!(f, "flush {node}#{incarnation}"),
             Event::Fault(fault) => write!(f, "fault {fault:?}"),
             Event::HealAll => f.write_str("heal all faults, stop the workload"),
+            Event::FinalReads => f.write_str("final reads"),
             Event::End => f.write_str("end"),
         }
     }
@@ -252,8 +255,8 @@ where
     let failed: Vec<&str> = report
         .verdicts
         .iter()
-        .filter(|verdict| verdict.status != crate::checking::VerdictStatus::Valid)
-        .map(|verdict| verdict.property.as_str())
+        .filter(|named| !named.verdict.is_valid())
+        .map(|named| named.property)
         .collect();
     if !failed.is_empty() {
         report.failure = Some(Failure {
@@ -275,12 +278,12 @@ where
         for index in 0..self.nodes.len() {
             self.start_node(index)?;
         }
-        for client in 0..self.clients.len() {
-            self.schedule(Instant::ZERO, Event::ClientStart { client })?;
-        }
+        let first_operations = self.clients.begin();
+        self.client_actions(first_operations)?;
         self.schedule_initial_faults()?;
         let heal_at = Instant::ZERO + self.options.duration;
         self.schedule(heal_at, Event::HealAll)?;
+        self.schedule(heal_at + self.options.quiet_period / 2, Event::FinalReads)?;
         self.schedule(heal_at + self.options.quiet_period, Event::End)
     }
 
@@ -337,6 +340,10 @@ where
             Event::Flush { node, incarnation } => self.flush(node, incarnation),
             Event::Fault(fault) => self.fault(fault),
             Event::HealAll => self.heal_all(),
+            Event::FinalReads => {
+                let actions = self.clients.final_reads(self.now);
+                self.client_actions(actions)
+            }
             Event::End => self.end(),
         }
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use replikv_check::Function;
 use replikv_core::error::{Error, Result};
 use replikv_core::replica::{Output, Replica};
 use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value, Version};
@@ -11,7 +12,7 @@ use replikv_sim::{
     simulate,
 };
 use replikv_storage::disk::File;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use support::Pinger;
 
@@ -436,6 +437,7 @@ fn invalid_options_fail_before_running() {
         &options,
         &Properties {
             linearizable: true,
+            session_guarantees: true,
             durable: true,
             convergent: true,
         },
@@ -463,6 +465,20 @@ fn the_register_passes_and_its_history_is_well_formed() {
         }
         running.insert(operation.process, operation.complete.unwrap_or(u64::MAX));
     }
+    // After the fault phase only final reads start: every client reads every key.
+    let end_of_faults = report.options.duration.as_nanos() as u64;
+    let late: Vec<_> = history
+        .operations
+        .iter()
+        .filter(|operation| operation.invoke >= end_of_faults)
+        .collect();
+    assert!(late.iter().all(|operation| operation.f == Function::Read));
+    let keys: BTreeSet<&str> = late
+        .iter()
+        .map(|operation| operation.key.as_str())
+        .collect();
+    assert_eq!(keys.len(), report.options.workload.keys);
+    assert!(late.len() >= report.options.clients * report.options.workload.keys);
     let serving: Vec<_> = report
         .final_states
         .iter()

@@ -10,8 +10,11 @@ use replikv_sim::{FaultPreset, Model};
 const SEEDS: u64 = 1_000;
 
 fn sweep_preset(preset: FaultPreset) {
-    let seeds = sweep::seeds(SEEDS);
-    if let Some(report) = sweep::first_failure(Model::Register, preset, &seeds) {
+    let first_failure = sweep::seeds(SEEDS)
+        .into_iter()
+        .map(|seed| Model::Register.simulate(&sweep::sweep_options(seed, preset)))
+        .find(|report| !report.passed());
+    if let Some(report) = first_failure {
         let text = report
             .failure_report(Model::Register.name(), Some("sweep_register"))
             .expect("a failed report has a failure");

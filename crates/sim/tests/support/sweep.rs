@@ -1,7 +1,7 @@
 //! Seed selection for the sweeps: `REPLIKV_SEED=S` runs only seed S, `REPLIKV_SIM_SEEDS=N`
 //! runs N seeds instead of the default.
 
-use replikv_sim::{FaultPreset, Model, RunReport, SimulationOptions};
+use replikv_sim::{FaultPreset, SimulationOptions};
 use std::time::Duration;
 
 /// Virtual seconds of each sweep run (a flag value of `replikv sim`, so that printed
@@ -32,12 +32,4 @@ pub fn sweep_options(seed: u64, preset: FaultPreset) -> SimulationOptions {
     let mut options = SimulationOptions::new(seed, preset);
     options.duration = Duration::from_secs(SWEEP_DURATION_SECONDS);
     options
-}
-
-/// Runs `model` over `seeds`, stopping at the first failure (returned with its report).
-pub fn first_failure(model: Model, preset: FaultPreset, seeds: &[u64]) -> Option<RunReport> {
-    seeds
-        .iter()
-        .map(|&seed| model.simulate(&sweep_options(seed, preset)))
-        .find(|report| !report.passed())
 }
