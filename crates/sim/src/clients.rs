@@ -316,11 +316,6 @@ impl Clients {
         self.stats
     }
 
-    #[must_use]
-    pub fn history_len(&self) -> usize {
-        self.history.operations.len()
-    }
-
     fn current(&self, ticket: Ticket) -> Option<&InFlight> {
         self.slots[ticket.client]
             .current

@@ -15,7 +15,7 @@
 //! sometimes armed, so recovery itself gets interrupted by power failures.
 //!
 //! Nothing is scheduled past the end of the fault phase; at that point the run heals
-//! everything itself (see [`crate::run`]), and fault events still queued are ignored.
+//! everything itself (see [`mod@crate::run`]), and fault events still queued are ignored.
 
 use crate::network::{Partition, PartitionKind};
 use crate::node::{NodeSetup, NodeSlot, index_of};

@@ -23,7 +23,9 @@
 //! (`check_cluster_invariants`) and its own rules (see [`node`]); the first violation
 //! stops the run with the seed and the time. At the end, the history the clients recorded
 //! ([`clients`]) and the replicas' final states go to the checkers of `replikv_check`
-//! ([`checking`]); any verdict other than valid fails the run.
+//! ([`checking`]) for the properties the model claims (linearizability, the session
+//! guarantees, durability, convergence); any verdict other than valid fails the run.
+//! [`models`] names the models the command line and the sweeps know.
 //!
 //! ## The fault model
 //!
@@ -32,8 +34,11 @@
 //!   bridge and isolate-one, started at random and healed after a random duration.
 //! - Storage: every node has a simulated disk (`replikv_storage::disk::SimDisk`) that keeps
 //!   unsynced writes apart. A crash calls `SimDisk::crash` first (unsynced writes are lost,
-//!   kept or torn at random), then drops the replica so its destructors cannot write, and
-//!   drops messages addressed to it; a restart rebuilds the replica from the same disk.
+//!   kept or torn at random), then drops the replica so its destructors cannot write
+//!   through their dead handles, and drops messages addressed to it; a restart rebuilds
+//!   the replica from the same disk. Half the crashes are armed instead
+//!   (`SimDisk::schedule_crash`) and strike inside one of the node's next disk
+//!   operations — in the middle of a batch, a sync, or recovery itself.
 //! - Processes: pauses (a GC stall, SIGSTOP): the node hears nothing and fires no timer
 //!   until it resumes, then receives the held inputs (bounded).
 //! - Time ([`clock`]): each node reads virtual time plus its own offset (within a skew
@@ -41,8 +46,9 @@
 //!
 //! Rates and ranges live in [`options::FaultOptions`], with the presets `none`,
 //! `network`, `crashes` and `everything`; [`faults`] schedules them. At the end of the
-//! fault phase every fault heals and the cluster runs a quiet period, so convergence can
-//! be judged.
+//! fault phase every fault heals and the cluster runs a quiet period; halfway through it
+//! every client reads every key once (final reads, for the durability checker), and at
+//! its end the replicas' states are compared (for the convergence checker).
 //!
 //! ## Determinism, and how to replay
 //!
@@ -64,7 +70,7 @@
 //!
 //! ## Reference models
 //!
-//! [`reference`] holds a correct durable register and deliberately broken models. They
+//! [`mod@reference`] holds a correct durable register and deliberately broken models. They
 //! prove the harness: the register must pass every seed, the broken ones must be caught.
 
 pub mod checking;

@@ -57,12 +57,6 @@ impl Model {
         }
     }
 
-    /// Whether the model is meant to pass.
-    #[must_use]
-    pub fn is_correct(self) -> bool {
-        self == Model::Register
-    }
-
     /// Runs one simulation of this model and checks it.
     #[must_use]
     pub fn simulate(self, options: &SimulationOptions) -> RunReport {

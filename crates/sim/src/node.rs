@@ -1,7 +1,7 @@
 //! Driving replicas: inputs in, outputs out, group commit, timers, crashes and pauses.
 //!
 //! Every input a node receives (a peer message, a client request, a timer tick) goes
-//! through [`Simulation::feed`], which hands it to the replica at the node's own clock
+//! through `Simulation::feed`, which hands it to the replica at the node's own clock
 //! reading and then drains every output: messages go to the network, replies to the
 //! client that sent the request. The first input after a flush schedules the next
 //! [`Replica::handle_flush`] after a random flush latency; inputs arriving meanwhile join

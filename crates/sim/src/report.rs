@@ -14,7 +14,6 @@ use replikv_check::{History, Verdict};
 use replikv_core::{Instant, Key, NodeId, Value};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 /// Each replica's visible state, in node id order.
 pub type NodeStates = Vec<(NodeId, BTreeMap<Key, Value>)>;
@@ -217,16 +216,11 @@ fn verdict_label(verdict: &Verdict) -> &'static str {
     }
 }
 
-/// Virtual duration in seconds with millisecond precision, for messages.
-#[must_use]
-pub fn seconds(duration: Duration) -> String {
-    format!("{:.3}s", duration.as_secs_f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::options::FaultPreset;
+    use std::time::Duration;
 
     #[test]
     fn replay_commands_exist_only_for_flag_expressible_options() {

@@ -1,6 +1,6 @@
 //! The event loop: one thread, one seed, virtual time.
 //!
-//! [`Simulation`] owns everything of a run: the event queue, the replicas and their
+//! `Simulation` owns everything of a run: the event queue, the replicas and their
 //! disks, the network, the clients and the random generators. [`run`] pops the earliest
 //! event, advances virtual time to it, folds its description into the trace, dispatches
 //! it, and checks the cluster's invariants; a violated invariant or a replica's storage
