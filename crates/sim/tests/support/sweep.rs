@@ -14,6 +14,12 @@ pub fn seeds(default: u64) -> Vec<u64> {
     if let Some(seed) = env_number("REPLIKV_SEED") {
         return vec![seed];
     }
+    seed_range(default)
+}
+
+/// `REPLIKV_SIM_SEEDS` (else `default`) seeds from 0, whatever `REPLIKV_SEED` says: for
+/// searches that must look at many seeds.
+pub fn seed_range(default: u64) -> Vec<u64> {
     let count = env_number("REPLIKV_SIM_SEEDS").unwrap_or(default);
     (0..count).collect()
 }
