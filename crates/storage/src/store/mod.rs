@@ -381,7 +381,9 @@ impl StoreOptions {
 }
 
 /// Creates an empty store in `backend` and makes it durable, so that a crash after the
-/// caller renames its file into place can only find a complete store.
+/// caller renames its file into place can only find a complete store. The database is
+/// closed explicitly: dropping it would ignore an I/O error of its closing writes, and the
+/// caller would then go on to rename a file whose state it does not know.
 fn create(options: &StoreOptions, backend: impl redb::StorageBackend) -> Result<()> {
     let database = options
         .builder()
@@ -397,7 +399,7 @@ fn create(options: &StoreOptions, backend: impl redb::StorageBackend) -> Result<
             .map_err(storage_error)?;
     }
     transaction.commit().map_err(storage_error)?;
-    Ok(())
+    database.close().map_err(storage_error)
 }
 
 fn check_batch(batch: &[StoreWrite]) -> Result<()> {
