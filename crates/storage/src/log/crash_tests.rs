@@ -1,18 +1,21 @@
 //! Power failures and decay: the log keeps what it synced, never misreads what it did
 //! not, and reports damage it cannot explain.
 //!
-//! Crashes are injected two ways. The fault budget stops an operation after each of its
-//! disk steps in turn (so every point inside a sync, a rollover or a truncation is
-//! visited), and then the simulated disk crashes under many seeds (so each unsynced write
-//! is kept, lost or torn at many lengths). Decay is a flipped bit
-//! ([`SimDisk::corrupt_bit`]), direct truncation of a file, zeros or garbage appended.
+//! Power failures come from the simulated disk's scheduled crash
+//! ([`SimDisk::schedule_crash`]). A first, uninterrupted run of an operation counts its
+//! mutating disk operations ([`SimDisk::mutation_count`]); then the operation runs again,
+//! on a fresh disk, once with power failing before each of those operations in turn and
+//! once after it returned, each under many seeds. So every point inside a sync, a
+//! rollover, a truncation or a recovery is visited, and each unsynced write is kept, lost
+//! or torn at many lengths. Decay is a flipped bit ([`SimDisk::corrupt_bit`]), direct
+//! truncation of a file, zeros or garbage appended.
 
 use super::record::{self, HEADER_SIZE_BYTES};
-use super::tests::{all_entries, append_entries, entry, last_segment, tiny_segments};
+use super::tests::{
+    all_entries, append_entries, crash_unless_struck, entry, last_segment, tiny_segments,
+};
 use super::*;
-use crate::disk::SimDisk;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::disk::{CrashReport, SimDisk};
 
 const SEEDS: u64 = 24;
 
@@ -23,33 +26,71 @@ fn is_prefix(shorter: &[Entry], longer: &[Entry]) -> bool {
 /// What the crash outcomes of one scenario looked like, to prove faults really happened.
 #[derive(Debug, Default)]
 struct Outcomes {
+    /// Crash points after the operation returned (one) and inside it.
     completed: u64,
     interrupted: u64,
+    /// What the crashes did to unsynced writes, summed.
+    crashes: CrashReport,
     distinct_logs: std::collections::BTreeSet<Vec<LogPosition>>,
 }
 
-/// Runs `setup`, then `operation` stopped after 0, 1, 2, ... disk steps, crashes under
-/// `SEEDS` seeds, reopens and hands the log to `check` (with whether the operation had
-/// completed). After each check the log must accept, sync and keep new entries.
+impl Outcomes {
+    fn add_crash(&mut self, report: CrashReport) {
+        self.crashes.writes_kept += report.writes_kept;
+        self.crashes.writes_lost += report.writes_lost;
+        self.crashes.writes_torn += report.writes_torn;
+        self.crashes.name_operations_kept += report.name_operations_kept;
+        self.crashes.name_operations_lost += report.name_operations_lost;
+    }
+
+    /// Asserts that unsynced writes were kept, lost and torn, each at least once.
+    fn assert_writes_kept_lost_and_torn(&self) {
+        let crashes = &self.crashes;
+        assert!(
+            crashes.writes_kept > 0 && crashes.writes_lost > 0 && crashes.writes_torn > 0,
+            "{self:?}"
+        );
+    }
+}
+
+/// The number of mutating disk operations `operation` performs after `setup`.
+fn count_operations(setup: &impl Fn(&mut Log), operation: &impl Fn(&mut Log) -> Result<()>) -> u64 {
+    let sim = SimDisk::new();
+    let mut log = Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+    setup(&mut log);
+    let before = sim.mutation_count();
+    operation(&mut log).unwrap();
+    sim.mutation_count() - before
+}
+
+/// Runs `setup`, then `operation` with power failing before each of its disk operations
+/// in turn, and once after it, under `SEEDS` seeds; reopens and hands the log to `check`
+/// (with whether the operation had completed). After each check the log must accept,
+/// sync and keep new entries.
 fn crash_everywhere(
     setup: impl Fn(&mut Log),
     operation: impl Fn(&mut Log) -> Result<()>,
     check: impl Fn(&Log, bool),
 ) -> Outcomes {
+    let operations = count_operations(&setup, &operation);
+    assert!(operations > 0, "the operation never touches the disk");
     let mut outcomes = Outcomes::default();
-    for steps in 0..100 {
-        let mut completed = false;
+    for crash_at in 0..=operations {
+        let interrupted = crash_at < operations;
         for seed in 0..SEEDS {
+            let context = format!("crash at {crash_at} of {operations}, seed {seed}");
             let sim = SimDisk::new();
             let disk = Disk::Simulated(sim.clone());
             let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
             setup(&mut log);
-            log.limit_io_steps(Some(steps));
-            completed = operation(&mut log).is_ok();
+            sim.schedule_crash(crash_at, seed);
+            let completed = operation(&mut log).is_ok();
             drop(log);
-            sim.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+            assert_eq!(crash_unless_struck(&sim, seed), interrupted, "{context}");
+            assert_eq!(completed, !interrupted, "{context}: failure not reported");
+            outcomes.add_crash(sim.last_crash().expect("one crash"));
             let mut log = Log::open(disk.clone(), tiny_segments())
-                .unwrap_or_else(|error| panic!("steps {steps} seed {seed}: {error}"));
+                .unwrap_or_else(|error| panic!("{context}: {error}"));
             check(&log, completed);
             let positions = all_entries(&log)
                 .iter()
@@ -58,13 +99,13 @@ fn crash_everywhere(
             outcomes.distinct_logs.insert(positions);
             check_appendable(&disk, &mut log);
         }
-        if completed {
+        if interrupted {
+            outcomes.interrupted += 1;
+        } else {
             outcomes.completed += 1;
-            return outcomes;
         }
-        outcomes.interrupted += 1;
     }
-    panic!("operation did not complete within 100 disk steps");
+    outcomes
 }
 
 /// The log accepts two more entries, syncs them, and still has them after a reopen.
@@ -119,13 +160,18 @@ fn interrupted_sync_within_one_segment() {
     let outcomes = check_interrupted_sync(8, 2);
     // Lost, torn after the first record, kept whole: all three seen.
     assert_eq!(outcomes.distinct_logs.len(), 3, "{outcomes:?}");
+    outcomes.assert_writes_kept_lost_and_torn();
 }
 
 #[test]
 fn interrupted_sync_across_segment_rollovers() {
     let outcomes = check_interrupted_sync(8, 10);
-    assert!(outcomes.interrupted >= 8, "{outcomes:?}");
+    // Three segments touched: two writes and two syncs, two creations and their
+    // directory syncs.
+    assert_eq!(outcomes.interrupted, 10, "{outcomes:?}");
+    assert_eq!(outcomes.completed, 1, "{outcomes:?}");
     assert!(outcomes.distinct_logs.len() > 6, "{outcomes:?}");
+    outcomes.assert_writes_kept_lost_and_torn();
 }
 
 #[test]
@@ -147,6 +193,7 @@ fn interrupted_sync_after_a_suffix_truncation_never_resurrects_the_old_tail() {
         },
     );
     assert!(outcomes.distinct_logs.len() > 2, "{outcomes:?}");
+    outcomes.assert_writes_kept_lost_and_torn();
 }
 
 #[test]
@@ -171,6 +218,10 @@ fn interrupted_suffix_truncation() {
         assert!(
             outcomes.distinct_logs.len() >= 2,
             "after {after}: {outcomes:?}"
+        );
+        assert!(
+            outcomes.crashes.name_operations_lost > 0,
+            "after {after}: removals never lost: {outcomes:?}"
         );
     }
 }
@@ -201,6 +252,9 @@ fn interrupted_prefix_truncation() {
         firsts.len() >= 2,
         "compaction never interrupted: {firsts:?}"
     );
+    // The compaction record's writes and the segments' removals were all hit.
+    outcomes.assert_writes_kept_lost_and_torn();
+    assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
 }
 
 /// Builds a synced log of `count` entries on a fresh simulated disk.
@@ -399,33 +453,107 @@ fn structural_damage_is_corruption() {
     assert!(open_error(&disk).contains("malformed"));
 }
 
-/// Recovery's own writes (the tail cut) can be interrupted too.
-#[test]
-fn interrupted_recovery() {
-    let ends = record_ends(8, 11);
-    for steps in 0..20 {
+/// Opens the log on the disk `prepare` returns with power failing before each disk
+/// operation of recovery in turn, and once after the open, under several seeds; reopens
+/// and hands the log to `check`, then makes sure it accepts new entries. Returns the
+/// number of disk operations recovery performed.
+fn crash_throughout_recovery(prepare: impl Fn() -> (SimDisk, Disk), check: impl Fn(&Log)) -> u64 {
+    let (sim, disk) = prepare();
+    let before = sim.mutation_count();
+    check(&Log::open(disk, tiny_segments()).unwrap());
+    let operations = sim.mutation_count() - before;
+    for crash_at in 0..=operations {
         for seed in 0..8 {
+            let context = format!("crash at {crash_at} of {operations}, seed {seed}");
+            let (sim, disk) = prepare();
+            sim.schedule_crash(crash_at, seed);
+            let opened = Log::open(disk.clone(), tiny_segments());
+            let struck = crash_unless_struck(&sim, seed);
+            assert_eq!(opened.is_ok(), !struck, "{context}");
+            drop(opened);
+            let mut log = Log::open(disk.clone(), tiny_segments())
+                .unwrap_or_else(|error| panic!("{context}: {error}"));
+            check(&log);
+            check_appendable(&disk, &mut log);
+        }
+    }
+    operations
+}
+
+/// Recovery's own disk operations can be interrupted too: the syncs and the cut of a
+/// torn tail.
+#[test]
+fn interrupted_recovery_of_a_torn_tail() {
+    let ends = record_ends(8, 11);
+    let operations = crash_throughout_recovery(
+        || {
             let (sim, disk) = synced_disk(11);
             let (_, file) = last_segment(&disk);
             file.set_len(ends[3] - 3).unwrap();
             file.sync_data().unwrap();
-            let options = LogOptions {
-                io_steps_max: Some(steps),
-                ..tiny_segments()
-            };
-            let opened = Log::open(disk.clone(), options);
-            let completed = opened.is_ok();
-            drop(opened);
-            sim.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+            (sim, disk)
+        },
+        |log| {
+            assert_eq!(all_entries(log), expected_entries(10, 1));
+            let (_, file) = last_segment(&log.disk);
+            assert_eq!(file.len().unwrap(), ends[2], "tail not cut");
+        },
+    );
+    // Syncs of the metadata, the directory and the last segment; the cut and its sync.
+    assert_eq!(operations, 5);
+}
+
+/// ... and the removals that finish a compaction cut short after its record was stored.
+#[test]
+fn interrupted_recovery_of_a_compaction() {
+    let operations = crash_throughout_recovery(
+        || {
+            let (sim, disk) = synced_disk(18);
             let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
-            assert_eq!(all_entries(&log), expected_entries(10, 1));
+            // The compaction record takes two writes and two syncs; then power fails.
+            sim.schedule_crash(4, 0);
+            assert!(log.truncate_prefix(LogIndex(13)).is_err());
+            assert_eq!(sim.crash_count(), 1);
+            (sim, disk)
+        },
+        |log| {
+            assert_eq!(log.first_index(), LogIndex(12));
+            assert_eq!(log.term_at(LogIndex(11)), Some(Term(1)));
+            assert_eq!(all_entries(log), expected_entries(18, 1)[11..]);
+            let segments = log.disk.list(LOG_DIRECTORY).unwrap();
+            assert!(!segments.contains(&segment::segment_name(LogIndex(1))));
+        },
+    );
+    // Metadata and directory syncs, three removals, a directory sync, the last segment's
+    // sync.
+    assert_eq!(operations, 7);
+}
+
+/// The first open of a log creates its compaction record and syncs its directory: power
+/// failing before any of those steps leaves a disk that opens as an empty log.
+#[test]
+fn interrupted_first_open() {
+    let sim = SimDisk::new();
+    Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+    let operations = sim.mutation_count();
+    assert!(operations >= 3, "creation, directory sync and file sync");
+    let mut names_lost = 0;
+    for crash_at in 0..=operations {
+        for seed in 0..SEEDS {
+            let sim = SimDisk::new();
+            let disk = Disk::Simulated(sim.clone());
+            sim.schedule_crash(crash_at, seed);
+            let opened = Log::open(disk.clone(), tiny_segments());
+            let struck = crash_unless_struck(&sim, seed);
+            assert_eq!(opened.is_ok(), !struck, "crash at {crash_at}, seed {seed}");
+            drop(opened);
+            names_lost += sim.last_crash().unwrap().name_operations_lost;
+            let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+            assert_eq!(log.last_position(), LogPosition::ZERO);
             check_appendable(&disk, &mut log);
-            if completed && seed == 7 {
-                return;
-            }
         }
     }
-    panic!("recovery never completed");
+    assert!(names_lost > 0, "the creation was never lost");
 }
 
 /// The same recovery decisions on the real disk: a cut or zero-extended tail is repaired,

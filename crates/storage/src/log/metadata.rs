@@ -26,7 +26,6 @@
 //! a power failure) the operating system may still hold a write that never reached the
 //! disk, and a value must not be believed, and acted upon, before it is durable.
 
-use super::faults::IoBudget;
 use crate::disk::{Disk, File, parent_directory};
 use replikv_core::Error;
 use replikv_core::error::Result;
@@ -65,24 +64,11 @@ enum Slot {
 impl MetadataFile {
     /// Opens (creating if needed) the metadata file `name` on `disk` and reads its value.
     pub fn open(disk: &Disk, name: &str) -> Result<MetadataFile> {
-        MetadataFile::open_with_budget(disk, name, &mut IoBudget::unlimited())
-    }
-
-    pub(crate) fn open_with_budget(
-        disk: &Disk,
-        name: &str,
-        budget: &mut IoBudget,
-    ) -> Result<MetadataFile> {
         let existed = disk.exists(name)?;
-        if !existed {
-            budget.step()?;
-        }
         let file = disk.open(name)?;
         if !existed {
-            budget.step()?;
             disk.sync_directory(parent_directory(name))?;
         }
-        budget.step()?;
         file.sync_data()?;
         let length_bytes = file.len()?;
         let slots = [
@@ -108,10 +94,6 @@ impl MetadataFile {
     /// Replaces the value; durable when this returns. After an I/O error the file refuses
     /// further stores (the state of the disk is unknown until it is reopened).
     pub fn store(&mut self, value: &[u8]) -> Result<()> {
-        self.store_with_budget(value, &mut IoBudget::unlimited())
-    }
-
-    pub(crate) fn store_with_budget(&mut self, value: &[u8], budget: &mut IoBudget) -> Result<()> {
         if value.len() > METADATA_SIZE_MAX_BYTES {
             return Err(Error::InvalidInput(format!(
                 "metadata value of {} bytes above the {METADATA_SIZE_MAX_BYTES}-byte limit",
@@ -126,7 +108,7 @@ impl MetadataFile {
         }
         let sequence = self.sequence + 1;
         let encoded = encode_slot(sequence, value);
-        let result = self.write_both_slots(&encoded, budget);
+        let result = self.write_both_slots(&encoded);
         if result.is_err() {
             self.failed = true;
         }
@@ -136,11 +118,9 @@ impl MetadataFile {
         Ok(())
     }
 
-    fn write_both_slots(&self, encoded: &[u8], budget: &mut IoBudget) -> Result<()> {
+    fn write_both_slots(&self, encoded: &[u8]) -> Result<()> {
         for slot in 0..2 {
-            budget.step()?;
             self.file.write_all_at(slot * SLOT_SIZE_BYTES, encoded)?;
-            budget.step()?;
             self.file.sync_data()?;
         }
         Ok(())
@@ -235,8 +215,7 @@ fn choose_slot(name: &str, slots: [Slot; 2]) -> Result<(u64, Option<Vec<u8>>)> {
 mod tests {
     use super::*;
     use crate::disk::SimDisk;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
+    use crate::log::tests::crash_unless_struck;
 
     const NAME: &str = "meta/hard_state";
 
@@ -265,37 +244,55 @@ mod tests {
         assert_eq!(file.load().unwrap().len(), METADATA_SIZE_MAX_BYTES);
     }
 
-    /// Power fails at every step of a store, under many crash outcomes: the value read
-    /// back is the old one or the new one, never an error and never anything else.
+    /// Power fails before each disk operation of a store in turn, and once after it
+    /// returned, under many crash outcomes: the value read back is the old one or the new
+    /// one (the new one if the store returned), never an error and never anything else. A
+    /// store cut short refuses further stores until the file is reopened.
     #[test]
     fn crash_at_every_step_of_a_store_keeps_old_or_new() {
+        const NEW: &[u8] = b"new value!";
         for previous in [None, Some(&b"old value"[..])] {
-            for steps in 0..6 {
+            let prepared = || {
+                let sim = SimDisk::new();
+                let mut file = MetadataFile::open(&Disk::Simulated(sim.clone()), NAME).unwrap();
+                if let Some(previous) = previous {
+                    file.store(previous).unwrap();
+                }
+                (sim, file)
+            };
+            let (sim, mut file) = prepared();
+            let before = sim.mutation_count();
+            file.store(NEW).unwrap();
+            let operations = sim.mutation_count() - before;
+            assert_eq!(operations, 4, "a write and a sync per slot");
+            let mut values_seen = std::collections::BTreeSet::new();
+            for crash_at in 0..=operations {
                 for seed in 0..24 {
-                    let sim = SimDisk::new();
-                    let disk = Disk::Simulated(sim.clone());
-                    let mut file = MetadataFile::open(&disk, NAME).unwrap();
-                    if let Some(previous) = previous {
-                        file.store(previous).unwrap();
+                    let (sim, mut file) = prepared();
+                    sim.schedule_crash(crash_at, seed);
+                    let stored = file.store(NEW).is_ok();
+                    let struck = crash_unless_struck(&sim, seed);
+                    let context = format!("crash at {crash_at}, seed {seed}");
+                    assert_eq!(stored, !struck, "{context}");
+                    if struck {
+                        let error = file.store(b"x").unwrap_err().to_string();
+                        assert!(error.contains("failed earlier"), "{context}: {error}");
                     }
-                    let mut budget = IoBudget::new(Some(steps));
-                    let stored = file.store_with_budget(b"new value!", &mut budget).is_ok();
-                    if !stored {
-                        assert!(file.store(b"x").is_err(), "failed file stored again");
-                    }
-                    sim.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+                    let disk = Disk::Simulated(sim);
                     let value = MetadataFile::open(&disk, NAME).unwrap().load();
                     if stored {
-                        assert_eq!(value.as_deref(), Some(&b"new value!"[..]));
+                        assert_eq!(value.as_deref(), Some(NEW), "{context}");
                     } else {
                         assert!(
-                            value.as_deref() == previous
-                                || value.as_deref() == Some(&b"new value!"[..]),
-                            "steps {steps} seed {seed}: {value:?}"
+                            value.as_deref() == previous || value.as_deref() == Some(NEW),
+                            "{context}: {value:?}"
                         );
                     }
+                    values_seen.insert(value);
                 }
             }
+            // Both outcomes of an interrupted store happen, or the test proves little.
+            assert_eq!(values_seen.len(), 2, "{values_seen:?}");
         }
     }
 

@@ -86,7 +86,6 @@
 //! may send an entry to followers before its own sync completes). Every read verifies the
 //! checksums again, so decay found after startup is also reported as corruption.
 
-mod faults;
 pub mod metadata;
 mod record;
 mod recovery;
@@ -104,7 +103,6 @@ pub use metadata::{METADATA_SIZE_MAX_BYTES, MetadataFile};
 pub use record::PAYLOAD_SIZE_MAX_BYTES;
 
 use crate::disk::Disk;
-use faults::IoBudget;
 use replikv_core::error::Result;
 use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
 use replikv_core::{Error, LogIndex, LogPosition, Term};
@@ -141,10 +139,6 @@ pub struct LogOptions {
     /// Bound on bytes appended but not yet synced; an append beyond it is refused with
     /// [`Error::Overloaded`] until the next sync. At least one maximal record.
     pub pending_size_max_bytes: u64,
-    /// Fault injection for tests and the simulator: after this many disk-changing steps
-    /// (writes, syncs, length changes, creations, removals, counted from `open`), every
-    /// further step fails with an I/O error, as if power failed at that point.
-    pub io_steps_max: Option<u64>,
 }
 
 impl Default for LogOptions {
@@ -152,7 +146,6 @@ impl Default for LogOptions {
         LogOptions {
             segment_size_max_bytes: 64 * 1024 * 1024,
             pending_size_max_bytes: 64 * 1024 * 1024,
-            io_steps_max: None,
         }
     }
 }
@@ -181,7 +174,6 @@ impl LogOptions {
 pub struct Log {
     disk: Disk,
     options: LogOptions,
-    budget: IoBudget,
     /// Segments in index order; the last one receives appends.
     segments: Vec<Segment>,
     /// `(first index, term)` of each run of entries with the same term, in index order.
@@ -202,12 +194,10 @@ impl Log {
     /// documentation). Fails with [`Error::Corruption`] if synced data is damaged.
     pub fn open(disk: Disk, options: LogOptions) -> Result<Log> {
         options.validate()?;
-        let mut budget = IoBudget::new(options.io_steps_max);
-        let recovered = recovery::recover(&disk, &mut budget)?;
+        let recovered = recovery::recover(&disk)?;
         let log = Log {
             disk,
             options,
-            budget,
             segments: recovered.segments,
             term_runs: recovered.term_runs,
             prefix: recovered.prefix,
@@ -305,7 +295,6 @@ impl Log {
     fn write_pending(&mut self) -> Result<()> {
         let Log {
             disk,
-            budget,
             segments,
             durable_index,
             pending_size_bytes,
@@ -318,16 +307,12 @@ impl Log {
             if segment.file.is_none() {
                 let name = segment.name();
                 assert!(!disk.exists(&name)?, "new segment {name} already exists");
-                budget.step()?;
                 let file = disk.open(&name)?;
-                budget.step()?;
                 disk.sync_directory(LOG_DIRECTORY)?;
                 segment.file = Some(file);
             }
             let file = segment.file.as_ref().expect("created above");
-            budget.step()?;
             file.write_all_at(segment.durable_length_bytes, &segment.pending)?;
-            budget.step()?;
             file.sync_data()?;
             let written = segment.pending.len() as u64;
             segment.durable_length_bytes += written;
@@ -503,13 +488,6 @@ impl Log {
         }
         debug_assert_eq!(at, bytes.len());
         Ok(())
-    }
-
-    /// Restarts the fault-injection budget: after `steps` more disk-changing steps, every
-    /// step fails (see [`LogOptions::io_steps_max`]).
-    #[cfg(test)]
-    pub(crate) fn limit_io_steps(&mut self, steps: Option<u64>) {
-        self.budget = IoBudget::new(steps);
     }
 
     fn check_usable(&self) -> Result<()> {

@@ -6,10 +6,12 @@
 //! log must hold exactly the model's entries from its first index on. After a crash it
 //! must hold the durable ones, and at most the appended ones beyond them when a sync was
 //! interrupted part-way (a torn batch keeps a prefix of itself); the model then adopts
-//! what the log kept. Crashes use the simulated disk's seeded crash model, so every
-//! failing case is replayable from the proptest seed.
+//! what the log kept. Crashes use the simulated disk's seeded crash model, and an
+//! interrupted sync is a crash the disk strikes in the middle of the sync
+//! ([`SimDisk::schedule_crash`]), so every failing case is replayable from the proptest
+//! seed.
 
-use super::tests::{all_entries, tiny_segments};
+use super::tests::{all_entries, crash_unless_struck, tiny_segments};
 use super::*;
 use crate::disk::SimDisk;
 use proptest::prelude::*;
@@ -38,8 +40,10 @@ enum Op {
     Crash {
         seed: u64,
     },
+    /// A sync with power failing just before its disk operation number `crash_at`
+    /// (counted from 0), or right after it if it has fewer.
     InterruptedSync {
-        steps: u64,
+        crash_at: u64,
         seed: u64,
     },
 }
@@ -55,7 +59,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..12u64).prop_map(|ahead| Op::TruncatePrefix { ahead }),
         1 => (0..6u64).prop_map(|ahead| Op::Commit { ahead }),
         1 => any::<u64>().prop_map(|seed| Op::Crash { seed }),
-        1 => (0..8u64, any::<u64>()).prop_map(|(steps, seed)| Op::InterruptedSync { steps, seed }),
+        1 => (0..8u64, any::<u64>()).prop_map(|(crash_at, seed)| Op::InterruptedSync { crash_at, seed }),
     ]
 }
 
@@ -163,10 +167,14 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
             *log = Log::open(disk, tiny_segments()).unwrap();
             model.adopt_after_crash(log, false);
         }
-        Op::InterruptedSync { steps, seed } => {
-            log.limit_io_steps(Some(*steps));
-            let _ = log.sync();
-            sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));
+        Op::InterruptedSync { crash_at, seed } => {
+            sim.schedule_crash(*crash_at, *seed);
+            let synced = log.sync().is_ok();
+            assert_eq!(
+                crash_unless_struck(sim, *seed),
+                !synced,
+                "failure not reported"
+            );
             *log = Log::open(disk, tiny_segments()).unwrap();
             model.adopt_after_crash(log, true);
         }

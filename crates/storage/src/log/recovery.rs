@@ -18,7 +18,6 @@
 //! recovery's memory does not grow with the segment size.
 
 use super::SEGMENT_SIZE_MAX_BYTES_LIMIT;
-use super::faults::IoBudget;
 use super::metadata::MetadataFile;
 use super::record;
 use super::segment::{LOG_DIRECTORY, Segment, parse_segment_name, segment_name};
@@ -48,16 +47,15 @@ pub(crate) struct Recovered {
     pub compaction: MetadataFile,
 }
 
-pub(crate) fn recover(disk: &Disk, budget: &mut IoBudget) -> Result<Recovered> {
-    let compaction = MetadataFile::open_with_budget(disk, COMPACTION_METADATA_NAME, budget)?;
+pub(crate) fn recover(disk: &Disk) -> Result<Recovered> {
+    let compaction = MetadataFile::open(disk, COMPACTION_METADATA_NAME)?;
     let prefix = match compaction.load() {
         None => LogPosition::ZERO,
         Some(bytes) => decode_compaction_position(&bytes)?,
     };
-    budget.step()?;
     disk.sync_directory(LOG_DIRECTORY)?;
     let mut first_indexes = list_segments(disk)?;
-    finish_compaction(disk, &mut first_indexes, prefix, budget)?;
+    finish_compaction(disk, &mut first_indexes, prefix)?;
 
     let mut recovered = Recovered {
         segments: Vec::with_capacity(first_indexes.len()),
@@ -68,7 +66,7 @@ pub(crate) fn recover(disk: &Disk, budget: &mut IoBudget) -> Result<Recovered> {
     };
     for (position, &first_index) in first_indexes.iter().enumerate() {
         let is_last = position + 1 == first_indexes.len();
-        let segment = recover_segment(disk, first_index, is_last, &mut recovered, budget)?;
+        let segment = recover_segment(disk, first_index, is_last, &mut recovered)?;
         recovered.segments.push(segment);
     }
     Ok(recovered)
@@ -113,18 +111,15 @@ fn finish_compaction(
     disk: &Disk,
     first_indexes: &mut Vec<LogIndex>,
     prefix: LogPosition,
-    budget: &mut IoBudget,
 ) -> Result<()> {
     let below = first_indexes
         .windows(2)
         .take_while(|pair| pair[1] <= prefix.index.next())
         .count();
     for &first_index in &first_indexes[..below] {
-        budget.step()?;
         disk.remove(&segment_name(first_index))?;
     }
     if below > 0 {
-        budget.step()?;
         disk.sync_directory(LOG_DIRECTORY)?;
         first_indexes.drain(..below);
     }
@@ -144,7 +139,6 @@ fn recover_segment(
     first_index: LogIndex,
     is_last: bool,
     recovered: &mut Recovered,
-    budget: &mut IoBudget,
 ) -> Result<Segment> {
     let name = segment_name(first_index);
     if first_index != recovered.last.index.next() {
@@ -155,7 +149,6 @@ fn recover_segment(
     }
     let file = disk.open(&name)?;
     if is_last {
-        budget.step()?;
         file.sync_data()?;
     }
     let length_bytes = file.len()?;
@@ -167,7 +160,7 @@ fn recover_segment(
     let (record_offsets, valid_length_bytes) =
         scan_records(&file, &name, length_bytes, is_last, recovered)?;
     if valid_length_bytes < length_bytes {
-        cut_torn_tail(&file, valid_length_bytes, budget)?;
+        cut_torn_tail(&file, valid_length_bytes)?;
     }
     Ok(Segment::recovered(
         first_index,
@@ -240,10 +233,8 @@ fn check_sequence(
     Ok(())
 }
 
-fn cut_torn_tail(file: &File, offset: u64, budget: &mut IoBudget) -> Result<()> {
-    budget.step()?;
+fn cut_torn_tail(file: &File, offset: u64) -> Result<()> {
     file.set_len(offset)?;
-    budget.step()?;
     file.sync_data()?;
     Ok(())
 }

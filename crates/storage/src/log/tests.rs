@@ -4,10 +4,12 @@
 //! runs, a shadow model (the entries the log should hold, and how many of them are
 //! durable) is compared with the log after every step: every entry readable with `get`
 //! and `read_range`, every term answered by `term_at`. The helpers here are shared with
-//! the crash tests and the model tests.
+//! the crash tests, the model tests and the metadata tests.
 
 use super::*;
-use crate::disk::File;
+use crate::disk::{File, SimDisk};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// Options with tiny segments, so that a few entries already span several segments.
 pub(super) fn tiny_segments() -> LogOptions {
@@ -15,6 +17,17 @@ pub(super) fn tiny_segments() -> LogOptions {
         segment_size_max_bytes: 200,
         ..LogOptions::default()
     }
+}
+
+/// Ends an operation run with a crash scheduled on `sim` ([`SimDisk::schedule_crash`])
+/// in exactly one power failure: returns whether the scheduled crash struck inside the
+/// operation; if it did not, cancels it and fails the power now, with the same seed.
+pub(crate) fn crash_unless_struck(sim: &SimDisk, seed: u64) -> bool {
+    let struck = !sim.cancel_scheduled_crash();
+    if !struck {
+        sim.crash(&mut ChaCha8Rng::seed_from_u64(seed));
+    }
+    struck
 }
 
 /// A deterministic entry whose payload length varies with its index (0 to 60 bytes).
@@ -483,22 +496,64 @@ fn cutting_committed_entries_is_a_caller_bug() {
     let _ = log.truncate_suffix(LogIndex(2));
 }
 
+/// Every operation of a log that failed is refused with an error that asks for a reopen.
+fn assert_refuses_work(log: &mut Log) {
+    let results = [
+        log.sync().map(drop),
+        log.append(&[]),
+        log.get(LogIndex(1)).map(drop),
+        log.read_range(LogIndex(1), 1, 1).map(drop),
+        log.truncate_suffix(LogIndex(1)),
+        log.truncate_prefix(LogIndex(5)),
+    ];
+    for (operation, result) in results.into_iter().enumerate() {
+        match result {
+            Err(Error::Io(message)) if message.contains("reopen") => {}
+            other => panic!("operation {operation} of a failed log: {other:?}"),
+        }
+    }
+}
+
+/// Rule 4 after a power cut in the middle of a sync. The cut strikes as the sync creates
+/// a new segment, so a retry would find the name free on the rebooted disk and could
+/// write the batch through the crash: the log must refuse instead.
 #[test]
-fn failed_io_makes_the_log_refuse_work_until_reopened() {
-    let disk = Disk::simulated();
-    let options = LogOptions {
-        io_steps_max: Some(9),
-        ..tiny_segments()
-    };
-    let mut log = Log::open(disk.clone(), options).unwrap();
-    append_entries(&mut log, 1, 3);
+fn a_crash_inside_a_sync_makes_the_log_refuse_work_until_reopened() {
+    let sim = SimDisk::new();
+    let disk = Disk::Simulated(sim.clone());
+    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    // Entries 1..=4 fill the first segment; entry 5 begins the second.
+    let synced = append_entries(&mut log, 1, 4);
     log.sync().unwrap();
-    append_entries(&mut log, 1, 20);
+    append_entries(&mut log, 1, 3);
+    assert_eq!(log.segments.len(), 2);
+    assert!(
+        log.segments[1].file.is_none(),
+        "second segment not created yet"
+    );
+    sim.schedule_crash(0, 5);
     assert!(matches!(log.sync(), Err(Error::Io(_))));
-    assert!(matches!(log.sync(), Err(Error::Io(_))));
-    assert!(log.append(&[]).is_err());
-    assert!(log.get(LogIndex(1)).is_err());
+    assert_eq!(sim.crash_count(), 1);
+    assert_refuses_work(&mut log);
     drop(log);
     let log = Log::open(disk, tiny_segments()).unwrap();
-    assert!(log.last_position().index >= LogIndex(3));
+    assert_eq!(all_entries(&log), synced);
+}
+
+/// Rule 4 after an I/O error that leaves the disk running (a segment removed behind the
+/// log's back makes a suffix truncation fail): the log refuses work it could still do.
+#[test]
+fn failed_io_makes_the_log_refuse_work_until_reopened() {
+    each_disk(|disk| {
+        let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        let entries = append_entries(&mut log, 1, 11);
+        log.sync().unwrap();
+        disk.remove("log/00000000000000000008.seg").unwrap();
+        let error = log.truncate_suffix(LogIndex(6)).unwrap_err();
+        assert!(matches!(error, Error::Io(_)), "{error}");
+        assert_refuses_work(&mut log);
+        drop(log);
+        let log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        assert_eq!(all_entries(&log), entries[..7]);
+    });
 }

@@ -72,21 +72,17 @@ impl Log {
             .rev()
             .filter(|segment| segment.file.is_some())
         {
-            self.budget.step()?;
             self.disk.remove(&segment.name())?;
             removed_files = true;
         }
         if removed_files {
-            self.budget.step()?;
             self.disk.sync_directory(LOG_DIRECTORY)?;
         }
         let segment = self.segments.last_mut().expect("kept_segments > 0");
         let cut_offset = segment.offset_of(cut_index);
         if cut_offset < segment.durable_length_bytes {
             let file = segment.file.as_ref().expect("durable bytes live in a file");
-            self.budget.step()?;
             file.set_len(cut_offset)?;
-            self.budget.step()?;
             file.sync_data()?;
         }
         segment.forget_from(cut_index);
@@ -139,12 +135,10 @@ impl Log {
 
     fn remove_first_segments(&mut self, count: usize, position: LogPosition) -> Result<()> {
         self.compaction
-            .store_with_budget(&encode_compaction_position(position), &mut self.budget)?;
+            .store(&encode_compaction_position(position))?;
         for segment in &self.segments[..count] {
-            self.budget.step()?;
             self.disk.remove(&segment.name())?;
         }
-        self.budget.step()?;
         self.disk.sync_directory(LOG_DIRECTORY)?;
         self.segments.drain(..count);
         self.prefix = position;

@@ -82,7 +82,7 @@ pub use install::SnapshotInstall;
 pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
-use crate::disk::{Disk, File, parent_directory};
+use crate::disk::{Disk, parent_directory};
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
@@ -144,18 +144,6 @@ impl Store {
 
     /// [`Store::open`] with explicit options.
     pub fn open_with(disk: &Disk, name: &str, options: &StoreOptions) -> Result<Store> {
-        Store::open_with_backend(disk, name, options, DiskBackend::new)
-    }
-
-    /// [`Store::open_with`] over a backend built from the store's file: the seam through
-    /// which tests inject faults into redb's I/O. Production code passes
-    /// [`DiskBackend::new`].
-    pub(crate) fn open_with_backend<B: redb::StorageBackend>(
-        disk: &Disk,
-        name: &str,
-        options: &StoreOptions,
-        backend: impl Fn(File) -> B,
-    ) -> Result<Store> {
         options.check()?;
         let creating = format!("{name}.creating");
         if disk.exists(&creating)? {
@@ -163,7 +151,7 @@ impl Store {
             disk.remove(&creating)?;
         }
         if !disk.exists(name)? {
-            create(options, backend(disk.open(&creating)?))?;
+            create(options, DiskBackend::new(disk.open(&creating)?))?;
             disk.rename(&creating, name)?;
             disk.sync_directory(parent_directory(name))?;
         }
@@ -175,7 +163,7 @@ impl Store {
         }
         let database = options
             .builder()
-            .create_with_backend(backend(file))
+            .create_with_backend(DiskBackend::new(file))
             .map_err(storage_error)?;
         let mut store = Store {
             database,
@@ -381,8 +369,10 @@ impl StoreOptions {
 }
 
 /// Creates an empty store in `backend` and makes it durable, so that a crash after the
-/// caller renames its file into place can only find a complete store.
-fn create(options: &StoreOptions, backend: impl redb::StorageBackend) -> Result<()> {
+/// caller renames its file into place can only find a complete store. The database is
+/// closed explicitly: dropping it would ignore an I/O error of its closing writes, and the
+/// caller would then go on to rename a file whose state it does not know.
+fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     let database = options
         .builder()
         .create_with_backend(backend)
@@ -397,7 +387,7 @@ fn create(options: &StoreOptions, backend: impl redb::StorageBackend) -> Result<
             .map_err(storage_error)?;
     }
     transaction.commit().map_err(storage_error)?;
-    Ok(())
+    database.close().map_err(storage_error)
 }
 
 fn check_batch(batch: &[StoreWrite]) -> Result<()> {
