@@ -22,7 +22,9 @@
 //!   dropped.
 //!
 //! The search per key (search.rs) is Wing & Gong's backtracking with Lowe's just-in-time
-//! linearization and Porcupine's memo of visited configurations (cache.rs); it is
+//! linearization and Porcupine's memo of visited configurations (cache.rs), plus a rule
+//! that keeps operations of unknown outcome from multiplying the work (an `info` write is
+//! only tried where an operation that needs its value is waiting); it is
 //! metered by a [`Budget`], and an exhausted budget gives `Unknown`, never `Valid`. Two
 //! cheap facts are checked before any search: a value that is read (or expected by a
 //! successful cas) but never written, or only written after the read completed, cannot
@@ -37,7 +39,7 @@ mod witness;
 use crate::budget::{Budget, Meter};
 use crate::history::History;
 use crate::verdict::{Verdict, Violation, describe};
-use model::{ABSENT, RegisterOp, split_by_key};
+use model::{ABSENT, RegisterOp, merge_unseen_values, split_by_key, without_useless_info};
 use search::{SearchOutcome, search};
 
 /// The property's name in verdicts.
@@ -48,7 +50,13 @@ pub fn check_registers(history: &History, budget: &Budget) -> Verdict {
     if let Err(error) = history.validate() {
         return Verdict::input_error(error);
     }
-    let mut keys: Vec<(&str, Vec<RegisterOp>)> = split_by_key(history).into_iter().collect();
+    let mut keys: Vec<(&str, Vec<RegisterOp>)> = split_by_key(history)
+        .into_iter()
+        .map(|(key, mut ops)| {
+            merge_unseen_values(&mut ops);
+            (key, without_useless_info(ops))
+        })
+        .collect();
     keys.sort_by_key(|(key, ops)| (ops.len(), *key));
     let mut meter = Meter::new(*budget);
     for (decided, (key, ops)) in keys.iter().enumerate() {

@@ -18,11 +18,25 @@
 //!
 //! Operations of unknown outcome (`info`) have no completion event: they may take effect
 //! at any time after their invocation, or never, and the search succeeds without them.
-//! Trying them eagerly would double the work at every step for operations that, in most
-//! histories, never happened; so at each configuration the cursor first tries only `ok`
-//! operations, and only when it reaches a completion does it go back and try the `info`
-//! operations invoked before it. This changes the order of the depth-first search, not
-//! the set of configurations it can reach, so it stays complete.
+//! Left alone they multiply the work: each one can be linearized at any point, so a
+//! search that tries them freely explores every subset of them. Three rules keep them in
+//! check, none of which changes the verdict:
+//! - at each configuration the cursor first tries only `ok` operations, and only when it
+//!   reaches a completion does it go back and try the `info` operations invoked before it
+//!   (a different order of the same depth-first search);
+//! - there, an `info` operation is only tried if an operation waiting before that
+//!   completion needs the value it writes (a read of it, a cas expecting it), or a cas
+//!   that did not swap waits for the state to change; and of several waiting `info`
+//!   operations with the same action, only the first (they are interchangeable);
+//! - right after an `info` operation, only such a "consumer" may be linearized.
+//!
+//! The consumer rule rests on one observation: take any linearization and an `info`
+//! operation in it that is not directly followed by an operation needing its value or by
+//! a failed cas that needs the state to differ from the one before it. Moving the `info`
+//! operation later, past the operations that need neither, leaves a linearization (it has
+//! no completion to respect); once it is followed by a write, dropping it does too. So some linearization, if any exists, has every `info`
+//! operation directly followed by a consumer, which (since the stuck operation precedes
+//! everything invoked after its completion) was invoked before the stuck completion.
 //!
 //! When the search fails it reports the furthest completion any branch reached. No
 //! branch ever lifted an operation invoked after that event, so those operations are
@@ -70,6 +84,7 @@ struct Frame {
     op: u32,
     state_before: ValueId,
     phase: Phase,
+    awaiting_consumer_before: bool,
 }
 
 /// The linked list of events, in time order (invocations before completions at equal
@@ -225,12 +240,14 @@ impl LinearizedSet {
         }
     }
 
-    /// Encodes (this set, `state`) as memo words: state, first unlinearized `ok`
-    /// operation, the `info` bitset, then the linearized `ok` operations in the window.
-    fn encode(&self, state: ValueId, out: &mut Vec<u32>) {
+    /// Encodes (this set, `state`, whether a consumer is awaited) as memo words: state,
+    /// the flag, first unlinearized `ok` operation, the `info` bitset, then the
+    /// linearized `ok` operations in the window.
+    fn encode(&self, state: ValueId, awaiting_consumer: bool, out: &mut Vec<u32>) {
         out.clear();
         let first = self.first_unlinearized_ok;
         out.push(state);
+        out.push(u32::from(awaiting_consumer));
         out.push(u32::try_from(first).expect("fewer than 2^32 operations"));
         self.info.encode_into(out);
         if first < self.ok_count {
@@ -270,9 +287,14 @@ pub(crate) fn search(ops: &[RegisterOp], meter: &mut Meter) -> SearchOutcome {
             continue;
         }
         search.furthest_completion = search.furthest_completion.max(cursor);
+        if search.awaiting_consumer {
+            if !search.backtrack() {
+                return not_linearizable(ops, &search.list, search.furthest_completion);
+            }
+            continue;
+        }
         if search.phase == Phase::Ok && search.unlinearized_info > 0 {
-            search.phase = Phase::Info;
-            search.cursor = search.list.next[HEAD as usize];
+            search.enter_info_phase();
             continue;
         }
         if !search.backtrack() {
@@ -296,6 +318,17 @@ struct Search<'o> {
     cursor: u32,
     phase: Phase,
     furthest_completion: u32,
+    /// In the `info` phase: the states the operations before the stuck completion need.
+    needed_states: Vec<ValueId>,
+    /// In the `info` phase: whether a cas that did not swap, and cannot take effect in
+    /// the current state, is among those operations.
+    failed_cas_blocked: bool,
+    /// In the `info` phase: the waiting `info` operations worth trying, one per distinct
+    /// action (the first invoked; the others are interchangeable with it).
+    info_candidates: Vec<u32>,
+    /// Whether the last operation linearized was an `info` one, whose value the next
+    /// operation must need (see `try_to_linearize`).
+    awaiting_consumer: bool,
 }
 
 impl<'o> Search<'o> {
@@ -316,21 +349,88 @@ impl<'o> Search<'o> {
             cursor,
             phase: Phase::Ok,
             furthest_completion: HEAD,
+            needed_states: Vec::new(),
+            failed_cas_blocked: false,
+            info_candidates: Vec::new(),
+            awaiting_consumer: false,
         }
     }
 
-    /// Linearizes `op` now if this phase tries it, the specification allows it and the
-    /// resulting configuration is new; then the cursor restarts at the head.
+    /// Switches to trying `info` operations at this configuration, from the head.
+    ///
+    /// Only some are worth trying. An `info` operation must write a value some waiting
+    /// operation needs, or unblock a waiting cas that did not swap (one expecting the
+    /// current state): in some linearization extending this configuration, if there is
+    /// any, each linearized `info` operation is directly followed by such a consumer (see
+    /// the module doc), and the consumer was invoked before the stuck completion, since the
+    /// stuck operation precedes everything invoked after its completion. And of several
+    /// waiting `info` operations with the same action only the first is tried: they have
+    /// no completion, so swapping two of them in any linearization gives another one.
+    fn enter_info_phase(&mut self) {
+        self.phase = Phase::Info;
+        self.needed_states.clear();
+        self.failed_cas_blocked = false;
+        self.info_candidates.clear();
+        let mut actions_seen = Vec::new();
+        let mut node = self.list.next[HEAD as usize];
+        while node != NONE && !self.list.events[node as usize].is_completion {
+            let op = self.list.events[node as usize].op;
+            let waiting = &self.ops[op as usize];
+            self.failed_cas_blocked |= waiting.failed_cas_expected() == Some(self.state);
+            if let Some(state) = waiting.needs_state() {
+                self.needed_states.push(state);
+            }
+            if !waiting.is_ok() && !actions_seen.contains(&waiting.action) {
+                actions_seen.push(waiting.action);
+                self.info_candidates.push(op);
+            }
+            node = self.list.next[node as usize];
+        }
+        self.cursor = self.list.next[HEAD as usize];
+    }
+
+    /// Whether the `info` operation `op` is worth linearizing in the `info` phase.
+    fn is_useful_info(&self, op: u32) -> bool {
+        let Some(written) = self.ops[op as usize].written() else {
+            return false;
+        };
+        written != self.state
+            && self.info_candidates.contains(&op)
+            && (self.failed_cas_blocked || self.needed_states.contains(&written))
+    }
+
+    /// Whether `operation` may directly follow the `info` operation just linearized.
+    fn is_consumer(&self, operation: &RegisterOp) -> bool {
+        let state_before_info = self.stack.last().map_or(ABSENT, |frame| frame.state_before);
+        operation.needs_state() == Some(self.state)
+            || operation.failed_cas_expected() == Some(state_before_info)
+    }
+
+    /// Linearizes `op` now if the search tries it here, the specification allows it and
+    /// the resulting configuration is new; then the cursor restarts at the head.
+    ///
+    /// Right after an `info` operation, only an operation that needs the value it wrote
+    /// (or a cas that did not swap) may follow: in any linearization, an `info` operation
+    /// followed by anything else can be left out without changing what the others see,
+    /// so those branches would only repeat the search with one more bit set in the memo.
     fn try_to_linearize(&mut self, op: u32) -> Result<bool, Exhausted> {
         let operation = &self.ops[op as usize];
-        if operation.is_ok() != (self.phase == Phase::Ok) {
+        let tried = if self.awaiting_consumer {
+            self.is_consumer(operation)
+        } else {
+            operation.is_ok() == (self.phase == Phase::Ok)
+                && (self.phase == Phase::Ok || self.is_useful_info(op))
+        };
+        if !tried {
             return Ok(false);
         }
         let Some(state_after) = step(self.state, operation.action) else {
             return Ok(false);
         };
+        let awaiting_consumer = !operation.is_ok();
         self.linearized.insert(op);
-        self.linearized.encode(state_after, &mut self.encoded);
+        self.linearized
+            .encode(state_after, awaiting_consumer, &mut self.encoded);
         if !self.cache.insert(&self.encoded)? {
             self.linearized.remove(op);
             return Ok(false);
@@ -339,7 +439,9 @@ impl<'o> Search<'o> {
             op,
             state_before: self.state,
             phase: self.phase,
+            awaiting_consumer_before: self.awaiting_consumer,
         });
+        self.awaiting_consumer = awaiting_consumer;
         self.state = state_after;
         self.list.lift(op);
         if operation.is_ok() {
@@ -366,6 +468,10 @@ impl<'o> Search<'o> {
             self.unlinearized_info += 1;
         }
         self.state = frame.state_before;
+        self.awaiting_consumer = frame.awaiting_consumer_before;
+        if frame.phase == Phase::Info {
+            self.enter_info_phase();
+        }
         self.phase = frame.phase;
         self.cursor = self.list.next[self.list.invocation_node[frame.op as usize] as usize];
         true
