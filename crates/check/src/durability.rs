@@ -259,18 +259,14 @@ impl Observations<'_> {
             }
             Observation::Absent => {
                 let deletes = &self.deletes[self.writes[write].key];
-                if !deletes.iter().all(|&delete| acknowledged_before(delete)) {
-                    return None;
-                }
-                let latest = deletes
-                    .iter()
-                    .max_by_key(|&&delete| self.writes[delete].complete);
-                Some(
-                    latest
-                        .map(|&delete| self.writes[delete].op)
+                let all_acknowledged_before = deletes.all_before(&self.writes, invoke, |_| false);
+                all_acknowledged_before.then(|| {
+                    deletes
+                        .latest
+                        .map(|delete| self.writes[delete].op)
                         .into_iter()
-                        .collect(),
-                )
+                        .collect()
+                })
             }
         }
     }

@@ -32,6 +32,8 @@
 //! witness (witness.rs).
 
 mod cache;
+mod events;
+mod groups;
 mod model;
 mod search;
 mod witness;
@@ -39,8 +41,9 @@ mod witness;
 use crate::budget::{Budget, Meter};
 use crate::history::History;
 use crate::verdict::{Verdict, Violation, describe};
-use model::{ABSENT, RegisterOp, merge_unseen_values, split_by_key, without_useless_info};
+use model::{ABSENT, RegisterOp, ValueId, merge_unseen_values, split_by_key, without_useless_info};
 use search::{SearchOutcome, search};
+use std::collections::HashMap;
 
 /// The property's name in verdicts.
 pub const PROPERTY: &str = "linearizability";
@@ -107,18 +110,24 @@ fn invalid(
 /// A read (or successful cas) of a value that no operation of the key wrote before the
 /// read completed: the witness is the observer, then the late writers of that value.
 fn impossible_observation(ops: &[RegisterOp]) -> Option<Vec<usize>> {
+    let mut earliest_write: HashMap<ValueId, u64> = HashMap::new();
+    for op in ops {
+        if let Some(value) = op.written() {
+            let earliest = earliest_write.entry(value).or_insert(op.invoke);
+            *earliest = (*earliest).min(op.invoke);
+        }
+    }
     for (index, op) in ops.iter().enumerate() {
         let (Some(value), Some(complete)) = (op.observed(), op.complete) else {
             continue;
         };
-        if value == ABSENT {
-            continue;
-        }
-        let writers: Vec<usize> = (0..ops.len())
-            .filter(|&writer| writer != index && ops[writer].written() == Some(value))
-            .collect();
-        if writers.iter().all(|&writer| ops[writer].invoke > complete) {
-            return Some([index].into_iter().chain(writers).collect());
+        let written_in_time = earliest_write
+            .get(&value)
+            .is_some_and(|&invoke| invoke <= complete);
+        if value != ABSENT && !written_in_time {
+            let late_writers =
+                (0..ops.len()).filter(|&writer| ops[writer].written() == Some(value));
+            return Some([index].into_iter().chain(late_writers).collect());
         }
     }
     None
