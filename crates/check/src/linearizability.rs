@@ -25,12 +25,14 @@
 //! linearization and Porcupine's memo of visited configurations (cache.rs), plus a rule
 //! that keeps operations of unknown outcome from multiplying the work (an `info` write is
 //! only tried where an operation that needs its value is waiting); it is
-//! metered by a [`Budget`], and an exhausted budget gives `Unknown`, never `Valid`. Two
-//! cheap facts are checked before any search: a value that is read (or expected by a
-//! successful cas) but never written, or only written after the read completed, cannot
-//! be linearized. On a violation the failing key's sub-history is shrunk to a small
-//! witness (witness.rs).
+//! metered by a [`Budget`], and an exhausted budget gives `Unknown`, never `Valid`.
+//! Before any search, the common violations (a read of a value never written in time, a
+//! stale read, a read going back in time, absent after a write) are recognised directly
+//! in O(n log n) (anomalies.rs): proving a history non-linearizable by search means
+//! exhausting every configuration before the bad operation, which on a busy key can take
+//! minutes. A violation found by search is shrunk to a small witness (witness.rs).
 
+mod anomalies;
 mod cache;
 mod events;
 mod groups;
@@ -41,9 +43,8 @@ mod witness;
 use crate::budget::{Budget, Meter};
 use crate::history::History;
 use crate::verdict::{Verdict, Violation, describe};
-use model::{ABSENT, RegisterOp, ValueId, merge_unseen_values, split_by_key, without_useless_info};
+use model::{RegisterOp, merge_unseen_values, split_by_key, without_useless_info};
 use search::{SearchOutcome, search};
-use std::collections::HashMap;
 
 /// The property's name in verdicts.
 pub const PROPERTY: &str = "linearizability";
@@ -63,12 +64,13 @@ pub fn check_registers(history: &History, budget: &Budget) -> Verdict {
     keys.sort_by_key(|(key, ops)| (ops.len(), *key));
     let mut meter = Meter::new(*budget);
     for (decided, (key, ops)) in keys.iter().enumerate() {
-        if let Some(witness) = impossible_observation(ops) {
+        if let Some(anomaly) = anomalies::find_anomaly(ops) {
             let explanation = format!(
-                "key {key:?}: {} observes a value no operation wrote before it completed",
-                describe(&history.operations[ops[witness[0]].history_index])
+                "key {key:?}: {} {}",
+                describe(&history.operations[ops[anomaly.observer].history_index]),
+                anomaly.shape
             );
-            return invalid(history, ops, &witness, explanation);
+            return invalid(history, ops, &anomaly.witness, explanation);
         }
         match search(ops, &mut meter) {
             SearchOutcome::Linearizable => {}
@@ -105,32 +107,6 @@ fn invalid(
         .map(|&index| history.operations[ops[index].history_index].clone())
         .collect();
     Verdict::Invalid(Violation::new(PROPERTY, explanation, operations))
-}
-
-/// A read (or successful cas) of a value that no operation of the key wrote before the
-/// read completed: the witness is the observer, then the late writers of that value.
-fn impossible_observation(ops: &[RegisterOp]) -> Option<Vec<usize>> {
-    let mut earliest_write: HashMap<ValueId, u64> = HashMap::new();
-    for op in ops {
-        if let Some(value) = op.written() {
-            let earliest = earliest_write.entry(value).or_insert(op.invoke);
-            *earliest = (*earliest).min(op.invoke);
-        }
-    }
-    for (index, op) in ops.iter().enumerate() {
-        let (Some(value), Some(complete)) = (op.observed(), op.complete) else {
-            continue;
-        };
-        let written_in_time = earliest_write
-            .get(&value)
-            .is_some_and(|&invoke| invoke <= complete);
-        if value != ABSENT && !written_in_time {
-            let late_writers =
-                (0..ops.len()).filter(|&writer| ops[writer].written() == Some(value));
-            return Some([index].into_iter().chain(late_writers).collect());
-        }
-    }
-    None
 }
 
 /// Words for a shrunk witness: which operation the search could not place.
