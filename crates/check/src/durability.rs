@@ -259,19 +259,93 @@ impl Observations<'_> {
             }
             Observation::Absent => {
                 let deletes = &self.deletes[self.writes[write].key];
-                if !deletes.iter().all(|&delete| acknowledged_before(delete)) {
-                    return None;
-                }
-                let latest = deletes
-                    .iter()
-                    .max_by_key(|&&delete| self.writes[delete].complete);
-                Some(
-                    latest
-                        .map(|&delete| self.writes[delete].op)
+                let all_acknowledged_before = deletes.all_before(&self.writes, invoke, |_| false);
+                all_acknowledged_before.then(|| {
+                    deletes
+                        .latest
+                        .map(|delete| self.writes[delete].op)
                         .into_iter()
-                        .collect(),
-                )
+                        .collect()
+                })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(lines: &str) -> History {
+        History::read_jsonl(lines.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn set_writes_the_final_read_cannot_judge_are_counted_apart() {
+        let report = lost_set_writes(&history(
+            r#"{"process":0,"key":"s","f":"write","value":1,"type":"ok","invoke":0,"complete":10}
+{"process":1,"key":"s","f":"read","value":[1],"type":"ok","invoke":20,"complete":30}
+{"process":0,"key":"s","f":"write","value":2,"type":"ok","invoke":25,"complete":35}
+{"process":0,"key":"t","f":"write","value":1,"type":"ok","invoke":40,"complete":50}
+{"process":0,"key":"s","f":"write","value":3,"type":"info","invoke":60,"complete":null}"#,
+        ))
+        .unwrap();
+        assert_eq!((report.lost_count(), report.unjudged_writes), (0, 2));
+        assert_eq!(report.verdict(), Verdict::Valid);
+    }
+
+    #[test]
+    fn the_set_model_rejects_what_it_cannot_judge() {
+        let cas = r#"{"process":0,"key":"s","f":"cas","value":[1,2],"ok":true,"type":"ok","invoke":0,"complete":10}"#;
+        assert!(
+            lost_set_writes(&history(cas))
+                .unwrap_err()
+                .contains("only write")
+        );
+        let twice = r#"{"process":0,"key":"s","f":"write","value":1,"type":"ok","invoke":0,"complete":10}
+{"process":1,"key":"s","f":"write","value":1,"type":"info","invoke":5,"complete":null}"#;
+        assert!(
+            lost_set_writes(&history(twice))
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(check_set_durability(&history(twice)).is_unknown());
+    }
+
+    #[test]
+    fn a_register_write_overwritten_by_a_later_one_is_not_lost() {
+        let report = lost_register_writes(&history(
+            r#"{"process":0,"key":"x","f":"write","value":1,"type":"ok","invoke":0,"complete":10}
+{"process":0,"key":"x","f":"write","value":2,"type":"ok","invoke":20,"complete":30}
+{"process":1,"key":"x","f":"read","value":2,"type":"ok","invoke":40,"complete":50}
+{"process":1,"key":"y","f":"write","value":1,"type":"ok","invoke":40,"complete":50}"#,
+        ))
+        .unwrap();
+        assert_eq!((report.lost_count(), report.unjudged_writes), (0, 1));
+    }
+
+    #[test]
+    fn many_lost_writes_are_all_counted_and_the_witness_is_bounded() {
+        let mut lines = String::new();
+        for value in 0..100 {
+            lines.push_str(&format!(
+                "{{\"process\":0,\"key\":\"s\",\"f\":\"write\",\"value\":{value},\"type\":\"ok\",\"invoke\":{},\"complete\":{}}}\n",
+                value * 10,
+                value * 10 + 5
+            ));
+        }
+        lines.push_str(r#"{"process":1,"key":"s","f":"read","value":[],"type":"ok","invoke":5000,"complete":5001}"#);
+        let history = history(&lines);
+        assert_eq!(lost_set_writes(&history).unwrap().lost_count(), 100);
+        let verdict = check_set_durability(&history);
+        let violation = verdict.violation().unwrap();
+        assert!(
+            violation
+                .explanation
+                .starts_with("100 acknowledged writes lost"),
+            "{}",
+            violation.explanation
+        );
+        assert_eq!(violation.operations.len(), WITNESS_WRITES_MAX + 1);
     }
 }

@@ -22,14 +22,20 @@
 //!   dropped.
 //!
 //! The search per key (search.rs) is Wing & Gong's backtracking with Lowe's just-in-time
-//! linearization and Porcupine's memo of visited configurations (cache.rs); it is
-//! metered by a [`Budget`], and an exhausted budget gives `Unknown`, never `Valid`. Two
-//! cheap facts are checked before any search: a value that is read (or expected by a
-//! successful cas) but never written, or only written after the read completed, cannot
-//! be linearized. On a violation the failing key's sub-history is shrunk to a small
-//! witness (witness.rs).
+//! linearization and Porcupine's memo of visited configurations (cache.rs), plus a rule
+//! that keeps operations of unknown outcome from multiplying the work (an `info` write is
+//! only tried where an operation that needs its value is waiting); it is
+//! metered by a [`Budget`], and an exhausted budget gives `Unknown`, never `Valid`.
+//! Before any search, the common violations (a read of a value never written in time, a
+//! stale read, a read going back in time, absent after a write) are recognised directly
+//! in O(n log n) (anomalies.rs): proving a history non-linearizable by search means
+//! exhausting every configuration before the bad operation, which on a busy key can take
+//! minutes. A violation found by search is shrunk to a small witness (witness.rs).
 
+mod anomalies;
 mod cache;
+mod events;
+mod groups;
 mod model;
 mod search;
 mod witness;
@@ -37,7 +43,7 @@ mod witness;
 use crate::budget::{Budget, Meter};
 use crate::history::History;
 use crate::verdict::{Verdict, Violation, describe};
-use model::{ABSENT, RegisterOp, split_by_key};
+use model::{RegisterOp, merge_unseen_values, split_by_key, without_useless_info};
 use search::{SearchOutcome, search};
 
 /// The property's name in verdicts.
@@ -48,16 +54,23 @@ pub fn check_registers(history: &History, budget: &Budget) -> Verdict {
     if let Err(error) = history.validate() {
         return Verdict::input_error(error);
     }
-    let mut keys: Vec<(&str, Vec<RegisterOp>)> = split_by_key(history).into_iter().collect();
+    let mut keys: Vec<(&str, Vec<RegisterOp>)> = split_by_key(history)
+        .into_iter()
+        .map(|(key, mut ops)| {
+            merge_unseen_values(&mut ops);
+            (key, without_useless_info(ops))
+        })
+        .collect();
     keys.sort_by_key(|(key, ops)| (ops.len(), *key));
     let mut meter = Meter::new(*budget);
     for (decided, (key, ops)) in keys.iter().enumerate() {
-        if let Some(witness) = impossible_observation(ops) {
+        if let Some(anomaly) = anomalies::find_anomaly(ops) {
             let explanation = format!(
-                "key {key:?}: {} observes a value no operation wrote before it completed",
-                describe(&history.operations[ops[witness[0]].history_index])
+                "key {key:?}: {} {}",
+                describe(&history.operations[ops[anomaly.observer].history_index]),
+                anomaly.shape
             );
-            return invalid(history, ops, &witness, explanation);
+            return invalid(history, ops, &anomaly.witness, explanation);
         }
         match search(ops, &mut meter) {
             SearchOutcome::Linearizable => {}
@@ -94,26 +107,6 @@ fn invalid(
         .map(|&index| history.operations[ops[index].history_index].clone())
         .collect();
     Verdict::Invalid(Violation::new(PROPERTY, explanation, operations))
-}
-
-/// A read (or successful cas) of a value that no operation of the key wrote before the
-/// read completed: the witness is the observer, then the late writers of that value.
-fn impossible_observation(ops: &[RegisterOp]) -> Option<Vec<usize>> {
-    for (index, op) in ops.iter().enumerate() {
-        let (Some(value), Some(complete)) = (op.observed(), op.complete) else {
-            continue;
-        };
-        if value == ABSENT {
-            continue;
-        }
-        let writers: Vec<usize> = (0..ops.len())
-            .filter(|&writer| writer != index && ops[writer].written() == Some(value))
-            .collect();
-        if writers.iter().all(|&writer| ops[writer].invoke > complete) {
-            return Some([index].into_iter().chain(writers).collect());
-        }
-    }
-    None
 }
 
 /// Words for a shrunk witness: which operation the search could not place.

@@ -130,7 +130,7 @@ pub(crate) struct Observations<'h> {
     /// Per process: its session, in invocation order.
     pub(crate) sessions: Vec<Vec<SessionEntry>>,
     /// Per key: its deletes (ok and info).
-    pub(crate) deletes: Vec<Vec<WriteId>>,
+    pub(crate) deletes: Vec<Deletes>,
     /// Per (process, key): the process's `ok` writes of the key, in session order.
     ok_writes_by_process_key: HashMap<(usize, usize), Vec<WriteId>>,
     /// `writes.len() × process_ids.len()`: each write's causal past (not itself), as the
@@ -194,17 +194,14 @@ impl<'h> Observations<'h> {
                 })
             }
             Observation::Absent => {
-                let mut latest_delete: Option<WriteId> = None;
-                for &delete in &self.deletes[self.writes[write].key] {
-                    self.precedes(delete, write)?;
-                    let complete = |id: WriteId| self.writes[id].complete.unwrap_or(u64::MAX);
-                    if latest_delete.is_none_or(|latest| complete(delete) >= complete(latest)) {
-                        latest_delete = Some(delete);
-                    }
-                }
-                Some(Older::Absent {
+                let deletes = &self.deletes[self.writes[write].key];
+                let all_precede =
+                    deletes.all_before(&self.writes, self.writes[write].invoke, |delete| {
+                        self.precedes(delete, write).is_some()
+                    });
+                all_precede.then_some(Older::Absent {
                     than: write,
-                    latest_delete,
+                    latest_delete: deletes.latest,
                 })
             }
         }
@@ -410,6 +407,76 @@ pub(crate) fn describe_write(observations: &Observations<'_>, write: WriteId) ->
     format!("{what} by process {}", operation.process)
 }
 
+/// A key's deletes, indexed so that "does every delete precede this write" is cheap:
+/// a read of absent is known older than a write only if so.
+#[derive(Debug, Default)]
+pub(crate) struct Deletes {
+    /// The deletes, in invocation order (writes are added in history order, then sorted).
+    by_invocation: Vec<WriteId>,
+    /// Whether one has an unknown outcome (it can never be known to precede anything).
+    any_unknown: bool,
+    /// The longest `ok` delete, in ns.
+    duration_max: u64,
+    /// The one completing last (an unknown outcome counts as never completing).
+    pub(crate) latest: Option<WriteId>,
+}
+
+impl Deletes {
+    fn add(&mut self, writes: &[Write], delete: WriteId) {
+        let record = &writes[delete];
+        match record.complete {
+            Some(complete) => self.duration_max = self.duration_max.max(complete - record.invoke),
+            None => self.any_unknown = true,
+        }
+        let completes_last = |id: WriteId| writes[id].complete.unwrap_or(u64::MAX);
+        if self
+            .latest
+            .is_none_or(|latest| completes_last(delete) >= completes_last(latest))
+        {
+            self.latest = Some(delete);
+        }
+        let at = self
+            .by_invocation
+            .partition_point(|&other| writes[other].invoke <= record.invoke);
+        self.by_invocation.insert(at, delete);
+    }
+
+    /// Whether `precedes` holds for every delete not certainly acknowledged before
+    /// `invoke` (the others completed before it). A delete invoked after `invoke`, or of
+    /// unknown outcome, is passed to `precedes` alone: the caller's answer for it decides.
+    pub(crate) fn all_before(
+        &self,
+        writes: &[Write],
+        invoke: u64,
+        precedes: impl Fn(WriteId) -> bool,
+    ) -> bool {
+        let Some(&last) = self.by_invocation.last() else {
+            return true;
+        };
+        if self.any_unknown || writes[last].invoke > invoke {
+            let unknown = self
+                .by_invocation
+                .iter()
+                .copied()
+                .find(|&id| writes[id].complete.is_none());
+            return precedes(unknown.unwrap_or(last));
+        }
+        let horizon = invoke.saturating_sub(self.duration_max);
+        let start = self
+            .by_invocation
+            .partition_point(|&id| writes[id].invoke < horizon);
+        self.by_invocation[start..]
+            .iter()
+            .copied()
+            .filter(|&id| {
+                writes[id]
+                    .complete
+                    .is_none_or(|complete| complete >= invoke)
+            })
+            .all(precedes)
+    }
+}
+
 /// Collects writes and reads, then computes sessions and causality.
 #[derive(Debug, Default)]
 struct Builder<'h> {
@@ -542,10 +609,10 @@ impl<'h> Builder<'h> {
                 }
             }
         }
-        let mut deletes = vec![Vec::new(); self.keys.len()];
+        let mut deletes: Vec<Deletes> = (0..self.keys.len()).map(|_| Deletes::default()).collect();
         for (id, write) in self.writes.iter().enumerate() {
             if write.deletes {
-                deletes[write.key].push(id);
+                deletes[write.key].add(&self.writes, id);
             }
         }
         if self.writes.len().saturating_mul(processes) > CAUSAL_ENTRIES_MAX {

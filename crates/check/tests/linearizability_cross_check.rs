@@ -201,3 +201,54 @@ fn longer_generated_histories_are_linearizable_and_broken_ones_have_true_witness
         our_verdict(&history);
     }
 }
+
+#[test]
+fn agrees_on_histories_full_of_timeouts() {
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..3_000 {
+        let workload = RegisterWorkload {
+            info_probability: 0.35,
+            ..small_workload(seed)
+        };
+        let mut history = workload.generate(seed);
+        assert!(our_verdict(&history), "seed {seed}: {history:?}");
+        perturb(&mut history, seed, 3);
+        let reference = reference_verdict(&history);
+        assert_eq!(our_verdict(&history), reference, "seed {seed}: {history:?}");
+        if reference {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 500 && invalid > 500,
+        "valid {valid}, invalid {invalid}"
+    );
+}
+
+#[test]
+fn agrees_on_histories_with_unique_values() {
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..3_000 {
+        let workload = RegisterWorkload {
+            values: None,
+            info_probability: 0.3,
+            ..small_workload(seed)
+        };
+        let mut history = workload.generate(seed);
+        assert!(our_verdict(&history), "seed {seed}: {history:?}");
+        perturb(&mut history, seed, 4);
+        let reference = reference_verdict(&history);
+        assert_eq!(our_verdict(&history), reference, "seed {seed}: {history:?}");
+        if reference {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    assert!(
+        valid > 500 && invalid > 500,
+        "valid {valid}, invalid {invalid}"
+    );
+}

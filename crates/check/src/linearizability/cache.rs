@@ -18,8 +18,49 @@
 //! The memo's total size is bounded; the search reports `Unknown` rather than exhaust
 //! the machine's memory.
 
+use super::model::{RegisterOp, ValueId};
 use crate::budget::Exhausted;
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast hash for the memo's word slices (SipHash, the default, resists collision
+/// attacks that do not matter here and took a tenth of the search's time). Eight bytes at
+/// a time are folded in by a multiply, then the result is mixed with the SplitMix64
+/// finalizer so that every output bit depends on every input bit.
+#[derive(Debug, Default)]
+pub(crate) struct WordHasher {
+    state: u64,
+}
+
+impl WordHasher {
+    fn fold(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(23) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.fold(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        }
+        let mut last = [0_u8; 8];
+        let remainder = chunks.remainder();
+        last[..remainder.len()].copy_from_slice(remainder);
+        self.fold(u64::from_le_bytes(last) ^ (remainder.len() as u64) << 56);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.fold(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut mixed = self.state;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        mixed ^ (mixed >> 31)
+    }
+}
 
 /// The most 32-bit words the memo may hold (256 MiB) before the search gives up.
 const CACHE_WORDS_MAX: usize = 64 << 20;
@@ -30,7 +71,7 @@ const ENTRY_OVERHEAD_WORDS: usize = 8;
 /// Visited configurations, each encoded as a word slice.
 #[derive(Debug, Default)]
 pub(crate) struct ConfigurationCache {
-    visited: HashSet<Box<[u32]>>,
+    visited: HashSet<Box<[u32]>, BuildHasherDefault<WordHasher>>,
     words: usize,
 }
 
@@ -104,6 +145,100 @@ impl Bitset {
         for word in &self.words {
             out.push(*word as u32);
             out.push((*word >> 32) as u32);
+        }
+    }
+}
+
+/// Which operations are linearized, encoded compactly for the memo.
+#[derive(Debug)]
+pub(crate) struct LinearizedSet {
+    /// For each operation: its index among `ok` operations or among `info` ones.
+    slot: Vec<(bool, usize)>,
+    ok: Bitset,
+    pub(crate) ok_count: usize,
+    info: Bitset,
+    /// For `ok` operation i: the first `ok` operation invoked after i completed.
+    window_end: Vec<usize>,
+    first_unlinearized_ok: usize,
+}
+
+impl LinearizedSet {
+    pub(crate) fn new(ops: &[RegisterOp]) -> LinearizedSet {
+        let mut slot = Vec::with_capacity(ops.len());
+        let (mut ok_count, mut info_count) = (0, 0);
+        let mut ok_invokes = Vec::new();
+        let mut ok_completes = Vec::new();
+        for op in ops {
+            if let Some(complete) = op.complete {
+                slot.push((true, ok_count));
+                ok_count += 1;
+                ok_invokes.push(op.invoke);
+                ok_completes.push(complete);
+            } else {
+                slot.push((false, info_count));
+                info_count += 1;
+            }
+        }
+        debug_assert!(
+            ok_invokes.is_sorted(),
+            "operations come in invocation order"
+        );
+        let window_end = ok_completes
+            .iter()
+            .map(|complete| ok_invokes.partition_point(|invoke| invoke <= complete))
+            .collect();
+        LinearizedSet {
+            slot,
+            ok: Bitset::new(ok_count),
+            ok_count,
+            info: Bitset::new(info_count),
+            window_end,
+            first_unlinearized_ok: 0,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, op: u32) {
+        match self.slot[op as usize] {
+            (true, index) => {
+                self.ok.insert(index);
+                if index == self.first_unlinearized_ok {
+                    self.first_unlinearized_ok = self.ok.first_unset_from(index, self.ok_count);
+                }
+            }
+            (false, index) => self.info.insert(index),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, op: u32) {
+        match self.slot[op as usize] {
+            (true, index) => {
+                self.ok.remove(index);
+                self.first_unlinearized_ok = self.first_unlinearized_ok.min(index);
+            }
+            (false, index) => self.info.remove(index),
+        }
+    }
+
+    /// Encodes (this set, `state`, whether a consumer is awaited) as memo words: state,
+    /// the flag, first unlinearized `ok` operation, the `info` bitset, then the
+    /// linearized `ok` operations in the window.
+    pub(crate) fn encode(&self, state: ValueId, awaiting_consumer: bool, out: &mut Vec<u32>) {
+        out.clear();
+        let first = self.first_unlinearized_ok;
+        out.push(state);
+        out.push(u32::from(awaiting_consumer));
+        out.push(u32::try_from(first).expect("fewer than 2^32 operations"));
+        self.info.encode_into(out);
+        if first < self.ok_count {
+            for index in first + 1..self.window_end[first] {
+                if self.ok.contains(index) {
+                    out.push(u32::try_from(index).expect("fewer than 2^32 operations"));
+                }
+            }
+            debug_assert!(
+                (self.window_end[first]..self.ok_count).all(|index| !self.ok.contains(index)),
+                "the linearized set is closed under real-time precedence"
+            );
         }
     }
 }

@@ -26,6 +26,10 @@ pub(crate) type ValueId = u32;
 /// The id of `null`, the absent value.
 pub(crate) const ABSENT: ValueId = 0;
 
+/// The id that stands for every written value no operation ever compares the state
+/// with (see [`merge_unseen_values`]).
+pub(crate) const UNSEEN: ValueId = ValueId::MAX;
+
 /// Interns JSON values into [`ValueId`]s.
 #[derive(Debug, Default)]
 pub(crate) struct Values {
@@ -43,7 +47,7 @@ impl Values {
 }
 
 /// What an operation does to (and says about) the register.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Action {
     /// A read that returned this value.
     Read(ValueId),
@@ -100,6 +104,95 @@ impl RegisterOp {
             Action::Write(_) | Action::Cas { .. } => None,
         }
     }
+}
+
+impl RegisterOp {
+    /// The state this operation needs to take effect, if it needs one: the value a read
+    /// returned, or the value a cas expects (for a cas of unknown outcome too, since it
+    /// only matters if it swaps).
+    pub(crate) fn needs_state(&self) -> Option<ValueId> {
+        match self.action {
+            Action::Read(value) => Some(value),
+            Action::Cas {
+                expected,
+                swapped: Some(true) | None,
+                ..
+            } => Some(expected),
+            Action::Write(_) | Action::Cas { .. } => None,
+        }
+    }
+
+    /// The expectation of a cas that certainly did not swap (it needs the state to
+    /// differ from it).
+    pub(crate) fn failed_cas_expected(&self) -> Option<ValueId> {
+        match self.action {
+            Action::Cas {
+                expected,
+                swapped: Some(false),
+                ..
+            } => Some(expected),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_failed_cas(&self) -> bool {
+        self.failed_cas_expected().is_some()
+    }
+}
+
+/// Replaces every written value that no operation compares the state with (no read
+/// returned it, no cas expected it) by [`UNSEEN`]. Such values are indistinguishable to
+/// the specification, so this changes no verdict; it lets the memo see that two
+/// configurations differing only in such a value have the same future, and makes
+/// operations of unknown outcome that wrote them interchangeable.
+pub(crate) fn merge_unseen_values(ops: &mut [RegisterOp]) {
+    let compared: std::collections::HashSet<ValueId> = ops
+        .iter()
+        .filter_map(|op| match op.action {
+            Action::Read(value) => Some(value),
+            Action::Cas { expected, .. } => Some(expected),
+            Action::Write(_) => None,
+        })
+        .collect();
+    let merge = |value: ValueId| {
+        if compared.contains(&value) {
+            value
+        } else {
+            UNSEEN
+        }
+    };
+    for op in ops {
+        op.action = match op.action {
+            Action::Write(value) => Action::Write(merge(value)),
+            Action::Cas {
+                expected,
+                new,
+                swapped,
+            } => Action::Cas {
+                expected,
+                new: merge(new),
+                swapped,
+            },
+            read @ Action::Read(_) => read,
+        };
+    }
+}
+
+/// Drops the operations of unknown outcome that can never matter: an `info` write (or
+/// cas) whose value no operation of the key needs. Were it linearized, the next
+/// operation to see its value would have to be a write (which replaces it anyway) or a
+/// cas that did not swap — so, when the key has no cas that did not swap, leaving it out
+/// changes no verdict. Histories with many timeouts would otherwise make the search try
+/// every subset of these operations.
+pub(crate) fn without_useless_info(ops: Vec<RegisterOp>) -> Vec<RegisterOp> {
+    if ops.iter().any(RegisterOp::is_failed_cas) {
+        return ops;
+    }
+    let needed: std::collections::HashSet<ValueId> =
+        ops.iter().filter_map(RegisterOp::needs_state).collect();
+    ops.into_iter()
+        .filter(|op| op.is_ok() || op.written().is_some_and(|value| needed.contains(&value)))
+        .collect()
 }
 
 /// The register's state after `action` takes effect in `state`, or `None` if the
@@ -179,6 +272,74 @@ mod tests {
         assert_ne!(a, ABSENT);
         assert_eq!(values.id(&json!({"x": [1, 2]})), a);
         assert_ne!(values.id(&json!(1)), values.id(&json!(1.0)));
+    }
+
+    #[test]
+    fn info_writes_nobody_needs_are_dropped_unless_a_cas_failed() {
+        let op = |complete: Option<u64>, action| RegisterOp {
+            history_index: 0,
+            invoke: 0,
+            complete,
+            action,
+        };
+        let ops = vec![
+            op(None, Action::Write(1)),
+            op(None, Action::Write(2)),
+            op(Some(5), Action::Read(2)),
+            op(None, Action::Write(ABSENT)),
+        ];
+        let kept = without_useless_info(ops.clone());
+        assert_eq!(kept, vec![ops[1], ops[2]]);
+        let failed_cas = op(
+            Some(9),
+            Action::Cas {
+                expected: 3,
+                new: 4,
+                swapped: Some(false),
+            },
+        );
+        let with_failed_cas: Vec<RegisterOp> = ops.iter().copied().chain([failed_cas]).collect();
+        assert_eq!(
+            without_useless_info(with_failed_cas.clone()),
+            with_failed_cas
+        );
+    }
+
+    #[test]
+    fn values_nobody_compares_with_are_merged() {
+        let op = |action| RegisterOp {
+            history_index: 0,
+            invoke: 0,
+            complete: Some(1),
+            action,
+        };
+        let mut ops = vec![
+            op(Action::Write(1)),
+            op(Action::Write(2)),
+            op(Action::Read(2)),
+            op(Action::Cas {
+                expected: 3,
+                new: 4,
+                swapped: Some(false),
+            }),
+            op(Action::Write(3)),
+        ];
+        merge_unseen_values(&mut ops);
+        let actions: Vec<Action> = ops.iter().map(|op| op.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                Action::Write(UNSEEN),
+                Action::Write(2),
+                Action::Read(2),
+                Action::Cas {
+                    expected: 3,
+                    new: UNSEEN,
+                    swapped: Some(false)
+                },
+                Action::Write(3),
+            ]
+        );
     }
 
     #[test]

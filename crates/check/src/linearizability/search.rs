@@ -5,31 +5,57 @@
 //! linearizability", 2017), with Porcupine's memo of visited configurations
 //! (Athalye, 2017).
 //!
-//! Invocations and completions become events on one time line, kept in a doubly linked
-//! list. A cursor walks the list from its head. At an invocation it tries to linearize
-//! that operation now: if the register's sequential specification allows the recorded
-//! result in the current state, and the resulting configuration (linearized set, state)
-//! was never explored, the operation is removed ("lifted") from the list, pushed on a
-//! stack, and the walk restarts at the head. At a completion the search is stuck: that
-//! operation had to take effect before it returned and could not, so the last choice is
-//! undone (the operation goes back into the list, in O(1), dancing-links style) and the
-//! cursor moves past it. The history is linearizable as soon as every `ok` operation is
-//! lifted; it is not once the stack is empty at a completion.
+//! Invocations and completions become events on a time line (events.rs). A cursor
+//! walks it from the head. At an invocation it tries to linearize that operation now: if
+//! the register's sequential specification allows the recorded result in the current
+//! state, and the resulting configuration (linearized set, state) was never explored
+//! (cache.rs), the operation is lifted out of the time line, pushed on a stack, and the
+//! walk restarts at the head. At a completion the search is stuck: that operation had to
+//! take effect before it returned and could not, so the last choice is undone (the
+//! operation goes back into the time line) and the cursor moves past it. The history is
+//! linearizable as soon as every `ok` operation is lifted; it is not once the stack is
+//! empty at a completion.
 //!
-//! Operations of unknown outcome (`info`) have no completion event: they may take effect
-//! at any time after their invocation, or never, and the search succeeds without them.
-//! Trying them eagerly would double the work at every step for operations that, in most
-//! histories, never happened; so at each configuration the cursor first tries only `ok`
-//! operations, and only when it reaches a completion does it go back and try the `info`
-//! operations invoked before it. This changes the order of the depth-first search, not
-//! the set of configurations it can reach, so it stays complete.
+//! Two refinements make long histories fast without changing any verdict.
+//!
+//! *Observers go first.* A read (or a cas that did not swap) that is waiting and agrees
+//! with the current state is linearized at once, and that choice is never revisited: if
+//! any linearization extends the current configuration, moving such an observer to its
+//! front gives another (it changes no state, and everything that must precede it in
+//! real time is already linearized). When backtracking reaches such a forced step, the
+//! configuration before it has failed too.
+//!
+//! *Operations of unknown outcome (`info`) are tried only where they can matter.* They
+//! have no completion: they may take effect at any time after their invocation, or
+//! never, and the search succeeds without them. Tried freely, they multiply the work by
+//! every subset of them. So:
+//! - at a configuration the cursor first tries only `ok` operations; only when it reaches
+//!   a completion does it try the `info` operations invoked before it;
+//! - there, an `info` operation is only tried if a waiting operation needs the value it
+//!   writes (a read of it, a cas expecting it), or a waiting cas that did not swap needs
+//!   the state to change; and of several waiting `info` operations with the same action,
+//!   only the first (having no completion, they are interchangeable);
+//! - right after an `info` operation, only a *consumer* may follow: an operation that
+//!   needs its value, or a cas that did not swap that expects the state before it.
+//!
+//! These rest on one observation: in any linearization, an `info` operation not directly
+//! followed by a consumer can be moved later, past the operations that need neither
+//! (nothing distinguishes the two states for them), until it is followed by a consumer
+//! or by a write, and in the latter case dropped. So if any linearization extends a
+//! configuration, one has every `info` operation directly followed by a consumer; and
+//! that consumer was invoked before the stuck completion, since the stuck operation
+//! precedes everything invoked after it completed.
 //!
 //! When the search fails it reports the furthest completion any branch reached. No
 //! branch ever lifted an operation invoked after that event, so those operations are
 //! irrelevant to the failure: the witness shrinker starts from the rest.
 
-use super::cache::{Bitset, ConfigurationCache};
-use super::model::{ABSENT, RegisterOp, ValueId, step};
+use super::cache::{ConfigurationCache, LinearizedSet};
+use super::events::{EventList, NONE, OK_HEAD};
+use super::groups::InfoGroups;
+#[cfg(doc)]
+use super::model::UNSEEN;
+use super::model::{ABSENT, Action, RegisterOp, ValueId, step};
 use crate::budget::{Exhausted, Meter};
 
 /// The result of a search over one key.
@@ -46,23 +72,17 @@ pub(crate) enum SearchOutcome {
     Exhausted(Exhausted),
 }
 
-/// Marks the end of the event list.
-const NONE: u32 = u32::MAX;
-
-/// The list head sentinel's node index; events are nodes `1..=events`.
-const HEAD: u32 = 0;
-
-#[derive(Clone, Copy, Debug)]
-struct Event {
-    op: u32,
-    is_completion: bool,
-}
-
-/// Which operations the cursor is trying at a configuration.
+/// What the cursor is trying at the current configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// `ok` operations, walking the `ok` list.
     Ok,
+    /// Stuck at a completion: useful `info` operations invoked before it.
     Info,
+    /// Right after an `info` operation: `ok` consumers of its value.
+    ConsumerOk,
+    /// The same among `info` operations (a cas of unknown outcome may consume).
+    ConsumerInfo,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,181 +90,15 @@ struct Frame {
     op: u32,
     state_before: ValueId,
     phase: Phase,
+    awaiting_consumer_before: bool,
+    /// Linearized as an agreeing observer: not a choice, never revisited.
+    forced: bool,
 }
 
-/// The linked list of events, in time order (invocations before completions at equal
-/// times, so operations that touch at one instant count as concurrent).
-struct EventList {
-    events: Vec<Event>,
-    next: Vec<u32>,
-    previous: Vec<u32>,
-    invocation_node: Vec<u32>,
-    completion_node: Vec<u32>,
-}
-
-impl EventList {
-    fn new(ops: &[RegisterOp]) -> EventList {
-        let mut timed: Vec<(u64, bool, u32)> = Vec::with_capacity(ops.len() * 2);
-        for (index, op) in ops.iter().enumerate() {
-            let index = u32::try_from(index).expect("fewer than 2^32 operations per key");
-            timed.push((op.invoke, false, index));
-            if let Some(complete) = op.complete {
-                timed.push((complete, true, index));
-            }
-        }
-        timed.sort_unstable();
-        let mut events = vec![Event {
-            op: NONE,
-            is_completion: false,
-        }];
-        let mut invocation_node = vec![NONE; ops.len()];
-        let mut completion_node = vec![NONE; ops.len()];
-        for (_, is_completion, op) in timed {
-            let node = u32::try_from(events.len()).expect("fewer than 2^32 events");
-            if is_completion {
-                completion_node[op as usize] = node;
-            } else {
-                invocation_node[op as usize] = node;
-            }
-            events.push(Event { op, is_completion });
-        }
-        let count = u32::try_from(events.len()).expect("fewer than 2^32 events");
-        let next = (1..=count)
-            .map(|n| if n == count { NONE } else { n })
-            .collect();
-        let previous = (0..count).map(|n| n.wrapping_sub(1)).collect();
-        EventList {
-            events,
-            next,
-            previous,
-            invocation_node,
-            completion_node,
-        }
-    }
-
-    fn unlink(&mut self, node: u32) {
-        let (previous, next) = (self.previous[node as usize], self.next[node as usize]);
-        self.next[previous as usize] = next;
-        if next != NONE {
-            self.previous[next as usize] = previous;
-        }
-    }
-
-    fn relink(&mut self, node: u32) {
-        let (previous, next) = (self.previous[node as usize], self.next[node as usize]);
-        self.next[previous as usize] = node;
-        if next != NONE {
-            self.previous[next as usize] = node;
-        }
-    }
-
-    fn lift(&mut self, op: u32) {
-        self.unlink(self.invocation_node[op as usize]);
-        let completion = self.completion_node[op as usize];
-        if completion != NONE {
-            self.unlink(completion);
-        }
-    }
-
-    /// Undoes the most recent `lift` (must be called in reverse order of lifting).
-    fn unlift(&mut self, op: u32) {
-        let completion = self.completion_node[op as usize];
-        if completion != NONE {
-            self.relink(completion);
-        }
-        self.relink(self.invocation_node[op as usize]);
-    }
-}
-
-/// Which operations are linearized, encoded compactly for the memo (see cache.rs).
-struct LinearizedSet {
-    /// For each operation: its index among `ok` operations or among `info` ones.
-    slot: Vec<(bool, usize)>,
-    ok: Bitset,
-    ok_count: usize,
-    info: Bitset,
-    /// For `ok` operation i: the first `ok` operation invoked after i completed.
-    window_end: Vec<usize>,
-    first_unlinearized_ok: usize,
-}
-
-impl LinearizedSet {
-    fn new(ops: &[RegisterOp]) -> LinearizedSet {
-        let mut slot = Vec::with_capacity(ops.len());
-        let (mut ok_count, mut info_count) = (0, 0);
-        let mut ok_invokes = Vec::new();
-        let mut ok_completes = Vec::new();
-        for op in ops {
-            if let Some(complete) = op.complete {
-                slot.push((true, ok_count));
-                ok_count += 1;
-                ok_invokes.push(op.invoke);
-                ok_completes.push(complete);
-            } else {
-                slot.push((false, info_count));
-                info_count += 1;
-            }
-        }
-        debug_assert!(
-            ok_invokes.is_sorted(),
-            "operations come in invocation order"
-        );
-        let window_end = ok_completes
-            .iter()
-            .map(|complete| ok_invokes.partition_point(|invoke| invoke <= complete))
-            .collect();
-        LinearizedSet {
-            slot,
-            ok: Bitset::new(ok_count),
-            ok_count,
-            info: Bitset::new(info_count),
-            window_end,
-            first_unlinearized_ok: 0,
-        }
-    }
-
-    fn insert(&mut self, op: u32) {
-        match self.slot[op as usize] {
-            (true, index) => {
-                self.ok.insert(index);
-                if index == self.first_unlinearized_ok {
-                    self.first_unlinearized_ok = self.ok.first_unset_from(index, self.ok_count);
-                }
-            }
-            (false, index) => self.info.insert(index),
-        }
-    }
-
-    fn remove(&mut self, op: u32) {
-        match self.slot[op as usize] {
-            (true, index) => {
-                self.ok.remove(index);
-                self.first_unlinearized_ok = self.first_unlinearized_ok.min(index);
-            }
-            (false, index) => self.info.remove(index),
-        }
-    }
-
-    /// Encodes (this set, `state`) as memo words: state, first unlinearized `ok`
-    /// operation, the `info` bitset, then the linearized `ok` operations in the window.
-    fn encode(&self, state: ValueId, out: &mut Vec<u32>) {
-        out.clear();
-        let first = self.first_unlinearized_ok;
-        out.push(state);
-        out.push(u32::try_from(first).expect("fewer than 2^32 operations"));
-        self.info.encode_into(out);
-        if first < self.ok_count {
-            for index in first + 1..self.window_end[first] {
-                if self.ok.contains(index) {
-                    out.push(u32::try_from(index).expect("fewer than 2^32 operations"));
-                }
-            }
-            debug_assert!(
-                (self.window_end[first]..self.ok_count).all(|index| !self.ok.contains(index)),
-                "the linearized set is closed under real-time precedence"
-            );
-        }
-    }
+/// What one step of the search did.
+enum Progress {
+    Continue,
+    Failed,
 }
 
 /// Searches for a linearization of `ops` (one key, in invocation order) from the
@@ -255,31 +109,23 @@ pub(crate) fn search(ops: &[RegisterOp], meter: &mut Meter) -> SearchOutcome {
         if let Err(exhausted) = meter.tick() {
             return SearchOutcome::Exhausted(exhausted);
         }
-        let cursor = search.cursor;
-        assert_ne!(
-            cursor, NONE,
-            "an unlinearized ok operation's completion is ahead"
-        );
-        let event = search.list.events[cursor as usize];
-        if !event.is_completion {
-            match search.try_to_linearize(event.op) {
-                Err(exhausted) => return SearchOutcome::Exhausted(exhausted),
-                Ok(true) => {}
-                Ok(false) => search.cursor = search.list.next[cursor as usize],
+        match search.step() {
+            Err(exhausted) => return SearchOutcome::Exhausted(exhausted),
+            Ok(Progress::Continue) => {}
+            Ok(Progress::Failed) => {
+                return not_linearizable(ops, &search.list, search.furthest_completion);
             }
-            continue;
-        }
-        search.furthest_completion = search.furthest_completion.max(cursor);
-        if search.phase == Phase::Ok && search.unlinearized_info > 0 {
-            search.phase = Phase::Info;
-            search.cursor = search.list.next[HEAD as usize];
-            continue;
-        }
-        if !search.backtrack() {
-            return not_linearizable(ops, &search.list, search.furthest_completion);
         }
     }
     SearchOutcome::Linearizable
+}
+
+fn not_linearizable(ops: &[RegisterOp], list: &EventList, furthest: u32) -> SearchOutcome {
+    let stuck = list.events[furthest as usize].op as usize;
+    let involved = (0..ops.len())
+        .filter(|&op| list.invocation_node[op] < furthest)
+        .collect();
+    SearchOutcome::NotLinearizable { stuck, involved }
 }
 
 /// The state of one search (see the module doc).
@@ -295,6 +141,21 @@ struct Search<'o> {
     state: ValueId,
     cursor: u32,
     phase: Phase,
+    /// Whether agreeing observers have been linearized at this configuration.
+    settled: bool,
+    /// Whether the last operation linearized was an `info` one awaiting its consumer.
+    awaiting_consumer: bool,
+    /// In the `info` phase: the states the waiting operations need.
+    needed_states: Vec<ValueId>,
+    /// In the `info` phase: whether a waiting cas that did not swap needs the state to
+    /// change.
+    failed_cas_blocked: bool,
+    /// In the `info` phases: the `info` operations to try, in invocation order, and the
+    /// position of the next one.
+    candidates: Vec<u32>,
+    next_candidate: usize,
+    /// The `info` operations in groups of interchangeable ones.
+    groups: InfoGroups,
     furthest_completion: u32,
 }
 
@@ -302,7 +163,7 @@ impl<'o> Search<'o> {
     fn new(ops: &'o [RegisterOp]) -> Search<'o> {
         let list = EventList::new(ops);
         let linearized = LinearizedSet::new(ops);
-        let cursor = list.next[HEAD as usize];
+        let cursor = list.next[OK_HEAD as usize];
         Search {
             ops,
             remaining_ok: linearized.ok_count,
@@ -315,30 +176,127 @@ impl<'o> Search<'o> {
             state: ABSENT,
             cursor,
             phase: Phase::Ok,
-            furthest_completion: HEAD,
+            settled: false,
+            awaiting_consumer: false,
+            needed_states: Vec::new(),
+            failed_cas_blocked: false,
+            candidates: Vec::new(),
+            next_candidate: 0,
+            groups: InfoGroups::new(ops),
+            furthest_completion: OK_HEAD,
         }
     }
 
-    /// Linearizes `op` now if this phase tries it, the specification allows it and the
-    /// resulting configuration is new; then the cursor restarts at the head.
+    /// One step: settle an observer, try one operation, or react to a completion.
+    fn step(&mut self) -> Result<Progress, Exhausted> {
+        if !self.settled {
+            return self.settle_one_observer();
+        }
+        if matches!(self.phase, Phase::Info | Phase::ConsumerInfo) {
+            let Some(&op) = self.candidates.get(self.next_candidate) else {
+                return Ok(self.backtrack());
+            };
+            if !self.try_to_linearize(op)? {
+                self.next_candidate += 1;
+            }
+            return Ok(Progress::Continue);
+        }
+        let node = self.cursor;
+        assert_ne!(
+            node, NONE,
+            "an unlinearized ok operation's completion is ahead"
+        );
+        let event = self.list.events[node as usize];
+        if event.is_completion {
+            self.furthest_completion = self.furthest_completion.max(node);
+            return Ok(match self.phase {
+                Phase::Ok if self.unlinearized_info > 0 => self.try_info(Phase::Info, node, None),
+                Phase::ConsumerOk => self.try_info(Phase::ConsumerInfo, node, None),
+                _ => self.backtrack(),
+            });
+        }
+        if !self.try_to_linearize(event.op)? {
+            self.cursor = self.list.next[node as usize];
+        }
+        Ok(Progress::Continue)
+    }
+
+    /// Linearizes one waiting observer that agrees with the state, if any (a forced
+    /// step); otherwise marks the configuration settled and starts the `ok` walk.
+    fn settle_one_observer(&mut self) -> Result<Progress, Exhausted> {
+        let first_completion = self.list.first_completion();
+        let observer = self
+            .list
+            .invocations_before(OK_HEAD, first_completion)
+            .find(|&op| {
+                let operation = &self.ops[op as usize];
+                let observes =
+                    matches!(operation.action, Action::Read(_)) || operation.is_failed_cas();
+                observes && step(self.state, operation.action).is_some()
+            });
+        let Some(op) = observer else {
+            self.settled = true;
+            self.phase = Phase::Ok;
+            self.cursor = self.list.next[OK_HEAD as usize];
+            return Ok(Progress::Continue);
+        };
+        if !self.record_configuration(op, self.state, false)? {
+            return Ok(self.backtrack());
+        }
+        self.push_and_lift(op, self.state, true);
+        Ok(Progress::Continue)
+    }
+
+    /// Linearizes `op` now if the current phase tries it, the specification allows it
+    /// and the resulting configuration is new; then a new configuration starts.
     fn try_to_linearize(&mut self, op: u32) -> Result<bool, Exhausted> {
         let operation = &self.ops[op as usize];
-        if operation.is_ok() != (self.phase == Phase::Ok) {
+        let tried = match self.phase {
+            Phase::Ok => true,
+            Phase::ConsumerOk => self.is_consumer(operation),
+            Phase::Info => self.is_useful_info(operation),
+            Phase::ConsumerInfo => self.is_consumer(operation),
+        };
+        if !tried {
             return Ok(false);
         }
         let Some(state_after) = step(self.state, operation.action) else {
             return Ok(false);
         };
-        self.linearized.insert(op);
-        self.linearized.encode(state_after, &mut self.encoded);
-        if !self.cache.insert(&self.encoded)? {
-            self.linearized.remove(op);
+        if !self.record_configuration(op, state_after, !operation.is_ok())? {
             return Ok(false);
         }
+        self.push_and_lift(op, state_after, false);
+        Ok(true)
+    }
+
+    /// Adds the configuration "current one plus `op`, in `state_after`" to the memo;
+    /// false if it was there already (then nothing changes).
+    fn record_configuration(
+        &mut self,
+        op: u32,
+        state_after: ValueId,
+        awaiting_consumer: bool,
+    ) -> Result<bool, Exhausted> {
+        self.linearized.insert(op);
+        self.linearized
+            .encode(state_after, awaiting_consumer, &mut self.encoded);
+        let new = self.cache.insert(&self.encoded)?;
+        if !new {
+            self.linearized.remove(op);
+        }
+        Ok(new)
+    }
+
+    /// Pushes the choice of `op` and lifts it (already in the linearized set).
+    fn push_and_lift(&mut self, op: u32, state_after: ValueId, forced: bool) {
+        let operation = &self.ops[op as usize];
         self.stack.push(Frame {
             op,
             state_before: self.state,
             phase: self.phase,
+            awaiting_consumer_before: self.awaiting_consumer,
+            forced,
         });
         self.state = state_after;
         self.list.lift(op);
@@ -346,38 +304,122 @@ impl<'o> Search<'o> {
             self.remaining_ok -= 1;
         } else {
             self.unlinearized_info -= 1;
+            self.groups.linearize(op);
         }
-        self.cursor = self.list.next[HEAD as usize];
-        self.phase = Phase::Ok;
-        Ok(true)
-    }
-
-    /// Undoes the last linearization and moves the cursor past it; false if there is
-    /// none left to undo.
-    fn backtrack(&mut self) -> bool {
-        let Some(frame) = self.stack.pop() else {
-            return false;
-        };
-        self.list.unlift(frame.op);
-        self.linearized.remove(frame.op);
-        if self.ops[frame.op as usize].is_ok() {
-            self.remaining_ok += 1;
+        self.awaiting_consumer = !operation.is_ok();
+        self.settled = self.awaiting_consumer;
+        self.phase = if self.awaiting_consumer {
+            Phase::ConsumerOk
         } else {
-            self.unlinearized_info += 1;
-        }
-        self.state = frame.state_before;
-        self.phase = frame.phase;
-        self.cursor = self.list.next[self.list.invocation_node[frame.op as usize] as usize];
-        true
+            Phase::Ok
+        };
+        self.cursor = self.list.next[OK_HEAD as usize];
     }
-}
 
-fn not_linearizable(ops: &[RegisterOp], list: &EventList, furthest: u32) -> SearchOutcome {
-    let stuck = list.events[furthest as usize].op as usize;
-    let involved = (0..ops.len())
-        .filter(|&op| list.invocation_node[op] < furthest)
-        .collect();
-    SearchOutcome::NotLinearizable { stuck, involved }
+    /// Undoes choices until one can be replaced by the next candidate; `Failed` if none.
+    fn backtrack(&mut self) -> Progress {
+        while let Some(frame) = self.stack.pop() {
+            self.list.unlift(frame.op);
+            self.linearized.remove(frame.op);
+            if self.ops[frame.op as usize].is_ok() {
+                self.remaining_ok += 1;
+            } else {
+                self.unlinearized_info += 1;
+                self.groups.unlinearize(frame.op);
+            }
+            self.state = frame.state_before;
+            self.awaiting_consumer = frame.awaiting_consumer_before;
+            if frame.forced {
+                continue;
+            }
+            self.settled = true;
+            if matches!(frame.phase, Phase::Info | Phase::ConsumerInfo) {
+                self.try_info(frame.phase, self.list.first_completion(), Some(frame.op));
+            } else {
+                self.phase = frame.phase;
+                self.cursor = self.list.next[self.list.invocation_node[frame.op as usize] as usize];
+            }
+            return Progress::Continue;
+        }
+        Progress::Failed
+    }
+
+    /// Starts trying `info` operations in `phase` at the completion `stuck`, after
+    /// `resume_after` (a candidate tried before, when backtracking to it).
+    ///
+    /// The candidates are the first waiting operation of each action (see the module
+    /// doc) among: in the `info` phase, those writing a value a waiting operation needs —
+    /// or, when a waiting cas that did not swap needs the state to change, all of them;
+    /// in the consumer phase, the cas operations expecting the current state. Waiting
+    /// `info` cas operations need the value they expect; every value some `info` cas
+    /// expects (and some `info` operation writes) counts as needed, a superset that keeps
+    /// the search complete and saves walking the pending `info` operations at each
+    /// completion. When a waiting cas that did not swap needs the state to change, the
+    /// next write of a value nobody compares with ([`UNSEEN`]) serves at least as well as
+    /// any other `info` operation (a later operation needing another one's value can have
+    /// that one moved just before it), so it is the only extra candidate if there is one.
+    fn try_info(&mut self, phase: Phase, stuck: u32, resume_after: Option<u32>) -> Progress {
+        self.phase = phase;
+        self.candidates.clear();
+        self.failed_cas_blocked = false;
+        if phase == Phase::Info {
+            self.needed_states.clear();
+            for op in self.list.invocations_before(OK_HEAD, stuck) {
+                let waiting = &self.ops[op as usize];
+                self.failed_cas_blocked |= waiting.failed_cas_expected() == Some(self.state);
+                self.needed_states.extend(waiting.needs_state());
+            }
+            self.needed_states
+                .extend_from_slice(self.groups.expected_and_written());
+            self.needed_states.sort_unstable();
+            self.needed_states.dedup();
+            for &value in &self.needed_states {
+                self.candidates.extend(self.groups.writing(value));
+            }
+            if self.failed_cas_blocked {
+                let waiting_unseen_write = self
+                    .groups
+                    .next_unseen_write()
+                    .filter(|&op| self.list.invocation_node[op as usize] < stuck);
+                match waiting_unseen_write {
+                    Some(op) => self.candidates.push(op),
+                    None => self.candidates.extend(self.groups.all()),
+                }
+            }
+        } else {
+            self.candidates.extend(self.groups.expecting(self.state));
+        }
+        let list = &self.list;
+        self.candidates
+            .retain(|&op| list.invocation_node[op as usize] < stuck);
+        self.candidates
+            .sort_unstable_by_key(|&op| list.invocation_node[op as usize]);
+        self.candidates.dedup();
+        self.next_candidate = match resume_after {
+            None => 0,
+            Some(op) => {
+                let node = list.invocation_node[op as usize];
+                self.candidates
+                    .partition_point(|&candidate| list.invocation_node[candidate as usize] <= node)
+            }
+        };
+        Progress::Continue
+    }
+
+    /// Whether the `info` operation is worth linearizing in the `info` phase.
+    fn is_useful_info(&self, operation: &RegisterOp) -> bool {
+        operation.written().is_some_and(|written| {
+            written != self.state
+                && (self.failed_cas_blocked || self.needed_states.contains(&written))
+        })
+    }
+
+    /// Whether `operation` may directly follow the `info` operation just linearized.
+    fn is_consumer(&self, operation: &RegisterOp) -> bool {
+        let state_before_info = self.stack.last().map_or(ABSENT, |frame| frame.state_before);
+        operation.needs_state() == Some(self.state)
+            || operation.failed_cas_expected() == Some(state_before_info)
+    }
 }
 
 #[cfg(test)]

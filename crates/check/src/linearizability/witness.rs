@@ -5,9 +5,10 @@
 //! operations matter at most: those invoked before the furthest completion it reached
 //! (no branch touched any later one, so dropping them keeps the search, and its failure,
 //! identical). From there the shrinker removes operations greedily, one at a time,
-//! keeping each removal that leaves the rest non-linearizable, and repeats until a pass
-//! removes nothing: the result is 1-minimal (removing any single operation makes it
-//! linearizable, or would leave a read with no write that explains it).
+//! keeping each removal that leaves the rest non-linearizable — by chunks first, then one
+//! at a time until a pass removes nothing: the result is 1-minimal (removing any single
+//! operation makes it linearizable, or would leave a read with no write that explains
+//! it).
 //!
 //! That last rule keeps witnesses honest. A read of 1 with no write of 1 is trivially
 //! non-linearizable, so a naive shrinker would happily delete the write of 1 from a
@@ -20,45 +21,50 @@
 //! Shrinking is bounded: a fixed number of re-checks, each with a step budget; when the
 //! bound is hit the witness is the smallest found so far, still a true witness.
 
-use super::model::{ABSENT, RegisterOp};
+use super::model::{ABSENT, RegisterOp, ValueId};
 use super::search::{SearchOutcome, search};
 use crate::budget::Meter;
+use std::collections::HashSet;
 
 /// The most sub-history checks one shrink may run.
-const ATTEMPTS_MAX: usize = 2_000;
+const ATTEMPTS_MAX: usize = 1_000;
 
 /// The most steps one of those checks may take.
-const STEPS_PER_ATTEMPT_MAX: u64 = 200_000;
+const STEPS_PER_ATTEMPT_MAX: u64 = 100_000;
 
 /// Returns indices into `ops` (sorted) of a small non-linearizable subset, starting
 /// from `involved`, which must be non-linearizable itself.
+///
+/// Removal goes by chunks first (halves, quarters, ... of what is left, latest first, in
+/// the manner of Zeller's delta debugging), so that a witness hidden in thousands of
+/// operations costs a logarithmic number of checks to approach, then one operation at a
+/// time until a pass removes nothing.
 pub(crate) fn shrink(ops: &[RegisterOp], involved: &[usize], meter: &Meter) -> Vec<usize> {
     let mut kept = with_explaining_writes(ops, involved);
     let mut attempts = 0;
+    let mut chunk = (kept.len() / 2).max(1);
     loop {
         let mut removed_any = false;
-        let mut position = kept.len();
-        while position > 0 {
-            position -= 1;
+        let mut end = kept.len();
+        while end > 0 {
             if attempts == ATTEMPTS_MAX || meter.check_deadline().is_err() {
                 return kept;
             }
-            if !removable(ops, &kept, position) {
+            let start = end.saturating_sub(chunk);
+            let candidate: Vec<usize> = kept[..start].iter().chain(&kept[end..]).copied().collect();
+            end = start;
+            if !keeps_explanations(ops, &kept, &candidate) {
                 continue;
             }
             attempts += 1;
-            let candidate: Vec<usize> = kept
-                .iter()
-                .enumerate()
-                .filter(|&(at, _)| at != position)
-                .map(|(_, &index)| index)
-                .collect();
             if certainly_not_linearizable(ops, &candidate, meter) {
                 kept = candidate;
                 removed_any = true;
             }
         }
-        if !removed_any {
+        if chunk > 1 {
+            chunk /= 2;
+        } else if !removed_any {
             return kept;
         }
     }
@@ -98,27 +104,23 @@ fn with_explaining_writes(ops: &[RegisterOp], involved: &[usize]) -> Vec<usize> 
     kept
 }
 
-/// Whether removing `kept[position]` keeps every observed value explained.
-fn removable(ops: &[RegisterOp], kept: &[usize], position: usize) -> bool {
-    let Some(value) = ops[kept[position]].written() else {
-        return true;
-    };
-    if value == ABSENT {
-        return true;
-    }
-    let others = kept
+/// Whether every value observed in `after` that some operation of `before` writes is
+/// still written by an operation of `after`.
+fn keeps_explanations(ops: &[RegisterOp], before: &[usize], after: &[usize]) -> bool {
+    let written_after: HashSet<ValueId> = after
         .iter()
-        .enumerate()
-        .filter(|&(at, _)| at != position)
-        .map(|(_, &index)| &ops[index]);
-    let mut observed = false;
-    for op in others {
-        if op.written() == Some(value) {
-            return true;
-        }
-        observed |= op.observed() == Some(value);
-    }
-    !observed
+        .filter_map(|&index| ops[index].written())
+        .collect();
+    let written_before: HashSet<ValueId> = before
+        .iter()
+        .filter_map(|&index| ops[index].written())
+        .collect();
+    after
+        .iter()
+        .filter_map(|&index| ops[index].observed())
+        .all(|value| {
+            value == ABSENT || written_after.contains(&value) || !written_before.contains(&value)
+        })
 }
 
 #[cfg(test)]
