@@ -113,6 +113,22 @@ fn file_system_access_in_storage_goes_through_the_disk_module() {
 }
 
 #[test]
+fn checkers_depend_on_nothing_they_check() {
+    let manifest = repository_root().join("crates/check/Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let dependencies = text
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap_or_default();
+    assert!(
+        !dependencies.contains("replikv-"),
+        "{} must depend only on the history format, not on replikv's crates",
+        relative(&manifest)
+    );
+}
+
+#[test]
 fn no_test_is_ignored() {
     let attribute = ["#[", "ignore"].concat();
     let offenders: Vec<String> = rust_files()
