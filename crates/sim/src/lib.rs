@@ -72,6 +72,9 @@
 //!
 //! [`mod@reference`] holds a correct durable register and deliberately broken models. They
 //! prove the harness: the register must pass every seed, the broken ones must be caught.
+//! The register stores its changes in the real replication log of `replikv_storage`, so
+//! the storage faults above reach the log's group commit, segment rollover and recovery
+//! in every sweep.
 
 pub mod checking;
 pub mod clients;
