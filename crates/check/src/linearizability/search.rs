@@ -356,8 +356,12 @@ impl<'o> Search<'o> {
     /// the search complete and saves walking the pending `info` operations at each
     /// completion. When a waiting cas that did not swap needs the state to change, the
     /// next write of a value nobody compares with ([`UNSEEN`]) serves at least as well as
-    /// any other `info` operation (a later operation needing another one's value can have
-    /// that one moved just before it), so it is the only extra candidate if there is one.
+    /// any other `info` *write* (a later operation needing another one's value can have
+    /// that blind write moved just before it), so it is the only extra write candidate if
+    /// there is one. An `info` cas expecting the current state is different: it can only
+    /// take effect while the state lasts, so it stays a candidate beside the unseen write
+    /// (regression: simulator seed 91 of the register crash storm, where the checker
+    /// wrongly reported a violation).
     fn try_info(&mut self, phase: Phase, stuck: u32, resume_after: Option<u32>) -> Progress {
         self.phase = phase;
         self.candidates.clear();
@@ -382,7 +386,13 @@ impl<'o> Search<'o> {
                     .next_unseen_write()
                     .filter(|&op| self.list.invocation_node[op as usize] < stuck);
                 match waiting_unseen_write {
-                    Some(op) => self.candidates.push(op),
+                    Some(op) => {
+                        self.candidates.push(op);
+                        // A cas of unknown outcome expecting the current state cannot be
+                        // moved past the unseen write: once the state changes, the
+                        // state it needs may never return. So it stays a candidate.
+                        self.candidates.extend(self.groups.expecting(self.state));
+                    }
                     None => self.candidates.extend(self.groups.all()),
                 }
             }
