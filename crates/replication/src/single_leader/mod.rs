@@ -43,9 +43,9 @@
 //!   follower acknowledgements held meanwhile. The leader counts its own entries towards
 //!   a majority once they are durable. Truncations are durable when they return.
 //! - The **store** applies without syncing (the log is the source of truth) and is synced
-//!   at the end of each flush; it never applies beyond the locally durable log, so after a
-//!   crash it reopens at or behind the log and the node re-applies from
-//!   `store.applied_position()`.
+//!   at the end of a flush once `store_sync_entries` entries were applied since its last
+//!   sync; it never applies beyond the locally durable log, so after a crash it reopens
+//!   at or behind the log and the node re-applies from `store.applied_position()`.
 //!
 //! ## Seams for what comes later
 //!
@@ -66,7 +66,7 @@ mod replication;
 mod tests;
 
 pub use message::{AppendResult, Command, Message, WireEntry};
-pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME};
+pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
@@ -90,6 +90,11 @@ pub struct RaftConfig {
     pub pending_requests_max: usize,
     /// Most entries applied to the store in one batch.
     pub apply_batch_entries_max: usize,
+    /// The store is synced at the end of a flush once this many entries were applied since
+    /// its last sync (1: every flush that applied something). The log is the source of
+    /// truth, so a lazier store only costs re-applying after a crash; it also bounds how
+    /// much redb holds in non-durable commits.
+    pub store_sync_entries: u64,
     /// The replication log's options.
     pub log_options: LogOptions,
 }
@@ -105,6 +110,7 @@ impl Default for RaftConfig {
             inflight_appends_max: 4,
             pending_requests_max: 4096,
             apply_batch_entries_max: 256,
+            store_sync_entries: 64,
             log_options: LogOptions::default(),
         }
     }
@@ -130,6 +136,7 @@ impl RaftConfig {
         if self.inflight_appends_max == 0
             || self.pending_requests_max == 0
             || self.apply_batch_entries_max == 0
+            || self.store_sync_entries == 0
             || self.append_size_max_bytes == 0
         {
             return invalid("limits must be positive");

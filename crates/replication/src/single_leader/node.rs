@@ -35,6 +35,10 @@ pub const HARD_STATE_FILE_NAME: &str = "raft.meta";
 /// The state store's file name on the node's disk.
 pub const STORE_FILE_NAME: &str = "state.redb";
 
+/// Terms above this are absurd (no cluster elects 2^62 leaders) and their messages are
+/// dropped, so that term arithmetic can never overflow.
+pub const TERM_MAX: Term = Term(1 << 62);
+
 /// What must survive a crash besides the log: Raft's current term and vote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct HardState {
@@ -368,7 +372,7 @@ impl Replica for RaftNode {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeId, message: Message) -> Result<()> {
-        if from == self.id || !self.peers.contains(&from) {
+        if from == self.id || !self.peers.contains(&from) || message.term() > TERM_MAX {
             self.stats.messages_dropped += 1;
             return Ok(());
         }
@@ -429,7 +433,11 @@ impl Replica for RaftNode {
         }
         self.leader_flush(now)?;
         self.after_input()?;
-        self.store.sync()?;
+        let applied = self.store.applied_position().index.0;
+        let durable_applied = self.store.durable_applied_position().index.0;
+        if applied - durable_applied >= self.config.store_sync_entries {
+            self.store.sync()?;
+        }
         Ok(())
     }
 

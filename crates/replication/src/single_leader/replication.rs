@@ -96,7 +96,10 @@ impl RaftNode {
     /// Checks an append's entries: contiguous after `previous`, terms non-decreasing and
     /// not above the current term, payloads that decode, a bounded count.
     fn valid_entries(&self, previous: LogPosition, entries: &[WireEntry]) -> bool {
-        if entries.len() > REPLICATION_BATCH_ENTRIES_MAX {
+        let span = entries.len() as u64 + 1;
+        if entries.len() > REPLICATION_BATCH_ENTRIES_MAX
+            || previous.index.0.checked_add(span).is_none()
+        {
             return false;
         }
         let mut expected = previous;

@@ -15,6 +15,7 @@
 
 mod cluster;
 mod format;
+mod robustness;
 
 use cluster::Cluster;
 use std::fs;
