@@ -11,7 +11,7 @@
 //! The harness has no dependency on the simulator: a global virtual clock that moves
 //! only when a command says so, a network that holds messages until `deliver`, explicit
 //! partitions, and simulated disks that lose unsynced writes on `crash`. See
-//! `cluster.rs` for the commands.
+//! `cluster.rs` for the commands. `robustness.rs` feeds a node absurd peer messages.
 
 mod cluster;
 mod format;
