@@ -108,6 +108,7 @@ const SCRIPTS: &[&str] = &[
     "commit_current_term",
     "read_index",
     "restart",
+    "pipeline_recovery",
 ];
 
 macro_rules! script_tests {
@@ -129,5 +130,6 @@ script_tests!(
     backtracking,
     commit_current_term,
     read_index,
-    restart
+    restart,
+    pipeline_recovery
 );
