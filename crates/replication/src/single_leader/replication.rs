@@ -26,6 +26,9 @@ use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_core::{Instant, LogIndex, LogPosition, NodeId};
 use replikv_storage::log::Entry;
 
+/// Most acknowledgements a follower holds until the next flush.
+const HELD_MESSAGES_MAX: usize = 4096;
+
 /// How far back a follower scans its log for the start of a conflicting term.
 const CONFLICT_SCAN_MAX: u64 = 1024;
 
@@ -177,7 +180,12 @@ impl RaftNode {
             result,
             read_sequence,
         };
-        self.held.push((from, response));
+        if self.held.len() < HELD_MESSAGES_MAX {
+            self.held.push((from, response));
+        } else {
+            // Acknowledgements are cumulative: the leader's next heartbeat recovers.
+            self.stats.messages_dropped += 1;
+        }
         Ok(())
     }
 
