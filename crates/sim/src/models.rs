@@ -1,16 +1,18 @@
 //! The models the command line and the seed sweeps know by name.
 //!
 //! A model is a replica factory plus the properties it claims. The real replication
-//! strategies join this table as they land; for now it holds the reference models that
-//! prove the harness: the correct `register` and the broken `local-only` and
-//! `ack-before-sync`.
+//! strategies join this table as they land: `raft-majority` (single-leader Raft in
+//! `majority` commit mode), beside the reference models that prove the harness: the
+//! correct `register` and the broken `local-only` and `ack-before-sync`.
 
 use crate::checking::Properties;
+use crate::node::NodeSetup;
 use crate::options::SimulationOptions;
 use crate::reference::broken::{LocalOnly, ack_before_sync};
 use crate::reference::register::Register;
 use crate::report::RunReport;
 use crate::run::simulate;
+use replikv_replication::single_leader::{RaftConfig, RaftNode};
 use std::fmt;
 use std::str::FromStr;
 
@@ -23,10 +25,17 @@ pub enum Model {
     LocalOnly,
     /// Broken: the register, acknowledging before it syncs.
     AckBeforeSync,
+    /// Single-leader Raft, `majority` commit mode.
+    RaftMajority,
 }
 
 impl Model {
-    pub const ALL: [Model; 3] = [Model::Register, Model::LocalOnly, Model::AckBeforeSync];
+    pub const ALL: [Model; 4] = [
+        Model::Register,
+        Model::LocalOnly,
+        Model::AckBeforeSync,
+        Model::RaftMajority,
+    ];
 
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -34,6 +43,7 @@ impl Model {
             Model::Register => "register",
             Model::LocalOnly => "local-only",
             Model::AckBeforeSync => "ack-before-sync",
+            Model::RaftMajority => "raft-majority",
         }
     }
 
@@ -48,7 +58,7 @@ impl Model {
                 durable: true,
                 convergent: false,
             },
-            Model::LocalOnly => Properties {
+            Model::LocalOnly | Model::RaftMajority => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
@@ -65,8 +75,20 @@ impl Model {
             Model::Register => simulate(options, &properties, Register::open),
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
+            Model::RaftMajority => simulate(options, &properties, raft_majority),
         }
     }
+}
+
+/// Builds a Raft node in `majority` mode with the default configuration.
+fn raft_majority(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
+    RaftNode::open(
+        setup.id,
+        setup.peers,
+        setup.disk,
+        setup.seed,
+        RaftConfig::default(),
+    )
 }
 
 impl fmt::Display for Model {
@@ -82,7 +104,7 @@ impl FromStr for Model {
             .into_iter()
             .find(|model| model.name() == name)
             .ok_or_else(|| {
-                format!("unknown model {name:?} (expected register, local-only or ack-before-sync)")
+                format!("unknown model {name:?} (expected register, local-only, ack-before-sync or raft-majority)")
             })
     }
 }

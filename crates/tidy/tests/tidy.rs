@@ -7,11 +7,11 @@ use std::path::Path;
 /// Crates whose code must stay sans-IO and deterministic: no async runtime, no sockets, no
 /// wall clock, no threads, no unseeded randomness. (The storage crate does file I/O through
 /// its disk module only; the simulator owns virtual time.)
-const DETERMINISTIC_CRATES: &[&str] = &["core", "storage", "sim"];
+const DETERMINISTIC_CRATES: &[&str] = &["core", "storage", "sim", "replication"];
 
 /// Crates that must not depend on an async runtime. The checkers may read the monotonic
 /// clock, for their search time budget only.
-const SYNCHRONOUS_CRATES: &[&str] = &["core", "storage", "sim", "check"];
+const SYNCHRONOUS_CRATES: &[&str] = &["core", "storage", "sim", "check", "replication"];
 
 /// Source patterns that would break determinism in those crates.
 const FORBIDDEN_IN_DETERMINISTIC_CODE: &[&str] = &[

@@ -1,0 +1,220 @@
+//! The leader's own state: per-follower progress, heartbeats, check-quorum, and what it
+//! owes its clients.
+//!
+//! A new leader appends a no-op entry of its term at once: entries of earlier terms can
+//! only be committed indirectly, by committing an entry of the current term after them
+//! (Raft §5.4.2), and the no-op gives every new term such an entry without waiting for a
+//! client. It is also the floor of every ReadIndex read (see `client.rs`).
+//!
+//! Every heartbeat interval the leader sends each follower an append: the next entries if
+//! its pipeline has room, else an empty one. If a follower made no progress since the
+//! previous heartbeat while entries beyond its acknowledged index were sent, those appends
+//! are presumed lost and its pipeline restarts from its last acknowledged index.
+//!
+//! Check-quorum: every maximum election timeout the leader counts the followers it heard
+//! from since the previous check; without a majority it steps down. A leader cut off from
+//! its cluster therefore stops serving within a bounded time, and its followers, who
+//! refuse votes while they hear from their leader, are not disturbed by a peer that merely
+//! lost touch.
+//!
+//! A leader that steps down answers every pending proposal with
+//! [`Error::Indeterminate`]: the entry may still be committed by the next leader. Pending
+//! reads fail with [`Error::NotLeader`]: a read that was not served had no effect.
+
+use super::message::Command;
+use super::node::{RaftNode, Role};
+use replikv_core::error::{Error, Result};
+use replikv_core::{Instant, Key, LogIndex, NodeId, Reply, RequestId};
+use replikv_storage::log::Entry;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// What the leader knows of one follower.
+#[derive(Clone, Debug)]
+pub(super) struct Progress {
+    /// The next index to send.
+    pub next: LogIndex,
+    /// The highest index known durable on the follower and matching the leader's log.
+    pub matched: LogIndex,
+    /// Appends with entries sent and not yet acknowledged.
+    pub inflight: usize,
+    /// Whether the follower acknowledged anything since the previous heartbeat.
+    pub acked_since_heartbeat: bool,
+    /// Whether the follower answered anything since the previous check-quorum.
+    pub recently_active: bool,
+    /// The highest ReadIndex round the follower confirmed.
+    pub read_sequence: u64,
+}
+
+/// A linearizable read waiting for its confirmation round and for the apply index.
+#[derive(Clone, Debug)]
+pub(super) struct PendingRead {
+    pub request_id: RequestId,
+    pub key: Key,
+    /// The store must have applied at least this index before the read is served.
+    pub read_index: LogIndex,
+    /// The confirmation round; `None` until the next flush starts one.
+    pub sequence: Option<u64>,
+}
+
+/// The state a node holds only while it leads.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    pub(super) progress: BTreeMap<NodeId, Progress>,
+    pub(super) heartbeat_deadline: Instant,
+    pub(super) check_quorum_deadline: Instant,
+    /// The index of this term's no-op entry.
+    pub(super) noop_index: LogIndex,
+    /// Client writes proposed in this term, by log index.
+    pub(super) proposals: BTreeMap<LogIndex, RequestId>,
+    /// The latest ReadIndex confirmation round started.
+    pub(super) read_sequence: u64,
+    pub(super) reads: VecDeque<PendingRead>,
+    /// New entries were appended since the last broadcast.
+    pub(super) replicate_needed: bool,
+}
+
+impl LeaderState {
+    /// When the leader next needs a tick.
+    pub(super) fn next_deadline(&self) -> Instant {
+        self.heartbeat_deadline.min(self.check_quorum_deadline)
+    }
+}
+
+impl RaftNode {
+    pub(super) fn become_leader(&mut self, now: Instant) -> Result<()> {
+        assert!(matches!(self.role, Role::Candidate { .. }));
+        assert_eq!(self.voted_for, Some(self.id));
+        self.stats.leaderships_won += 1;
+        let last = self.log.last_position().index;
+        let noop_index = last.next();
+        let progress = self
+            .peers
+            .iter()
+            .map(|peer| {
+                let progress = Progress {
+                    next: noop_index,
+                    matched: LogIndex::ZERO,
+                    inflight: 0,
+                    acked_since_heartbeat: false,
+                    recently_active: true,
+                    read_sequence: 0,
+                };
+                (*peer, progress)
+            })
+            .collect();
+        let check_quorum_ms = self.config.election_timeout_ms_max;
+        self.role = Role::Leader(Box::new(LeaderState {
+            progress,
+            heartbeat_deadline: now + Duration::from_millis(self.config.heartbeat_interval_ms),
+            check_quorum_deadline: now + Duration::from_millis(check_quorum_ms),
+            noop_index,
+            proposals: BTreeMap::new(),
+            read_sequence: 0,
+            reads: VecDeque::new(),
+            replicate_needed: true,
+        }));
+        self.election_deadline = None;
+        let entry = Entry {
+            position: replikv_core::LogPosition {
+                term: self.term,
+                index: noop_index,
+            },
+            payload: Command::Noop.encode(),
+        };
+        self.log.append(&[entry])?;
+        for peer in self.peers.clone() {
+            self.send_append(peer, true)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn leader_state(&mut self) -> &mut LeaderState {
+        match &mut self.role {
+            Role::Leader(state) => state,
+            _ => panic!("not the leader"),
+        }
+    }
+
+    /// Heartbeats and check-quorum.
+    pub(super) fn leader_tick(&mut self, now: Instant) -> Result<()> {
+        let heartbeat = Duration::from_millis(self.config.heartbeat_interval_ms);
+        let check_quorum = Duration::from_millis(self.config.election_timeout_ms_max);
+        let quorum = self.quorum();
+        let state = self.leader_state();
+        if now >= state.check_quorum_deadline {
+            let active = 1 + state
+                .progress
+                .values()
+                .filter(|p| p.recently_active)
+                .count();
+            if active < quorum {
+                self.stats.check_quorum_step_downs += 1;
+                let term = self.term;
+                return self.become_follower(now, term, None);
+            }
+            for progress in state.progress.values_mut() {
+                progress.recently_active = false;
+            }
+            state.check_quorum_deadline = now + check_quorum;
+        }
+        if now >= state.heartbeat_deadline {
+            state.heartbeat_deadline = now + heartbeat;
+            for progress in state.progress.values_mut() {
+                // Entries sent beyond what the follower acknowledged, and no progress
+                // for a whole interval: presume them lost (the in-flight count can be
+                // wrong after losses and reorders, the next index cannot).
+                if !progress.acked_since_heartbeat && progress.next > progress.matched.next() {
+                    progress.next = progress.matched.next();
+                    progress.inflight = 0;
+                }
+                progress.acked_since_heartbeat = false;
+            }
+            for peer in self.peers.clone() {
+                self.send_append(peer, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// End of a batch on the leader: its own entries may have become durable (commit),
+    /// new entries go out, and pending reads get a confirmation round.
+    pub(super) fn leader_flush(&mut self, _now: Instant) -> Result<()> {
+        if !matches!(self.role, Role::Leader(_)) {
+            return Ok(());
+        }
+        self.advance_commit();
+        let state = self.leader_state();
+        let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
+        if needs_round {
+            state.read_sequence += 1;
+            let sequence = state.read_sequence;
+            for read in state
+                .reads
+                .iter_mut()
+                .filter(|read| read.sequence.is_none())
+            {
+                read.sequence = Some(sequence);
+            }
+        }
+        let replicate = std::mem::take(&mut state.replicate_needed);
+        if replicate || needs_round {
+            for peer in self.peers.clone() {
+                self.send_append(peer, needs_round)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers everything a deposed leader still owes its clients.
+    pub(super) fn abandon_leadership(&mut self, state: LeaderState) {
+        for request_id in state.proposals.into_values() {
+            let error = Error::Indeterminate("leadership lost before commit".into());
+            self.reply(request_id, Reply::Failed(error));
+        }
+        for read in state.reads {
+            let error = Error::NotLeader { leader: None };
+            self.reply(read.request_id, Reply::Failed(error));
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! # Single-leader replication: Raft, `majority` commit mode
+//!
+//! One node, the leader, orders every write into a replicated log; the others copy the
+//! log and apply it, in order, to their state store. Raft decides who leads and when an
+//! entry is committed. This module is that backbone, written as a sans-IO state machine
+//! ([`RaftNode`], a [`Replica`](replikv_core::replica::Replica)).
+//!
+//! ## The protocol as used here
+//!
+//! - **Terms** number leaderships. Every message carries its sender's term; a higher term
+//!   makes the receiver a follower of it, a lower one marks a stale sender (fencing).
+//! - **Elections** start after a randomized timeout without news from a leader. A
+//!   pre-vote comes first (a node that could not win never bumps a term), then the real
+//!   vote; a node votes once per term, for a candidate whose log is at least as up to
+//!   date as its own. Followers ignore (pre-)votes while they hear from their leader, and
+//!   a leader that does not hear from a majority within an election timeout steps down
+//!   (check-quorum): together they keep a flaky node from deposing a healthy leader.
+//! - **Replication**: AppendEntries with the (previous index, previous term) consistency
+//!   check, fast backtracking by hints, bounded batches and a bounded pipeline per
+//!   follower; empty appends are the heartbeats. A new leader appends a no-op entry.
+//! - **Commit** (`majority` mode): an entry is committed once a majority holds it durably
+//!   and it is of the leader's term (or precedes such an entry). Committed entries are
+//!   applied in order to the store; the leader answers the client from the store's
+//!   outcome.
+//! - **Reads**: linearizable reads by ReadIndex, local reads from the local store.
+//!
+//! ## Invariants (asserted in the code, and across nodes by the simulator)
+//!
+//! - terms never decrease; a node votes at most once per term;
+//! - at most one leader per term (election safety);
+//! - two logs with an entry of the same index and term agree on every entry up to it
+//!   (log matching); committed prefixes of any two nodes agree;
+//! - a leader never truncates its own log; nobody truncates a committed entry;
+//! - applied ≤ commit ≤ last index; the commit index never decreases.
+//!
+//! ## What is durable when
+//!
+//! - The **hard state** (term, vote) is stored, with its own syncs, *before* the node acts
+//!   on it: before a vote is answered, before a candidate asks for votes, before a
+//!   message of a higher term is handled.
+//! - **Log appends** are buffered; [`handle_flush`](replikv_core::replica::Replica::handle_flush)
+//!   syncs them once for the whole batch (group commit) and only then releases the
+//!   follower acknowledgements held meanwhile. The leader counts its own entries towards
+//!   a majority once they are durable. Truncations are durable when they return.
+//! - The **store** applies without syncing (the log is the source of truth) and is synced
+//!   at the end of a flush once `store_sync_entries` entries were applied since its last
+//!   sync; it never applies beyond the locally durable log, so after a crash it reopens
+//!   at or behind the log and the node re-applies from `store.applied_position()`.
+//!
+//! ## Seams for what comes later
+//!
+//! Other commit modes (`all`, semi-sync, async) change only the commit rule in
+//! `replication.rs`; snapshots and compaction, learners, membership change, leadership
+//! transfer, leases, session reads and idempotent retries (a request id applied once)
+//! are not implemented yet.
+
+mod client;
+mod election;
+mod invariants;
+mod leader;
+pub mod message;
+mod node;
+mod replication;
+
+#[cfg(test)]
+mod tests;
+
+pub use message::{AppendResult, Command, Message, WireEntry};
+pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
+
+use replikv_core::error::{Error, Result};
+use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
+use replikv_storage::log::LogOptions;
+
+/// How a [`RaftNode`] is tuned. The defaults suit a LAN and the simulator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftConfig {
+    /// Election timeouts are drawn uniformly from `min..=max` milliseconds.
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    /// A leader sends heartbeats this often.
+    pub heartbeat_interval_ms: u64,
+    /// Most entries in one append.
+    pub append_entries_max: usize,
+    /// Most payload bytes in one append (one entry always goes, whatever its size).
+    pub append_size_max_bytes: usize,
+    /// Most appends with entries unacknowledged per follower.
+    pub inflight_appends_max: usize,
+    /// Most client requests (proposals and reads) a leader holds unanswered.
+    pub pending_requests_max: usize,
+    /// Most entries applied to the store in one batch.
+    pub apply_batch_entries_max: usize,
+    /// The store is synced at the end of a flush once this many entries were applied since
+    /// its last sync (1: every flush that applied something). The log is the source of
+    /// truth, so a lazier store only costs re-applying after a crash; it also bounds how
+    /// much redb holds in non-durable commits.
+    pub store_sync_entries: u64,
+    /// The replication log's options.
+    pub log_options: LogOptions,
+}
+
+impl Default for RaftConfig {
+    fn default() -> RaftConfig {
+        RaftConfig {
+            election_timeout_ms_min: 150,
+            election_timeout_ms_max: 300,
+            heartbeat_interval_ms: 50,
+            append_entries_max: 64,
+            append_size_max_bytes: 1024 * 1024,
+            inflight_appends_max: 4,
+            pending_requests_max: 4096,
+            apply_batch_entries_max: 256,
+            store_sync_entries: 64,
+            log_options: LogOptions::default(),
+        }
+    }
+}
+
+impl RaftConfig {
+    /// Checks that the numbers make sense together.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |text: &str| Err(Error::InvalidInput(format!("raft config: {text}")));
+        if self.election_timeout_ms_min == 0
+            || self.election_timeout_ms_min > self.election_timeout_ms_max
+        {
+            return invalid("election timeouts need 0 < min <= max");
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_ms_min
+        {
+            return invalid("heartbeats must be more frequent than elections");
+        }
+        if !(1..=REPLICATION_BATCH_ENTRIES_MAX).contains(&self.append_entries_max) {
+            return invalid("append_entries_max outside 1..=REPLICATION_BATCH_ENTRIES_MAX");
+        }
+        if self.inflight_appends_max == 0
+            || self.pending_requests_max == 0
+            || self.apply_batch_entries_max == 0
+            || self.store_sync_entries == 0
+            || self.append_size_max_bytes == 0
+        {
+            return invalid("limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// What a node counted: for tests, reports and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RaftStats {
+    pub pre_votes_started: u64,
+    pub elections_started: u64,
+    pub leaderships_won: u64,
+    pub check_quorum_step_downs: u64,
+    /// Votes from a higher term ignored because a leader was recently heard.
+    pub votes_ignored_in_lease: u64,
+    /// Messages from an older term.
+    pub stale_messages: u64,
+    /// Messages dropped as malformed, from an unknown node, or impossible.
+    pub messages_dropped: u64,
+    pub entries_truncated: u64,
+    pub entries_applied: u64,
+    pub requests_refused: u64,
+}

@@ -1,0 +1,310 @@
+//! AppendEntries on both sides, and the commit rule.
+//!
+//! **Leader side.** Each follower has a [`Progress`](super::leader::Progress): the next
+//! index to send and the highest index it acknowledged durably. The leader sends batches
+//! of at most `append_entries_max` entries and keeps at most `inflight_appends_max` of
+//! them unacknowledged per follower (pipelining, bounded). A rejection carries a hint (the
+//! follower's last index + 1, or the first index of its conflicting term), so a divergent
+//! follower is repaired in a few round trips instead of one per entry.
+//!
+//! **Follower side.** An append passes the consistency check if the follower holds an
+//! entry at `previous` with the same term (log matching: then the logs agree on
+//! everything up to it). Entries already present with the same term are skipped (a
+//! duplicated or reordered append must not truncate anything); the first conflicting
+//! entry and everything after it are removed (never a committed entry: that would take a
+//! broken leader, and the message is then dropped), and the rest appended. The
+//! acknowledgement claims durability, so it is held until the next flush.
+//!
+//! **Commit.** The leader's commit index is the highest index held durably by a majority
+//! (its own entries count once its log synced them) whose entry is of the current term
+//! (Raft §5.4.2: an entry of an earlier term is committed only through a later one).
+
+use super::message::{AppendResult, Command, Message, WireEntry};
+use super::node::{RaftNode, Role};
+use replikv_core::error::Result;
+use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
+use replikv_core::{Instant, LogIndex, LogPosition, NodeId};
+use replikv_storage::log::Entry;
+
+/// Most acknowledgements a follower holds until the next flush.
+const HELD_MESSAGES_MAX: usize = 4096;
+
+/// How far back a follower scans its log for the start of a conflicting term.
+const CONFLICT_SCAN_MAX: u64 = 1024;
+
+impl RaftNode {
+    /// Sends `peer` the next entries while its pipeline has room; if nothing was sent and
+    /// `heartbeat` is set, sends an empty append (a heartbeat).
+    pub(super) fn send_append(&mut self, peer: NodeId, heartbeat: bool) -> Result<()> {
+        let last = self.log.last_position().index;
+        let (entries_max, bytes_max) = (
+            self.config.append_entries_max,
+            self.config.append_size_max_bytes,
+        );
+        let inflight_max = self.config.inflight_appends_max;
+        let (term, commit) = (self.term, self.commit);
+        let state = self.leader_state();
+        let read_sequence = state.read_sequence;
+        let mut progress = state.progress[&peer].clone();
+        let mut messages = Vec::new();
+        while progress.inflight < inflight_max && progress.next <= last {
+            let previous_index = progress.next.previous().expect("next is at least 1");
+            let previous = self.position_at(previous_index);
+            let entries: Vec<WireEntry> = self
+                .log
+                .read_range(progress.next, entries_max, bytes_max)?
+                .into_iter()
+                .map(|entry| WireEntry {
+                    position: entry.position,
+                    payload: entry.payload,
+                })
+                .collect();
+            let sent_last = entries.last().expect("next <= last").position.index;
+            progress.next = sent_last.next();
+            progress.inflight += 1;
+            messages.push(Message::Append {
+                term,
+                previous,
+                entries,
+                commit,
+                read_sequence,
+            });
+        }
+        if messages.is_empty() && heartbeat {
+            let previous = self.position_at(progress.matched);
+            messages.push(Message::Append {
+                term,
+                previous,
+                entries: Vec::new(),
+                commit,
+                read_sequence,
+            });
+        }
+        self.leader_state().progress.insert(peer, progress);
+        for message in messages {
+            self.send(peer, message);
+        }
+        Ok(())
+    }
+
+    /// The position of the entry at `index`, which the leader's log holds.
+    fn position_at(&self, index: LogIndex) -> LogPosition {
+        let term = self
+            .log
+            .term_at(index)
+            .expect("the leader's log holds every index it sends from");
+        LogPosition { term, index }
+    }
+
+    /// Checks an append's entries: contiguous after `previous`, terms non-decreasing and
+    /// not above the current term, payloads that decode, a bounded count.
+    fn valid_entries(&self, previous: LogPosition, entries: &[WireEntry]) -> bool {
+        let span = entries.len() as u64 + 1;
+        if entries.len() > REPLICATION_BATCH_ENTRIES_MAX
+            || previous.index.0.checked_add(span).is_none()
+        {
+            return false;
+        }
+        let mut expected = previous;
+        for entry in entries {
+            let position = entry.position;
+            if position.index != expected.index.next()
+                || position.term < expected.term
+                || position.term > self.term
+                || Command::decode(&entry.payload).is_none()
+            {
+                return false;
+            }
+            expected = position;
+        }
+        previous.term <= self.term
+    }
+
+    pub(super) fn handle_append(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        previous: LogPosition,
+        entries: Vec<WireEntry>,
+        commit: LogIndex,
+        read_sequence: u64,
+    ) -> Result<()> {
+        match &self.role {
+            Role::Leader(_) => {
+                // Two leaders in one term cannot happen with correct peers.
+                self.stats.messages_dropped += 1;
+                return Ok(());
+            }
+            Role::Follower {
+                leader: Some(leader),
+            } if *leader != from => {
+                self.stats.messages_dropped += 1;
+                return Ok(());
+            }
+            Role::Follower { .. } => self.role = Role::Follower { leader: Some(from) },
+            Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                self.become_follower(now, self.term, Some(from))?;
+            }
+        }
+        self.leader_contact = Some(now);
+        self.reset_election_deadline(now);
+        if !self.valid_entries(previous, &entries) {
+            self.stats.messages_dropped += 1;
+            return Ok(());
+        }
+        let term = self.term;
+        if self.log.term_at(previous.index) != Some(previous.term) {
+            let next = self.conflict_hint(previous.index);
+            let result = AppendResult::Rejected { next };
+            let response = Message::AppendResponse {
+                term,
+                result,
+                read_sequence,
+            };
+            self.send(from, response);
+            return Ok(());
+        }
+        let matched = LogIndex(previous.index.0 + entries.len() as u64);
+        if !self.append_missing(entries)? {
+            self.stats.messages_dropped += 1;
+            return Ok(());
+        }
+        let commit = commit.min(matched);
+        if commit > self.commit {
+            self.commit = commit;
+            self.log.mark_committed(commit);
+        }
+        let result = AppendResult::Accepted { matched };
+        let response = Message::AppendResponse {
+            term,
+            result,
+            read_sequence,
+        };
+        if self.held.len() < HELD_MESSAGES_MAX {
+            self.held.push((from, response));
+        } else {
+            // Acknowledgements are cumulative: the leader's next heartbeat recovers.
+            self.stats.messages_dropped += 1;
+        }
+        Ok(())
+    }
+
+    /// Where the leader should resume after a failed consistency check at `index`.
+    fn conflict_hint(&self, index: LogIndex) -> LogIndex {
+        let last = self.log.last_position().index;
+        let Some(conflict_term) = self.log.term_at(index).filter(|_| index <= last) else {
+            return last.next();
+        };
+        let floor = self.commit.next();
+        let mut hint = index;
+        let mut steps = 0;
+        while hint > floor && steps < CONFLICT_SCAN_MAX {
+            let before = hint.previous().expect("hint above floor >= 1");
+            if self.log.term_at(before) != Some(conflict_term) {
+                break;
+            }
+            hint = before;
+            steps += 1;
+        }
+        hint.max(LogIndex(1))
+    }
+
+    /// Appends the entries the log lacks, truncating a conflicting uncommitted suffix
+    /// first. Returns false (changing nothing) if the conflict reaches a committed entry.
+    fn append_missing(&mut self, entries: Vec<WireEntry>) -> Result<bool> {
+        let last = self.log.last_position().index;
+        let mut first_new = entries.len();
+        for (offset, entry) in entries.iter().enumerate() {
+            let index = entry.position.index;
+            if index > last || self.log.term_at(index) != Some(entry.position.term) {
+                first_new = offset;
+                break;
+            }
+        }
+        let Some(first) = entries.get(first_new) else {
+            return Ok(true);
+        };
+        let after = first.position.index.previous().expect("entries start at 1");
+        if after < last {
+            if after < self.commit {
+                return Ok(false);
+            }
+            self.stats.entries_truncated += last.0 - after.0;
+            self.log.truncate_suffix(after)?;
+        }
+        let new: Vec<Entry> = entries
+            .into_iter()
+            .skip(first_new)
+            .map(|entry| Entry {
+                position: entry.position,
+                payload: entry.payload,
+            })
+            .collect();
+        self.log.append(&new)?;
+        Ok(true)
+    }
+
+    pub(super) fn handle_append_response(
+        &mut self,
+        _now: Instant,
+        from: NodeId,
+        result: AppendResult,
+        read_sequence: u64,
+    ) -> Result<()> {
+        if !matches!(self.role, Role::Leader(_)) {
+            return Ok(());
+        }
+        let last = self.log.last_position().index;
+        let state = self.leader_state();
+        if read_sequence > state.read_sequence {
+            self.stats.messages_dropped += 1;
+            return Ok(());
+        }
+        let progress = state.progress.get_mut(&from).expect("peers have progress");
+        progress.recently_active = true;
+        progress.read_sequence = progress.read_sequence.max(read_sequence);
+        match result {
+            AppendResult::Accepted { matched } => {
+                if matched > last {
+                    self.stats.messages_dropped += 1;
+                    return Ok(());
+                }
+                // Only progress counts as an acknowledgement of the pipeline: answers
+                // to heartbeats (and duplicates) must not keep a pipeline of lost
+                // appends looking alive.
+                if matched > progress.matched {
+                    progress.acked_since_heartbeat = true;
+                    progress.inflight = progress.inflight.saturating_sub(1);
+                    progress.matched = matched;
+                }
+                progress.next = progress.next.max(matched.next());
+                self.advance_commit();
+            }
+            AppendResult::Rejected { next } => {
+                if next <= progress.matched {
+                    return Ok(()); // stale
+                }
+                progress.acked_since_heartbeat = true;
+                progress.inflight = 0;
+                progress.next = next.min(last.next()).max(progress.matched.next());
+            }
+        }
+        self.send_append(from, false)
+    }
+
+    /// Raises the commit index to the highest index durable on a majority whose entry is
+    /// of the current term.
+    pub(super) fn advance_commit(&mut self) {
+        let quorum = self.quorum();
+        let own = self.log.durable_position().index;
+        let state = self.leader_state();
+        let mut matched: Vec<LogIndex> = state.progress.values().map(|p| p.matched).collect();
+        matched.push(own);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[quorum - 1];
+        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            self.log.mark_committed(candidate);
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The script harness: a few Raft nodes, a held-message network, a virtual clock.
+//!
+//! Commands (node names are `n1`, `n2`, ...):
+//!
+//! - `cluster nodes=N seed=S`: the first command; builds N nodes on fresh simulated disks.
+//! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
+//!   ticks it. `tick nX` ticks at the current time; `advance MS` moves the clock only.
+//! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
+//!   answers stay in flight. `stabilize` delivers until nothing is in flight.
+//! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
+//! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
+//!   client requests.
+//! - `crash nX` (unsynced writes are lost), `restart nX`.
+//! - `inject nA -> nB accepted=I`: a hand-made append acknowledgement in nB's term.
+//! - `status`: every node's state; `log nX`: its log positions.
+//!
+//! After every command each running node is flushed (so durable acknowledgements go out
+//! in the same command), and every node whose state changed prints its new state.
+
+use super::format;
+use crate::single_leader::message::{AppendResult, Message};
+use crate::single_leader::{RaftConfig, RaftNode};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use replikv_core::kv::ReadConsistency;
+use replikv_core::replica::{Output, Replica};
+use replikv_core::{ClientId, Instant, Key, LogIndex, NodeId, Request, RequestId, Value};
+use replikv_storage::disk::Disk;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Bound on `stabilize` rounds: a script that needs more has a livelock.
+const STABILIZE_ROUNDS_MAX: usize = 100;
+
+pub(super) struct Cluster {
+    ids: Vec<NodeId>,
+    nodes: BTreeMap<NodeId, Option<RaftNode>>,
+    disks: BTreeMap<NodeId, Disk>,
+    seed: u64,
+    random: ChaCha8Rng,
+    now: Instant,
+    in_flight: Vec<(NodeId, NodeId, Message)>,
+    /// Pairs that cannot talk, both directions listed.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    next_sequence: u64,
+    summaries: BTreeMap<NodeId, String>,
+    out: Vec<String>,
+}
+
+fn node_id(word: &str) -> NodeId {
+    let number = word.strip_prefix('n').and_then(|n| n.parse().ok());
+    NodeId(number.unwrap_or_else(|| panic!("not a node name: {word:?}")))
+}
+
+fn number_after(word: &str, prefix: &str) -> u64 {
+    word.strip_prefix(prefix)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("expected {prefix}<number>, got {word:?}"))
+}
+
+impl Cluster {
+    pub(super) fn create(command: &str) -> (Cluster, Vec<String>) {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        assert!(
+            words.len() == 3 && words[0] == "cluster",
+            "a script starts with `cluster nodes=N seed=S`"
+        );
+        let count = number_after(words[1], "nodes=");
+        let seed = number_after(words[2], "seed=");
+        let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
+        let mut cluster = Cluster {
+            ids: ids.clone(),
+            nodes: BTreeMap::new(),
+            disks: ids.iter().map(|id| (*id, Disk::simulated())).collect(),
+            seed,
+            random: ChaCha8Rng::seed_from_u64(seed),
+            now: Instant::ZERO,
+            in_flight: Vec::new(),
+            cut: BTreeSet::new(),
+            next_sequence: 1,
+            summaries: BTreeMap::new(),
+            out: Vec::new(),
+        };
+        for id in ids {
+            cluster.start(id);
+        }
+        cluster.report_changes();
+        let out = std::mem::take(&mut cluster.out);
+        (cluster, out)
+    }
+
+    fn start(&mut self, id: NodeId) {
+        let peers = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|peer| *peer != id)
+            .collect();
+        let node_seed = self.seed.wrapping_mul(1000).wrapping_add(id.0);
+        let mut node = RaftNode::open(
+            id,
+            peers,
+            self.disks[&id].clone(),
+            node_seed,
+            RaftConfig::default(),
+        )
+        .expect("node opens");
+        node.handle_tick(self.now).expect("tick");
+        self.nodes.insert(id, Some(node));
+        self.drain(id);
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut RaftNode {
+        self.nodes
+            .get_mut(&id)
+            .and_then(Option::as_mut)
+            .unwrap_or_else(|| panic!("{id} is not running"))
+    }
+
+    pub(super) fn run(&mut self, command: &str) -> Vec<String> {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.as_slice() {
+            ["timeout", node] => self.timeout(node_id(node)),
+            ["tick", node] => {
+                let now = self.now;
+                self.node(node_id(node)).handle_tick(now).expect("tick");
+                self.drain(node_id(node));
+            }
+            ["advance", millis] => {
+                let millis: u64 = millis.parse().expect("milliseconds");
+                self.now = self.now + Duration::from_millis(millis);
+                self.out.push(format!("time {}", self.now));
+            }
+            ["deliver"] => self.deliver(None),
+            ["deliver", node] => self.deliver(Some(node_id(node))),
+            ["stabilize"] => self.stabilize(),
+            ["partition", rest @ ..] => self.partition(rest),
+            ["heal"] => self.cut.clear(),
+            ["crash", node] => self.crash(node_id(node)),
+            ["restart", node] => self.start(node_id(node)),
+            ["inject", from, "->", to, accepted] => {
+                self.inject(node_id(from), node_id(to), accepted);
+            }
+            ["status"] => self.status(),
+            ["log", node] => self.print_log(node_id(node)),
+            _ => self.request(&words),
+        }
+        self.flush_all();
+        self.report_changes();
+        self.check_invariants();
+        std::mem::take(&mut self.out)
+    }
+
+    fn timeout(&mut self, id: NodeId) {
+        let deadline = self
+            .node(id)
+            .poll_timeout()
+            .expect("nodes always have a deadline");
+        self.now = self.now.max(deadline);
+        self.out.push(format!("time {}", self.now));
+        let now = self.now;
+        self.node(id).handle_tick(now).expect("tick");
+        self.drain(id);
+    }
+
+    fn request(&mut self, words: &[&str]) {
+        let key = |word: &str| Key::new(word.as_bytes()).expect("key");
+        let value = |word: &str| Value::new(word.as_bytes()).expect("value");
+        let (node, request) = match words {
+            ["put", node, k, v] => (
+                node,
+                Request::Put {
+                    key: key(k),
+                    value: value(v),
+                },
+            ),
+            ["delete", node, k] => (node, Request::Delete { key: key(k) }),
+            ["cas", node, k, expected, new] => {
+                let expected = (*expected != "-").then(|| value(expected));
+                let request = Request::CompareAndSet {
+                    key: key(k),
+                    expected,
+                    new: value(new),
+                };
+                (node, request)
+            }
+            ["get", node, k] => {
+                let consistency = ReadConsistency::Linearizable;
+                (
+                    node,
+                    Request::Get {
+                        key: key(k),
+                        consistency,
+                    },
+                )
+            }
+            ["get-local", node, k] => {
+                let consistency = ReadConsistency::Local;
+                (
+                    node,
+                    Request::Get {
+                        key: key(k),
+                        consistency,
+                    },
+                )
+            }
+            _ => panic!("unknown command: {}", words.join(" ")),
+        };
+        let id = node_id(node);
+        let request_id = RequestId {
+            client: ClientId(1),
+            sequence: self.next_sequence,
+        };
+        self.next_sequence += 1;
+        self.out.push(format!("request {request_id} -> {id}"));
+        let now = self.now;
+        self.node(id)
+            .handle_request(now, request_id, request)
+            .expect("request");
+        self.drain(id);
+    }
+
+    /// Collects a node's outputs: sends go in flight, replies are printed.
+    fn drain(&mut self, id: NodeId) {
+        while let Some(output) = self.node(id).poll_output() {
+            match output {
+                Output::Send { to, message } => {
+                    self.out
+                        .push(format!("{id} -> {to} {}", format::message(&message)));
+                    self.in_flight.push((id, to, message));
+                }
+                Output::Reply { request_id, reply } => {
+                    self.out.push(format!(
+                        "{id} reply {request_id}: {}",
+                        format::reply(&reply)
+                    ));
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, only: Option<NodeId>) {
+        let (now_messages, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|(_, to, _)| only.is_none_or(|only| only == *to));
+        self.in_flight = later;
+        for (from, to, message) in now_messages {
+            let reason = if self.nodes[&to].is_none() {
+                Some("down")
+            } else if self.cut.contains(&(from, to)) {
+                Some("partition")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                let text = format::message(&message);
+                self.out
+                    .push(format!("drop {from} -> {to} {text} ({reason})"));
+                continue;
+            }
+            let now = self.now;
+            self.node(to)
+                .handle_message(now, from, message)
+                .expect("message");
+            self.drain(to);
+        }
+    }
+
+    fn stabilize(&mut self) {
+        for _ in 0..STABILIZE_ROUNDS_MAX {
+            if self.in_flight.is_empty() {
+                return;
+            }
+            self.deliver(None);
+            self.flush_all();
+        }
+        panic!("stabilize: messages still in flight after {STABILIZE_ROUNDS_MAX} rounds");
+    }
+
+    fn partition(&mut self, words: &[&str]) {
+        let split = words.iter().position(|word| *word == "|").expect("a `|`");
+        let left: Vec<NodeId> = words[..split].iter().map(|w| node_id(w)).collect();
+        let right: Vec<NodeId> = words[split + 1..].iter().map(|w| node_id(w)).collect();
+        for a in &left {
+            for b in &right {
+                self.cut.insert((*a, *b));
+                self.cut.insert((*b, *a));
+            }
+        }
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        self.nodes.insert(id, None);
+        let Disk::Simulated(disk) = &self.disks[&id] else {
+            unreachable!("scripts use simulated disks")
+        };
+        let report = disk.crash(&mut self.random);
+        self.out.push(format!(
+            "{id} crashed: {} unsynced writes lost, {} torn",
+            report.writes_lost, report.writes_torn
+        ));
+    }
+
+    fn inject(&mut self, from: NodeId, to: NodeId, accepted: &str) {
+        let matched = LogIndex(number_after(accepted, "accepted="));
+        let term = self.node(to).term();
+        let message = Message::AppendResponse {
+            term,
+            result: AppendResult::Accepted { matched },
+            read_sequence: 0,
+        };
+        self.out.push(format!(
+            "inject {from} -> {to} {}",
+            format::message(&message)
+        ));
+        let now = self.now;
+        self.node(to)
+            .handle_message(now, from, message)
+            .expect("message");
+        self.drain(to);
+    }
+
+    fn flush_all(&mut self) {
+        for id in self.ids.clone() {
+            if self.nodes[&id].is_some() {
+                let now = self.now;
+                self.node(id).handle_flush(now).expect("flush");
+                self.drain(id);
+            }
+        }
+    }
+
+    fn summary(node: &RaftNode) -> String {
+        let leader = node.leader().map_or("none".to_owned(), |l| l.to_string());
+        format!(
+            "{} {} leader={leader} last={} commit={} applied={}",
+            node.role_name(),
+            node.term(),
+            node.log().last_position(),
+            node.commit_index().0,
+            node.applied_index().0
+        )
+    }
+
+    fn report_changes(&mut self) {
+        for id in self.ids.clone() {
+            let summary = match &self.nodes[&id] {
+                Some(node) => Cluster::summary(node),
+                None => "down".to_owned(),
+            };
+            if self.summaries.get(&id) != Some(&summary) {
+                self.out.push(format!("{id}: {summary}"));
+                self.summaries.insert(id, summary);
+            }
+        }
+    }
+
+    fn status(&mut self) {
+        for id in self.ids.clone() {
+            let summary = self.summaries.get(&id).cloned().unwrap_or_default();
+            let state = match &self.nodes[&id] {
+                Some(node) => format!(" state={:?}", node.visible_state().expect("state")),
+                None => String::new(),
+            };
+            self.out.push(format!("{id}: {summary}{state}"));
+        }
+    }
+
+    fn print_log(&mut self, id: NodeId) {
+        let node = self.node(id);
+        let log = node.log();
+        let mut positions = Vec::new();
+        let mut index = LogIndex(1);
+        while index <= log.last_position().index {
+            let term = log.term_at(index).expect("in the log");
+            positions.push(format!("{}@{}", index.0, term.0));
+            index = index.next();
+        }
+        let line = format!("{id} log: {}", positions.join(" "));
+        self.out.push(line);
+    }
+
+    pub(super) fn check_invariants(&self) {
+        let running: Vec<&RaftNode> = self.nodes.values().flatten().collect();
+        if let Err(violation) = RaftNode::check_cluster_invariants(&running) {
+            panic!("cluster invariant violated: {violation}");
+        }
+    }
+}
