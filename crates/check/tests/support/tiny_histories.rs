@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_check::{Function, History, Operation, OperationType};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// The most operations in one generated history.
 pub const OPERATIONS_MAX: usize = 12;
@@ -38,9 +39,15 @@ pub enum Origin {
     Random,
 }
 
+/// The placeholder expectation of a cas that expects what its process last saw.
+const LAST_SEEN: Value = Value::Bool(false);
+
 struct Planned {
     operation: Operation,
     takes_effect: bool,
+    /// A cas that expects what its process last saw (like a client's read-modify-write);
+    /// its expectation is filled in when it is applied.
+    expects_last_seen: bool,
     linearization_point: u64,
 }
 
@@ -66,23 +73,42 @@ pub fn generate(seed: u64) -> (History, Origin) {
         }
         Origin::Random => randomize_results(&mut rng, &mut history),
     }
+    make_distinct(&mut history);
     history
         .validate()
         .expect("the generator makes valid histories");
     (history, origin)
 }
 
-/// A value from the small pool `1..=3`, or now and then one nobody else writes.
-fn pool_value(rng: &mut ChaCha8Rng, unique: &mut u64) -> Value {
-    if rng.random_bool(0.1) {
-        *unique += 1;
-        json!(100 + *unique)
-    } else {
-        json!(rng.random_range(1..=3))
+/// The values a history writes: a small pool, so reads and cas expectations hit, and
+/// now and then a value nobody else writes (the search merges such values).
+struct Palette {
+    pool: u64,
+    unique_probability: f64,
+    unique_count: u64,
+}
+
+impl Palette {
+    fn random(rng: &mut ChaCha8Rng) -> Palette {
+        Palette {
+            pool: rng.random_range(2..=3),
+            unique_probability: [0.1, 0.25, 0.4][rng.random_range(0..3)],
+            unique_count: 0,
+        }
+    }
+
+    /// A value to write.
+    fn written(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        if rng.random_bool(self.unique_probability) {
+            self.unique_count += 1;
+            json!(100 + self.unique_count)
+        } else {
+            json!(rng.random_range(1..=self.pool))
+        }
     }
 }
 
-/// A value from the pool or absent, for reads and cas expectations.
+/// A value from the pool `1..=3` or absent, for reads and cas expectations.
 fn pool_value_or_absent(rng: &mut ChaCha8Rng) -> Value {
     match rng.random_range(0..4) {
         0 => Value::Null,
@@ -93,12 +119,12 @@ fn pool_value_or_absent(rng: &mut ChaCha8Rng) -> Value {
 /// Random operations with intervals and outcomes; results are filled in later.
 fn plan(rng: &mut ChaCha8Rng) -> Vec<Planned> {
     let processes = rng.random_range(2..=4_usize);
-    let count = rng.random_range(1..=OPERATIONS_MAX);
-    let info_probability = [0.15, 0.3, 0.5][rng.random_range(0..3)];
+    let count = rng.random_range(3..=OPERATIONS_MAX);
+    let info_probability = [0.2, 0.4, 0.6][rng.random_range(0..3)];
     let duration_max_ns = rng.random_range(1..=12);
     let mut clocks = vec![0_u64; processes];
-    let mut unique = 0;
-    let mut last_written = Value::Null;
+    let mut palette = Palette::random(rng);
+    let mut recently_written = [Value::Null, Value::Null];
     let mut planned: Vec<Planned> = Vec::with_capacity(count);
     for _ in 0..count {
         let process = rng.random_range(0..processes);
@@ -107,22 +133,23 @@ fn plan(rng: &mut ChaCha8Rng) -> Vec<Planned> {
         clocks[process] = complete + rng.random_range(0..=1);
         let (f, value) = match rng.random_range(0..10) {
             0..=2 => (Function::Read, Value::Null),
-            3..=4 => (Function::Write, pool_value(rng, &mut unique)),
+            3..=4 => (Function::Write, palette.written(rng)),
             5 => (Function::Delete, Value::Null),
             _ => {
-                let expected = if rng.random_bool(0.4) {
-                    last_written.clone()
-                } else {
-                    pool_value_or_absent(rng)
+                // Expecting the latest or the one before (a client that lost a race),
+                // or, filled in later, what the client last saw.
+                let expected = match rng.random_range(0..10) {
+                    0..=1 => recently_written[1].clone(),
+                    2..=3 => recently_written[0].clone(),
+                    4..=6 => LAST_SEEN,
+                    7 => Value::Null,
+                    _ => pool_value_or_absent(rng),
                 };
-                (
-                    Function::Cas,
-                    json!([expected, pool_value(rng, &mut unique)]),
-                )
+                (Function::Cas, json!([expected, palette.written(rng)]))
             }
         };
         if let Some(written) = written_value(f, &value) {
-            last_written = written;
+            recently_written = [recently_written[1].clone(), written];
         }
         let roll: f64 = rng.random();
         let kind = if roll < info_probability {
@@ -143,6 +170,7 @@ fn plan(rng: &mut ChaCha8Rng) -> Vec<Planned> {
             complete: (kind != OperationType::Info || rng.random_bool(0.5)).then_some(complete),
         };
         planned.push(Planned {
+            expects_last_seen: f == Function::Cas && operation.value[0] == LAST_SEEN,
             takes_effect: kind == OperationType::Ok
                 || (kind == OperationType::Info && rng.random_bool(0.6)),
             linearization_point: rng.random_range(invoke..=complete),
@@ -168,14 +196,22 @@ fn written_value(f: Function, value: &Value) -> Option<Value> {
 }
 
 /// Fills in what reads returned and whether cas swapped, applying the operations that
-/// take effect to one register in linearization-point order.
+/// take effect to one register in linearization-point order. A cas that expects what
+/// its process last saw gets the value of that process's latest `ok` read or write.
 fn apply_in_linearization_order(planned: &mut [Planned]) {
     let mut order: Vec<usize> = (0..planned.len()).collect();
     order.sort_by_key(|&index| (planned[index].linearization_point, index));
     let mut state = Value::Null;
+    let mut last_seen: BTreeMap<u64, Value> = BTreeMap::new();
     for index in order {
         let plan = &mut planned[index];
         let operation = &mut plan.operation;
+        if plan.expects_last_seen {
+            operation.value[0] = last_seen
+                .get(&operation.process)
+                .cloned()
+                .unwrap_or_default();
+        }
         match operation.f {
             Function::Read => operation.value = state.clone(),
             Function::Write | Function::Delete if plan.takes_effect => {
@@ -192,6 +228,16 @@ fn apply_in_linearization_order(planned: &mut [Planned]) {
                 }
             }
             Function::Write | Function::Delete => {}
+        }
+        if operation.kind == OperationType::Ok {
+            let seen = match operation.f {
+                Function::Read => Some(state.clone()),
+                Function::Cas if operation.ok == Some(false) => None,
+                f => written_value(f, &operation.value),
+            };
+            if let Some(seen) = seen {
+                last_seen.insert(operation.process, seen);
+            }
         }
     }
 }
@@ -222,6 +268,17 @@ fn perturb(rng: &mut ChaCha8Rng, history: &mut History) {
                 operation.invoke + shift
             };
             operation.complete = duration.map(|d| operation.invoke + d);
+        }
+    }
+}
+
+/// Gives a copy of an earlier operation (a moved interval can make one) a process of
+/// its own: a client never issues one operation twice at one instant, and a verdict's
+/// witness lists equal operations once.
+fn make_distinct(history: &mut History) {
+    for index in 1..history.operations.len() {
+        if history.operations[..index].contains(&history.operations[index]) {
+            history.operations[index].process = 1_000 + u64::try_from(index).unwrap();
         }
     }
 }
