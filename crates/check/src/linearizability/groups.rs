@@ -11,9 +11,9 @@
 //!
 //! The search asks for candidates by the value they write (an operation waiting needs
 //! that value), by the value a cas expects (a consumer of the current state), or for the
-//! group of plain writes of a value nobody compares with.
+//! next member of every group (a cas that did not swap needs the state to change).
 
-use super::model::{Action, RegisterOp, UNSEEN, ValueId};
+use super::model::{Action, RegisterOp, ValueId};
 use std::collections::HashMap;
 
 /// The groups of one key's `info` operations.
@@ -29,8 +29,6 @@ pub(crate) struct InfoGroups {
     writing: HashMap<ValueId, Vec<usize>>,
     /// The groups of cas operations expecting each value.
     expecting: HashMap<ValueId, Vec<usize>>,
-    /// The group of plain writes of [`UNSEEN`], if any.
-    unseen_writes: Option<usize>,
     /// The values some `info` cas expects and some `info` operation writes.
     expected_and_written: Vec<ValueId>,
 }
@@ -55,9 +53,6 @@ impl InfoGroups {
                 }
                 if let Action::Cas { expected, .. } = op.action {
                     groups.expecting.entry(expected).or_default().push(group);
-                }
-                if op.action == Action::Write(UNSEEN) {
-                    groups.unseen_writes = Some(group);
                 }
                 group
             });
@@ -117,11 +112,6 @@ impl InfoGroups {
             .filter_map(|&group| self.next_of(group))
     }
 
-    /// The next plain write of [`UNSEEN`], if any.
-    pub(crate) fn next_unseen_write(&self) -> Option<u32> {
-        self.unseen_writes.and_then(|group| self.next_of(group))
-    }
-
     /// The next member of every group.
     pub(crate) fn all(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.members.len()).filter_map(|group| self.next_of(group))
@@ -137,6 +127,7 @@ impl InfoGroups {
 
 #[cfg(test)]
 mod tests {
+    use super::super::model::UNSEEN;
     use super::*;
 
     #[test]
@@ -163,14 +154,14 @@ mod tests {
             },
         ];
         let mut groups = InfoGroups::new(&ops);
-        assert_eq!(groups.next_unseen_write(), Some(0));
+        assert_eq!(groups.all().collect::<Vec<_>>(), vec![0, 1, 3]);
         groups.linearize(0);
-        assert_eq!(groups.next_unseen_write(), Some(2));
+        assert_eq!(groups.writing(UNSEEN).collect::<Vec<_>>(), vec![2]);
         assert_eq!(groups.writing(2).collect::<Vec<_>>(), vec![1]);
         assert_eq!(groups.expecting(2).collect::<Vec<_>>(), vec![3]);
         assert_eq!(groups.expected_and_written(), &[2]);
         assert_eq!(groups.all().collect::<Vec<_>>(), vec![2, 1, 3]);
         groups.unlinearize(0);
-        assert_eq!(groups.next_unseen_write(), Some(0));
+        assert_eq!(groups.all().collect::<Vec<_>>(), vec![0, 1, 3]);
     }
 }

@@ -53,8 +53,6 @@
 use super::cache::{ConfigurationCache, LinearizedSet};
 use super::events::{EventList, NONE, OK_HEAD};
 use super::groups::InfoGroups;
-#[cfg(doc)]
-use super::model::UNSEEN;
 use super::model::{ABSENT, Action, RegisterOp, ValueId, step};
 use crate::budget::{Exhausted, Meter};
 
@@ -354,14 +352,15 @@ impl<'o> Search<'o> {
     /// `info` cas operations need the value they expect; every value some `info` cas
     /// expects (and some `info` operation writes) counts as needed, a superset that keeps
     /// the search complete and saves walking the pending `info` operations at each
-    /// completion. When a waiting cas that did not swap needs the state to change, the
-    /// next write of a value nobody compares with ([`UNSEEN`]) serves at least as well as
-    /// any other `info` *write* (a later operation needing another one's value can have
-    /// that blind write moved just before it), so it is the only extra write candidate if
-    /// there is one. An `info` cas expecting the current state is different: it can only
-    /// take effect while the state lasts, so it stays a candidate beside the unseen write
-    /// (regression: simulator seed 91 of the register crash storm, where the checker
-    /// wrongly reported a violation).
+    /// completion.
+    ///
+    /// A blocked cas that did not swap gets every group, not just a write of a value
+    /// nobody compares with, although such a blind write changes the state as well as any
+    /// other: it may be needed again later (for another blocked cas), while another
+    /// write, used here, could not have served that later need and its own (a read of
+    /// its value). Regressions: `good_info_cas_unblocks_failed_cas` (simulator seed 91
+    /// of the register crash storm) and `good_blind_write_saved_for_a_later_failed_cas`
+    /// (the brute-force oracle test).
     fn try_info(&mut self, phase: Phase, stuck: u32, resume_after: Option<u32>) -> Progress {
         self.phase = phase;
         self.candidates.clear();
@@ -381,20 +380,7 @@ impl<'o> Search<'o> {
                 self.candidates.extend(self.groups.writing(value));
             }
             if self.failed_cas_blocked {
-                let waiting_unseen_write = self
-                    .groups
-                    .next_unseen_write()
-                    .filter(|&op| self.list.invocation_node[op as usize] < stuck);
-                match waiting_unseen_write {
-                    Some(op) => {
-                        self.candidates.push(op);
-                        // A cas of unknown outcome expecting the current state cannot be
-                        // moved past the unseen write: once the state changes, the
-                        // state it needs may never return. So it stays a candidate.
-                        self.candidates.extend(self.groups.expecting(self.state));
-                    }
-                    None => self.candidates.extend(self.groups.all()),
-                }
+                self.candidates.extend(self.groups.all());
             }
         } else {
             self.candidates.extend(self.groups.expecting(self.state));
