@@ -7,6 +7,11 @@
 //! their named verdicts. Any verdict other than valid fails the run: an "unknown" (a
 //! checker ran out of budget, or could not judge the input) is not a pass.
 //!
+//! A model that claims durability must also let the checkers judge it: after the faults
+//! heal, every key that saw an acknowledged write must be read successfully (the final
+//! reads). Otherwise a cluster that never recovered would lose nothing *provably* and
+//! pass; [`FINAL_READS_PROPERTY`] fails such a run.
+//!
 //! The search budget is a step count, never a deadline, so a verdict is a pure function
 //! of the history and a failing seed replays to the same verdict on any machine.
 //!
@@ -16,14 +21,18 @@
 use crate::clients::value_to_json;
 use crate::report::NodeStates;
 use replikv_check::{
-    Budget, History, Model as CheckedModel, NamedVerdict, SESSION_PROPERTIES, check_all,
-    check_convergence, convergence, durability, linearizability,
+    Budget, History, Model as CheckedModel, NamedVerdict, SESSION_PROPERTIES, Verdict, Violation,
+    check_all, check_convergence, convergence, durability, linearizability,
 };
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 /// Search steps the linearizability checker may take over one run's history.
 pub const CHECK_STEPS_MAX: u64 = 20_000_000;
+
+/// The name of the simulator's own check that durability could be judged: every
+/// acknowledged write was followed by a successful final read of its key.
+pub const FINAL_READS_PROPERTY: &str = "final-reads";
 
 /// The consistency properties a model claims, and so the checks its runs must pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +73,31 @@ pub fn check_run(
     final_states: &CheckerStates,
     properties: &Properties,
 ) -> Vec<NamedVerdict> {
-    let claimed = |property: &str| match property {
-        linearizability::PROPERTY => properties.linearizable,
-        durability::PROPERTY => properties.durable,
-        session => properties.session_guarantees && SESSION_PROPERTIES.contains(&session),
+    let claimed = |property: &str| {
+        if property == linearizability::PROPERTY {
+            properties.linearizable
+        } else if property == durability::PROPERTY {
+            properties.durable
+        } else if SESSION_PROPERTIES.contains(&property) {
+            properties.session_guarantees
+        } else {
+            panic!(
+                "the checkers report {property:?}, which the simulator does not know: \
+                 decide which models claim it before enabling it"
+            )
+        }
     };
     let mut verdicts = Vec::new();
     if properties.linearizable || properties.session_guarantees || properties.durable {
         let budget = Budget::steps(CHECK_STEPS_MAX);
         let all = check_all(history, CheckedModel::Register, &budget);
         verdicts.extend(all.into_iter().filter(|named| claimed(named.property)));
+    }
+    if properties.durable {
+        verdicts.push(NamedVerdict {
+            property: FINAL_READS_PROPERTY,
+            verdict: check_final_reads(history),
+        });
     }
     if properties.convergent {
         verdicts.push(NamedVerdict {
@@ -82,6 +106,24 @@ pub fn check_run(
         });
     }
     verdicts
+}
+
+/// Invalid when some acknowledged write was never followed by a successful read of its
+/// key once every write to it had completed: durability could not be judged.
+fn check_final_reads(history: &History) -> Verdict {
+    match durability::lost_register_writes(history) {
+        Err(reason) => Verdict::Unknown { reason },
+        Ok(report) if report.unjudged_writes == 0 => Verdict::Valid,
+        Ok(report) => Verdict::Invalid(Violation {
+            property: FINAL_READS_PROPERTY,
+            explanation: format!(
+                "{} acknowledged writes could not be judged: no final read of their key \
+                 succeeded after the faults healed (the cluster did not recover)",
+                report.unjudged_writes
+            ),
+            operations: Vec::new(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -135,7 +177,7 @@ mod tests {
         ];
         let verdicts = check_run(&stale, &states, &everything);
         let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
-        assert_eq!(names.len(), 8, "{names:?}");
+        assert_eq!(names.len(), 9, "{names:?}");
         let linearizable = verdicts
             .iter()
             .find(|v| v.property == linearizability::PROPERTY)
@@ -153,7 +195,31 @@ mod tests {
             convergent: false,
         };
         let verdicts = check_run(&stale, &states, &durable_only);
-        assert_eq!(verdicts.len(), 1);
-        assert_eq!(verdicts[0].property, durability::PROPERTY);
+        let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
+        assert_eq!(names, [durability::PROPERTY, FINAL_READS_PROPERTY]);
+        assert!(verdicts[1].verdict.is_valid(), "the read judged the write");
+    }
+
+    #[test]
+    fn a_run_without_final_reads_cannot_pass_as_durable() {
+        let unjudged = History {
+            operations: vec![operation(0, Function::Write, Json::from(1), 0, 10)],
+        };
+        let durable_only = Properties {
+            linearizable: false,
+            session_guarantees: false,
+            durable: true,
+            convergent: false,
+        };
+        let verdicts = check_run(&unjudged, &Vec::new(), &durable_only);
+        let final_reads = verdicts
+            .iter()
+            .find(|v| v.property == FINAL_READS_PROPERTY)
+            .unwrap();
+        assert!(
+            final_reads.verdict.is_invalid(),
+            "{:?}",
+            final_reads.verdict
+        );
     }
 }

@@ -647,8 +647,10 @@ mod tests {
         let acknowledgement = Acknowledgement::AfterSync;
         let mut register =
             Register::open_with_log_options(setup(&disk), acknowledgement, options).unwrap();
+        // The smallest allowed pending bound holds two maximum-size values, not three.
         let big = "x".repeat(replikv_core::limits::VALUE_SIZE_MAX_BYTES);
         put(&mut register, 1, "k1", &big);
+        put(&mut register, 4, "k3", &big);
         put(&mut register, 2, "k2", &big);
         let replies = drain(&mut register);
         assert!(
@@ -657,12 +659,10 @@ mod tests {
         );
         assert!(!register.registers.contains_key(&key("k2")));
         register.handle_flush(Instant::ZERO).unwrap();
-        assert_eq!(
-            drain(&mut register),
-            [Reply::Written {
-                version: Version(1)
-            }]
-        );
+        let written = Reply::Written {
+            version: Version(1),
+        };
+        assert_eq!(drain(&mut register), [written.clone(), written]);
         put(&mut register, 3, "k2", &big);
         register.handle_flush(Instant::ZERO).unwrap();
         assert_eq!(
