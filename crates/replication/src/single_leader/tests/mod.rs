@@ -15,6 +15,7 @@
 
 mod cluster;
 mod format;
+mod pipeline;
 mod robustness;
 
 use cluster::Cluster;
@@ -109,6 +110,7 @@ const SCRIPTS: &[&str] = &[
     "read_index",
     "restart",
     "pipeline_recovery",
+    "largest_command",
 ];
 
 macro_rules! script_tests {
@@ -131,5 +133,6 @@ script_tests!(
     commit_current_term,
     read_index,
     restart,
-    pipeline_recovery
+    pipeline_recovery,
+    largest_command
 );
