@@ -14,7 +14,9 @@
 //! `cluster.rs` for the commands. `robustness.rs` feeds a node absurd peer messages.
 
 mod cluster;
+mod command;
 mod format;
+mod open;
 mod pipeline;
 mod robustness;
 

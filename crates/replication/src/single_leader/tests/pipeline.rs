@@ -21,8 +21,13 @@ pub(super) const NOW: Instant = Instant::from_millis(1_000);
 /// Node 1 of {1, 2, 3}, elected leader of term 1 by node 2's answers, its no-op appended
 /// and flushed, its outputs drained.
 pub(super) fn elected_leader(config: RaftConfig) -> RaftNode {
+    elected_leader_on(Disk::simulated(), config)
+}
+
+/// [`elected_leader`] on a given disk.
+pub(super) fn elected_leader_on(disk: Disk, config: RaftConfig) -> RaftNode {
     let peers = vec![NodeId(2), NodeId(3)];
-    let mut node = RaftNode::open(NodeId(1), peers, Disk::simulated(), 7, config).expect("opens");
+    let mut node = RaftNode::open(NodeId(1), peers, disk, 7, config).expect("opens");
     node.handle_tick(Instant::ZERO).expect("tick");
     node.handle_tick(NOW).expect("election timeout");
     let pre_vote = Message::PreVoteResponse {
