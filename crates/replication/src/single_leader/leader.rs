@@ -167,8 +167,8 @@ impl RaftNode {
             state.heartbeat_deadline = now + heartbeat;
             for progress in state.progress.values_mut() {
                 // Entries sent beyond what the follower acknowledged, and no progress
-                // for a whole interval: presume them lost (the in-flight count can be
-                // wrong after losses and reorders, the next index cannot).
+                // for a whole interval: presume them lost (the in-flight queue can be
+                // wrong after losses, the next index cannot).
                 if !progress.acked_since_heartbeat && progress.next > progress.matched.next() {
                     progress.next = progress.matched.next();
                     progress.inflight.clear();

@@ -70,6 +70,14 @@ impl RaftNode {
                 read_sequence,
             });
         }
+        debug_assert!(progress.inflight.len() <= inflight_max);
+        debug_assert!(
+            progress
+                .inflight
+                .iter()
+                .zip(progress.inflight.iter().skip(1))
+                .all(|(a, b)| a < b)
+        );
         if messages.is_empty() && heartbeat {
             let previous = self.position_at(progress.matched);
             messages.push(Message::Append {
