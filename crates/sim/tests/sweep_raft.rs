@@ -51,16 +51,6 @@ fn regression(seed: u64, preset: FaultPreset) {
     }
 }
 
-/// A follower crashed with appends in flight; the answers to the heartbeats that
-/// followed kept its pipeline looking alive, so the leader never resent the lost entries
-/// and the follower never converged. Since the store syncs less often the seed takes
-/// another path and no longer reaches the bug; the replication crate's script
-/// `pipeline_recovery.txt` pins it deterministically. The seed stays as a run.
-#[test]
-fn regression_seed_7_crashes_heartbeat_answers_hid_a_lost_pipeline() {
-    regression(7, FaultPreset::Crashes);
-}
-
 /// A lost append after a pipeline restart left the in-flight count at zero with the next
 /// index past the follower's log: nothing was ever resent. The restart rule now looks at
 /// the next index, not the in-flight count.

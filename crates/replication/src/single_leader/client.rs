@@ -149,14 +149,14 @@ impl RaftNode {
             let mut owners: Vec<LogIndex> = Vec::new();
             for entry in entries {
                 match Command::decode(&entry.payload) {
-                    Some(Command::Noop) => {}
-                    Some(Command::Write(write)) => {
+                    Ok(Command::Noop) => {}
+                    Ok(Command::Write(write)) => {
                         writes.push(write);
                         owners.push(entry.position.index);
                     }
-                    None => {
+                    Err(error) => {
                         return Err(Error::Corruption(format!(
-                            "committed entry {} does not decode",
+                            "committed entry {} does not decode: {error}",
                             entry.position
                         )));
                     }

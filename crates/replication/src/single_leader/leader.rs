@@ -36,8 +36,11 @@ pub(super) struct Progress {
     pub next: LogIndex,
     /// The highest index known durable on the follower and matching the leader's log.
     pub matched: LogIndex,
-    /// Appends with entries sent and not yet acknowledged.
-    pub inflight: usize,
+    /// The last index of each append with entries sent and not yet acknowledged, oldest
+    /// first; never longer than `inflight_appends_max`. An acknowledgement frees every
+    /// append it covers, whatever order the answers arrive in (a counter freed one slot
+    /// per raise of `matched` and leaked a slot per reordered answer).
+    pub inflight: VecDeque<LogIndex>,
     /// Whether the follower acknowledged anything since the previous heartbeat.
     pub acked_since_heartbeat: bool,
     /// Whether the follower answered anything since the previous check-quorum.
@@ -85,7 +88,6 @@ impl RaftNode {
     pub(super) fn become_leader(&mut self, now: Instant) -> Result<()> {
         assert!(matches!(self.role, Role::Candidate { .. }));
         assert_eq!(self.voted_for, Some(self.id));
-        self.stats.leaderships_won += 1;
         let last = self.log.last_position().index;
         let noop_index = last.next();
         let progress = self
@@ -95,7 +97,7 @@ impl RaftNode {
                 let progress = Progress {
                     next: noop_index,
                     matched: LogIndex::ZERO,
-                    inflight: 0,
+                    inflight: VecDeque::new(),
                     acked_since_heartbeat: false,
                     recently_active: true,
                     read_sequence: 0,
@@ -103,6 +105,16 @@ impl RaftNode {
                 (*peer, progress)
             })
             .collect();
+        // The no-op goes into the log before the role changes: if the append fails, this
+        // node never was a leader without its term's first entry.
+        let entry = Entry {
+            position: replikv_core::LogPosition {
+                term: self.term,
+                index: noop_index,
+            },
+            payload: Command::Noop.encode(),
+        };
+        self.log.append(&[entry])?;
         let check_quorum_ms = self.config.election_timeout_ms_max;
         self.role = Role::Leader(Box::new(LeaderState {
             progress,
@@ -115,14 +127,7 @@ impl RaftNode {
             replicate_needed: true,
         }));
         self.election_deadline = None;
-        let entry = Entry {
-            position: replikv_core::LogPosition {
-                term: self.term,
-                index: noop_index,
-            },
-            payload: Command::Noop.encode(),
-        };
-        self.log.append(&[entry])?;
+        self.stats.leaderships_won += 1;
         for peer in self.peers.clone() {
             self.send_append(peer, true)?;
         }
@@ -162,11 +167,11 @@ impl RaftNode {
             state.heartbeat_deadline = now + heartbeat;
             for progress in state.progress.values_mut() {
                 // Entries sent beyond what the follower acknowledged, and no progress
-                // for a whole interval: presume them lost (the in-flight count can be
-                // wrong after losses and reorders, the next index cannot).
+                // for a whole interval: presume them lost (the in-flight queue can be
+                // wrong after losses, the next index cannot).
                 if !progress.acked_since_heartbeat && progress.next > progress.matched.next() {
                     progress.next = progress.matched.next();
-                    progress.inflight = 0;
+                    progress.inflight.clear();
                 }
                 progress.acked_since_heartbeat = false;
             }

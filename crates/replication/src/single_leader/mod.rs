@@ -55,6 +55,7 @@
 //! are not implemented yet.
 
 mod client;
+pub mod command;
 mod election;
 mod invariants;
 mod leader;
@@ -70,7 +71,20 @@ pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
-use replikv_storage::log::LogOptions;
+use replikv_storage::log::{LogOptions, PAYLOAD_SIZE_MAX_BYTES};
+use replikv_storage::store::{APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX};
+
+/// Most appends a leader may keep in flight per follower ([`RaftConfig::inflight_appends_max`]).
+pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
+
+/// Most client requests a leader may hold unanswered ([`RaftConfig::pending_requests_max`]).
+pub const PENDING_REQUESTS_LIMIT: usize = 1 << 20;
+
+/// Bytes the store counts for one write beyond its key and values (see
+/// `StoreWrite::size_bytes`); a write's encoded command is never smaller than its key and
+/// values, so a write counts at most its payload plus this much towards the store's
+/// batch limit. A unit test ties it to the store.
+pub(crate) const STORE_WRITE_ALLOWANCE_BYTES: usize = 16;
 
 /// How a [`RaftNode`] is tuned. The defaults suit a LAN and the simulator.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +96,8 @@ pub struct RaftConfig {
     pub heartbeat_interval_ms: u64,
     /// Most entries in one append.
     pub append_entries_max: usize,
-    /// Most payload bytes in one append (one entry always goes, whatever its size).
+    /// Most payload bytes in one append (one entry always goes, whatever its size); also
+    /// the byte limit of one apply batch.
     pub append_size_max_bytes: usize,
     /// Most appends with entries unacknowledged per follower.
     pub inflight_appends_max: usize,
@@ -141,7 +156,31 @@ impl RaftConfig {
         {
             return invalid("limits must be positive");
         }
+        if self.inflight_appends_max > INFLIGHT_APPENDS_LIMIT {
+            return invalid("inflight_appends_max above INFLIGHT_APPENDS_LIMIT");
+        }
+        if self.pending_requests_max > PENDING_REQUESTS_LIMIT {
+            return invalid("pending_requests_max above PENDING_REQUESTS_LIMIT");
+        }
+        if self.apply_batch_entries_max > APPLY_BATCH_WRITES_MAX {
+            return invalid("apply_batch_entries_max above the store's APPLY_BATCH_WRITES_MAX");
+        }
+        if self.apply_batch_size_max_bytes() > APPLY_BATCH_SIZE_MAX_BYTES {
+            return invalid("an apply batch could exceed the store's APPLY_BATCH_SIZE_MAX_BYTES");
+        }
         Ok(())
+    }
+
+    /// The most bytes one apply batch can count in the store: entries are read with the
+    /// append byte limit, except that a first entry is always read whatever its size, and
+    /// each write counts a small allowance beyond its payload.
+    #[must_use]
+    pub fn apply_batch_size_max_bytes(&self) -> usize {
+        let payload_bytes = self.append_size_max_bytes.max(PAYLOAD_SIZE_MAX_BYTES);
+        let allowance_bytes = self
+            .apply_batch_entries_max
+            .saturating_mul(STORE_WRITE_ALLOWANCE_BYTES);
+        payload_bytes.saturating_add(allowance_bytes)
     }
 }
 

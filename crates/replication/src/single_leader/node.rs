@@ -116,6 +116,13 @@ impl RaftNode {
                 Error::Corruption(format!("{HARD_STATE_FILE_NAME}: undecodable: {error}"))
             })?,
         };
+        if hard_state.term < log.last_position().term {
+            return Err(Error::Corruption(format!(
+                "{HARD_STATE_FILE_NAME}: term {} below the log's last entry {}",
+                hard_state.term,
+                log.last_position()
+            )));
+        }
         let store = Store::open(&disk, STORE_FILE_NAME)?;
         let applied = store.applied_position();
         if log.term_at(applied.index) != Some(applied.term) {

@@ -21,10 +21,10 @@
 
 use super::message::{AppendResult, Command, Message, WireEntry};
 use super::node::{RaftNode, Role};
-use replikv_core::error::Result;
+use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_core::{Instant, LogIndex, LogPosition, NodeId};
-use replikv_storage::log::Entry;
+use replikv_storage::log::{Entry, PAYLOAD_SIZE_MAX_BYTES};
 
 /// Most acknowledgements a follower holds until the next flush.
 const HELD_MESSAGES_MAX: usize = 4096;
@@ -47,7 +47,7 @@ impl RaftNode {
         let read_sequence = state.read_sequence;
         let mut progress = state.progress[&peer].clone();
         let mut messages = Vec::new();
-        while progress.inflight < inflight_max && progress.next <= last {
+        while progress.inflight.len() < inflight_max && progress.next <= last {
             let previous_index = progress.next.previous().expect("next is at least 1");
             let previous = self.position_at(previous_index);
             let entries: Vec<WireEntry> = self
@@ -61,7 +61,7 @@ impl RaftNode {
                 .collect();
             let sent_last = entries.last().expect("next <= last").position.index;
             progress.next = sent_last.next();
-            progress.inflight += 1;
+            progress.inflight.push_back(sent_last);
             messages.push(Message::Append {
                 term,
                 previous,
@@ -70,6 +70,14 @@ impl RaftNode {
                 read_sequence,
             });
         }
+        debug_assert!(progress.inflight.len() <= inflight_max);
+        debug_assert!(
+            progress
+                .inflight
+                .iter()
+                .zip(progress.inflight.iter().skip(1))
+                .all(|(a, b)| a < b)
+        );
         if messages.is_empty() && heartbeat {
             let previous = self.position_at(progress.matched);
             messages.push(Message::Append {
@@ -111,7 +119,8 @@ impl RaftNode {
             if position.index != expected.index.next()
                 || position.term < expected.term
                 || position.term > self.term
-                || Command::decode(&entry.payload).is_none()
+                || entry.payload.len() > PAYLOAD_SIZE_MAX_BYTES
+                || Command::decode(&entry.payload).is_err()
             {
                 return false;
             }
@@ -129,6 +138,12 @@ impl RaftNode {
         commit: LogIndex,
         read_sequence: u64,
     ) -> Result<()> {
+        // A malformed append proves nothing about a live leader: it must not refresh the
+        // leader's contact nor delay an election.
+        if !self.valid_entries(previous, &entries) {
+            self.stats.messages_dropped += 1;
+            return Ok(());
+        }
         match &self.role {
             Role::Leader(_) => {
                 // Two leaders in one term cannot happen with correct peers.
@@ -148,10 +163,6 @@ impl RaftNode {
         }
         self.leader_contact = Some(now);
         self.reset_election_deadline(now);
-        if !self.valid_entries(previous, &entries) {
-            self.stats.messages_dropped += 1;
-            return Ok(());
-        }
         let term = self.term;
         if self.log.term_at(previous.index) != Some(previous.term) {
             let next = self.conflict_hint(previous.index);
@@ -210,7 +221,9 @@ impl RaftNode {
     }
 
     /// Appends the entries the log lacks, truncating a conflicting uncommitted suffix
-    /// first. Returns false (changing nothing) if the conflict reaches a committed entry.
+    /// first. Returns false if the conflict reaches a committed entry (changing nothing)
+    /// or if the log's pending buffer is full (after the truncation, which is safe: it
+    /// removes only uncommitted entries the leader does not have).
     fn append_missing(&mut self, entries: Vec<WireEntry>) -> Result<bool> {
         let last = self.log.last_position().index;
         let mut first_new = entries.len();
@@ -240,8 +253,13 @@ impl RaftNode {
                 payload: entry.payload,
             })
             .collect();
-        self.log.append(&new)?;
-        Ok(true)
+        match self.log.append(&new) {
+            Ok(()) => Ok(true),
+            // The pending buffer is full until the next flush: drop the append unanswered
+            // (the leader resends it); a peer's message must never stop this node.
+            Err(Error::Overloaded(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     pub(super) fn handle_append_response(
@@ -274,8 +292,15 @@ impl RaftNode {
                 // appends looking alive.
                 if matched > progress.matched {
                     progress.acked_since_heartbeat = true;
-                    progress.inflight = progress.inflight.saturating_sub(1);
                     progress.matched = matched;
+                }
+                let acknowledged = progress.matched;
+                while progress
+                    .inflight
+                    .front()
+                    .is_some_and(|sent| *sent <= acknowledged)
+                {
+                    progress.inflight.pop_front();
                 }
                 progress.next = progress.next.max(matched.next());
                 self.advance_commit();
@@ -285,7 +310,7 @@ impl RaftNode {
                     return Ok(()); // stale
                 }
                 progress.acked_since_heartbeat = true;
-                progress.inflight = 0;
+                progress.inflight.clear();
                 progress.next = next.min(last.next()).max(progress.matched.next());
             }
         }

@@ -9,7 +9,8 @@
 //!   answers stay in flight. `stabilize` delivers until nothing is in flight.
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
 //! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
-//!   client requests.
+//!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
+//!   (for the largest keys and values); the traces abbreviate long ones.
 //! - `crash nX` (unsynced writes are lost), `restart nX`.
 //! - `inject nA -> nB accepted=I`: a hand-made append acknowledgement in nB's term.
 //! - `status`: every node's state; `log nX`: its log positions.
@@ -50,6 +51,18 @@ pub(super) struct Cluster {
 fn node_id(word: &str) -> NodeId {
     let number = word.strip_prefix('n').and_then(|n| n.parse().ok());
     NodeId(number.unwrap_or_else(|| panic!("not a node name: {word:?}")))
+}
+
+/// `x*N` is `x` repeated to N bytes (truncated to exactly N); anything else is itself.
+fn expand(word: &str) -> Vec<u8> {
+    let Some((unit, count)) = word.split_once('*') else {
+        return word.as_bytes().to_vec();
+    };
+    let count: usize = count
+        .parse()
+        .unwrap_or_else(|_| panic!("expected x*<count>, got {word:?}"));
+    assert!(!unit.is_empty(), "empty unit in {word:?}");
+    unit.bytes().cycle().take(count).collect()
 }
 
 fn number_after(word: &str, prefix: &str) -> u64 {
@@ -164,8 +177,8 @@ impl Cluster {
     }
 
     fn request(&mut self, words: &[&str]) {
-        let key = |word: &str| Key::new(word.as_bytes()).expect("key");
-        let value = |word: &str| Value::new(word.as_bytes()).expect("value");
+        let key = |word: &str| Key::new(expand(word)).expect("key");
+        let value = |word: &str| Value::new(expand(word)).expect("value");
         let (node, request) = match words {
             ["put", node, k, v] => (
                 node,

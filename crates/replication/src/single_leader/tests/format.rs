@@ -48,24 +48,28 @@ fn granted_word(granted: bool) -> &'static str {
 
 fn entry(entry: &WireEntry) -> String {
     let command = match Command::decode(&entry.payload) {
-        Some(Command::Noop) => "noop".to_owned(),
-        Some(Command::Write(write)) => store_write(&write),
-        None => "?".to_owned(),
+        Ok(Command::Noop) => "noop".to_owned(),
+        Ok(Command::Write(write)) => store_write(&write),
+        Err(_) => "?".to_owned(),
     };
     format!("{}:{command}", entry.position)
 }
 
 fn store_write(write: &StoreWrite) -> String {
     match write {
-        StoreWrite::Put { key, value } => format!("put({key}={value})"),
-        StoreWrite::Delete { key } => format!("delete({key})"),
+        StoreWrite::Put { key, value } => {
+            format!("put({}={})", text(key.as_bytes()), text(value.as_bytes()))
+        }
+        StoreWrite::Delete { key } => format!("delete({})", text(key.as_bytes())),
         StoreWrite::CompareAndSetValue { key, expected, new } => {
             let expected = expected
                 .as_ref()
-                .map_or("-".to_owned(), ToString::to_string);
+                .map_or("-".to_owned(), |value| text(value.as_bytes()));
+            let (key, new) = (text(key.as_bytes()), text(new.as_bytes()));
             format!("cas({key}:{expected}->{new})")
         }
         StoreWrite::CompareAndSetVersion { key, expected, new } => {
+            let (key, new) = (text(key.as_bytes()), text(new.as_bytes()));
             format!("casv({key}:v{}->{new})", expected.0)
         }
     }
@@ -74,7 +78,7 @@ fn store_write(write: &StoreWrite) -> String {
 pub(super) fn reply(reply: &Reply) -> String {
     match reply {
         Reply::Read { value, version } => match value {
-            Some(value) => format!("read {value} v{}", version.0),
+            Some(value) => format!("read {} v{}", text(value.as_bytes()), version.0),
             None => format!("read absent v{}", version.0),
         },
         Reply::Written { version } => format!("written v{}", version.0),
@@ -83,4 +87,15 @@ pub(super) fn reply(reply: &Reply) -> String {
         }
         Reply::Failed(error) => format!("failed: {error}"),
     }
+}
+
+/// Bytes as text, abbreviated past `TEXT_SHOWN_MAX_BYTES` to their start and their length
+/// (a 1 MiB value would drown a trace).
+fn text(bytes: &[u8]) -> String {
+    const TEXT_SHOWN_MAX_BYTES: usize = 16;
+    if bytes.len() <= TEXT_SHOWN_MAX_BYTES {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let start = String::from_utf8_lossy(&bytes[..8]);
+    format!("{start}…({} bytes)", bytes.len())
 }

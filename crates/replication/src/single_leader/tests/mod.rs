@@ -14,7 +14,10 @@
 //! `cluster.rs` for the commands. `robustness.rs` feeds a node absurd peer messages.
 
 mod cluster;
+mod command;
 mod format;
+mod open;
+mod pipeline;
 mod robustness;
 
 use cluster::Cluster;
@@ -109,6 +112,7 @@ const SCRIPTS: &[&str] = &[
     "read_index",
     "restart",
     "pipeline_recovery",
+    "largest_command",
 ];
 
 macro_rules! script_tests {
@@ -131,5 +135,6 @@ script_tests!(
     commit_current_term,
     read_index,
     restart,
-    pipeline_recovery
+    pipeline_recovery,
+    largest_command
 );

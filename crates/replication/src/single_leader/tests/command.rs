@@ -1,0 +1,199 @@
+//! The command encoding: golden bytes for each kind (the format is on disk: a change
+//! must be deliberate), round trips of arbitrary commands, and rejection of every
+//! truncation and of trailing or unknown bytes, always as `Error::Corruption`.
+
+use crate::single_leader::command::{COMMAND_OVERHEAD_MAX_BYTES, kind_name};
+use crate::single_leader::message::Command;
+use crate::single_leader::{RaftConfig, STORE_WRITE_ALLOWANCE_BYTES};
+use proptest::prelude::*;
+use replikv_core::error::Error;
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
+use replikv_core::{Key, Value, Version};
+use replikv_storage::log::PAYLOAD_SIZE_MAX_BYTES;
+use replikv_storage::store::StoreWrite;
+
+fn key(text: &str) -> Key {
+    Key::new(text.as_bytes()).expect("key")
+}
+
+fn value(text: &str) -> Value {
+    Value::new(text.as_bytes()).expect("value")
+}
+
+fn write(write: StoreWrite) -> Command {
+    Command::Write(write)
+}
+
+/// Every command kind and its exact bytes.
+fn golden() -> Vec<(Command, Vec<u8>)> {
+    vec![
+        (Command::Noop, vec![1, 0]),
+        (
+            write(StoreWrite::Put {
+                key: key("k"),
+                value: value("vw"),
+            }),
+            vec![1, 1, 1, 0, 0, 0, b'k', 2, 0, 0, 0, b'v', b'w'],
+        ),
+        (
+            write(StoreWrite::Delete { key: key("k") }),
+            vec![1, 2, 1, 0, 0, 0, b'k'],
+        ),
+        (
+            write(StoreWrite::CompareAndSetValue {
+                key: key("k"),
+                expected: None,
+                new: value("n"),
+            }),
+            vec![1, 3, 1, 0, 0, 0, b'k', 0, 1, 0, 0, 0, b'n'],
+        ),
+        (
+            write(StoreWrite::CompareAndSetValue {
+                key: key("k"),
+                expected: Some(value("e")),
+                new: value(""),
+            }),
+            vec![1, 3, 1, 0, 0, 0, b'k', 1, 1, 0, 0, 0, b'e', 0, 0, 0, 0],
+        ),
+        (
+            write(StoreWrite::CompareAndSetVersion {
+                key: key("k"),
+                expected: Version(0x0102),
+                new: value("n"),
+            }),
+            vec![
+                1, 4, 1, 0, 0, 0, b'k', 2, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, b'n',
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn each_kind_encodes_to_its_golden_bytes_and_back() {
+    let names = ["noop", "put", "delete", "cas", "cas", "casv"];
+    for ((command, bytes), name) in golden().into_iter().zip(names) {
+        assert_eq!(command.encode(), bytes, "{command:?}");
+        assert_eq!(Command::decode(&bytes).expect("decodes"), command);
+        assert_eq!(kind_name(&bytes), name);
+    }
+}
+
+fn assert_corrupt(bytes: &[u8]) {
+    match Command::decode(bytes) {
+        Err(Error::Corruption(_)) => {}
+        other => panic!("{bytes:?} decoded as {other:?}"),
+    }
+}
+
+#[test]
+fn every_truncation_and_every_trailing_byte_is_rejected() {
+    for (_, bytes) in golden() {
+        for length in 0..bytes.len() {
+            assert_corrupt(&bytes[..length]);
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_corrupt(&longer);
+    }
+}
+
+#[test]
+fn malformed_headers_and_fields_are_rejected() {
+    let cases: &[&[u8]] = &[
+        &[2, 0],                                  // unknown format
+        &[1, 5],                                  // unknown tag
+        &[1, 255],                                // unknown tag
+        &[1, 2, 0, 0, 0, 0],                      // empty key
+        &[1, 2, 255, 255, 255, 255, b'k'],        // length far beyond the bytes
+        &[1, 3, 1, 0, 0, 0, b'k', 2, 0, 0, 0, 0], // option byte 2
+    ];
+    for bytes in cases {
+        assert_corrupt(bytes);
+    }
+    // A key one byte over the limit, with all its bytes present.
+    let mut bytes = vec![1, 2];
+    let length = u32::try_from(KEY_SIZE_MAX_BYTES + 1).expect("small");
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes.resize(bytes.len() + KEY_SIZE_MAX_BYTES + 1, b'k');
+    assert_corrupt(&bytes);
+    assert_eq!(kind_name(&[2, 0]), "unknown");
+    assert_eq!(kind_name(&[]), "unknown");
+}
+
+/// The largest command fits in a log record, and the encoding stays within its stated
+/// overhead; the store never counts a write above its payload plus the allowance the
+/// config's apply bound assumes.
+#[test]
+fn the_largest_command_fits_in_a_log_record() {
+    let big = |byte: u8| Value::new(vec![byte; VALUE_SIZE_MAX_BYTES]).expect("max value");
+    let store_write = StoreWrite::CompareAndSetValue {
+        key: Key::new(vec![b'k'; KEY_SIZE_MAX_BYTES]).expect("max key"),
+        expected: Some(big(b'a')),
+        new: big(b'b'),
+    };
+    let command = write(store_write.clone());
+    let bytes = command.encode();
+    assert!(
+        bytes.len() <= PAYLOAD_SIZE_MAX_BYTES,
+        "{} bytes",
+        bytes.len()
+    );
+    assert!(
+        bytes.len() <= 2 * VALUE_SIZE_MAX_BYTES + KEY_SIZE_MAX_BYTES + COMMAND_OVERHEAD_MAX_BYTES
+    );
+    assert!(store_write.size_bytes() <= bytes.len() + STORE_WRITE_ALLOWANCE_BYTES);
+    assert_eq!(Command::decode(&bytes).expect("decodes"), command);
+    RaftConfig::default()
+        .validate()
+        .expect("the defaults are valid");
+}
+
+fn bytes_up_to(length_max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..=length_max)
+}
+
+fn any_key() -> impl Strategy<Value = Key> {
+    prop::collection::vec(any::<u8>(), 1..=24).prop_map(|bytes| Key::new(bytes).expect("key"))
+}
+
+fn any_value() -> impl Strategy<Value = Value> {
+    bytes_up_to(24).prop_map(|bytes| Value::new(bytes).expect("value"))
+}
+
+fn any_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        Just(Command::Noop),
+        (any_key(), any_value()).prop_map(|(key, value)| write(StoreWrite::Put { key, value })),
+        any_key().prop_map(|key| write(StoreWrite::Delete { key })),
+        (any_key(), prop::option::of(any_value()), any_value()).prop_map(|(key, expected, new)| {
+            write(StoreWrite::CompareAndSetValue { key, expected, new })
+        }),
+        (any_key(), any::<u64>(), any_value()).prop_map(|(key, expected, new)| {
+            write(StoreWrite::CompareAndSetVersion {
+                key,
+                expected: Version(expected),
+                new,
+            })
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn commands_round_trip(command in any_command()) {
+        let bytes = command.encode();
+        prop_assert_eq!(Command::decode(&bytes).expect("decodes"), command.clone());
+        prop_assert!(bytes.len() <= COMMAND_OVERHEAD_MAX_BYTES + 3 * 24);
+        for length in 0..bytes.len() {
+            prop_assert!(matches!(Command::decode(&bytes[..length]), Err(Error::Corruption(_))));
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in bytes_up_to(64)) {
+        if let Ok(command) = Command::decode(&bytes) {
+            // Whatever decodes is canonical: it encodes back to the same bytes.
+            prop_assert_eq!(command.encode(), bytes);
+        }
+    }
+}
