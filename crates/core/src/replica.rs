@@ -30,6 +30,18 @@
 //! method means the replica's own storage failed (I/O error, corruption); the replica is
 //! then unusable and the driver must stop it and restart it from its durable state.
 //!
+//! ## Watching the whole cluster
+//!
+//! Some invariants are not a property of one replica, nor of the replicas running at one
+//! instant, but of a whole run: "at most one leader per term, ever" is broken when leader A
+//! of term T crashes and B is elected in T afterwards, yet no single instant shows two
+//! leaders. So each strategy names a [`ClusterObserver`] ([`Replica::Observer`]): the
+//! driver creates one per run and calls it after every event with the replicas running
+//! at that moment; the observer keeps whatever history it needs (bounded) and reports
+//! the first violation. This is the one mechanism for cross-replica invariants: a
+//! stateless check is simply an observer that remembers nothing, and strategies with
+//! nothing to check use [`NoObserver`].
+//!
 //! [`Reply::Failed`]: crate::kv::Reply::Failed
 
 use crate::error::Result;
@@ -49,10 +61,35 @@ pub enum Output<M> {
     Reply { request_id: RequestId, reply: Reply },
 }
 
+/// Watches the replicas of one cluster over a whole run and reports the first violated
+/// cross-replica invariant. See the module documentation.
+pub trait ClusterObserver<R> {
+    /// Called by the driver after every event with the replicas currently running (a
+    /// crashed replica is absent until it restarts). Returns a description of the first
+    /// violation seen. The observer may keep history across calls, within a bound.
+    fn observe(&mut self, replicas: &[&R]) -> std::result::Result<(), String>;
+}
+
+/// The observer of a strategy with no cross-replica invariants: it checks nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoObserver;
+
+impl<R> ClusterObserver<R> for NoObserver {
+    fn observe(&mut self, _replicas: &[&R]) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
 /// A replication strategy's node, driven by the simulator and by the server alike.
 pub trait Replica {
     /// What peers of this strategy say to each other.
     type Message: Clone + fmt::Debug;
+
+    /// The run-wide checker of this strategy's cross-replica invariants (for example
+    /// "at most one leader per term, over the whole run"); [`NoObserver`] if none.
+    type Observer: ClusterObserver<Self> + Default + fmt::Debug
+    where
+        Self: Sized;
 
     /// This replica's id.
     fn id(&self) -> NodeId;
@@ -87,15 +124,4 @@ pub trait Replica {
     /// checks compare across replicas once faults have healed. Meant for tests and
     /// debugging, not for serving requests.
     fn visible_state(&self) -> Result<BTreeMap<Key, Value>>;
-
-    /// Invariants that span several replicas of one cluster (for example "at most one
-    /// leader per term"), checked by the simulator after every step. `replicas` holds the
-    /// replicas that are currently running. The default checks nothing.
-    fn check_cluster_invariants(replicas: &[&Self]) -> std::result::Result<(), String>
-    where
-        Self: Sized,
-    {
-        let _ = replicas;
-        Ok(())
-    }
 }

@@ -19,8 +19,9 @@
 //! simulator assumes a leader; replicas come from a factory closure
 //! (`Fn(NodeSetup) -> Result<N>`) that is called again, with the same disk, on restart.
 //!
-//! After every event the simulator checks the strategy's own cross-replica invariants
-//! (`check_cluster_invariants`) and its own rules (see [`node`]); the first violation
+//! After every event the simulator shows the running replicas to the strategy's run-wide
+//! observer (`Replica::Observer`, which checks cross-replica invariants over the whole
+//! run, across crashes and restarts) and checks its own rules (see [`node`]); the first violation
 //! stops the run with the seed and the time. At the end, the history the clients recorded
 //! ([`clients`]) and the replicas' final states go to the checkers of `replikv_check`
 //! ([`checking`]) for the properties the model claims (linearizability, the session

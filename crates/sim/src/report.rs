@@ -66,7 +66,7 @@ pub enum FailureKind {
     /// A rule the simulator enforces on every replica was broken (a reply to a request
     /// never received, a message to an unknown node, ...).
     SimulatorInvariant,
-    /// `Replica::check_cluster_invariants` reported a violation.
+    /// The strategy's run-wide observer (`Replica::Observer`) reported a violation.
     ClusterInvariant,
     /// A replica returned an error from a `handle_*` method or from its construction:
     /// the simulated disk injects no I/O errors, so this is a bug (for example failing

@@ -3,8 +3,10 @@
 //! `Simulation` owns everything of a run: the event queue, the replicas and their
 //! disks, the network, the clients and the random generators. [`run`] pops the earliest
 //! event, advances virtual time to it, folds its description into the trace, dispatches
-//! it, and checks the cluster's invariants; a violated invariant or a replica's storage
-//! error stops the run at once. Nothing else advances time, so a run is a pure function of
+//! it, and shows the running replicas to the strategy's run-wide observer
+//! (`Replica::Observer`, one per run, so it can check invariants over the whole run and
+//! not only among the replicas up at one instant); a violation it reports or a replica's
+//! storage error stops the run at once. Nothing else advances time, so a run is a pure function of
 //! its options (seed included) and of the replica factory.
 //!
 //! The seed feeds one master ChaCha8 generator, which seeds a separate stream per concern
@@ -29,7 +31,7 @@ use crate::trace::Trace;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::Result as ReplicaResult;
-use replikv_core::replica::Replica;
+use replikv_core::replica::{ClusterObserver, Replica};
 use replikv_core::{Instant, NodeId, Reply, Request, RequestId};
 use std::fmt;
 
@@ -164,6 +166,8 @@ pub(crate) struct Simulation<'a, N: Replica, F> {
     /// Numbers pauses and armed crashes, so stale events can be recognised.
     pub fault_numbers: u64,
     pub final_states: NodeStates,
+    /// The strategy's run-wide checker of cross-replica invariants.
+    pub observer: N::Observer,
 }
 
 impl<N: Replica, F> fmt::Debug for Simulation<'_, N, F> {
@@ -234,6 +238,7 @@ where
         stats: RunStats::default(),
         fault_numbers: 0,
         final_states: Vec::new(),
+        observer: N::Observer::default(),
     };
     let outcome = simulation.start().and_then(|()| simulation.event_loop());
     simulation.into_report(outcome)
@@ -295,7 +300,7 @@ where
             self.trace.record(format_args!("{time} {event}"));
             let end = matches!(event, Event::End);
             self.dispatch(event)?;
-            self.check_cluster_invariants()?;
+            self.observe_cluster()?;
             if end {
                 return Ok(());
             }
@@ -406,14 +411,15 @@ where
         Ok(())
     }
 
-    fn check_cluster_invariants(&self) -> Result<(), Failure> {
+    /// Shows the running replicas to the run's observer; its first complaint fails the run.
+    fn observe_cluster(&mut self) -> Result<(), Failure> {
         let running: Vec<&N> = self
             .nodes
             .iter()
             .filter_map(|slot| slot.replica.as_ref())
             .collect();
-        N::check_cluster_invariants(&running)
-            .map_err(|message| self.failure(FailureKind::ClusterInvariant, message))
+        let outcome = self.observer.observe(&running);
+        outcome.map_err(|message| self.failure(FailureKind::ClusterInvariant, message))
     }
 
     pub(crate) fn schedule(

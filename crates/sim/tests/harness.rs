@@ -5,7 +5,7 @@ mod support;
 
 use replikv_check::Function;
 use replikv_core::error::{Error, Result};
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{ClusterObserver, NoObserver, Output, Replica};
 use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value, Version};
 use replikv_sim::{
     FailureKind, FaultPreset, Model, NodeSetup, Properties, RunReport, SimulationOptions, run,
@@ -38,8 +38,26 @@ struct Misbehaving {
     outputs: VecDeque<Output<()>>,
 }
 
+/// Fails the run once some replica has served its limit of requests.
+#[derive(Debug, Default)]
+struct MisbehavingObserver;
+
+impl ClusterObserver<Misbehaving> for MisbehavingObserver {
+    fn observe(&mut self, replicas: &[&Misbehaving]) -> std::result::Result<(), String> {
+        for replica in replicas {
+            if let Misbehavior::ClusterInvariantAfterRequests(limit) = replica.misbehavior
+                && replica.requests >= limit
+            {
+                return Err(format!("{} served {limit} requests", replica.id));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Replica for Misbehaving {
     type Message = ();
+    type Observer = MisbehavingObserver;
 
     fn id(&self) -> NodeId {
         if self.misbehavior == Misbehavior::WrongId {
@@ -133,17 +151,6 @@ impl Replica for Misbehaving {
 
     fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
         Ok(BTreeMap::new())
-    }
-
-    fn check_cluster_invariants(replicas: &[&Misbehaving]) -> std::result::Result<(), String> {
-        for replica in replicas {
-            if let Misbehavior::ClusterInvariantAfterRequests(limit) = replica.misbehavior
-                && replica.requests >= limit
-            {
-                return Err(format!("{} served {limit} requests", replica.id));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -361,6 +368,7 @@ impl Drop for WritesOnDrop {
 
 impl Replica for WritesOnDrop {
     type Message = ();
+    type Observer = NoObserver;
     fn id(&self) -> NodeId {
         self.id
     }
@@ -485,4 +493,127 @@ fn the_register_passes_and_its_history_is_well_formed() {
         .filter(|(_, state)| !state.is_empty())
         .collect();
     assert!(serving.len() <= 1 && serving.iter().all(|(node, _)| *node == NodeId(1)));
+}
+
+/// Takes turns at leading, by virtual time: node `i` leads in every slot `s` of
+/// `ROTATION_SLOT_MS` with `s % (2 * nodes) == 2 * (i - 1)`, so no two nodes ever lead at
+/// one instant (odd slots are gaps that absorb clock skew). With `same_term` every
+/// leadership claims term 1, which only a run-wide observer can see is two leaders in one
+/// term; otherwise each leadership has a term of its own and the run is clean.
+#[derive(Debug)]
+struct Rotating {
+    id: NodeId,
+    nodes: u64,
+    same_term: bool,
+    leading_term: Option<u64>,
+    deadline: Instant,
+    outputs: VecDeque<Output<()>>,
+}
+
+const ROTATION_SLOT_MS: u64 = 1_000;
+
+/// Remembers the leader of every term over the whole run.
+#[derive(Debug, Default)]
+struct RotatingObserver {
+    leaders: BTreeMap<u64, NodeId>,
+}
+
+impl ClusterObserver<Rotating> for RotatingObserver {
+    fn observe(&mut self, replicas: &[&Rotating]) -> std::result::Result<(), String> {
+        let leading: Vec<&&Rotating> = replicas
+            .iter()
+            .filter(|r| r.leading_term.is_some())
+            .collect();
+        if leading.len() > 1 {
+            return Err("two leaders at one instant".into());
+        }
+        for replica in leading {
+            let term = replica.leading_term.expect("filtered");
+            let leader = *self.leaders.entry(term).or_insert(replica.id);
+            if leader != replica.id {
+                return Err(format!(
+                    "two leaders in term {term} over the run: {leader} and {}",
+                    replica.id
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Replica for Rotating {
+    type Message = ();
+    type Observer = RotatingObserver;
+    fn id(&self) -> NodeId {
+        self.id
+    }
+    fn handle_message(&mut self, _: Instant, _: NodeId, _: ()) -> Result<()> {
+        Ok(())
+    }
+    fn handle_request(&mut self, _: Instant, request_id: RequestId, _: Request) -> Result<()> {
+        let reply = Reply::Failed(Error::Unavailable("rotating nodes serve nothing".into()));
+        self.outputs.push_back(Output::Reply { request_id, reply });
+        Ok(())
+    }
+    fn handle_tick(&mut self, now: Instant) -> Result<()> {
+        let slot = now.as_millis() / ROTATION_SLOT_MS;
+        let (cycle, phase) = (slot / (2 * self.nodes), slot % (2 * self.nodes));
+        let leads = phase == 2 * (self.id.0 - 1);
+        let term = if self.same_term {
+            1
+        } else {
+            cycle * self.nodes + self.id.0
+        };
+        self.leading_term = leads.then_some(term);
+        self.deadline = Instant::from_millis((slot + 1) * ROTATION_SLOT_MS);
+        Ok(())
+    }
+    fn handle_flush(&mut self, _: Instant) -> Result<()> {
+        Ok(())
+    }
+    fn poll_output(&mut self) -> Option<Output<()>> {
+        self.outputs.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.deadline)
+    }
+    fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
+        Ok(BTreeMap::new())
+    }
+}
+
+fn run_rotating(same_term: bool) -> RunReport {
+    let mut options = SimulationOptions::new(7, FaultPreset::None);
+    options.duration = Duration::from_secs(20);
+    let nodes = options.nodes as u64;
+    run(&options, |setup: NodeSetup| {
+        Ok(Rotating {
+            id: setup.id,
+            nodes,
+            same_term,
+            leading_term: None,
+            deadline: Instant::ZERO,
+            outputs: VecDeque::new(),
+        })
+    })
+}
+
+#[test]
+fn the_observer_sees_violations_that_no_single_instant_shows() {
+    let clean = run_rotating(false);
+    assert!(clean.failure.is_none(), "{:?}", clean.failure);
+    let report = run_rotating(true);
+    let failure = report.failure.expect("two leaders of term 1 over the run");
+    assert_eq!(failure.kind, FailureKind::ClusterInvariant, "{failure}");
+    assert!(
+        failure
+            .message
+            .contains("two leaders in term 1 over the run"),
+        "{failure}"
+    );
+    let second_slot = Instant::from_millis(2 * ROTATION_SLOT_MS);
+    assert!(
+        failure.at >= second_slot,
+        "caught at the second leadership: {failure}"
+    );
 }

@@ -24,7 +24,7 @@
 //!   outcome.
 //! - **Reads**: linearizable reads by ReadIndex, local reads from the local store.
 //!
-//! ## Invariants (asserted in the code, and across nodes by the simulator)
+//! ## Invariants (asserted in the code, and across nodes and over whole runs by [`RaftObserver`])
 //!
 //! - terms never decrease; a node votes at most once per term;
 //! - at most one leader per term (election safety);
@@ -66,6 +66,7 @@ mod replication;
 #[cfg(test)]
 mod tests;
 
+pub use invariants::RaftObserver;
 pub use message::{AppendResult, Command, Message, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 

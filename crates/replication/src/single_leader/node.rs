@@ -15,6 +15,7 @@
 //! from a lower term is answered (so a stale leader or candidate learns the new term) or
 //! dropped. After fencing, every handler sees `message.term() == self.term`.
 
+use super::invariants::RaftObserver;
 use super::message::{AppendResult, Message};
 use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
@@ -373,6 +374,7 @@ impl RaftNode {
 
 impl Replica for RaftNode {
     type Message = Message;
+    type Observer = RaftObserver;
 
     fn id(&self) -> NodeId {
         self.id
@@ -461,9 +463,5 @@ impl Replica for RaftNode {
 
     fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
         self.store.visible_state()
-    }
-
-    fn check_cluster_invariants(replicas: &[&RaftNode]) -> std::result::Result<(), String> {
-        super::invariants::check_cluster(replicas)
     }
 }

@@ -15,7 +15,7 @@ use crate::node::NodeSetup;
 use crate::reference::NoMessage;
 use crate::reference::register::{Acknowledgement, Register};
 use replikv_core::error::Result;
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{NoObserver, Output, Replica};
 use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value, Version};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -52,6 +52,7 @@ impl LocalOnly {
 
 impl Replica for LocalOnly {
     type Message = NoMessage;
+    type Observer = NoObserver;
 
     fn id(&self) -> NodeId {
         self.id

@@ -45,7 +45,7 @@
 use crate::node::NodeSetup;
 use crate::reference::NoMessage;
 use replikv_core::error::{Error, Outcome, Result};
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{ClusterObserver, Output, Replica};
 use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Term, Value, Version};
 use replikv_storage::log::{Entry, Log, LogOptions};
 use std::collections::{BTreeMap, VecDeque};
@@ -273,8 +273,25 @@ impl Register {
     }
 }
 
+/// Checks, after every event, that only the serving node holds registers. Stateless: the
+/// rule is about each instant, so nothing needs remembering between events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegisterObserver;
+
+impl ClusterObserver<Register> for RegisterObserver {
+    fn observe(&mut self, replicas: &[&Register]) -> std::result::Result<(), String> {
+        for replica in replicas {
+            if replica.id != SERVING_NODE && !replica.registers.is_empty() {
+                return Err(format!("{} holds registers but does not serve", replica.id));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Replica for Register {
     type Message = NoMessage;
+    type Observer = RegisterObserver;
 
     fn id(&self) -> NodeId {
         self.id
@@ -342,15 +359,6 @@ impl Replica for Register {
             .iter()
             .filter_map(|(key, state)| Some((key.clone(), state.value.clone()?)))
             .collect())
-    }
-
-    fn check_cluster_invariants(replicas: &[&Register]) -> std::result::Result<(), String> {
-        for replica in replicas {
-            if replica.id != SERVING_NODE && !replica.registers.is_empty() {
-                return Err(format!("{} holds registers but does not serve", replica.id));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -689,7 +697,7 @@ mod tests {
         );
         node.handle_flush(Instant::ZERO).unwrap();
         assert_eq!(disk.mutation_count(), 0, "idle nodes do not touch the disk");
-        assert_eq!(Register::check_cluster_invariants(&[&node]), Ok(()));
+        assert_eq!(RegisterObserver.observe(&[&node]), Ok(()));
     }
 
     /// A random write to one of three keys; `unique` makes the value unique to the run.

@@ -11,7 +11,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::{Error, Result};
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{NoObserver, Output, Replica};
 use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value};
 use replikv_sim::NodeSetup;
 use std::collections::{BTreeMap, VecDeque};
@@ -64,6 +64,7 @@ impl Pinger {
 
 impl Replica for Pinger {
     type Message = Ping;
+    type Observer = NoObserver;
 
     fn id(&self) -> NodeId {
         self.id

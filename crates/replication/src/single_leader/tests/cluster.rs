@@ -20,11 +20,11 @@
 
 use super::format;
 use crate::single_leader::message::{AppendResult, Message};
-use crate::single_leader::{RaftConfig, RaftNode};
+use crate::single_leader::{RaftConfig, RaftNode, RaftObserver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::ReadConsistency;
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{ClusterObserver, Output, Replica};
 use replikv_core::{ClientId, Instant, Key, LogIndex, NodeId, Request, RequestId, Value};
 use replikv_storage::disk::Disk;
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +46,8 @@ pub(super) struct Cluster {
     next_sequence: u64,
     summaries: BTreeMap<NodeId, String>,
     out: Vec<String>,
+    /// Checks the cross-node invariants over the whole script.
+    observer: RaftObserver,
 }
 
 fn node_id(word: &str) -> NodeId {
@@ -93,6 +95,7 @@ impl Cluster {
             next_sequence: 1,
             summaries: BTreeMap::new(),
             out: Vec::new(),
+            observer: RaftObserver::default(),
         };
         for id in ids {
             cluster.start(id);
@@ -393,9 +396,9 @@ impl Cluster {
         self.out.push(line);
     }
 
-    pub(super) fn check_invariants(&self) {
+    pub(super) fn check_invariants(&mut self) {
         let running: Vec<&RaftNode> = self.nodes.values().flatten().collect();
-        if let Err(violation) = RaftNode::check_cluster_invariants(&running) {
+        if let Err(violation) = self.observer.observe(&running) {
             panic!("cluster invariant violated: {violation}");
         }
     }

@@ -49,7 +49,7 @@ fn run_script(text: &str) -> String {
             out.push('\n');
         }
     }
-    if let Some(cluster) = cluster {
+    if let Some(mut cluster) = cluster {
         cluster.check_invariants();
     }
     out
