@@ -30,6 +30,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+#[cfg(test)]
+thread_local! {
+    /// A bug planted for the tests of [`RaftObserver`]: when set, a node opening forgets
+    /// the vote of its hard state (keeping the term), as a node would that did not make
+    /// its vote durable. Per thread, so it cannot leak into other tests.
+    pub(super) static FORGET_VOTE_ON_OPEN: std::cell::Cell<bool> = const {
+        std::cell::Cell::new(false)
+    };
+}
+
 /// The hard state file's name on the node's disk.
 pub const HARD_STATE_FILE_NAME: &str = "raft.meta";
 
@@ -133,6 +143,11 @@ impl RaftNode {
             )));
         }
         log.mark_committed(applied.index);
+        #[cfg(test)]
+        let hard_state = HardState {
+            voted_for: hard_state.voted_for.filter(|_| !FORGET_VOTE_ON_OPEN.get()),
+            ..hard_state
+        };
         Ok(RaftNode {
             id,
             peers,

@@ -18,6 +18,7 @@ mod command;
 mod format;
 mod open;
 mod pipeline;
+mod planted;
 mod robustness;
 
 use cluster::Cluster;
