@@ -34,10 +34,7 @@ pub const PROPERTY: &str = "consistent-prefix";
 
 /// Checks consistent prefix reads for every process of `history`.
 pub fn check_consistent_prefix(history: &History) -> Verdict {
-    match Observations::new(history) {
-        Ok(observations) => check(&observations),
-        Err(error) => Verdict::input_error(error),
-    }
+    crate::session::check_history(history, check)
 }
 
 /// Requires the causal past of what was read.

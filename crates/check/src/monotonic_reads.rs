@@ -35,10 +35,7 @@ pub const PROPERTY: &str = "monotonic-reads";
 
 /// Checks monotonic reads for every process of `history`.
 pub fn check_monotonic_reads(history: &History) -> Verdict {
-    match Observations::new(history) {
-        Ok(observations) => check(&observations),
-        Err(error) => Verdict::input_error(error),
-    }
+    crate::session::check_history(history, check)
 }
 
 /// What a session has seen of one key.

@@ -32,10 +32,7 @@ pub const PROPERTY: &str = "monotonic-writes";
 
 /// Checks monotonic writes for every process of `history`.
 pub fn check_monotonic_writes(history: &History) -> Verdict {
-    match Observations::new(history) {
-        Ok(observations) => check(&observations),
-        Err(error) => Verdict::input_error(error),
-    }
+    crate::session::check_history(history, check)
 }
 
 /// Requires the writer's earlier `ok` writes.

@@ -29,10 +29,7 @@ pub const PROPERTY: &str = "read-your-writes";
 
 /// Checks read-your-writes for every process of `history`.
 pub fn check_read_your_writes(history: &History) -> Verdict {
-    match Observations::new(history) {
-        Ok(observations) => check(&observations),
-        Err(error) => Verdict::input_error(error),
-    }
+    crate::session::check_history(history, check)
 }
 
 pub(crate) fn check(observations: &Observations<'_>) -> Verdict {

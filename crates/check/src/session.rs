@@ -77,6 +77,19 @@ impl Findings {
     }
 }
 
+/// Builds the observations of `history` and runs one session checker over them; a
+/// history the observations cannot be built from (duplicate written values, ...) is an
+/// input error, never a pass.
+pub(crate) fn check_history(
+    history: &crate::history::History,
+    check: fn(&Observations<'_>) -> Verdict,
+) -> Verdict {
+    match Observations::new(history) {
+        Ok(observations) => check(&observations),
+        Err(error) => Verdict::input_error(error),
+    }
+}
+
 /// A guarantee of the observer shape.
 pub(crate) trait ObserverRule {
     /// The fronts (writer process, front) an observer reaches by reading `write`.

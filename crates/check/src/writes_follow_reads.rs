@@ -31,10 +31,7 @@ pub const PROPERTY: &str = "writes-follow-reads";
 
 /// Checks writes-follow-reads for every process of `history`.
 pub fn check_writes_follow_reads(history: &History) -> Verdict {
-    match Observations::new(history) {
-        Ok(observations) => check(&observations),
-        Err(error) => Verdict::input_error(error),
-    }
+    crate::session::check_history(history, check)
 }
 
 /// Requires what the writer had read before writing. Fronts are times: a front `t`

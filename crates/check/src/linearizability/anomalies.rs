@@ -264,12 +264,7 @@ mod tests {
     use super::*;
 
     fn op(invoke: u64, complete: u64, action: Action) -> RegisterOp {
-        RegisterOp {
-            history_index: 0,
-            invoke,
-            complete: Some(complete),
-            action,
-        }
+        RegisterOp::for_test(invoke, Some(complete), action)
     }
 
     #[test]

@@ -260,6 +260,19 @@ fn prepare(history_index: usize, operation: &Operation, values: &mut Values) -> 
 }
 
 #[cfg(test)]
+impl RegisterOp {
+    /// An operation for unit tests of the search and its helpers.
+    pub(crate) fn for_test(invoke: u64, complete: Option<u64>, action: Action) -> RegisterOp {
+        RegisterOp {
+            history_index: 0,
+            invoke,
+            complete,
+            action,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -425,12 +425,7 @@ mod tests {
     use crate::budget::Budget;
 
     fn op(invoke: u64, complete: Option<u64>, action: Action) -> RegisterOp {
-        RegisterOp {
-            history_index: 0,
-            invoke,
-            complete,
-            action,
-        }
+        RegisterOp::for_test(invoke, complete, action)
     }
 
     fn decide(ops: &[RegisterOp]) -> SearchOutcome {

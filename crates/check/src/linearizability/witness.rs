@@ -130,12 +130,7 @@ mod tests {
     use crate::budget::Budget;
 
     fn op(invoke: u64, complete: u64, action: Action) -> RegisterOp {
-        RegisterOp {
-            history_index: 0,
-            invoke,
-            complete: Some(complete),
-            action,
-        }
+        RegisterOp::for_test(invoke, Some(complete), action)
     }
 
     #[test]
