@@ -3,7 +3,10 @@
 //! A model is a replica factory plus the properties it claims. The real replication
 //! strategies join this table as they land: `raft-majority` (single-leader Raft in
 //! `majority` commit mode), beside the reference models that prove the harness: the
-//! correct `register` and the broken `local-only` and `ack-before-sync`.
+//! correct `register` and the broken `local-only` and `ack-before-sync`. The Raft models
+//! differ only in their commit mode (`raft-all`, `raft-semi-sync-any-1`,
+//! `raft-semi-sync-first-1`: safe with the default three nodes, so they claim what
+//! `raft-majority` claims).
 
 use crate::checking::Properties;
 use crate::node::NodeSetup;
@@ -12,7 +15,7 @@ use crate::reference::broken::{LocalOnly, ack_before_sync};
 use crate::reference::register::Register;
 use crate::report::RunReport;
 use crate::run::simulate;
-use replikv_replication::single_leader::{RaftConfig, RaftNode};
+use replikv_replication::single_leader::{CommitMode, RaftConfig, RaftNode, SyncChoice};
 use std::fmt;
 use std::str::FromStr;
 
@@ -27,14 +30,23 @@ pub enum Model {
     AckBeforeSync,
     /// Single-leader Raft, `majority` commit mode.
     RaftMajority,
+    /// Single-leader Raft, `all` commit mode (fully synchronous).
+    RaftAll,
+    /// Single-leader Raft, `semi-sync any 1` (safe with 3 voters).
+    RaftSemiSyncAny,
+    /// Single-leader Raft, `semi-sync first 1` (safe with 3 voters).
+    RaftSemiSyncFirst,
 }
 
 impl Model {
-    pub const ALL: [Model; 4] = [
+    pub const ALL: [Model; 7] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
         Model::RaftMajority,
+        Model::RaftAll,
+        Model::RaftSemiSyncAny,
+        Model::RaftSemiSyncFirst,
     ];
 
     #[must_use]
@@ -44,6 +56,9 @@ impl Model {
             Model::LocalOnly => "local-only",
             Model::AckBeforeSync => "ack-before-sync",
             Model::RaftMajority => "raft-majority",
+            Model::RaftAll => "raft-all",
+            Model::RaftSemiSyncAny => "raft-semi-sync-any-1",
+            Model::RaftSemiSyncFirst => "raft-semi-sync-first-1",
         }
     }
 
@@ -58,7 +73,11 @@ impl Model {
                 durable: true,
                 convergent: false,
             },
-            Model::LocalOnly | Model::RaftMajority => Properties {
+            Model::LocalOnly
+            | Model::RaftMajority
+            | Model::RaftAll
+            | Model::RaftSemiSyncAny
+            | Model::RaftSemiSyncFirst => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
@@ -75,20 +94,34 @@ impl Model {
             Model::Register => simulate(options, &properties, Register::open),
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
-            Model::RaftMajority => simulate(options, &properties, raft_majority),
+            Model::RaftMajority => simulate(options, &properties, |setup| {
+                raft(setup, CommitMode::Majority)
+            }),
+            Model::RaftAll => simulate(options, &properties, |setup| raft(setup, CommitMode::All)),
+            Model::RaftSemiSyncAny => simulate(options, &properties, |setup| {
+                raft(setup, semi_sync(SyncChoice::Any))
+            }),
+            Model::RaftSemiSyncFirst => simulate(options, &properties, |setup| {
+                raft(setup, semi_sync(SyncChoice::First))
+            }),
         }
     }
 }
 
-/// Builds a Raft node in `majority` mode with the default configuration.
-fn raft_majority(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
-    RaftNode::open(
-        setup.id,
-        setup.peers,
-        setup.disk,
-        setup.seed,
-        RaftConfig::default(),
-    )
+fn semi_sync(choice: SyncChoice) -> CommitMode {
+    CommitMode::SemiSync {
+        followers: 1,
+        choice,
+    }
+}
+
+/// Builds a Raft node in `commit_mode` with the default configuration otherwise.
+fn raft(setup: NodeSetup, commit_mode: CommitMode) -> replikv_core::error::Result<RaftNode> {
+    let config = RaftConfig {
+        commit_mode,
+        ..RaftConfig::default()
+    };
+    RaftNode::open(setup.id, setup.peers, setup.disk, setup.seed, config)
 }
 
 impl fmt::Display for Model {
@@ -104,7 +137,10 @@ impl FromStr for Model {
             .into_iter()
             .find(|model| model.name() == name)
             .ok_or_else(|| {
-                format!("unknown model {name:?} (expected register, local-only, ack-before-sync or raft-majority)")
+                format!(
+                    "unknown model {name:?} (expected one of: {})",
+                    Model::ALL.map(Model::name).join(", ")
+                )
             })
     }
 }

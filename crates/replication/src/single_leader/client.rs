@@ -54,7 +54,8 @@ impl RaftNode {
         let pending_max = self.config.pending_requests_max;
         let commit = self.commit;
         let state = self.leader_state();
-        if state.proposals.len() + state.reads.len() >= pending_max {
+        let pending = state.proposals.len() + state.unacknowledged_replies.len();
+        if pending + state.reads.len() >= pending_max {
             self.stats.requests_refused += 1;
             let error = Error::Overloaded(format!("{pending_max} requests pending"));
             self.reply(request_id, Reply::Failed(error));
@@ -135,7 +136,7 @@ impl RaftNode {
     /// Applies committed, locally durable entries to the store, in batches, and answers
     /// the proposals they complete.
     pub(super) fn apply_committed(&mut self) -> Result<()> {
-        let target = self.commit.min(self.log.durable_position().index);
+        let target = self.apply_target();
         while self.store.applied_position().index < target {
             let from = self.store.applied_position().index.next();
             let count = usize::try_from(target.0 - from.0 + 1).unwrap_or(usize::MAX);
@@ -169,6 +170,19 @@ impl RaftNode {
         Ok(())
     }
 
+    /// How far this node applies: the commit index, and on a leader the acknowledged
+    /// index too (it runs ahead in a lossy mode: see `commit.rs`), never beyond the
+    /// locally durable log.
+    fn apply_target(&self) -> LogIndex {
+        let acknowledged = match &self.role {
+            Role::Leader(state) => state.acknowledged,
+            _ => LogIndex::ZERO,
+        };
+        self.commit
+            .max(acknowledged)
+            .min(self.log.durable_position().index)
+    }
+
     fn answer_proposals(
         &mut self,
         owners: &[LogIndex],
@@ -178,9 +192,32 @@ impl RaftNode {
             let Role::Leader(state) = &mut self.role else {
                 return;
             };
-            if let Some(request_id) = state.proposals.remove(index) {
+            let Some(request_id) = state.proposals.remove(index) else {
+                continue;
+            };
+            if *index <= state.acknowledged {
                 self.reply(request_id, outcome.into_reply());
+            } else {
+                let reply = outcome.into_reply();
+                state
+                    .unacknowledged_replies
+                    .insert(*index, (request_id, reply));
             }
+        }
+        self.answer_acknowledged();
+    }
+
+    /// Answers the applied proposals the commit mode now acknowledges.
+    pub(super) fn answer_acknowledged(&mut self) {
+        let Role::Leader(state) = &mut self.role else {
+            return;
+        };
+        let still_waiting = state
+            .unacknowledged_replies
+            .split_off(&state.acknowledged.next());
+        let ready = std::mem::replace(&mut state.unacknowledged_replies, still_waiting);
+        for (request_id, reply) in ready.into_values() {
+            self.reply(request_id, reply);
         }
     }
 }

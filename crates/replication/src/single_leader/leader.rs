@@ -47,6 +47,9 @@ pub(super) struct Progress {
     pub recently_active: bool,
     /// The highest ReadIndex round the follower confirmed.
     pub read_sequence: u64,
+    /// When the follower last answered anything (`semi-sync first k` prefers reachable
+    /// followers).
+    pub last_response: Option<Instant>,
 }
 
 /// A linearizable read waiting for its confirmation round and for the apply index.
@@ -70,6 +73,12 @@ pub(crate) struct LeaderState {
     pub(super) noop_index: LogIndex,
     /// Client writes proposed in this term, by log index.
     pub(super) proposals: BTreeMap<LogIndex, RequestId>,
+    /// The commit mode's acknowledgement point (see `commit.rs`): proposals at or below
+    /// it are answered once applied. Never decreases within the term.
+    pub(super) acknowledged: LogIndex,
+    /// Outcomes of proposals applied but not yet acknowledged (`all` mode applies the
+    /// majority-committed entries before every voter holds them), by log index.
+    pub(super) unacknowledged_replies: BTreeMap<LogIndex, (RequestId, Reply)>,
     /// The latest ReadIndex confirmation round started.
     pub(super) read_sequence: u64,
     pub(super) reads: VecDeque<PendingRead>,
@@ -101,6 +110,7 @@ impl RaftNode {
                     acked_since_heartbeat: false,
                     recently_active: true,
                     read_sequence: 0,
+                    last_response: None,
                 };
                 (*peer, progress)
             })
@@ -122,6 +132,8 @@ impl RaftNode {
             check_quorum_deadline: now + Duration::from_millis(check_quorum_ms),
             noop_index,
             proposals: BTreeMap::new(),
+            acknowledged: self.commit,
+            unacknowledged_replies: BTreeMap::new(),
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
@@ -184,11 +196,11 @@ impl RaftNode {
 
     /// End of a batch on the leader: its own entries may have become durable (commit),
     /// new entries go out, and pending reads get a confirmation round.
-    pub(super) fn leader_flush(&mut self, _now: Instant) -> Result<()> {
+    pub(super) fn leader_flush(&mut self, now: Instant) -> Result<()> {
         if !matches!(self.role, Role::Leader(_)) {
             return Ok(());
         }
-        self.advance_commit();
+        self.advance_commit(now);
         let state = self.leader_state();
         let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
         if needs_round {
@@ -213,7 +225,8 @@ impl RaftNode {
 
     /// Answers everything a deposed leader still owes its clients.
     pub(super) fn abandon_leadership(&mut self, state: LeaderState) {
-        for request_id in state.proposals.into_values() {
+        let unacknowledged = state.unacknowledged_replies.into_values().map(|(id, _)| id);
+        for request_id in state.proposals.into_values().chain(unacknowledged) {
             let error = Error::Indeterminate("leadership lost before commit".into());
             self.reply(request_id, Reply::Failed(error));
         }

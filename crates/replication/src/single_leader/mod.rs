@@ -56,6 +56,7 @@
 
 mod client;
 pub mod command;
+pub mod commit;
 mod election;
 mod invariants;
 mod leader;
@@ -66,6 +67,7 @@ mod replication;
 #[cfg(test)]
 mod tests;
 
+pub use commit::{CommitMode, SyncChoice};
 pub use invariants::RaftObserver;
 pub use message::{AppendResult, Command, Message, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
@@ -90,6 +92,9 @@ pub(crate) const STORE_WRITE_ALLOWANCE_BYTES: usize = 16;
 /// How a [`RaftNode`] is tuned. The defaults suit a LAN and the simulator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RaftConfig {
+    /// When the leader acknowledges a write (see `commit.rs`); checked against the
+    /// number of voters when the node opens.
+    pub commit_mode: CommitMode,
     /// Election timeouts are drawn uniformly from `min..=max` milliseconds.
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
@@ -118,6 +123,7 @@ pub struct RaftConfig {
 impl Default for RaftConfig {
     fn default() -> RaftConfig {
         RaftConfig {
+            commit_mode: CommitMode::Majority,
             election_timeout_ms_min: 150,
             election_timeout_ms_max: 300,
             heartbeat_interval_ms: 50,

@@ -119,6 +119,7 @@ impl RaftNode {
         if id == NodeId::NONE || peers.contains(&NodeId::NONE) {
             return Err(Error::InvalidInput("node id 0 is reserved".into()));
         }
+        config.commit_mode.validate(peers.len() + 1)?;
         let mut log = Log::open(disk.clone(), config.log_options.clone())?;
         let hard_state_file = MetadataFile::open(&disk, HARD_STATE_FILE_NAME)?;
         let hard_state = match hard_state_file.load() {
@@ -142,7 +143,12 @@ impl RaftNode {
                 log.last_position()
             )));
         }
-        log.mark_committed(applied.index);
+        // In a safe mode everything applied was committed. In a lossy mode this node may
+        // have applied, as leader, entries no majority holds: its commit index restarts
+        // at zero and the next leader tells it (see `commit.rs`).
+        let lossy = config.commit_mode.is_lossy(peers.len() + 1);
+        let commit = if lossy { LogIndex::ZERO } else { applied.index };
+        log.mark_committed(commit);
         #[cfg(test)]
         let hard_state = HardState {
             voted_for: hard_state.voted_for.filter(|_| !FORGET_VOTE_ON_OPEN.get()),
@@ -159,7 +165,7 @@ impl RaftNode {
             term: hard_state.term,
             voted_for: hard_state.voted_for,
             role: Role::Follower { leader: None },
-            commit: applied.index,
+            commit,
             election_deadline: None,
             leader_contact: None,
             outputs: VecDeque::new(),
@@ -365,11 +371,18 @@ impl RaftNode {
     pub(super) fn assert_invariants(&self) {
         let applied = self.store.applied_position().index;
         let last = self.log.last_position().index;
+        // Only a lossy mode applies beyond the commit index, and only as leader; a
+        // deposed leader keeps that state until the new leader rebuilds it.
         assert!(
-            applied <= self.commit,
-            "applied {applied} > commit {}",
+            applied <= self.commit || self.commit_mode_is_lossy(),
+            "applied {applied} > commit {} in a safe commit mode",
             self.commit
         );
+        assert!(applied <= self.log.durable_position().index);
+        if let Role::Leader(state) = &self.role {
+            assert!(applied <= self.commit.max(state.acknowledged));
+            assert!(state.acknowledged <= self.log.durable_position().index);
+        }
         assert!(self.commit <= last, "commit {} > last {last}", self.commit);
         assert!(self.log.committed_index() <= self.commit);
         if let Role::Leader(_) = self.role {
@@ -381,6 +394,7 @@ impl RaftNode {
     /// Common end of every input: apply what became committed, check invariants.
     fn after_input(&mut self) -> Result<()> {
         self.apply_committed()?;
+        self.answer_acknowledged();
         self.serve_reads()?;
         self.assert_invariants();
         Ok(())

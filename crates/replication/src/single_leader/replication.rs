@@ -19,12 +19,15 @@
 //! (its own entries count once its log synced them) whose entry is of the current term
 //! (Raft §5.4.2: an entry of an earlier term is committed only through a later one).
 
+use super::commit::{CommitMode, SyncChoice};
+use super::leader::Progress;
 use super::message::{AppendResult, Command, Message, WireEntry};
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_core::{Instant, LogIndex, LogPosition, NodeId};
 use replikv_storage::log::{Entry, PAYLOAD_SIZE_MAX_BYTES};
+use std::time::Duration;
 
 /// Most acknowledgements a follower holds until the next flush.
 const HELD_MESSAGES_MAX: usize = 4096;
@@ -239,7 +242,10 @@ impl RaftNode {
         };
         let after = first.position.index.previous().expect("entries start at 1");
         if after < last {
-            if after < self.commit {
+            // Neither a committed entry nor one the store applied (a deposed leader of a
+            // lossy mode applied beyond the commit index) can be truncated away.
+            let applied = self.store.applied_position().index;
+            if after < self.commit.max(applied) {
                 return Ok(false);
             }
             self.stats.entries_truncated += last.0 - after.0;
@@ -264,7 +270,7 @@ impl RaftNode {
 
     pub(super) fn handle_append_response(
         &mut self,
-        _now: Instant,
+        now: Instant,
         from: NodeId,
         result: AppendResult,
         read_sequence: u64,
@@ -280,6 +286,7 @@ impl RaftNode {
         }
         let progress = state.progress.get_mut(&from).expect("peers have progress");
         progress.recently_active = true;
+        progress.last_response = Some(now);
         progress.read_sequence = progress.read_sequence.max(read_sequence);
         match result {
             AppendResult::Accepted { matched } => {
@@ -303,7 +310,7 @@ impl RaftNode {
                     progress.inflight.pop_front();
                 }
                 progress.next = progress.next.max(matched.next());
-                self.advance_commit();
+                self.advance_commit(now);
             }
             AppendResult::Rejected { next } => {
                 if next <= progress.matched {
@@ -317,19 +324,102 @@ impl RaftNode {
         self.send_append(from, false)
     }
 
-    /// Raises the commit index to the highest index durable on a majority whose entry is
-    /// of the current term.
-    pub(super) fn advance_commit(&mut self) {
-        let quorum = self.quorum();
+    /// Raises the commit index (Raft's rule: durable on a majority, through an entry of
+    /// the current term; widened to the acknowledgement point in a safe mode) and the
+    /// acknowledged index (the commit mode's rule, same term restriction). See
+    /// `commit.rs`.
+    pub(super) fn advance_commit(&mut self, now: Instant) {
         let own = self.log.durable_position().index;
+        let majority = self.majority_durable_index(own);
+        let acknowledgeable = self.acknowledgeable_index(now, own);
+        let lossy = self.commit_mode_is_lossy();
+        let safe = if lossy {
+            majority
+        } else {
+            majority.max(acknowledgeable)
+        };
+        let term = self.term;
+        let of_this_term =
+            |log: &replikv_storage::log::Log, index: LogIndex| log.term_at(index) == Some(term);
+        if safe > self.commit && of_this_term(&self.log, safe) {
+            self.commit = safe;
+            self.log.mark_committed(safe);
+        }
+        let commit = self.commit;
+        let acknowledged_ok = of_this_term(&self.log, acknowledgeable);
+        let state = self.leader_state();
+        if acknowledged_ok && acknowledgeable > state.acknowledged {
+            state.acknowledged = acknowledgeable;
+        }
+        if !lossy {
+            // A safe mode never acknowledges beyond what survives every failover.
+            assert!(
+                state.acknowledged <= commit,
+                "acknowledged {} beyond commit {commit} in a safe mode",
+                state.acknowledged
+            );
+        }
+    }
+
+    /// The highest index durable on a majority of the voters (this node's entries count
+    /// once durable: `own`).
+    fn majority_durable_index(&mut self, own: LogIndex) -> LogIndex {
+        let quorum = self.quorum();
         let state = self.leader_state();
         let mut matched: Vec<LogIndex> = state.progress.values().map(|p| p.matched).collect();
         matched.push(own);
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[quorum - 1];
-        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
-            self.commit = candidate;
-            self.log.mark_committed(candidate);
+        matched[quorum - 1]
+    }
+
+    /// The highest index the commit mode would acknowledge, before the term rule.
+    fn acknowledgeable_index(&mut self, now: Instant, own: LogIndex) -> LogIndex {
+        let mode = self.config.commit_mode;
+        if mode == CommitMode::Majority {
+            return self.majority_durable_index(own);
         }
+        let reachable_ms = self.config.election_timeout_ms_max;
+        let state = self.leader_state();
+        let followers = || state.progress.values().map(|p| p.matched);
+        let index = match mode {
+            CommitMode::Majority => unreachable!("handled above"),
+            CommitMode::Async => own,
+            CommitMode::All => followers().min().unwrap_or(own),
+            CommitMode::SemiSync {
+                followers: count,
+                choice: SyncChoice::Any,
+            } => {
+                let mut matched: Vec<LogIndex> = followers().collect();
+                matched.sort_unstable_by(|a, b| b.cmp(a));
+                matched[count - 1]
+            }
+            CommitMode::SemiSync {
+                followers: count,
+                choice: SyncChoice::First,
+            } => {
+                let reachable = |progress: &Progress| {
+                    progress.last_response.is_some_and(|at| {
+                        now.saturating_duration_since(at) <= Duration::from_millis(reachable_ms)
+                    })
+                };
+                // Priority is id order (the map's order): reachable followers first,
+                // then the unreachable ones, each group by priority.
+                let (mut chosen, others): (Vec<&Progress>, Vec<&Progress>) =
+                    state.progress.values().partition(|p| reachable(p));
+                chosen.extend(others);
+                chosen
+                    .iter()
+                    .take(count)
+                    .map(|progress| progress.matched)
+                    .min()
+                    .expect("validated: 1..voters followers")
+            }
+        };
+        index.min(own)
+    }
+
+    /// Whether this group's commit mode can lose acknowledged writes on failover.
+    pub(super) fn commit_mode_is_lossy(&self) -> bool {
+        self.config.commit_mode.is_lossy(self.voters())
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Commands (node names are `n1`, `n2`, ...):
 //!
-//! - `cluster nodes=N seed=S`: the first command; builds N nodes on fresh simulated disks.
+//! - `cluster nodes=N seed=S [mode=M]`: the first command; builds N nodes on fresh
+//!   simulated disks, in commit mode M (`majority` by default; `semi-sync-first-1` etc.).
 //! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
 //!   ticks it. `tick nX` ticks at the current time; `advance MS` moves the clock only.
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
@@ -48,6 +49,8 @@ pub(super) struct Cluster {
     out: Vec<String>,
     /// Checks the cross-node invariants over the whole script.
     observer: RaftObserver,
+    /// Every node's configuration.
+    config: RaftConfig,
 }
 
 fn node_id(word: &str) -> NodeId {
@@ -77,11 +80,20 @@ impl Cluster {
     pub(super) fn create(command: &str) -> (Cluster, Vec<String>) {
         let words: Vec<&str> = command.split_whitespace().collect();
         assert!(
-            words.len() == 3 && words[0] == "cluster",
-            "a script starts with `cluster nodes=N seed=S`"
+            words.len() >= 3 && words[0] == "cluster",
+            "a script starts with `cluster nodes=N seed=S [mode=M]`"
         );
         let count = number_after(words[1], "nodes=");
         let seed = number_after(words[2], "seed=");
+        let mut config = RaftConfig::default();
+        for option in &words[3..] {
+            match option.split_once('=') {
+                Some(("mode", mode)) => {
+                    config.commit_mode = mode.parse().expect("a commit mode");
+                }
+                _ => panic!("unknown cluster option {option:?}"),
+            }
+        }
         let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
         let mut cluster = Cluster {
             ids: ids.clone(),
@@ -96,6 +108,7 @@ impl Cluster {
             summaries: BTreeMap::new(),
             out: Vec::new(),
             observer: RaftObserver::default(),
+            config,
         };
         for id in ids {
             cluster.start(id);
@@ -118,7 +131,7 @@ impl Cluster {
             peers,
             self.disks[&id].clone(),
             node_seed,
-            RaftConfig::default(),
+            self.config.clone(),
         )
         .expect("node opens");
         node.handle_tick(self.now).expect("tick");

@@ -114,6 +114,8 @@ const SCRIPTS: &[&str] = &[
     "restart",
     "pipeline_recovery",
     "largest_command",
+    "commit_all",
+    "commit_semi_sync_first",
 ];
 
 macro_rules! script_tests {
@@ -137,5 +139,7 @@ script_tests!(
     read_index,
     restart,
     pipeline_recovery,
-    largest_command
+    largest_command,
+    commit_all,
+    commit_semi_sync_first
 );
