@@ -89,7 +89,12 @@ impl RaftNode {
                 term: self.term,
                 index,
             },
-            payload: Command::Write(write).encode(),
+            payload: Command::Write {
+                origin: self.id,
+                request_id,
+                write,
+            }
+            .encode(),
         };
         match self.log.append(&[entry]) {
             Ok(()) => {}
@@ -151,7 +156,7 @@ impl RaftNode {
             for entry in entries {
                 match Command::decode(&entry.payload) {
                     Ok(Command::Noop) => {}
-                    Ok(Command::Write(write)) => {
+                    Ok(Command::Write { write, .. }) => {
                         writes.push(write);
                         owners.push(entry.position.index);
                     }

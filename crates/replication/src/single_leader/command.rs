@@ -11,14 +11,27 @@
 //! bytes above the keys and values it carries:
 //!
 //! ```text
-//! payload  = format: u8 (1) | tag: u8 | fields
+//! payload  = format: u8 (2) | tag: u8 | fields
 //! Noop     tag 0: nothing
-//! Put      tag 1: key | value
-//! Delete   tag 2: key
-//! CasValue tag 3: key | expected: (0 | 1 value) | new: value
-//! CasVer   tag 4: key | expected version: u64 LE | new: value
+//! Put      tag 1: header | key | value
+//! Delete   tag 2: header | key
+//! CasValue tag 3: header | key | expected: (0 | 1 value) | new: value
+//! CasVer   tag 4: header | key | expected version: u64 LE | new: value
+//! header   = origin node: u64 LE | client: u64 LE | sequence: u64 LE
 //! key, value = length: u32 LE | bytes
 //! ```
+//!
+//! Every client write carries a **header**: the node that proposed it (`origin`, the
+//! leader of the entry's term) and the client's [`RequestId`]. The request id is what
+//! makes retries idempotent: the state machine remembers, per client, the last request
+//! it applied and its outcome, so a retry that reaches the log twice (say once through a
+//! leader that lost its leadership before answering, once through its successor) is
+//! applied once. The origin tells a node, when it applies an entry, whether the entry is
+//! one it proposed itself, so that only the proposer answers the client.
+//!
+//! Format 1 (the same layout without the header) is refused, not guessed at: a write
+//! without its request id cannot be deduplicated, and no store of format 1 outlives the
+//! development builds that wrote it.
 //!
 //! The format byte leaves room for a new encoding, the tag byte for new commands. A
 //! payload comes from a peer's message or from disk, so decoding trusts nothing: every
@@ -26,15 +39,18 @@
 //! bytes are refused, and every failure is an [`Error::Corruption`], never a panic.
 
 use replikv_core::error::{Error, Result};
-use replikv_core::{Key, Value, Version};
+use replikv_core::{ClientId, Key, NodeId, RequestId, Value, Version};
 use replikv_storage::store::StoreWrite;
 
 /// The encoding's format number, the payload's first byte.
-pub const COMMAND_FORMAT: u8 = 1;
+pub const COMMAND_FORMAT: u8 = 2;
+
+/// Bytes of a write's header: origin node, client, sequence.
+pub const WRITE_HEADER_SIZE_BYTES: usize = 3 * 8;
 
 /// Most bytes the encoding adds to the keys and values a command carries: the format and
-/// tag bytes, three length prefixes, and an option byte or a version.
-pub const COMMAND_OVERHEAD_MAX_BYTES: usize = 2 + 3 * 4 + 8;
+/// tag bytes, the write header, three length prefixes, and an option byte or a version.
+pub const COMMAND_OVERHEAD_MAX_BYTES: usize = 2 + WRITE_HEADER_SIZE_BYTES + 3 * 4 + 8;
 
 const TAG_NOOP: u8 = 0;
 const TAG_PUT: u8 = 1;
@@ -48,8 +64,12 @@ pub enum Command {
     /// The entry a new leader appends in its term, so that it can commit (Raft §5.4.2)
     /// and serve ReadIndex reads.
     Noop,
-    /// A client write.
-    Write(StoreWrite),
+    /// A client write, with the leader that proposed it and the client's request id.
+    Write {
+        origin: NodeId,
+        request_id: RequestId,
+        write: StoreWrite,
+    },
 }
 
 impl Command {
@@ -60,38 +80,21 @@ impl Command {
         bytes.push(COMMAND_FORMAT);
         match self {
             Command::Noop => bytes.push(TAG_NOOP),
-            Command::Write(StoreWrite::Put { key, value }) => {
-                bytes.push(TAG_PUT);
-                put_prefixed(&mut bytes, key.as_bytes());
-                put_prefixed(&mut bytes, value.as_bytes());
-            }
-            Command::Write(StoreWrite::Delete { key }) => {
-                bytes.push(TAG_DELETE);
-                put_prefixed(&mut bytes, key.as_bytes());
-            }
-            Command::Write(StoreWrite::CompareAndSetValue { key, expected, new }) => {
-                bytes.push(TAG_CAS_VALUE);
-                put_prefixed(&mut bytes, key.as_bytes());
-                match expected {
-                    None => bytes.push(0),
-                    Some(value) => {
-                        bytes.push(1);
-                        put_prefixed(&mut bytes, value.as_bytes());
-                    }
-                }
-                put_prefixed(&mut bytes, new.as_bytes());
-            }
-            Command::Write(StoreWrite::CompareAndSetVersion { key, expected, new }) => {
-                bytes.push(TAG_CAS_VERSION);
-                put_prefixed(&mut bytes, key.as_bytes());
-                bytes.extend_from_slice(&expected.0.to_le_bytes());
-                put_prefixed(&mut bytes, new.as_bytes());
+            Command::Write {
+                origin,
+                request_id,
+                write,
+            } => {
+                bytes.push(write_tag(write));
+                bytes.extend_from_slice(&origin.0.to_le_bytes());
+                bytes.extend_from_slice(&request_id.client.0.to_le_bytes());
+                bytes.extend_from_slice(&request_id.sequence.to_le_bytes());
+                encode_write(&mut bytes, write);
             }
         }
         debug_assert!(bytes.len() <= COMMAND_OVERHEAD_MAX_BYTES + self.data_size_bytes());
         bytes
     }
-
     /// Decodes a payload; [`Error::Corruption`] if the bytes are not a command (a peer's
     /// garbage, or a damaged record).
     pub fn decode(payload: &[u8]) -> Result<Command> {
@@ -102,27 +105,17 @@ impl Command {
         }
         let command = match reader.byte("tag")? {
             TAG_NOOP => Command::Noop,
-            TAG_PUT => {
-                let key = reader.key()?;
-                let value = reader.value()?;
-                Command::Write(StoreWrite::Put { key, value })
-            }
-            TAG_DELETE => Command::Write(StoreWrite::Delete { key: reader.key()? }),
-            TAG_CAS_VALUE => {
-                let key = reader.key()?;
-                let expected = match reader.byte("option")? {
-                    0 => None,
-                    1 => Some(reader.value()?),
-                    other => return Err(corruption(&format!("option byte {other}"))),
-                };
-                let new = reader.value()?;
-                Command::Write(StoreWrite::CompareAndSetValue { key, expected, new })
-            }
-            TAG_CAS_VERSION => {
-                let key = reader.key()?;
-                let expected = Version(reader.u64()?);
-                let new = reader.value()?;
-                Command::Write(StoreWrite::CompareAndSetVersion { key, expected, new })
+            tag @ (TAG_PUT | TAG_DELETE | TAG_CAS_VALUE | TAG_CAS_VERSION) => {
+                let origin = NodeId(reader.u64("origin")?);
+                let client = ClientId(reader.u64("client")?);
+                let sequence = reader.u64("sequence")?;
+                let write = decode_write(tag, &mut reader)?;
+                let request_id = RequestId { client, sequence };
+                Command::Write {
+                    origin,
+                    request_id,
+                    write,
+                }
             }
             tag => return Err(corruption(&format!("unknown tag {tag}"))),
         };
@@ -137,9 +130,76 @@ impl Command {
     fn data_size_bytes(&self) -> usize {
         match self {
             Command::Noop => 0,
-            Command::Write(write) => write.size_bytes(),
+            Command::Write { write, .. } => write.size_bytes(),
         }
     }
+}
+
+/// The tag of a write's command kind.
+fn write_tag(write: &StoreWrite) -> u8 {
+    match write {
+        StoreWrite::Put { .. } => TAG_PUT,
+        StoreWrite::Delete { .. } => TAG_DELETE,
+        StoreWrite::CompareAndSetValue { .. } => TAG_CAS_VALUE,
+        StoreWrite::CompareAndSetVersion { .. } => TAG_CAS_VERSION,
+    }
+}
+
+/// A write's fields, after its tag and header.
+fn encode_write(bytes: &mut Vec<u8>, write: &StoreWrite) {
+    match write {
+        StoreWrite::Put { key, value } => {
+            put_prefixed(bytes, key.as_bytes());
+            put_prefixed(bytes, value.as_bytes());
+        }
+        StoreWrite::Delete { key } => put_prefixed(bytes, key.as_bytes()),
+        StoreWrite::CompareAndSetValue { key, expected, new } => {
+            put_prefixed(bytes, key.as_bytes());
+            match expected {
+                None => bytes.push(0),
+                Some(value) => {
+                    bytes.push(1);
+                    put_prefixed(bytes, value.as_bytes());
+                }
+            }
+            put_prefixed(bytes, new.as_bytes());
+        }
+        StoreWrite::CompareAndSetVersion { key, expected, new } => {
+            put_prefixed(bytes, key.as_bytes());
+            bytes.extend_from_slice(&expected.0.to_le_bytes());
+            put_prefixed(bytes, new.as_bytes());
+        }
+    }
+}
+
+/// The fields of the write of kind `tag`, after its header.
+fn decode_write(tag: u8, reader: &mut Reader<'_>) -> Result<StoreWrite> {
+    let write = match tag {
+        TAG_PUT => {
+            let key = reader.key()?;
+            let value = reader.value()?;
+            StoreWrite::Put { key, value }
+        }
+        TAG_DELETE => StoreWrite::Delete { key: reader.key()? },
+        TAG_CAS_VALUE => {
+            let key = reader.key()?;
+            let expected = match reader.byte("option")? {
+                0 => None,
+                1 => Some(reader.value()?),
+                other => return Err(corruption(&format!("option byte {other}"))),
+            };
+            let new = reader.value()?;
+            StoreWrite::CompareAndSetValue { key, expected, new }
+        }
+        TAG_CAS_VERSION => {
+            let key = reader.key()?;
+            let expected = Version(reader.u64("version")?);
+            let new = reader.value()?;
+            StoreWrite::CompareAndSetVersion { key, expected, new }
+        }
+        other => return Err(corruption(&format!("unknown write tag {other}"))),
+    };
+    Ok(write)
 }
 
 /// A short name of the command kind a payload claims to be, read from its first two
@@ -188,8 +248,8 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, what)?[0])
     }
 
-    fn u64(&mut self) -> Result<u64> {
-        let bytes = self.take(8, "version")?;
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        let bytes = self.take(8, what)?;
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     }
 

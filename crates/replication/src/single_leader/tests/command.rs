@@ -1,6 +1,7 @@
 //! The command encoding: golden bytes for each kind (the format is on disk: a change
 //! must be deliberate), round trips of arbitrary commands, and rejection of every
-//! truncation and of trailing or unknown bytes, always as `Error::Corruption`.
+//! truncation, of trailing or unknown bytes and of the headerless format 1, always as
+//! `Error::Corruption`.
 
 use crate::single_leader::command::{COMMAND_OVERHEAD_MAX_BYTES, kind_name};
 use crate::single_leader::message::Command;
@@ -8,7 +9,7 @@ use crate::single_leader::{RaftConfig, STORE_WRITE_ALLOWANCE_BYTES};
 use proptest::prelude::*;
 use replikv_core::error::Error;
 use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
-use replikv_core::{Key, Value, Version};
+use replikv_core::{ClientId, Key, NodeId, RequestId, Value, Version};
 use replikv_storage::log::PAYLOAD_SIZE_MAX_BYTES;
 use replikv_storage::store::StoreWrite;
 
@@ -20,24 +21,45 @@ fn value(text: &str) -> Value {
     Value::new(text.as_bytes()).expect("value")
 }
 
+/// A write proposed by node 3 for request c5#0x0102.
 fn write(write: StoreWrite) -> Command {
-    Command::Write(write)
+    Command::Write {
+        origin: NodeId(3),
+        request_id: RequestId {
+            client: ClientId(5),
+            sequence: 0x0102,
+        },
+        write,
+    }
+}
+
+/// The golden header of [`write`]: origin 3, client 5, sequence 0x0102, little-endian.
+const HEADER: [u8; 24] = [
+    3, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0,
+];
+
+/// Format byte, tag, the golden header, then `fields`.
+fn with_header(tag: u8, fields: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![2, tag];
+    bytes.extend_from_slice(&HEADER);
+    bytes.extend_from_slice(fields);
+    bytes
 }
 
 /// Every command kind and its exact bytes.
 fn golden() -> Vec<(Command, Vec<u8>)> {
     vec![
-        (Command::Noop, vec![1, 0]),
+        (Command::Noop, vec![2, 0]),
         (
             write(StoreWrite::Put {
                 key: key("k"),
                 value: value("vw"),
             }),
-            vec![1, 1, 1, 0, 0, 0, b'k', 2, 0, 0, 0, b'v', b'w'],
+            with_header(1, &[1, 0, 0, 0, b'k', 2, 0, 0, 0, b'v', b'w']),
         ),
         (
             write(StoreWrite::Delete { key: key("k") }),
-            vec![1, 2, 1, 0, 0, 0, b'k'],
+            with_header(2, &[1, 0, 0, 0, b'k']),
         ),
         (
             write(StoreWrite::CompareAndSetValue {
@@ -45,7 +67,7 @@ fn golden() -> Vec<(Command, Vec<u8>)> {
                 expected: None,
                 new: value("n"),
             }),
-            vec![1, 3, 1, 0, 0, 0, b'k', 0, 1, 0, 0, 0, b'n'],
+            with_header(3, &[1, 0, 0, 0, b'k', 0, 1, 0, 0, 0, b'n']),
         ),
         (
             write(StoreWrite::CompareAndSetValue {
@@ -53,7 +75,7 @@ fn golden() -> Vec<(Command, Vec<u8>)> {
                 expected: Some(value("e")),
                 new: value(""),
             }),
-            vec![1, 3, 1, 0, 0, 0, b'k', 1, 1, 0, 0, 0, b'e', 0, 0, 0, 0],
+            with_header(3, &[1, 0, 0, 0, b'k', 1, 1, 0, 0, 0, b'e', 0, 0, 0, 0]),
         ),
         (
             write(StoreWrite::CompareAndSetVersion {
@@ -61,9 +83,10 @@ fn golden() -> Vec<(Command, Vec<u8>)> {
                 expected: Version(0x0102),
                 new: value("n"),
             }),
-            vec![
-                1, 4, 1, 0, 0, 0, b'k', 2, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, b'n',
-            ],
+            with_header(
+                4,
+                &[1, 0, 0, 0, b'k', 2, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, b'n'],
+            ),
         ),
     ]
 }
@@ -99,24 +122,28 @@ fn every_truncation_and_every_trailing_byte_is_rejected() {
 
 #[test]
 fn malformed_headers_and_fields_are_rejected() {
-    let cases: &[&[u8]] = &[
-        &[2, 0],                                  // unknown format
-        &[1, 5],                                  // unknown tag
-        &[1, 255],                                // unknown tag
-        &[1, 2, 0, 0, 0, 0],                      // empty key
-        &[1, 2, 255, 255, 255, 255, b'k'],        // length far beyond the bytes
-        &[1, 3, 1, 0, 0, 0, b'k', 2, 0, 0, 0, 0], // option byte 2
+    let cases: Vec<Vec<u8>> = vec![
+        vec![3, 0],                                            // unknown format
+        vec![1, 0],                                            // format 1: refused
+        vec![1, 2, 1, 0, 0, 0, b'k'],                          // format 1 delete
+        vec![2, 5],                                            // unknown tag
+        vec![2, 255],                                          // unknown tag
+        with_header(2, &[0, 0, 0, 0]),                         // empty key
+        with_header(2, &[255, 255, 255, 255, b'k']),           // length beyond the bytes
+        with_header(3, &[1, 0, 0, 0, b'k', 2, 0, 0, 0, 0]),    // option byte 2
+        with_header(5, &[1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']), // unknown tag, header
     ];
-    for bytes in cases {
+    for bytes in &cases {
         assert_corrupt(bytes);
     }
     // A key one byte over the limit, with all its bytes present.
-    let mut bytes = vec![1, 2];
+    let mut bytes = with_header(2, &[]);
     let length = u32::try_from(KEY_SIZE_MAX_BYTES + 1).expect("small");
     bytes.extend_from_slice(&length.to_le_bytes());
     bytes.resize(bytes.len() + KEY_SIZE_MAX_BYTES + 1, b'k');
     assert_corrupt(&bytes);
-    assert_eq!(kind_name(&[2, 0]), "unknown");
+    assert_eq!(kind_name(&[3, 0]), "unknown");
+    assert_eq!(kind_name(&[1, 1]), "unknown");
     assert_eq!(kind_name(&[]), "unknown");
 }
 
@@ -160,21 +187,35 @@ fn any_value() -> impl Strategy<Value = Value> {
     bytes_up_to(24).prop_map(|bytes| Value::new(bytes).expect("value"))
 }
 
-fn any_command() -> impl Strategy<Value = Command> {
+fn any_store_write() -> impl Strategy<Value = StoreWrite> {
     prop_oneof![
-        Just(Command::Noop),
-        (any_key(), any_value()).prop_map(|(key, value)| write(StoreWrite::Put { key, value })),
-        any_key().prop_map(|key| write(StoreWrite::Delete { key })),
-        (any_key(), prop::option::of(any_value()), any_value()).prop_map(|(key, expected, new)| {
-            write(StoreWrite::CompareAndSetValue { key, expected, new })
-        }),
+        (any_key(), any_value()).prop_map(|(key, value)| StoreWrite::Put { key, value }),
+        any_key().prop_map(|key| StoreWrite::Delete { key }),
+        (any_key(), prop::option::of(any_value()), any_value())
+            .prop_map(|(key, expected, new)| StoreWrite::CompareAndSetValue { key, expected, new }),
         (any_key(), any::<u64>(), any_value()).prop_map(|(key, expected, new)| {
-            write(StoreWrite::CompareAndSetVersion {
+            StoreWrite::CompareAndSetVersion {
                 key,
                 expected: Version(expected),
                 new,
-            })
+            }
         }),
+    ]
+}
+
+fn any_command() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        Just(Command::Noop),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any_store_write()).prop_map(
+            |(origin, client, sequence, write)| Command::Write {
+                origin: NodeId(origin),
+                request_id: RequestId {
+                    client: ClientId(client),
+                    sequence,
+                },
+                write,
+            }
+        ),
     ]
 }
 

@@ -49,7 +49,7 @@ fn granted_word(granted: bool) -> &'static str {
 fn entry(entry: &WireEntry) -> String {
     let command = match Command::decode(&entry.payload) {
         Ok(Command::Noop) => "noop".to_owned(),
-        Ok(Command::Write(write)) => store_write(&write),
+        Ok(Command::Write { write, .. }) => store_write(&write),
         Err(_) => "?".to_owned(),
     };
     format!("{}:{command}", entry.position)

@@ -8,7 +8,7 @@ use crate::single_leader::message::{AppendResult, Command, Message, WireEntry};
 use crate::single_leader::{RaftConfig, RaftNode};
 use replikv_core::limits::{LOG_RECORD_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_core::replica::{Output, Replica};
-use replikv_core::{Instant, Key, LogIndex, LogPosition, NodeId, Term, Value};
+use replikv_core::{ClientId, Instant, Key, LogIndex, LogPosition, NodeId, RequestId, Term, Value};
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{LogOptions, PAYLOAD_SIZE_MAX_BYTES};
 use replikv_storage::store::StoreWrite;
@@ -145,7 +145,15 @@ fn big_put(term: u64, index: u64) -> WireEntry {
     };
     WireEntry {
         position: LogPosition::new(term, index),
-        payload: Command::Write(write).encode(),
+        payload: Command::Write {
+            origin: NodeId(2),
+            request_id: RequestId {
+                client: ClientId(1),
+                sequence: index,
+            },
+            write,
+        }
+        .encode(),
     }
 }
 
