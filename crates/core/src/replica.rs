@@ -30,6 +30,14 @@
 //! method means the replica's own storage failed (I/O error, corruption); the replica is
 //! then unusable and the driver must stop it and restart it from its durable state.
 //!
+//! ## Loss is reported
+//!
+//! A replica that throws away a write it accepted (async replication's failover does
+//! exactly that) says so with [`Output::Discarded`]: which client request, where, which
+//! key and value. It reports before it removes the write from storage, so a crash in
+//! between reports it again after the restart rather than never: drivers deduplicate by
+//! request id and position.
+//!
 //! ## Watching the whole cluster
 //!
 //! Some invariants are not a property of one replica, nor of the replicas running at one
@@ -47,6 +55,7 @@
 use crate::error::Result;
 use crate::id::{NodeId, RequestId};
 use crate::kv::{Key, Reply, Request, Value};
+use crate::position::LogPosition;
 use crate::time::Instant;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,6 +68,28 @@ pub enum Output<M> {
     Send { to: NodeId, message: M },
     /// Answer the client request `request_id` that this replica received.
     Reply { request_id: RequestId, reply: Reply },
+    /// Writes this replica accepted from clients and has now thrown away (a failover in
+    /// a lossy commit mode took them back). Loss is never silent: the driver logs them
+    /// with their keys and counts them; the simulator compares them, write for write,
+    /// with the acknowledged writes its durability checker finds lost. At most
+    /// [`DISCARD_REPORT_WRITES_MAX`] writes per output.
+    Discarded { writes: Vec<DiscardedWrite> },
+}
+
+/// Most writes one [`Output::Discarded`] carries.
+pub const DISCARD_REPORT_WRITES_MAX: usize = 1024;
+
+/// One discarded write; see [`Output::Discarded`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscardedWrite {
+    /// The client request that made the write.
+    pub request_id: RequestId,
+    /// Where it was in the replica's log.
+    pub position: LogPosition,
+    pub key: Key,
+    /// The value it would have left (a put, or a compare-and-set's new value); `None`
+    /// for a delete.
+    pub value: Option<Value>,
 }
 
 /// Watches the replicas of one cluster over a whole run and reports the first violated

@@ -15,15 +15,21 @@
 //! The search budget is a step count, never a deadline, so a verdict is a pure function
 //! of the history and a failing seed replays to the same verdict on any machine.
 //!
+//! A model of a lossy commit mode claims less (not durable, not linearizable across
+//! failovers) but must account for what it loses: [`DISCARDS_PROPERTY`] compares the
+//! writes its replicas reported discarded with the acknowledged writes found lost.
+//!
 //! Final states are converted to the checkers' vocabulary here: keys as strings, values
 //! as the history shows them (the workload's integers as JSON numbers).
 
 use crate::clients::value_to_json;
+use crate::discards::{DISCARDS_PROPERTY, check_discards};
 use crate::report::NodeStates;
 use replikv_check::{
     Budget, History, Model as CheckedModel, NamedVerdict, SESSION_PROPERTIES, Verdict, Violation,
     check_all, check_convergence, convergence, durability, linearizability,
 };
+use replikv_core::replica::DiscardedWrite;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
@@ -46,6 +52,20 @@ pub struct Properties {
     pub durable: bool,
     /// Once faults heal and the cluster is quiet, every replica exposes the same state.
     pub convergent: bool,
+    /// The writes the replicas report discarded are exactly the acknowledged writes
+    /// lost (see `discards.rs`); needs the fresh-key workload.
+    pub discards_reported: bool,
+}
+
+impl Properties {
+    /// Claims nothing; models spell out what they claim on top of it.
+    pub const NONE: Properties = Properties {
+        linearizable: false,
+        session_guarantees: false,
+        durable: false,
+        convergent: false,
+        discards_reported: false,
+    };
 }
 
 /// Final states as the checkers read them: one (replica name, key → value) pair each.
@@ -71,6 +91,7 @@ pub fn checker_states(final_states: &NodeStates) -> CheckerStates {
 pub fn check_run(
     history: &History,
     final_states: &CheckerStates,
+    discarded: &[DiscardedWrite],
     properties: &Properties,
 ) -> Vec<NamedVerdict> {
     let claimed = |property: &str| {
@@ -103,6 +124,12 @@ pub fn check_run(
         verdicts.push(NamedVerdict {
             property: convergence::PROPERTY,
             verdict: check_convergence(final_states),
+        });
+    }
+    if properties.discards_reported {
+        verdicts.push(NamedVerdict {
+            property: DISCARDS_PROPERTY,
+            verdict: check_discards(history, discarded),
         });
     }
     verdicts
@@ -170,12 +197,13 @@ mod tests {
             session_guarantees: true,
             durable: true,
             convergent: true,
+            discards_reported: false,
         };
         let states: CheckerStates = vec![
             ("n1".into(), BTreeMap::new()),
             ("n2".into(), BTreeMap::new()),
         ];
-        let verdicts = check_run(&stale, &states, &everything);
+        let verdicts = check_run(&stale, &states, &[], &everything);
         let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
         assert_eq!(names.len(), 9, "{names:?}");
         let linearizable = verdicts
@@ -193,8 +221,9 @@ mod tests {
             session_guarantees: false,
             durable: true,
             convergent: false,
+            discards_reported: false,
         };
-        let verdicts = check_run(&stale, &states, &durable_only);
+        let verdicts = check_run(&stale, &states, &[], &durable_only);
         let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
         assert_eq!(names, [durability::PROPERTY, FINAL_READS_PROPERTY]);
         assert!(verdicts[1].verdict.is_valid(), "the read judged the write");
@@ -210,8 +239,9 @@ mod tests {
             session_guarantees: false,
             durable: true,
             convergent: false,
+            discards_reported: false,
         };
-        let verdicts = check_run(&unjudged, &Vec::new(), &durable_only);
+        let verdicts = check_run(&unjudged, &Vec::new(), &[], &durable_only);
         let final_reads = verdicts
             .iter()
             .find(|v| v.property == FINAL_READS_PROPERTY)

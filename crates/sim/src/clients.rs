@@ -108,6 +108,8 @@ pub struct Clients {
     next_process: u64,
     next_operation: u64,
     next_value: u64,
+    /// Keys written so far with `fresh_key_per_write`.
+    fresh_keys_used: usize,
     history: History,
     stopped: bool,
     random: ChaCha8Rng,
@@ -144,6 +146,7 @@ impl Clients {
             next_process: options.clients as u64,
             next_operation: 0,
             next_value: 1,
+            fresh_keys_used: 0,
             history: History::default(),
             stopped: false,
             random,
@@ -271,11 +274,11 @@ impl Clients {
     /// final reads), so the durability checker sees reads that follow every write.
     pub fn final_reads(&mut self, now: Instant) -> Vec<ClientAction> {
         assert!(self.stopped, "final reads follow the workload");
-        let keys = self.workload.keys;
         let mut actions = Vec::new();
         for client in 0..self.slots.len() {
+            let keys = self.final_read_keys(client);
             let slot = &mut self.slots[client];
-            slot.final_reads = (0..keys).map(|key| (key + client) % keys).collect();
+            slot.final_reads = keys;
             if slot.current.is_none() && !slot.start_scheduled {
                 actions.push(self.schedule_start(client, now));
             }
@@ -422,6 +425,9 @@ impl Clients {
     /// A random operation on a random key: the request, its key, and its history
     /// function and value (a read's value is filled in when it completes).
     fn generate(&mut self, client: usize) -> (Request, usize, Function, Json) {
+        if self.workload.fresh_key_per_write {
+            return self.generate_on_fresh_keys();
+        }
         let key_index = self.random.random_range(0..self.workload.keys);
         let key = Key::new(key_name(key_index)).expect("short key names are valid");
         let w = &self.workload;
@@ -466,6 +472,47 @@ impl Clients {
             Json::from(new),
         ]);
         (request, key_index, Function::Cas, value)
+    }
+}
+
+impl Clients {
+    /// A read of a key already written, or a write of a key never written before (see
+    /// `WorkloadOptions::fresh_key_per_write`).
+    fn generate_on_fresh_keys(&mut self) -> (Request, usize, Function, Json) {
+        let w = &self.workload;
+        let writes_left = self.fresh_keys_used < w.keys;
+        let write = writes_left
+            && (self.fresh_keys_used == 0
+                || self.random.random_range(0..w.read_weight + w.write_weight) >= w.read_weight);
+        if !write {
+            return final_read(self.random.random_range(0..self.fresh_keys_used.max(1)));
+        }
+        let key_index = self.fresh_keys_used;
+        self.fresh_keys_used += 1;
+        let new = self.next_value;
+        self.next_value += 1;
+        let request = Request::Put {
+            key: Key::new(key_name(key_index)).expect("short key names are valid"),
+            value: Value::new(new.to_string()).expect("short values are valid"),
+        };
+        (request, key_index, Function::Write, Json::from(new))
+    }
+
+    /// The keys client `client` reads at the end. With fresh keys, each written key is
+    /// read by two clients (enough to judge it if one read fails, and far fewer reads
+    /// than every client reading every key); otherwise every client reads every key.
+    fn final_read_keys(&self, client: usize) -> VecDeque<usize> {
+        let clients = self.slots.len();
+        if !self.workload.fresh_key_per_write {
+            let keys = self.workload.keys;
+            return (0..keys).map(|key| (key + client) % keys).collect();
+        }
+        (0..self.fresh_keys_used)
+            .filter(|key| {
+                let owner = key % clients;
+                owner == client || (owner + 1) % clients == client
+            })
+            .collect()
     }
 }
 

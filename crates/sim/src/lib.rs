@@ -80,6 +80,7 @@
 pub mod checking;
 pub mod clients;
 pub mod clock;
+pub mod discards;
 pub mod faults;
 pub mod models;
 pub mod network;

@@ -6,7 +6,8 @@
 //! correct `register` and the broken `local-only` and `ack-before-sync`. The Raft models
 //! differ only in their commit mode (`raft-all`, `raft-semi-sync-any-1`,
 //! `raft-semi-sync-first-1`: safe with the default three nodes, so they claim what
-//! `raft-majority` claims).
+//! `raft-majority` claims), and the lossy `raft-async` and `raft-semi-sync-any-1-of-5`,
+//! which claim only convergence and exact loss accounting.
 
 use crate::checking::Properties;
 use crate::node::NodeSetup;
@@ -36,10 +37,15 @@ pub enum Model {
     RaftSemiSyncAny,
     /// Single-leader Raft, `semi-sync first 1` (safe with 3 voters).
     RaftSemiSyncFirst,
+    /// Single-leader Raft, `async`: lossy. Three nodes, the fresh-key workload.
+    RaftAsync,
+    /// Single-leader Raft, `semi-sync any 1` with five voters: lossy (2 + 3 <= 5). The
+    /// fresh-key workload.
+    RaftSemiSyncLossy,
 }
 
 impl Model {
-    pub const ALL: [Model; 7] = [
+    pub const ALL: [Model; 9] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
@@ -47,6 +53,8 @@ impl Model {
         Model::RaftAll,
         Model::RaftSemiSyncAny,
         Model::RaftSemiSyncFirst,
+        Model::RaftAsync,
+        Model::RaftSemiSyncLossy,
     ];
 
     #[must_use]
@@ -59,6 +67,8 @@ impl Model {
             Model::RaftAll => "raft-all",
             Model::RaftSemiSyncAny => "raft-semi-sync-any-1",
             Model::RaftSemiSyncFirst => "raft-semi-sync-first-1",
+            Model::RaftAsync => "raft-async",
+            Model::RaftSemiSyncLossy => "raft-semi-sync-any-1-of-5",
         }
     }
 
@@ -72,6 +82,7 @@ impl Model {
                 session_guarantees: true,
                 durable: true,
                 convergent: false,
+                discards_reported: false,
             },
             Model::LocalOnly
             | Model::RaftMajority
@@ -82,14 +93,41 @@ impl Model {
                 session_guarantees: true,
                 durable: true,
                 convergent: true,
+                discards_reported: false,
+            },
+            // A lossy mode claims what survives a lossy failover: the replicas converge
+            // (the new leader's history wins everywhere) and every acknowledged write
+            // they lose, they report.
+            Model::RaftAsync | Model::RaftSemiSyncLossy => Properties {
+                convergent: true,
+                discards_reported: true,
+                ..Properties::NONE
             },
         }
+    }
+
+    /// The options a run of this model uses: the lossy models need the fresh-key
+    /// workload for exact loss accounting, and the lossy semi-sync model five nodes.
+    #[must_use]
+    pub fn adjust_options(self, options: &SimulationOptions) -> SimulationOptions {
+        let mut options = *options;
+        if matches!(self, Model::RaftAsync | Model::RaftSemiSyncLossy) {
+            options.workload.fresh_key_per_write = true;
+            options.workload.keys = 1_000;
+            options.workload.cas_weight = 0;
+            options.workload.delete_weight = 0;
+        }
+        if self == Model::RaftSemiSyncLossy {
+            options.nodes = 5;
+        }
+        options
     }
 
     /// Runs one simulation of this model and checks it.
     #[must_use]
     pub fn simulate(self, options: &SimulationOptions) -> RunReport {
         let properties = self.properties();
+        let options = &self.adjust_options(options);
         match self {
             Model::Register => simulate(options, &properties, Register::open),
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
@@ -103,6 +141,12 @@ impl Model {
             }),
             Model::RaftSemiSyncFirst => simulate(options, &properties, |setup| {
                 raft(setup, semi_sync(SyncChoice::First))
+            }),
+            Model::RaftAsync => {
+                simulate(options, &properties, |setup| raft(setup, CommitMode::Async))
+            }
+            Model::RaftSemiSyncLossy => simulate(options, &properties, |setup| {
+                raft(setup, semi_sync(SyncChoice::Any))
             }),
         }
     }

@@ -35,7 +35,7 @@ use crate::run::{Event, Simulation};
 use rand::Rng;
 use replikv_core::error::Result as ReplicaResult;
 use replikv_core::limits::NODE_OUTPUT_QUEUE_MAX;
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output, Replica};
 use replikv_core::{Instant, NodeId, Request, RequestId};
 use replikv_storage::disk::{Disk, SimDisk};
 use std::collections::{BTreeMap, VecDeque};
@@ -212,6 +212,20 @@ where
     /// already crashed; the replica and whatever it produced in that call are dropped, as
     /// a process sees nothing after a power cut.
     fn crashed_inside_call(&mut self, index: usize) -> Result<(), Failure> {
+        // Messages and replies die with the node; its reports of discarded writes were
+        // made before it touched the disk, so they stand.
+        let id = self.nodes[index].id;
+        let mut discarded = Vec::new();
+        if let Some(replica) = self.nodes[index].replica.as_mut() {
+            while let Some(output) = replica.poll_output() {
+                if let Output::Discarded { writes } = output {
+                    discarded.push(writes);
+                }
+            }
+        }
+        for writes in discarded {
+            self.record_discards(id, writes)?;
+        }
         let slot = &mut self.nodes[index];
         slot.crashed();
         let report = slot.disk.last_crash().unwrap_or_default();
@@ -442,8 +456,23 @@ where
                 Output::Reply { request_id, reply } => {
                     self.route_reply(index, request_id, reply)?;
                 }
+                Output::Discarded { writes } => self.record_discards(id, writes)?,
             }
         }
+        Ok(())
+    }
+
+    fn record_discards(&mut self, id: NodeId, writes: Vec<DiscardedWrite>) -> Result<(), Failure> {
+        if writes.is_empty() || writes.len() > DISCARD_REPORT_WRITES_MAX {
+            let message = format!("{id} reported {} discarded writes at once", writes.len());
+            return Err(self.failure(FailureKind::SimulatorInvariant, message));
+        }
+        self.stats.writes_discarded += writes.len() as u64;
+        self.trace.record(format_args!(
+            "  {id} discarded {} writes: {writes:?}",
+            writes.len()
+        ));
+        self.discards.record(writes);
         Ok(())
     }
 

@@ -332,6 +332,12 @@ fn validate_range(name: &str, range: DurationRange) -> Result<(), String> {
 pub struct WorkloadOptions {
     /// How many distinct keys (`k0`, `k1`, ...) the clients touch.
     pub keys: usize,
+    /// Every write goes to a key never written before (`k0`, `k1`, ... in order, at most
+    /// `keys` of them), and reads to keys already written; once every key is used,
+    /// clients only read. Then every acknowledged write is judged by a final read of its
+    /// own key, and the durability checker sees every loss, which exact loss accounting
+    /// needs. Requires zero cas and delete weights.
+    pub fresh_key_per_write: bool,
     /// Relative weights of the operation kinds.
     pub read_weight: u32,
     pub write_weight: u32,
@@ -356,6 +362,7 @@ impl Default for WorkloadOptions {
     fn default() -> WorkloadOptions {
         WorkloadOptions {
             keys: 3,
+            fresh_key_per_write: false,
             read_weight: 4,
             write_weight: 3,
             cas_weight: 2,
@@ -445,6 +452,9 @@ impl SimulationOptions {
         ];
         if weights.iter().all(|weight| *weight == 0) || weights.iter().any(|w| *w > 1_000) {
             return Err("operation weights must lie within 0..=1000, not all zero".into());
+        }
+        if workload.fresh_key_per_write && (workload.cas_weight > 0 || workload.delete_weight > 0) {
+            return Err("a fresh key per write allows only reads and writes".into());
         }
         for (name, range) in [
             ("think time", workload.think_time),

@@ -11,6 +11,7 @@ use crate::clients::ClientStats;
 use crate::options::{SimulationOptions, WorkloadOptions};
 use replikv_check::NamedVerdict;
 use replikv_check::{History, Verdict};
+use replikv_core::replica::DiscardedWrite;
 use replikv_core::{Instant, Key, NodeId, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +47,9 @@ pub struct RunStats {
     pub clock_drifts: u64,
     pub flushes: u64,
     pub ticks: u64,
+    /// Writes reported discarded, counting a write again when a crash made its node
+    /// report it twice.
+    pub writes_discarded: u64,
 }
 
 impl RunStats {
@@ -100,6 +104,8 @@ pub struct RunReport {
     /// Each replica's `visible_state()` after the quiet period (empty if the run failed
     /// before its end).
     pub final_states: NodeStates,
+    /// Every write a replica reported discarding, each once.
+    pub discarded_writes: Vec<DiscardedWrite>,
     pub stats: RunStats,
     /// A hash of every event's description: equal for two runs of the same seed.
     pub trace_hash: u64,

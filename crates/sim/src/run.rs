@@ -21,6 +21,7 @@
 
 use crate::checking::{Properties, check_run, checker_states};
 use crate::clients::{ClientAction, Clients, Ticket};
+use crate::discards::Discards;
 use crate::faults::FaultEvent;
 use crate::network::Network;
 use crate::node::{NodeSetup, NodeSlot};
@@ -168,6 +169,8 @@ pub(crate) struct Simulation<'a, N: Replica, F> {
     pub final_states: NodeStates,
     /// The strategy's run-wide checker of cross-replica invariants.
     pub observer: N::Observer,
+    /// Every write a replica reported discarding.
+    pub discards: Discards,
 }
 
 impl<N: Replica, F> fmt::Debug for Simulation<'_, N, F> {
@@ -193,6 +196,7 @@ where
         options: *options,
         history: Default::default(),
         final_states: Vec::new(),
+        discarded_writes: Vec::new(),
         stats: RunStats::default(),
         trace_hash: 0,
         verdicts: Vec::new(),
@@ -239,6 +243,7 @@ where
         fault_numbers: 0,
         final_states: Vec::new(),
         observer: N::Observer::default(),
+        discards: Discards::default(),
     };
     let outcome = simulation.start().and_then(|()| simulation.event_loop());
     simulation.into_report(outcome)
@@ -256,7 +261,12 @@ where
         return report;
     }
     let states = checker_states(&report.final_states);
-    report.verdicts = check_run(&report.history, &states, properties);
+    report.verdicts = check_run(
+        &report.history,
+        &states,
+        &report.discarded_writes,
+        properties,
+    );
     let failed: Vec<&str> = report
         .verdicts
         .iter()
@@ -459,6 +469,7 @@ where
             options: *self.options,
             history,
             final_states,
+            discarded_writes: self.discards.into_writes(),
             stats,
             trace_hash: self.trace.hash(),
             verdicts: Vec::new(),

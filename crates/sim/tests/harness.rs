@@ -448,6 +448,7 @@ fn invalid_options_fail_before_running() {
             session_guarantees: true,
             durable: true,
             convergent: true,
+            discards_reported: true,
         },
         Pinger::open,
     );

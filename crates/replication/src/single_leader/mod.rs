@@ -205,6 +205,8 @@ pub struct RaftStats {
     /// Messages dropped as malformed, from an unknown node, or impossible.
     pub messages_dropped: u64,
     pub entries_truncated: u64,
+    /// Client writes this node proposed, then discarded (see `recent_discards`).
+    pub writes_discarded: u64,
     pub entries_applied: u64,
     pub requests_refused: u64,
 }

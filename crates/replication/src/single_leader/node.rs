@@ -21,7 +21,7 @@ use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::{Error, Result};
-use replikv_core::replica::{Output, Replica};
+use replikv_core::replica::{DiscardedWrite, Output, Replica};
 use replikv_core::{Instant, Key, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{Log, MetadataFile};
@@ -100,6 +100,8 @@ pub struct RaftNode {
     /// flush if their term is still current.
     pub(super) held: Vec<(NodeId, Message)>,
     pub(super) stats: RaftStats,
+    /// The last discarded writes ([`RECENT_DISCARDS_MAX`](super::replication::RECENT_DISCARDS_MAX)).
+    pub(super) recent_discards: VecDeque<DiscardedWrite>,
 }
 
 impl RaftNode {
@@ -171,6 +173,7 @@ impl RaftNode {
             outputs: VecDeque::new(),
             held: Vec::new(),
             stats: RaftStats::default(),
+            recent_discards: VecDeque::new(),
         })
     }
 
@@ -229,6 +232,14 @@ impl RaftNode {
     #[must_use]
     pub fn stats(&self) -> &RaftStats {
         &self.stats
+    }
+
+    /// The latest client writes this node proposed and then had to discard (a lossy
+    /// commit mode's failover), oldest first; `stats().writes_discarded` counts them
+    /// all since the node opened. Each was also emitted as an
+    /// [`Output::Discarded`](replikv_core::replica::Output::Discarded).
+    pub fn recent_discards(&self) -> impl Iterator<Item = &DiscardedWrite> {
+        self.recent_discards.iter()
     }
 
     /// Number of voters, this node included.

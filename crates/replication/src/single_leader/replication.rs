@@ -25,12 +25,18 @@ use super::message::{AppendResult, Command, Message, WireEntry};
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
+use replikv_core::replica::{DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output};
 use replikv_core::{Instant, LogIndex, LogPosition, NodeId};
+use replikv_core::{Key, RequestId, Value};
 use replikv_storage::log::{Entry, PAYLOAD_SIZE_MAX_BYTES};
+use replikv_storage::store::StoreWrite;
 use std::time::Duration;
 
 /// Most acknowledgements a follower holds until the next flush.
 const HELD_MESSAGES_MAX: usize = 4096;
+
+/// How many discarded writes a node remembers for [`RaftNode::recent_discards`].
+pub const RECENT_DISCARDS_MAX: usize = 1024;
 
 /// How far back a follower scans its log for the start of a conflicting term.
 const CONFLICT_SCAN_MAX: u64 = 1024;
@@ -248,8 +254,7 @@ impl RaftNode {
             if after < self.commit.max(applied) {
                 return Ok(false);
             }
-            self.stats.entries_truncated += last.0 - after.0;
-            self.log.truncate_suffix(after)?;
+            self.discard_log_suffix(after)?;
         }
         let new: Vec<Entry> = entries
             .into_iter()
@@ -266,6 +271,73 @@ impl RaftNode {
             Err(Error::Overloaded(_)) => Ok(false),
             Err(error) => Err(error),
         }
+    }
+
+    /// Removes every log entry after `after` (never a committed or applied one), first
+    /// reporting the client writes this node proposed among them as discarded: the one
+    /// place where entries leave the log other than by compaction. Reporting comes
+    /// first, so a crash in between reports them again after the restart rather than
+    /// never.
+    pub(super) fn discard_log_suffix(&mut self, after: LogIndex) -> Result<()> {
+        let last = self.log.last_position().index;
+        assert!(
+            after >= self.commit,
+            "discarding committed entries after {after}"
+        );
+        if after >= last {
+            return Ok(());
+        }
+        self.report_discarded_writes(after.next(), last)?;
+        self.stats.entries_truncated += last.0 - after.0;
+        self.log.truncate_suffix(after)
+    }
+
+    /// Emits [`Output::Discarded`] for the writes this node proposed in `from..=to`.
+    fn report_discarded_writes(&mut self, from: LogIndex, to: LogIndex) -> Result<()> {
+        let mut next = from;
+        let mut writes = Vec::new();
+        while next <= to {
+            let count = usize::try_from(to.0 - next.0 + 1).unwrap_or(usize::MAX);
+            let entries = self.log.read_range(
+                next,
+                count.min(REPLICATION_BATCH_ENTRIES_MAX),
+                self.config.append_size_max_bytes,
+            )?;
+            let read_last = entries.last().expect("the log holds from..=to").position;
+            for entry in entries {
+                let Ok(Command::Write {
+                    origin,
+                    request_id,
+                    write,
+                }) = Command::decode(&entry.payload)
+                else {
+                    continue;
+                };
+                if origin != self.id {
+                    continue;
+                }
+                writes.push(discarded_write(entry.position, request_id, write));
+                if writes.len() == DISCARD_REPORT_WRITES_MAX {
+                    self.emit_discarded(std::mem::take(&mut writes));
+                }
+            }
+            next = read_last.index.next();
+        }
+        if !writes.is_empty() {
+            self.emit_discarded(writes);
+        }
+        Ok(())
+    }
+
+    fn emit_discarded(&mut self, writes: Vec<DiscardedWrite>) {
+        self.stats.writes_discarded += writes.len() as u64;
+        for write in &writes {
+            if self.recent_discards.len() == RECENT_DISCARDS_MAX {
+                self.recent_discards.pop_front();
+            }
+            self.recent_discards.push_back(write.clone());
+        }
+        self.outputs.push_back(Output::Discarded { writes });
     }
 
     pub(super) fn handle_append_response(
@@ -421,5 +493,25 @@ impl RaftNode {
     /// Whether this group's commit mode can lose acknowledged writes on failover.
     pub(super) fn commit_mode_is_lossy(&self) -> bool {
         self.config.commit_mode.is_lossy(self.voters())
+    }
+}
+
+/// What a discarded client write reports: its key and the value it would have left.
+fn discarded_write(
+    position: LogPosition,
+    request_id: RequestId,
+    write: StoreWrite,
+) -> DiscardedWrite {
+    let (key, value): (Key, Option<Value>) = match write {
+        StoreWrite::Put { key, value } => (key, Some(value)),
+        StoreWrite::Delete { key } => (key, None),
+        StoreWrite::CompareAndSetValue { key, new, .. }
+        | StoreWrite::CompareAndSetVersion { key, new, .. } => (key, Some(new)),
+    };
+    DiscardedWrite {
+        request_id,
+        position,
+        key,
+        value,
     }
 }

@@ -456,6 +456,7 @@ mod tests {
             .map(|output| match output {
                 Output::Reply { reply, .. } => reply,
                 Output::Send { message, .. } => match message {},
+                Output::Discarded { writes } => panic!("a register discards nothing: {writes:?}"),
             })
             .collect()
     }

@@ -264,6 +264,14 @@ impl Cluster {
                         format::reply(&reply)
                     ));
                 }
+                Output::Discarded { writes } => {
+                    for write in writes {
+                        self.out.push(format!(
+                            "{id} discarded {} at {}: {:?}={:?}",
+                            write.request_id, write.position, write.key, write.value
+                        ));
+                    }
+                }
             }
         }
     }
