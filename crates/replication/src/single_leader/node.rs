@@ -391,7 +391,6 @@ impl RaftNode {
         );
         assert!(applied <= self.log.durable_position().index);
         if let Role::Leader(state) = &self.role {
-            assert!(applied <= self.commit.max(state.acknowledged));
             assert!(state.acknowledged <= self.log.durable_position().index);
         }
         assert!(self.commit <= last, "commit {} > last {last}", self.commit);
