@@ -20,8 +20,10 @@
 //!   prefix is caught too.
 //!
 //! Memory is bounded by the run: one record per committed index and per term with a
-//! leader, asserted against generous caps. Compaction is not implemented yet; when it
-//! comes, a node's cursor already starts at its log's first index, and the record should
+//! leader, asserted against generous caps. With compaction and snapshots a node's cursor
+//! never lies below its log's first index: entries a node compacted or replaced by a
+//! snapshot were compared when they were committed (compaction keeps every entry
+//! committed in a flush until a later event, see `snapshot.rs`). The record could later
 //! keep only the indexes some node still holds (or a hash chain below them).
 //!
 //! The observer sees nodes through [`ObservedNode`], which [`RaftNode`] implements and
@@ -169,8 +171,11 @@ impl RaftObserver {
     fn check_committed<N: ObservedNode>(&mut self, node: &N) -> Result<(), String> {
         let (id, commit) = (node.node_id(), node.committed());
         let restart_cursor = LogIndex(node.first_held().0.saturating_sub(1));
+        // A node that installed a snapshot no longer holds the entries below it: its
+        // cursor skips to its log's first entry (those entries were compared when it,
+        // or the leader that sent the snapshot, committed them).
         let mut cursor = match self.cursors.get(&id) {
-            Some(&cursor) if cursor <= commit => cursor,
+            Some(&cursor) if cursor <= commit => cursor.max(restart_cursor),
             _ => restart_cursor,
         };
         while cursor < commit {

@@ -47,6 +47,8 @@ pub(super) struct Progress {
     pub recently_active: bool,
     /// The highest ReadIndex round the follower confirmed.
     pub read_sequence: u64,
+    /// The follower answered `SnapshotNeeded`: only a snapshot can repair its log.
+    pub snapshot_needed: bool,
 }
 
 /// A linearizable read waiting for its confirmation round and for the apply index.
@@ -75,6 +77,8 @@ pub(crate) struct LeaderState {
     pub(super) reads: VecDeque<PendingRead>,
     /// New entries were appended since the last broadcast.
     pub(super) replicate_needed: bool,
+    /// The snapshot transfers in progress, at most one per follower (see `snapshot.rs`).
+    pub(super) snapshots: BTreeMap<NodeId, super::snapshot::SnapshotTransfer>,
 }
 
 impl LeaderState {
@@ -101,6 +105,7 @@ impl RaftNode {
                     acked_since_heartbeat: false,
                     recently_active: true,
                     read_sequence: 0,
+                    snapshot_needed: false,
                 };
                 (*peer, progress)
             })
@@ -125,6 +130,7 @@ impl RaftNode {
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
+            snapshots: BTreeMap::new(),
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;

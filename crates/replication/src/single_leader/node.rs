@@ -16,13 +16,15 @@
 //! dropped. After fencing, every handler sees `message.term() == self.term`.
 
 use super::invariants::RaftObserver;
-use super::message::{AppendResult, Message};
+use super::message::{AppendResult, Message, SnapshotResult};
 use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::{Error, Result};
 use replikv_core::replica::{Output, Replica};
-use replikv_core::{Instant, Key, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
+use replikv_core::{
+    Instant, Key, LogIndex, LogPosition, NodeId, Reply, Request, RequestId, Term, Value,
+};
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{Log, MetadataFile};
 use replikv_storage::store::Store;
@@ -100,6 +102,19 @@ pub struct RaftNode {
     /// flush if their term is still current.
     pub(super) held: Vec<(NodeId, Message)>,
     pub(super) stats: RaftStats,
+    /// This node answered `SnapshotNeeded`: its committed log conflicts with its leader's,
+    /// and it accepts no entries until a snapshot replaces its store and log. In memory
+    /// only: after a restart the next conflicting append finds the conflict again.
+    pub(super) snapshot_needed: bool,
+}
+
+/// How [`RaftNode::discard_log_entries`] removes entries.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Discard {
+    /// Every entry after this index (an uncommitted, conflicting suffix).
+    After(LogIndex),
+    /// Every entry: the log continues after this position (a snapshot's).
+    ResetTo(LogPosition),
 }
 
 impl RaftNode {
@@ -136,12 +151,7 @@ impl RaftNode {
         }
         let store = Store::open(&disk, STORE_FILE_NAME)?;
         let applied = store.applied_position();
-        if log.term_at(applied.index) != Some(applied.term) {
-            return Err(Error::Corruption(format!(
-                "the store applied {applied}, which the log does not hold (log ends at {})",
-                log.last_position()
-            )));
-        }
+        Self::reconcile_log_with_store(&mut log, applied)?;
         log.mark_committed(applied.index);
         #[cfg(test)]
         let hard_state = HardState {
@@ -165,7 +175,43 @@ impl RaftNode {
             outputs: VecDeque::new(),
             held: Vec::new(),
             stats: RaftStats::default(),
+            snapshot_needed: false,
         })
+    }
+
+    /// At open: the store must not be behind the log's compacted prefix (compaction never
+    /// passes the store's durable applied position), and the log must hold the store's
+    /// applied position. A store ahead of its log, or applied at a position the log holds
+    /// with another term, is what a crash leaves between a snapshot's install (durable
+    /// first) and the log's reset to it: the reset is finished here.
+    fn reconcile_log_with_store(log: &mut Log, applied: LogPosition) -> Result<()> {
+        let compacted = log.first_index().previous().expect("first index >= 1");
+        if applied.index < compacted {
+            return Err(Error::Corruption(format!(
+                "the store applied {applied}, behind the log compacted up to {compacted}"
+            )));
+        }
+        if log.term_at(applied.index) != Some(applied.term) {
+            log.reset_to(applied)?;
+        }
+        Ok(())
+    }
+
+    /// The one place where log entries other than a compacted prefix are removed: a
+    /// conflicting suffix, or the whole log when a snapshot replaces it. Counts the
+    /// entries above the kept position in `stats.entries_truncated`.
+    pub(super) fn discard_log_entries(&mut self, discard: Discard) -> Result<()> {
+        let last = self.log.last_position().index;
+        match discard {
+            Discard::After(after) => {
+                self.stats.entries_truncated += last.0.saturating_sub(after.0);
+                self.log.truncate_suffix(after)
+            }
+            Discard::ResetTo(position) => {
+                self.stats.entries_truncated += last.0.saturating_sub(position.index.0);
+                self.log.reset_to(position)
+            }
+        }
     }
 
     /// The current term.
@@ -311,7 +357,9 @@ impl RaftNode {
                     self.stats.votes_ignored_in_lease += 1;
                     return Ok(false);
                 }
-                Message::Append { .. } => self.become_follower(now, term, Some(from))?,
+                Message::Append { .. } | Message::InstallSnapshot { .. } => {
+                    self.become_follower(now, term, Some(from))?;
+                }
                 _ => self.become_follower(now, term, None)?,
             }
             return Ok(true);
@@ -342,6 +390,11 @@ impl RaftNode {
                     next: self.log.last_position().index.next(),
                 },
                 read_sequence: *read_sequence,
+            },
+            Message::InstallSnapshot { chunk, .. } => Message::InstallSnapshotResponse {
+                term,
+                position: chunk.0.position,
+                result: SnapshotResult::Resume { after: None },
             },
             _ => return,
         };
@@ -424,6 +477,12 @@ impl Replica for RaftNode {
                 read_sequence,
                 ..
             } => self.handle_append_response(now, from, result, read_sequence)?,
+            Message::InstallSnapshot { chunk, .. } => {
+                self.handle_install_snapshot(now, from, chunk.0)?;
+            }
+            Message::InstallSnapshotResponse {
+                position, result, ..
+            } => self.handle_install_snapshot_response(from, position, result)?,
         }
         self.after_input()
     }
@@ -457,9 +516,13 @@ impl Replica for RaftNode {
         }
         self.leader_flush(now)?;
         self.after_input()?;
+        // Before the store's sync: what this flush committed and applied stays in the log
+        // until a later event, so that observers read every committed entry at least once.
+        self.compact_log()?;
         let applied = self.store.applied_position().index.0;
         let durable_applied = self.store.durable_applied_position().index.0;
-        if applied - durable_applied >= self.config.store_sync_entries {
+        let installing = self.store.install_progress().is_some();
+        if installing || applied - durable_applied >= self.config.store_sync_entries {
             self.store.sync()?;
         }
         Ok(())
