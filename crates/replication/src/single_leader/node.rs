@@ -197,6 +197,16 @@ impl RaftNode {
         Ok(())
     }
 
+    /// For the script tests: marks `index` committed on this node alone (and applies it),
+    /// as the old leader of a lossy commit mode could have told it.
+    #[cfg(test)]
+    pub(super) fn force_commit(&mut self, index: LogIndex) {
+        let index = index.min(self.log.durable_position().index);
+        self.commit = self.commit.max(index);
+        self.log.mark_committed(self.commit);
+        self.after_input().expect("apply");
+    }
+
     /// The one place where log entries other than a compacted prefix are removed: a
     /// conflicting suffix, or the whole log when a snapshot replaces it. Counts the
     /// entries above the kept position in `stats.entries_truncated`.

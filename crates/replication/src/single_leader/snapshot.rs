@@ -57,7 +57,8 @@ pub(crate) struct SnapshotTransfer {
     position: LogPosition,
     /// The follower's last reported resume point: the next chunk starts after it.
     after: Option<Key>,
-    /// An answer moved the resume point since the previous heartbeat.
+    /// An answer moved the resume point since the previous heartbeat (false at the
+    /// start, so the first heartbeat resends the first chunk if nothing came back).
     progressed: bool,
 }
 
@@ -96,7 +97,7 @@ impl RaftNode {
             snapshot,
             position: applied,
             after: None,
-            progressed: true,
+            progressed: false,
         };
         state.snapshots.insert(peer, transfer);
         self.stats.snapshots_started += 1;

@@ -114,6 +114,11 @@ const SCRIPTS: &[&str] = &[
     "restart",
     "pipeline_recovery",
     "largest_command",
+    "snapshot_install",
+    "snapshot_resume",
+    "snapshot_leader_change",
+    "compaction_lag",
+    "snapshot_divergence",
 ];
 
 macro_rules! script_tests {
@@ -137,5 +142,10 @@ script_tests!(
     read_index,
     restart,
     pipeline_recovery,
-    largest_command
+    largest_command,
+    snapshot_install,
+    snapshot_resume,
+    snapshot_leader_change,
+    compaction_lag,
+    snapshot_divergence
 );
