@@ -17,10 +17,11 @@
 //! resume point (the key after which it wants the next chunk) and the leader sends that
 //! chunk. So a lost chunk or answer costs one resend, which the heartbeat does when a
 //! whole interval passed without progress, and a follower that crashed mid-transfer
-//! resumes from what it made durable. The leader starts a snapshot only once it applied
-//! an entry of its own term (its no-op): the snapshot's position is then newer than
-//! anything a follower applied under an older leader, so the follower's store accepts it
-//! even when it diverged. A new leader starts a new transfer at its own position; the
+//! resumes from what it made durable. For a follower that is merely behind, the leader's
+//! applied position is always ahead of the follower's. For one that answered
+//! `SnapshotNeeded` it waits until it applied an entry of its own term (its no-op): the
+//! snapshot's position is then newer than anything the follower applied under an older
+//! leader, so the follower's store accepts it even though it diverged. A new leader starts a new transfer at its own position; the
 //! follower abandons the old install when the first chunk of the new one arrives.
 //!
 //! **Follower.** A chunk goes to the store's install (`Store::install_chunk`: a staging
@@ -84,7 +85,7 @@ impl RaftNode {
             }
             return Ok(());
         }
-        if applied.term != term {
+        if state.progress[&peer].snapshot_needed && applied.term != term {
             return Ok(()); // until this term's no-op is applied; retried every heartbeat
         }
         let snapshot = self.store.snapshot()?;
@@ -182,10 +183,14 @@ impl RaftNode {
             position,
             result,
         };
+        let held_term = self.log.term_at(position.index);
         if !self.snapshot_needed
             && position.index <= self.commit
-            && self.log.term_at(position.index) == Some(position.term)
+            && held_term.is_none_or(|held| held == position.term)
         {
+            // Committed here already (compacted, or the same entry): nothing to install.
+            // Were it not the same entry, the next append's check would find the
+            // conflict and ask for a snapshot.
             self.hold(from, answer(SnapshotResult::Installed));
             return Ok(());
         }
