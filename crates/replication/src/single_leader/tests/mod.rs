@@ -20,6 +20,7 @@ mod open;
 mod pipeline;
 mod planted;
 mod robustness;
+mod snapshot;
 
 use cluster::Cluster;
 use std::fs;
