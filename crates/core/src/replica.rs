@@ -90,6 +90,11 @@ pub struct DiscardedWrite {
     /// The value it would have left (a put, or a compare-and-set's new value); `None`
     /// for a delete.
     pub value: Option<Value>,
+    /// Whether the replica knows the write is gone from the history that survives. A
+    /// replica that cannot tell exactly where its log parts from its new leader's
+    /// reports every write it might have lost with `certain: false`: possibly too many,
+    /// never too few.
+    pub certain: bool,
 }
 
 /// Watches the replicas of one cluster over a whole run and reports the first violated

@@ -19,6 +19,7 @@ use crate::run::simulate;
 use replikv_replication::single_leader::{CommitMode, RaftConfig, RaftNode, SyncChoice};
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A model the simulator can run by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,6 +117,10 @@ impl Model {
             options.workload.keys = 1_000;
             options.workload.cas_weight = 0;
             options.workload.delete_weight = 0;
+            // Time for the final reads of every written key, in the second half of the
+            // quiet period: about as many as the writes of the run.
+            let reads_time = options.duration.max(Duration::from_secs(4));
+            options.quiet_period = options.quiet_period.max(reads_time * 2);
         }
         if self == Model::RaftSemiSyncLossy {
             options.nodes = 5;

@@ -50,6 +50,13 @@ pub(super) struct Progress {
     /// When the follower last answered anything (`semi-sync first k` prefers reachable
     /// followers).
     pub last_response: Option<Instant>,
+    /// The follower answered `SnapshotNeeded`: only a snapshot can repair its log.
+    pub snapshot_needed: bool,
+    /// Where a stalled pipeline restarts: the index after the follower's acknowledged
+    /// one, or, until it acknowledged anything this term, the last probe it justified
+    /// (this term's no-op, or a rejection's hint). Restarting a never-acknowledged
+    /// follower from index 1 would take it for an empty one and send it a snapshot.
+    pub resend_from: LogIndex,
 }
 
 /// A linearizable read waiting for its confirmation round and for the apply index.
@@ -84,6 +91,8 @@ pub(crate) struct LeaderState {
     pub(super) reads: VecDeque<PendingRead>,
     /// New entries were appended since the last broadcast.
     pub(super) replicate_needed: bool,
+    /// The snapshot transfers in progress, at most one per follower (see `snapshot.rs`).
+    pub(super) snapshots: BTreeMap<NodeId, super::snapshot::SnapshotTransfer>,
 }
 
 impl LeaderState {
@@ -111,6 +120,8 @@ impl RaftNode {
                     recently_active: true,
                     read_sequence: 0,
                     last_response: None,
+                    snapshot_needed: false,
+                    resend_from: noop_index,
                 };
                 (*peer, progress)
             })
@@ -137,9 +148,13 @@ impl RaftNode {
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
+            snapshots: BTreeMap::new(),
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;
+        // Leading, its own log is the history: nothing to repair any more.
+        self.snapshot_needed = false;
+        self.divergence_after = None;
         for peer in self.peers.clone() {
             self.send_append(peer, true)?;
         }
@@ -181,8 +196,8 @@ impl RaftNode {
                 // Entries sent beyond what the follower acknowledged, and no progress
                 // for a whole interval: presume them lost (the in-flight queue can be
                 // wrong after losses, the next index cannot).
-                if !progress.acked_since_heartbeat && progress.next > progress.matched.next() {
-                    progress.next = progress.matched.next();
+                if !progress.acked_since_heartbeat && progress.next > progress.resend_from {
+                    progress.next = progress.resend_from;
                     progress.inflight.clear();
                 }
                 progress.acked_since_heartbeat = false;

@@ -1,10 +1,12 @@
 //! What Raft peers say to each other.
 //!
-//! Six messages, in three request/response pairs: the pre-vote (a dry run of an election
+//! Eight messages, in four request/response pairs: the pre-vote (a dry run of an election
 //! that changes no state, so a node that cannot win never bumps anyone's term), the vote,
-//! and AppendEntries (which doubles as heartbeat and as the leadership confirmation round
-//! of a ReadIndex read). Every message carries the sender's term, and term fencing is
-//! applied before anything else looks at a message (see `node.rs`).
+//! AppendEntries (which doubles as heartbeat and as the leadership confirmation round
+//! of a ReadIndex read), and InstallSnapshot (one chunk of the leader's state, for a
+//! follower the log cannot catch up; see `snapshot.rs`). Every message carries the
+//! sender's term, and term fencing is applied before anything else looks at a message
+//! (see `node.rs`).
 //!
 //! Messages arrive from the network, so nothing in them is trusted: a receiver validates
 //! indexes, terms and payloads and drops (and counts) what does not make sense instead of
@@ -12,7 +14,8 @@
 //! bytes a follower stores are exactly the bytes the leader stored.
 
 pub use super::command::Command;
-use replikv_core::{LogIndex, LogPosition, Term};
+use replikv_core::{Key, LogIndex, LogPosition, Term};
+use replikv_storage::store::SnapshotChunk;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -44,6 +47,15 @@ pub enum Message {
         result: AppendResult,
         read_sequence: u64,
     },
+    /// One chunk of the leader's state store at the snapshot's position
+    /// (`chunk.position`), starting after `chunk.after`; `chunk.done` marks the last.
+    InstallSnapshot { term: Term, chunk: WireChunk },
+    /// The answer to a snapshot chunk, about the snapshot at `position`.
+    InstallSnapshotResponse {
+        term: Term,
+        position: LogPosition,
+        result: SnapshotResult,
+    },
 }
 
 impl Message {
@@ -56,7 +68,9 @@ impl Message {
             | Message::Vote { term, .. }
             | Message::VoteResponse { term, .. }
             | Message::Append { term, .. }
-            | Message::AppendResponse { term, .. } => *term,
+            | Message::AppendResponse { term, .. }
+            | Message::InstallSnapshot { term, .. }
+            | Message::InstallSnapshotResponse { term, .. } => *term,
         }
     }
 }
@@ -69,6 +83,56 @@ pub enum AppendResult {
     /// The consistency check failed; the leader should retry from `next` (the follower's
     /// last index + 1, or the first index of the conflicting term): fast backtracking.
     Rejected { next: LogIndex },
+    /// The conflict reaches an entry the follower holds as committed (and may have
+    /// applied): truncation cannot repair it, only a snapshot that replaces the store and
+    /// the log. A correct leader in `majority` mode never causes it; lossy commit modes
+    /// can.
+    SnapshotNeeded,
+}
+
+/// How a follower answered a snapshot chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotResult {
+    /// The install of the snapshot goes on: send the chunk after `after` (`None`: from
+    /// the beginning). Not a durability claim: after a crash the follower reports the
+    /// resume point it really has, and the leader follows it.
+    Resume { after: Option<Key> },
+    /// The follower's store holds the snapshot's state durably and its log continues
+    /// after the snapshot's position (or it held that position committed already).
+    Installed,
+}
+
+/// A snapshot chunk on the wire. Its `Debug` shows the chunk's extent, size and a digest
+/// instead of every key and value, for the same reason as [`WireEntry`]'s.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireChunk(pub SnapshotChunk);
+
+impl fmt::Debug for WireChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chunk = &self.0;
+        let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+        for entry in &chunk.entries {
+            let value = entry
+                .value
+                .as_ref()
+                .map_or(&[][..], |value| value.as_bytes());
+            let bytes = entry.key.as_bytes().iter().chain(value);
+            for byte in bytes.chain(&entry.version.0.to_le_bytes()) {
+                digest = (digest ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        let after = chunk
+            .after
+            .as_ref()
+            .map_or("-".to_owned(), |key| format!("{key:?}"));
+        let (count, bytes) = (chunk.entries.len(), chunk.size_bytes());
+        let done = if chunk.done { " done" } else { "" };
+        write!(
+            f,
+            "{} after={after} {count}x {bytes}B#{digest:016x}{done}",
+            chunk.position
+        )
+    }
 }
 
 /// One log entry on the wire: its position and its encoded [`Command`].

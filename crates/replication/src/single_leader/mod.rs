@@ -63,19 +63,22 @@ mod leader;
 pub mod message;
 mod node;
 mod replication;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;
 
 pub use commit::{CommitMode, SyncChoice};
 pub use invariants::RaftObserver;
-pub use message::{AppendResult, Command, Message, WireEntry};
+pub use message::{AppendResult, Command, Message, SnapshotResult, WireChunk, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_storage::log::{LogOptions, PAYLOAD_SIZE_MAX_BYTES};
-use replikv_storage::store::{APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX};
+use replikv_storage::store::{
+    APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX, SNAPSHOT_CHUNK_SIZE_MAX_BYTES,
+};
 
 /// Most appends a leader may keep in flight per follower ([`RaftConfig::inflight_appends_max`]).
 pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
@@ -118,6 +121,13 @@ pub struct RaftConfig {
     pub store_sync_entries: u64,
     /// The replication log's options.
     pub log_options: LogOptions,
+    /// Most bytes of keys and values in one snapshot chunk (one entry always goes).
+    pub snapshot_chunk_size_max_bytes: usize,
+    /// The leader keeps log entries a follower still needs only while that follower lags
+    /// at most this many entries behind the leader's last entry; a follower further
+    /// behind no longer holds back compaction and is sent a snapshot instead. Bounds the
+    /// log a slow follower can make the leader keep.
+    pub log_retained_entries_max: u64,
 }
 
 impl Default for RaftConfig {
@@ -134,6 +144,8 @@ impl Default for RaftConfig {
             apply_batch_entries_max: 256,
             store_sync_entries: 64,
             log_options: LogOptions::default(),
+            snapshot_chunk_size_max_bytes: 1024 * 1024,
+            log_retained_entries_max: 64 * 1024,
         }
     }
 }
@@ -162,6 +174,14 @@ impl RaftConfig {
             || self.append_size_max_bytes == 0
         {
             return invalid("limits must be positive");
+        }
+        if !(1..=SNAPSHOT_CHUNK_SIZE_MAX_BYTES).contains(&self.snapshot_chunk_size_max_bytes) {
+            return invalid(
+                "snapshot_chunk_size_max_bytes outside 1..=SNAPSHOT_CHUNK_SIZE_MAX_BYTES",
+            );
+        }
+        if self.log_retained_entries_max == 0 {
+            return invalid("log_retained_entries_max must be positive");
         }
         if self.inflight_appends_max > INFLIGHT_APPENDS_LIMIT {
             return invalid("inflight_appends_max above INFLIGHT_APPENDS_LIMIT");
@@ -204,9 +224,25 @@ pub struct RaftStats {
     pub stale_messages: u64,
     /// Messages dropped as malformed, from an unknown node, or impossible.
     pub messages_dropped: u64,
+    /// Log entries removed other than by compaction: a conflicting suffix, or the
+    /// entries above a snapshot's position when a snapshot replaced the log.
     pub entries_truncated: u64,
     /// Client writes this node proposed, then discarded (see `recent_discards`).
     pub writes_discarded: u64,
     pub entries_applied: u64,
     pub requests_refused: u64,
+    /// Leader: snapshot transfers begun, completed (the follower installed it), and the
+    /// chunks and chunk bytes sent (resends included).
+    pub snapshots_started: u64,
+    pub snapshots_sent: u64,
+    pub snapshot_chunks_sent: u64,
+    pub snapshot_bytes_sent: u64,
+    /// Follower: snapshots installed, chunks and chunk bytes installed.
+    pub snapshots_installed: u64,
+    pub snapshot_chunks_installed: u64,
+    pub snapshot_bytes_installed: u64,
+    /// Follower: appends answered `SnapshotNeeded` (a conflict at or below its commit).
+    pub snapshots_needed: u64,
+    /// Log entries removed by compaction.
+    pub entries_compacted: u64,
 }

@@ -16,13 +16,15 @@
 //! dropped. After fencing, every handler sees `message.term() == self.term`.
 
 use super::invariants::RaftObserver;
-use super::message::{AppendResult, Message};
+use super::message::{AppendResult, Message, SnapshotResult};
 use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::{Error, Result};
 use replikv_core::replica::{DiscardedWrite, Output, Replica};
-use replikv_core::{Instant, Key, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
+use replikv_core::{
+    Instant, Key, LogIndex, LogPosition, NodeId, Reply, Request, RequestId, Term, Value,
+};
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{Log, MetadataFile};
 use replikv_storage::store::Store;
@@ -102,6 +104,24 @@ pub struct RaftNode {
     pub(super) stats: RaftStats,
     /// The last discarded writes ([`RECENT_DISCARDS_MAX`](super::replication::RECENT_DISCARDS_MAX)).
     pub(super) recent_discards: VecDeque<DiscardedWrite>,
+    /// This node answered `SnapshotNeeded`: its committed log conflicts with its leader's,
+    /// and it accepts no entries until a snapshot replaces its store and log. In memory
+    /// only: after a restart the next conflicting append finds the conflict again.
+    pub(super) snapshot_needed: bool,
+    /// Where this node's log parts from its leader's, found when it asked for the
+    /// snapshot: the writes it proposed after it are reported discarded when the
+    /// snapshot replaces the log (not before: until then a new election could still
+    /// keep them).
+    pub(super) divergence_after: Option<LogIndex>,
+}
+
+/// How [`RaftNode::discard_log_entries`] removes entries.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Discard {
+    /// Every entry after this index (an uncommitted, conflicting suffix).
+    After(LogIndex),
+    /// Every entry: the log continues after this position (a snapshot's).
+    ResetTo(LogPosition),
 }
 
 impl RaftNode {
@@ -139,17 +159,14 @@ impl RaftNode {
         }
         let store = Store::open(&disk, STORE_FILE_NAME)?;
         let applied = store.applied_position();
-        if log.term_at(applied.index) != Some(applied.term) {
-            return Err(Error::Corruption(format!(
-                "the store applied {applied}, which the log does not hold (log ends at {})",
-                log.last_position()
-            )));
-        }
+        Self::reconcile_log_with_store(&mut log, applied)?;
         // In a safe mode everything applied was committed. In a lossy mode this node may
         // have applied, as leader, entries no majority holds: its commit index restarts
-        // at zero and the next leader tells it (see `commit.rs`).
+        // at its compacted prefix (compaction never passes the commit index) and the
+        // next leader tells it the rest (see `commit.rs`).
         let lossy = config.commit_mode.is_lossy(peers.len() + 1);
-        let commit = if lossy { LogIndex::ZERO } else { applied.index };
+        let compacted = log.first_index().previous().expect("first index >= 1");
+        let commit = if lossy { compacted } else { applied.index };
         log.mark_committed(commit);
         #[cfg(test)]
         let hard_state = HardState {
@@ -174,7 +191,67 @@ impl RaftNode {
             held: Vec::new(),
             stats: RaftStats::default(),
             recent_discards: VecDeque::new(),
+            snapshot_needed: false,
+            divergence_after: None,
         })
+    }
+
+    /// At open: the store must not be behind the log's compacted prefix (compaction never
+    /// passes the store's durable applied position), and the log must hold the store's
+    /// applied position. A store ahead of its log, or applied at a position the log holds
+    /// with another term, is what a crash leaves between a snapshot's install (durable
+    /// first) and the log's reset to it: the reset is finished here.
+    fn reconcile_log_with_store(log: &mut Log, applied: LogPosition) -> Result<()> {
+        let compacted = log.first_index().previous().expect("first index >= 1");
+        if applied.index < compacted {
+            return Err(Error::Corruption(format!(
+                "the store applied {applied}, behind the log compacted up to {compacted}"
+            )));
+        }
+        if log.term_at(applied.index) != Some(applied.term) {
+            log.reset_to(applied)?;
+        }
+        Ok(())
+    }
+
+    /// For the script tests: marks `index` committed on this node alone (and applies it),
+    /// as the old leader of a lossy commit mode could have told it.
+    #[cfg(test)]
+    pub(super) fn force_commit(&mut self, index: LogIndex) {
+        let index = index.min(self.log.durable_position().index);
+        self.commit = self.commit.max(index);
+        self.log.mark_committed(self.commit);
+        self.after_input().expect("apply");
+    }
+
+    /// The one place where log entries other than a compacted prefix are removed: a
+    /// conflicting suffix, or the whole log when a snapshot replaces it. Counts the
+    /// entries above the kept position in `stats.entries_truncated`, and first reports
+    /// the client writes this node proposed among the removed entries as discarded
+    /// ([`Output::Discarded`]): first, so that a crash in between reports them again
+    /// after the restart rather than never.
+    ///
+    /// A reset reports nothing itself: a snapshot's install reports what it will
+    /// discard before it changes the store (see `snapshot.rs`, `finish_install`).
+    pub(super) fn discard_log_entries(&mut self, discard: Discard) -> Result<()> {
+        let last = self.log.last_position().index;
+        match discard {
+            Discard::After(after) => {
+                assert!(
+                    after >= self.commit,
+                    "discarding committed entries after {after}"
+                );
+                if after < last {
+                    self.report_discarded_writes(after.next(), last, true)?;
+                }
+                self.stats.entries_truncated += last.0.saturating_sub(after.0);
+                self.log.truncate_suffix(after)
+            }
+            Discard::ResetTo(position) => {
+                self.stats.entries_truncated += last.0.saturating_sub(position.index.0);
+                self.log.reset_to(position)
+            }
+        }
     }
 
     /// The current term.
@@ -328,7 +405,9 @@ impl RaftNode {
                     self.stats.votes_ignored_in_lease += 1;
                     return Ok(false);
                 }
-                Message::Append { .. } => self.become_follower(now, term, Some(from))?,
+                Message::Append { .. } | Message::InstallSnapshot { .. } => {
+                    self.become_follower(now, term, Some(from))?;
+                }
                 _ => self.become_follower(now, term, None)?,
             }
             return Ok(true);
@@ -359,6 +438,11 @@ impl RaftNode {
                     next: self.log.last_position().index.next(),
                 },
                 read_sequence: *read_sequence,
+            },
+            Message::InstallSnapshot { chunk, .. } => Message::InstallSnapshotResponse {
+                term,
+                position: chunk.0.position,
+                result: SnapshotResult::Resume { after: None },
             },
             _ => return,
         };
@@ -448,6 +532,12 @@ impl Replica for RaftNode {
                 read_sequence,
                 ..
             } => self.handle_append_response(now, from, result, read_sequence)?,
+            Message::InstallSnapshot { chunk, .. } => {
+                self.handle_install_snapshot(now, from, chunk.0)?;
+            }
+            Message::InstallSnapshotResponse {
+                position, result, ..
+            } => self.handle_install_snapshot_response(now, from, position, result)?,
         }
         self.after_input()
     }
@@ -481,9 +571,13 @@ impl Replica for RaftNode {
         }
         self.leader_flush(now)?;
         self.after_input()?;
+        // Before the store's sync: what this flush committed and applied stays in the log
+        // until a later event, so that observers read every committed entry at least once.
+        self.compact_log()?;
         let applied = self.store.applied_position().index.0;
         let durable_applied = self.store.durable_applied_position().index.0;
-        if applied - durable_applied >= self.config.store_sync_entries {
+        let installing = self.store.install_progress().is_some();
+        if installing || applied - durable_applied >= self.config.store_sync_entries {
             self.store.sync()?;
         }
         Ok(())

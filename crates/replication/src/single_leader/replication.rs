@@ -22,7 +22,7 @@
 use super::commit::{CommitMode, SyncChoice};
 use super::leader::Progress;
 use super::message::{AppendResult, Command, Message, WireEntry};
-use super::node::{RaftNode, Role};
+use super::node::{Discard, RaftNode, Role};
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_core::replica::{DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output};
@@ -31,6 +31,15 @@ use replikv_core::{Key, RequestId, Value};
 use replikv_storage::log::{Entry, PAYLOAD_SIZE_MAX_BYTES};
 use replikv_storage::store::StoreWrite;
 use std::time::Duration;
+
+/// What [`RaftNode::append_missing`] did with an append's entries.
+enum Appended {
+    Done,
+    /// The log's pending buffer is full: nothing appended.
+    Overloaded,
+    /// The conflict reaches a committed entry: nothing changed.
+    BelowCommit,
+}
 
 /// Most acknowledgements a follower holds until the next flush.
 const HELD_MESSAGES_MAX: usize = 4096;
@@ -45,6 +54,9 @@ impl RaftNode {
     /// Sends `peer` the next entries while its pipeline has room; if nothing was sent and
     /// `heartbeat` is set, sends an empty append (a heartbeat).
     pub(super) fn send_append(&mut self, peer: NodeId, heartbeat: bool) -> Result<()> {
+        if self.snapshot_wanted(peer) {
+            return self.send_snapshot(peer, heartbeat);
+        }
         let last = self.log.last_position().index;
         let (entries_max, bytes_max) = (
             self.config.append_entries_max,
@@ -88,7 +100,10 @@ impl RaftNode {
                 .all(|(a, b)| a < b)
         );
         if messages.is_empty() && heartbeat {
-            let previous = self.position_at(progress.matched);
+            // The follower's acknowledged entry may be compacted; the last compacted one
+            // still has a known term.
+            let floor = self.log.first_index().previous().expect("first index >= 1");
+            let previous = self.position_at(progress.matched.max(floor));
             messages.push(Message::Append {
                 term,
                 previous,
@@ -153,27 +168,20 @@ impl RaftNode {
             self.stats.messages_dropped += 1;
             return Ok(());
         }
-        match &self.role {
-            Role::Leader(_) => {
-                // Two leaders in one term cannot happen with correct peers.
-                self.stats.messages_dropped += 1;
-                return Ok(());
-            }
-            Role::Follower {
-                leader: Some(leader),
-            } if *leader != from => {
-                self.stats.messages_dropped += 1;
-                return Ok(());
-            }
-            Role::Follower { .. } => self.role = Role::Follower { leader: Some(from) },
-            Role::PreCandidate { .. } | Role::Candidate { .. } => {
-                self.become_follower(now, self.term, Some(from))?;
-            }
+        if !self.accept_leader(now, from)? {
+            return Ok(());
         }
-        self.leader_contact = Some(now);
-        self.reset_election_deadline(now);
+        if self.snapshot_needed {
+            return self.answer_snapshot_needed(from, read_sequence);
+        }
         let term = self.term;
-        if self.log.term_at(previous.index) != Some(previous.term) {
+        let held_term = self.log.term_at(previous.index);
+        if held_term.is_some() && previous.index <= self.commit && held_term != Some(previous.term)
+        {
+            // Our committed entry differs from the leader's: see `AppendResult::SnapshotNeeded`.
+            return self.answer_snapshot_needed(from, read_sequence);
+        }
+        if held_term != Some(previous.term) {
             let next = self.conflict_hint(previous.index);
             let result = AppendResult::Rejected { next };
             let response = Message::AppendResponse {
@@ -185,9 +193,13 @@ impl RaftNode {
             return Ok(());
         }
         let matched = LogIndex(previous.index.0 + entries.len() as u64);
-        if !self.append_missing(entries)? {
-            self.stats.messages_dropped += 1;
-            return Ok(());
+        match self.append_missing(entries)? {
+            Appended::Done => {}
+            Appended::Overloaded => {
+                self.stats.messages_dropped += 1;
+                return Ok(());
+            }
+            Appended::BelowCommit => return self.answer_snapshot_needed(from, read_sequence),
         }
         let commit = commit.min(matched);
         if commit > self.commit {
@@ -200,12 +212,56 @@ impl RaftNode {
             result,
             read_sequence,
         };
+        self.hold(from, response);
+        Ok(())
+    }
+
+    /// Holds a message that claims durability until the next flush.
+    pub(super) fn hold(&mut self, to: NodeId, message: Message) {
         if self.held.len() < HELD_MESSAGES_MAX {
-            self.held.push((from, response));
+            self.held.push((to, message));
         } else {
             // Acknowledgements are cumulative: the leader's next heartbeat recovers.
             self.stats.messages_dropped += 1;
         }
+    }
+
+    /// Checks that `from` may lead this node in the current term (the message passed
+    /// term fencing) and records the contact; returns false (and counts a drop) if not.
+    pub(super) fn accept_leader(&mut self, now: Instant, from: NodeId) -> Result<bool> {
+        match &self.role {
+            Role::Leader(_) => {
+                // Two leaders in one term cannot happen with correct peers.
+                self.stats.messages_dropped += 1;
+                return Ok(false);
+            }
+            Role::Follower {
+                leader: Some(leader),
+            } if *leader != from => {
+                self.stats.messages_dropped += 1;
+                return Ok(false);
+            }
+            Role::Follower { .. } => self.role = Role::Follower { leader: Some(from) },
+            Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                self.become_follower(now, self.term, Some(from))?;
+            }
+        }
+        self.leader_contact = Some(now);
+        self.reset_election_deadline(now);
+        Ok(true)
+    }
+
+    /// Answers an append whose conflict reaches this node's commit index: from now on
+    /// every append is answered so, until a snapshot replaces the store and the log.
+    fn answer_snapshot_needed(&mut self, from: NodeId, read_sequence: u64) -> Result<()> {
+        self.snapshot_needed = true;
+        self.stats.snapshots_needed += 1;
+        let response = Message::AppendResponse {
+            term: self.term,
+            result: AppendResult::SnapshotNeeded,
+            read_sequence,
+        };
+        self.send(from, response);
         Ok(())
     }
 
@@ -230,10 +286,10 @@ impl RaftNode {
     }
 
     /// Appends the entries the log lacks, truncating a conflicting uncommitted suffix
-    /// first. Returns false if the conflict reaches a committed entry (changing nothing)
-    /// or if the log's pending buffer is full (after the truncation, which is safe: it
+    /// first. Changes nothing if the conflict reaches a committed entry; appends nothing
+    /// if the log's pending buffer is full (after the truncation, which is safe: it
     /// removes only uncommitted entries the leader does not have).
-    fn append_missing(&mut self, entries: Vec<WireEntry>) -> Result<bool> {
+    fn append_missing(&mut self, entries: Vec<WireEntry>) -> Result<Appended> {
         let last = self.log.last_position().index;
         let mut first_new = entries.len();
         for (offset, entry) in entries.iter().enumerate() {
@@ -244,17 +300,21 @@ impl RaftNode {
             }
         }
         let Some(first) = entries.get(first_new) else {
-            return Ok(true);
+            return Ok(Appended::Done);
         };
         let after = first.position.index.previous().expect("entries start at 1");
         if after < last {
             // Neither a committed entry nor one the store applied (a deposed leader of a
-            // lossy mode applied beyond the commit index) can be truncated away.
+            // lossy mode applied beyond the commit index) can be truncated away: a
+            // snapshot replaces store and log. The divergence point is remembered, so
+            // that the install reports exactly the writes it discards.
             let applied = self.store.applied_position().index;
             if after < self.commit.max(applied) {
-                return Ok(false);
+                let known = self.divergence_after.unwrap_or(after);
+                self.divergence_after = Some(known.min(after));
+                return Ok(Appended::BelowCommit);
             }
-            self.discard_log_suffix(after)?;
+            self.discard_log_entries(Discard::After(after))?;
         }
         let new: Vec<Entry> = entries
             .into_iter()
@@ -265,35 +325,21 @@ impl RaftNode {
             })
             .collect();
         match self.log.append(&new) {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Appended::Done),
             // The pending buffer is full until the next flush: drop the append unanswered
             // (the leader resends it); a peer's message must never stop this node.
-            Err(Error::Overloaded(_)) => Ok(false),
+            Err(Error::Overloaded(_)) => Ok(Appended::Overloaded),
             Err(error) => Err(error),
         }
     }
 
-    /// Removes every log entry after `after` (never a committed or applied one), first
-    /// reporting the client writes this node proposed among them as discarded: the one
-    /// place where entries leave the log other than by compaction. Reporting comes
-    /// first, so a crash in between reports them again after the restart rather than
-    /// never.
-    pub(super) fn discard_log_suffix(&mut self, after: LogIndex) -> Result<()> {
-        let last = self.log.last_position().index;
-        assert!(
-            after >= self.commit,
-            "discarding committed entries after {after}"
-        );
-        if after >= last {
-            return Ok(());
-        }
-        self.report_discarded_writes(after.next(), last)?;
-        self.stats.entries_truncated += last.0 - after.0;
-        self.log.truncate_suffix(after)
-    }
-
     /// Emits [`Output::Discarded`] for the writes this node proposed in `from..=to`.
-    fn report_discarded_writes(&mut self, from: LogIndex, to: LogIndex) -> Result<()> {
+    pub(super) fn report_discarded_writes(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        certain: bool,
+    ) -> Result<()> {
         let mut next = from;
         let mut writes = Vec::new();
         while next <= to {
@@ -316,7 +362,7 @@ impl RaftNode {
                 if origin != self.id {
                     continue;
                 }
-                writes.push(discarded_write(entry.position, request_id, write));
+                writes.push(discarded_write(entry.position, request_id, write, certain));
                 if writes.len() == DISCARD_REPORT_WRITES_MAX {
                     self.emit_discarded(std::mem::take(&mut writes));
                 }
@@ -382,7 +428,12 @@ impl RaftNode {
                     progress.inflight.pop_front();
                 }
                 progress.next = progress.next.max(matched.next());
+                progress.resend_from = progress.matched.next();
                 self.advance_commit(now);
+            }
+            AppendResult::SnapshotNeeded => {
+                progress.snapshot_needed = true;
+                progress.inflight.clear();
             }
             AppendResult::Rejected { next } => {
                 if next <= progress.matched {
@@ -391,6 +442,7 @@ impl RaftNode {
                 progress.acked_since_heartbeat = true;
                 progress.inflight.clear();
                 progress.next = next.min(last.next()).max(progress.matched.next());
+                progress.resend_from = progress.next;
             }
         }
         self.send_append(from, false)
@@ -501,6 +553,7 @@ fn discarded_write(
     position: LogPosition,
     request_id: RequestId,
     write: StoreWrite,
+    certain: bool,
 ) -> DiscardedWrite {
     let (key, value): (Key, Option<Value>) = match write {
         StoreWrite::Put { key, value } => (key, Some(value)),
@@ -513,5 +566,6 @@ fn discarded_write(
         position,
         key,
         value,
+        certain,
     }
 }

@@ -257,6 +257,53 @@ fn interrupted_prefix_truncation() {
     assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
 }
 
+/// A reset interrupted anywhere leaves a prefix of the old log (after the old compaction
+/// point) or the empty log after the new position, never a mix; once it returned, the
+/// new one. Covers a position past the log, inside it with another term (a divergent
+/// follower), and below a compacted prefix.
+#[test]
+fn interrupted_reset() {
+    let targets = [
+        (false, LogPosition::new(3, 40)),
+        (false, LogPosition::new(2, 9)),
+        (true, LogPosition::new(2, 4)),
+    ];
+    for (compacted_first, target) in targets {
+        let setup = move |log: &mut Log| {
+            synced_log(18)(log);
+            if compacted_first {
+                log.truncate_prefix(LogIndex(13)).unwrap();
+            }
+            append_entries(log, 1, 2); // pending entries are discarded too
+        };
+        let old = expected_entries(18, 1);
+        let (reset_seen, old_seen) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        let outcomes = crash_everywhere(
+            setup,
+            |log| log.reset_to(target),
+            |log, completed| {
+                let recovered = all_entries(log);
+                if log.first_index() == target.index.next() && recovered.is_empty() {
+                    assert_eq!(log.term_at(target.index), Some(target.term));
+                    assert_eq!(log.last_position(), target);
+                    reset_seen.set(reset_seen.get() + 1);
+                    return;
+                }
+                assert!(!completed, "{target}: a completed reset left the old log");
+                let first = log.first_index().0 as usize;
+                assert!(is_prefix(&recovered, &old[first - 1..]), "{target}");
+                old_seen.set(old_seen.get() + 1);
+            },
+        );
+        assert!(reset_seen.get() > SEEDS && old_seen.get() > 0, "{target}");
+        assert!(
+            outcomes.distinct_logs.len() >= 3,
+            "{target}: reset never interrupted: {outcomes:?}"
+        );
+        assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
+    }
+}
+
 /// Builds a synced log of `count` entries on a fresh simulated disk.
 fn synced_disk(count: u64) -> (SimDisk, Disk) {
     let sim = SimDisk::new();

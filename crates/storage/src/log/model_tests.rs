@@ -40,6 +40,12 @@ enum Op {
     Crash {
         seed: u64,
     },
+    /// Reset the log to a position `shift - 8` entries from the last one (at least 1),
+    /// `term_increase` terms above the last term: behind, inside or past the log.
+    Reset {
+        shift: u64,
+        term_increase: u64,
+    },
     /// A sync with power failing just before its disk operation number `crash_at`
     /// (counted from 0), or right after it if it has fewer.
     InterruptedSync {
@@ -59,6 +65,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0..12u64).prop_map(|ahead| Op::TruncatePrefix { ahead }),
         1 => (0..6u64).prop_map(|ahead| Op::Commit { ahead }),
         1 => any::<u64>().prop_map(|seed| Op::Crash { seed }),
+        1 => (0..16u64, 0..3u64).prop_map(|(shift, term_increase)| Op::Reset { shift, term_increase }),
         1 => (0..8u64, any::<u64>()).prop_map(|(crash_at, seed)| Op::InterruptedSync { crash_at, seed }),
     ]
 }
@@ -102,6 +109,23 @@ impl Model {
         self.entries.truncate(first - 1 + kept.len());
         self.durable_count = self.entries.len();
         self.committed = first as u64 - 1;
+    }
+}
+
+impl Model {
+    /// The log after a reset: entries up to `target` stand for the snapshot (never read
+    /// again, only the last one's position matters), all of them durable and committed.
+    fn reset_to(&mut self, target: LogPosition) {
+        let count = usize::try_from(target.index.0).expect("small");
+        self.entries.truncate(count);
+        while self.entries.len() < count {
+            let index = self.entries.len() as u64 + 1;
+            self.entries
+                .push(Entry::new(target.term.0, index, Vec::new()));
+        }
+        self.entries[count - 1].position = target;
+        self.durable_count = count;
+        self.committed = target.index.0;
     }
 }
 
@@ -161,6 +185,18 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
             let index = (model.committed + ahead).min(model.durable_count as u64);
             log.mark_committed(LogIndex(index));
             model.committed = model.committed.max(index);
+        }
+        Op::Reset {
+            shift,
+            term_increase,
+        } => {
+            let last = model.last();
+            let index = (last.index.0 + shift).saturating_sub(8).max(1);
+            let target = LogPosition::new(last.term.0 + term_increase, index);
+            log.reset_to(target).unwrap();
+            model.reset_to(target);
+            assert_eq!(log.first_index(), target.index.next());
+            assert_eq!(log.term_at(target.index), Some(target.term));
         }
         Op::Crash { seed } => {
             sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));

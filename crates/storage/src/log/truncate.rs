@@ -1,6 +1,7 @@
-//! Truncation at either end of the log, each ordered so that a crash part-way through
-//! leaves a log that recovery accepts and that is either the old log or a state between
-//! the old and the new one that loses nothing the operation was meant to keep.
+//! Truncation at either end of the log, and its reset to a snapshot, each ordered so that a
+//! crash part-way through leaves a log that recovery accepts and that is either the old
+//! log or a state between the old and the new one that loses nothing the operation was
+//! meant to keep.
 //!
 //! **Suffix** ([`Log::truncate_suffix`]): a follower whose uncommitted tail conflicts with
 //! a new leader's log drops that tail. Later segments are removed newest first, the
@@ -22,6 +23,19 @@
 //! [`Log::term_at`] answer for the entry just before the first one, as Raft's consistency
 //! check needs. The last segment is never removed, and neither is one holding unsynced
 //! entries, so a compaction never touches the write in flight.
+//!
+//! **Reset** ([`Log::reset_to`]): a follower that installed a snapshot discards its whole
+//! log, whatever it held, and continues after the snapshot's position. Every segment is
+//! removed, newest first, and the removals are made durable; only then is the snapshot's
+//! position stored as the compaction record. A crash keeps a prefix of the removals, so
+//! until the record is stored the disk holds a prefix of the old log (possibly empty)
+//! after the old compaction point, which recovery accepts; once the record is stored the
+//! log is empty after the new position. Storing the record first would be wrong: the old
+//! segments need not lie below the new position (the follower may have diverged, or be
+//! far behind), and recovery would rightly call a segment that does not start right after
+//! the compaction point corruption. The caller's store, which holds the snapshot durably
+//! before the reset begins, is what tells a node reopened in between to finish the reset
+//! (see the single-leader node's `open`).
 
 use super::recovery::encode_compaction_position;
 use super::segment::LOG_DIRECTORY;
@@ -151,6 +165,51 @@ impl Log {
             self.term_runs[0].0 = first;
         }
         self.committed_index = self.committed_index.max(position.index);
+        Ok(())
+    }
+
+    /// Discards every entry, durable or pending, committed or not, and makes the log
+    /// continue after `position`: afterwards the log is empty, [`Log::first_index`] is
+    /// `position.index + 1`, [`Log::term_at`] answers `position.term` for
+    /// `position.index`, and the next append must follow `position`. Durable when it
+    /// returns; a crash before that leaves a prefix of the old log (see the module
+    /// documentation). Meant for a follower that installed a snapshot at `position`.
+    pub fn reset_to(&mut self, position: LogPosition) -> Result<()> {
+        self.check_usable()?;
+        let result = self.remove_all_segments(position);
+        self.record_failure(result)?;
+        self.check_invariants();
+        Ok(())
+    }
+
+    fn remove_all_segments(&mut self, position: LogPosition) -> Result<()> {
+        let mut removed_files = false;
+        for segment in self
+            .segments
+            .iter()
+            .rev()
+            .filter(|segment| segment.file.is_some())
+        {
+            self.disk.remove(&segment.name())?;
+            removed_files = true;
+        }
+        if removed_files {
+            self.disk.sync_directory(LOG_DIRECTORY)?;
+        }
+        // The log is empty on disk from here on; forget it in memory before the record
+        // is written, so that a failure below leaves no stale segment behind.
+        self.segments.clear();
+        self.term_runs.clear();
+        self.pending_size_bytes = 0;
+        self.last = self.prefix;
+        self.durable_index = self.prefix.index;
+        self.committed_index = self.prefix.index;
+        self.compaction
+            .store(&encode_compaction_position(position))?;
+        self.prefix = position;
+        self.last = position;
+        self.durable_index = position.index;
+        self.committed_index = position.index;
         Ok(())
     }
 }

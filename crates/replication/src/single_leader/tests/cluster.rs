@@ -2,8 +2,11 @@
 //!
 //! Commands (node names are `n1`, `n2`, ...):
 //!
-//! - `cluster nodes=N seed=S [mode=M]`: the first command; builds N nodes on fresh
-//!   simulated disks, in commit mode M (`majority` by default; `semi-sync-first-1` etc.).
+//! - `cluster nodes=N seed=S [mode=M] [chunk=BYTES] [retain=N] [segment=BYTES] [sync=N]`:
+//!   the first command; builds N nodes on fresh simulated disks. The options set the
+//!   commit mode (`majority` by default; `all`, `async`, `semi-sync-first-1`, ...), the
+//!   snapshot chunk size, `log_retained_entries_max`, the log's segment size and
+//!   `store_sync_entries` (small values make compaction and snapshots happen early).
 //! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
 //!   ticks it. `tick nX` ticks at the current time; `advance MS` moves the clock only.
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
@@ -12,7 +15,12 @@
 //! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
 //!   (for the largest keys and values); the traces abbreviate long ones.
-//! - `crash nX` (unsynced writes are lost), `restart nX`.
+//! - `crash nX` (unsynced writes are lost), `restart nX`; `wipe nX` crashes nX and gives
+//!   it a fresh empty disk (a new follower, once restarted).
+//! - `force-commit nX I`: marks index I committed on nX alone, as a lossy commit mode's
+//!   old leader could have told it; the committed-log observer is switched off from then
+//!   on (the script forces a divergence on purpose).
+//! - `stats nX`: nX's snapshot and compaction counters.
 //! - `inject nA -> nB accepted=I`: a hand-made append acknowledgement in nB's term.
 //! - `status`: every node's state; `log nX`: its log positions.
 //!
@@ -49,6 +57,8 @@ pub(super) struct Cluster {
     out: Vec<String>,
     /// Checks the cross-node invariants over the whole script.
     observer: RaftObserver,
+    /// Off once a script forced a divergence (`force-commit`).
+    observer_enabled: bool,
     /// Every node's configuration.
     config: RaftConfig,
 }
@@ -81,17 +91,24 @@ impl Cluster {
         let words: Vec<&str> = command.split_whitespace().collect();
         assert!(
             words.len() >= 3 && words[0] == "cluster",
-            "a script starts with `cluster nodes=N seed=S [mode=M]`"
+            "a script starts with `cluster nodes=N seed=S [options]`"
         );
         let count = number_after(words[1], "nodes=");
         let seed = number_after(words[2], "seed=");
         let mut config = RaftConfig::default();
-        for option in &words[3..] {
-            match option.split_once('=') {
-                Some(("mode", mode)) => {
-                    config.commit_mode = mode.parse().expect("a commit mode");
-                }
-                _ => panic!("unknown cluster option {option:?}"),
+        for word in &words[3..] {
+            let (name, text) = word.split_once('=').expect("option=value");
+            if name == "mode" {
+                config.commit_mode = text.parse().expect("a commit mode");
+                continue;
+            }
+            let value = number_after(word, &format!("{name}="));
+            match name {
+                "chunk" => config.snapshot_chunk_size_max_bytes = value as usize,
+                "retain" => config.log_retained_entries_max = value,
+                "segment" => config.log_options.segment_size_max_bytes = value,
+                "sync" => config.store_sync_entries = value,
+                _ => panic!("unknown cluster option {word:?}"),
             }
         }
         let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
@@ -108,6 +125,7 @@ impl Cluster {
             summaries: BTreeMap::new(),
             out: Vec::new(),
             observer: RaftObserver::default(),
+            observer_enabled: true,
             config,
         };
         for id in ids {
@@ -167,6 +185,19 @@ impl Cluster {
             ["heal"] => self.cut.clear(),
             ["crash", node] => self.crash(node_id(node)),
             ["restart", node] => self.start(node_id(node)),
+            ["wipe", node] => {
+                self.crash(node_id(node));
+                self.disks.insert(node_id(node), Disk::simulated());
+                self.out.push(format!("{node} wiped: a fresh empty disk"));
+            }
+            ["force-commit", node, index] => {
+                let index = LogIndex(index.parse().expect("an index"));
+                self.node(node_id(node)).force_commit(index);
+                self.observer_enabled = false;
+                self.out
+                    .push(format!("{node} forced commit {index}; observer off"));
+            }
+            ["stats", node] => self.print_stats(node_id(node)),
             ["inject", from, "->", to, accepted] => {
                 self.inject(node_id(from), node_id(to), accepted);
             }
@@ -267,8 +298,12 @@ impl Cluster {
                 Output::Discarded { writes } => {
                     for write in writes {
                         self.out.push(format!(
-                            "{id} discarded {} at {}: {:?}={:?}",
-                            write.request_id, write.position, write.key, write.value
+                            "{id} discarded {} at {}: {:?}={:?}{}",
+                            write.request_id,
+                            write.position,
+                            write.key,
+                            write.value,
+                            if write.certain { "" } else { " (uncertain)" }
                         ));
                     }
                 }
@@ -407,17 +442,45 @@ impl Cluster {
         let node = self.node(id);
         let log = node.log();
         let mut positions = Vec::new();
-        let mut index = LogIndex(1);
+        let mut index = log.first_index();
         while index <= log.last_position().index {
             let term = log.term_at(index).expect("in the log");
             positions.push(format!("{}@{}", index.0, term.0));
             index = index.next();
         }
-        let line = format!("{id} log: {}", positions.join(" "));
-        self.out.push(line);
+        let compacted = log.first_index().previous().expect("first index >= 1");
+        let line = if compacted == LogIndex::ZERO {
+            format!("{id} log: {}", positions.join(" "))
+        } else {
+            let term = log.term_at(compacted).expect("the compacted position");
+            let prefix = format!("compacted..{}@{}", compacted.0, term.0);
+            format!("{id} log: {prefix} {}", positions.join(" "))
+        };
+        self.out.push(line.trim_end().to_owned());
+    }
+
+    fn print_stats(&mut self, id: NodeId) {
+        let stats = self.node(id).stats().clone();
+        self.out.push(format!(
+            "{id} stats: snapshots started={} sent={} installed={} needed={} chunks sent={} \
+             installed={} bytes sent={} installed={} compacted={} truncated={}",
+            stats.snapshots_started,
+            stats.snapshots_sent,
+            stats.snapshots_installed,
+            stats.snapshots_needed,
+            stats.snapshot_chunks_sent,
+            stats.snapshot_chunks_installed,
+            stats.snapshot_bytes_sent,
+            stats.snapshot_bytes_installed,
+            stats.entries_compacted,
+            stats.entries_truncated
+        ));
     }
 
     pub(super) fn check_invariants(&mut self) {
+        if !self.observer_enabled {
+            return;
+        }
         let running: Vec<&RaftNode> = self.nodes.values().flatten().collect();
         if let Err(violation) = self.observer.observe(&running) {
             panic!("cluster invariant violated: {violation}");

@@ -1,6 +1,6 @@
 //! Compact, stable text for messages and replies in the script traces.
 
-use crate::single_leader::message::{AppendResult, Command, Message, WireEntry};
+use crate::single_leader::message::{AppendResult, Command, Message, SnapshotResult, WireEntry};
 use replikv_core::Reply;
 use replikv_storage::store::StoreWrite;
 
@@ -36,8 +36,53 @@ pub(super) fn message(message: &Message) -> String {
             let result = match result {
                 AppendResult::Accepted { matched } => format!("accepted={}", matched.0),
                 AppendResult::Rejected { next } => format!("rejected next={}", next.0),
+                AppendResult::SnapshotNeeded => "snapshot-needed".to_owned(),
             };
             format!("AppendResponse {term} {result} read={read_sequence}")
+        }
+        Message::InstallSnapshot { term, chunk } => {
+            let chunk = &chunk.0;
+            let entries: Vec<String> = chunk
+                .entries
+                .iter()
+                .map(|entry| {
+                    let value = entry
+                        .value
+                        .as_ref()
+                        .map_or("-".to_owned(), |value| text(value.as_bytes()));
+                    format!(
+                        "{}=v{}:{value}",
+                        text(entry.key.as_bytes()),
+                        entry.version.0
+                    )
+                })
+                .collect();
+            let after = chunk
+                .after
+                .as_ref()
+                .map_or("-".to_owned(), |key| text(key.as_bytes()));
+            let done = if chunk.done { " done" } else { "" };
+            format!(
+                "InstallSnapshot {term} at={} after={after} [{}]{done}",
+                chunk.position,
+                entries.join(" ")
+            )
+        }
+        Message::InstallSnapshotResponse {
+            term,
+            position,
+            result,
+        } => {
+            let result = match result {
+                SnapshotResult::Resume { after } => {
+                    let after = after
+                        .as_ref()
+                        .map_or("-".to_owned(), |key| text(key.as_bytes()));
+                    format!("resume after={after}")
+                }
+                SnapshotResult::Installed => "installed".to_owned(),
+            };
+            format!("InstallSnapshotResponse {term} at={position} {result}")
         }
     }
 }

@@ -20,6 +20,7 @@ mod open;
 mod pipeline;
 mod planted;
 mod robustness;
+mod snapshot;
 
 use cluster::Cluster;
 use std::fs;
@@ -103,23 +104,11 @@ fn every_script_is_tested() {
     assert_eq!(names, listed, "every script in scripts/ has a test");
 }
 
-const SCRIPTS: &[&str] = &[
-    "election",
-    "pre_vote",
-    "check_quorum",
-    "replication",
-    "backtracking",
-    "commit_current_term",
-    "read_index",
-    "restart",
-    "pipeline_recovery",
-    "largest_command",
-    "commit_all",
-    "commit_semi_sync_first",
-];
-
+/// Declares one test per script and the list `every_script_is_tested` compares with the
+/// folder (one name per line, trailing comma: merges stay line-sized).
 macro_rules! script_tests {
-    ($($name:ident),*) => {
+    ($($name:ident,)*) => {
+        const SCRIPTS: &[&str] = &[$(stringify!($name)),*];
         $(
             #[test]
             fn $name() {
@@ -141,5 +130,10 @@ script_tests!(
     pipeline_recovery,
     largest_command,
     commit_all,
-    commit_semi_sync_first
+    commit_semi_sync_first,
+    snapshot_install,
+    snapshot_resume,
+    snapshot_leader_change,
+    compaction_lag,
+    snapshot_divergence,
 );

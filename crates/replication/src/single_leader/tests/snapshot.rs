@@ -1,0 +1,242 @@
+//! Opening a node whose log was compacted or reset, and the follower's side of a
+//! snapshot fed by hand: what the scripts cannot reach without a crash at one exact
+//! point.
+//!
+//! - A leader that compacted its log reopens at its store's position and replays the
+//!   rest of its log.
+//! - A store that installed a snapshot durably while the log's reset was cut short by a
+//!   crash (the store is ahead of the log, or holds a position the log has with another
+//!   term) makes `open` finish the reset.
+//! - A store behind the log's compacted prefix is corruption: compaction never passes
+//!   the store's durable position.
+//! - A malformed chunk from a peer is dropped and counted, never an error.
+
+use super::pipeline::{NOW, drain, elected_leader_on};
+use crate::single_leader::message::{Command, Message, SnapshotResult, WireChunk};
+use crate::single_leader::{HARD_STATE_FILE_NAME, RaftConfig, RaftNode, STORE_FILE_NAME};
+use replikv_core::error::Error;
+use replikv_core::replica::{Output, Replica};
+use replikv_core::{
+    ClientId, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Term, Value, Version,
+};
+use replikv_storage::disk::Disk;
+use replikv_storage::log::{Entry, Log, LogOptions, MetadataFile};
+use replikv_storage::store::{SnapshotChunk, SnapshotEntry, Store, StoreWrite};
+
+fn compacting_config() -> RaftConfig {
+    RaftConfig {
+        store_sync_entries: 1,
+        log_retained_entries_max: 2,
+        log_options: LogOptions {
+            segment_size_max_bytes: 100,
+            ..LogOptions::default()
+        },
+        ..RaftConfig::default()
+    }
+}
+
+fn put(key: &str, value: &str) -> Request {
+    Request::Put {
+        key: Key::new(key.as_bytes().to_vec()).expect("key"),
+        value: Value::new(value.as_bytes().to_vec()).expect("value"),
+    }
+}
+
+fn put_entry(term: u64, index: u64, key: &str) -> Entry {
+    let write = StoreWrite::Put {
+        key: Key::new(key.as_bytes().to_vec()).expect("key"),
+        value: Value::new(b"v".to_vec()).expect("value"),
+    };
+    let command = Command::Write {
+        origin: NodeId(1),
+        request_id: RequestId {
+            client: ClientId(1),
+            sequence: index,
+        },
+        write,
+    };
+    Entry::new(term, index, command.encode())
+}
+
+/// Stores a hard state of `term` (no vote), as a node that saw that term would have.
+fn store_term(disk: &Disk, term: u64) {
+    let mut hard_state = MetadataFile::open(disk, HARD_STATE_FILE_NAME).expect("opens");
+    let text = format!(r#"{{"term":{term},"voted_for":null}}"#);
+    hard_state.store(text.as_bytes()).expect("stored");
+}
+
+fn open(disk: &Disk, config: RaftConfig) -> replikv_core::error::Result<RaftNode> {
+    RaftNode::open(
+        NodeId(1),
+        vec![NodeId(2), NodeId(3)],
+        disk.clone(),
+        7,
+        config,
+    )
+}
+
+#[test]
+fn a_compacted_log_reopens_and_replays_from_the_store() {
+    let disk = Disk::simulated();
+    let mut node = elected_leader_on(disk.clone(), compacting_config());
+    for (sequence, key) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
+        let request_id = RequestId {
+            client: ClientId(1),
+            sequence: sequence as u64 + 1,
+        };
+        node.handle_request(NOW, request_id, put(key, "1"))
+            .expect("request");
+        node.handle_flush(NOW).expect("flush");
+        let matched = node.log().last_position().index.0;
+        node.handle_message(NOW, NodeId(2), super::pipeline::accepted(matched))
+            .expect("ack");
+        node.handle_flush(NOW).expect("flush");
+        drain(&mut node);
+    }
+    node.handle_flush(NOW).expect("flush");
+    assert!(node.stats().entries_compacted > 0, "{:?}", node.stats());
+    let first_index = node.log().first_index();
+    let state = node.visible_state().expect("state");
+    assert_eq!(state.len(), 8);
+    drop(node);
+    let reopened = open(&disk, compacting_config()).expect("a compacted log reopens");
+    assert_eq!(reopened.log().first_index(), first_index);
+    assert!(reopened.applied_index() >= LogIndex(first_index.0 - 1));
+    assert_eq!(reopened.visible_state().expect("state"), state);
+}
+
+/// A store at `applied` (installed from a one-key snapshot) beside a log of term-1
+/// entries 1..=3: what a crash between the install and the log's reset leaves.
+fn store_ahead_of_log(applied: LogPosition) -> Disk {
+    let disk = Disk::simulated();
+    let mut log = Log::open(disk.clone(), LogOptions::default()).expect("log");
+    let entries: Vec<Entry> = (1..=3).map(|index| put_entry(1, index, "x")).collect();
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    drop(log);
+    let mut store = Store::open(&disk, STORE_FILE_NAME).expect("store");
+    store.install_begin(applied).expect("begin");
+    let chunk = SnapshotChunk {
+        position: applied,
+        after: None,
+        entries: vec![SnapshotEntry {
+            key: Key::new(b"k".to_vec()).expect("key"),
+            version: Version(1),
+            value: Some(Value::new(b"snap".to_vec()).expect("value")),
+        }],
+        done: true,
+    };
+    assert!(store.install_chunk(&chunk).expect("chunk"));
+    store.install_finish().expect("finish");
+    store_term(&disk, applied.term.0);
+    disk
+}
+
+#[test]
+fn a_store_ahead_of_its_log_makes_open_finish_the_reset() {
+    for applied in [LogPosition::new(2, 10), LogPosition::new(2, 2)] {
+        let disk = store_ahead_of_log(applied);
+        let node = open(&disk, RaftConfig::default()).expect("opens");
+        assert_eq!(node.log().first_index(), applied.index.next(), "{applied}");
+        assert_eq!(node.log().last_position(), applied);
+        assert_eq!(node.log().term_at(applied.index), Some(applied.term));
+        assert_eq!(node.applied_index(), applied.index);
+        assert_eq!(node.commit_index(), applied.index);
+        let state = node.visible_state().expect("state");
+        assert_eq!(state.len(), 1, "{state:?}");
+    }
+}
+
+#[test]
+fn a_store_behind_the_compacted_log_is_corruption() {
+    let disk = Disk::simulated();
+    let options = LogOptions {
+        segment_size_max_bytes: 60,
+        ..LogOptions::default()
+    };
+    let mut log = Log::open(disk.clone(), options.clone()).expect("log");
+    let entries: Vec<Entry> = (1..=8).map(|index| put_entry(1, index, "x")).collect();
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    log.truncate_prefix(LogIndex(6)).expect("compact");
+    assert!(log.first_index() > LogIndex(1));
+    drop(log);
+    store_term(&disk, 1);
+    let config = RaftConfig {
+        log_options: options,
+        ..RaftConfig::default()
+    };
+    match open(&disk, config) {
+        Err(Error::Corruption(text)) => assert!(text.contains("compacted"), "{text}"),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_malformed_chunk_is_dropped_and_counted() {
+    let mut node = open(&Disk::simulated(), RaftConfig::default()).expect("opens");
+    node.handle_tick(NOW).expect("tick");
+    let key = |text: &str| Key::new(text.as_bytes().to_vec()).expect("key");
+    let entry = |text: &str| SnapshotEntry {
+        key: key(text),
+        version: Version(1),
+        value: None,
+    };
+    let position = LogPosition::new(1, 5);
+    let out_of_order = SnapshotChunk {
+        position,
+        after: None,
+        entries: vec![entry("b"), entry("a")],
+        done: false,
+    };
+    let zero_version = SnapshotChunk {
+        entries: vec![SnapshotEntry {
+            version: Version(0),
+            ..entry("a")
+        }],
+        ..out_of_order.clone()
+    };
+    let future_term = SnapshotChunk {
+        position: LogPosition::new(9, 5),
+        ..zero_version.clone()
+    };
+    for chunk in [out_of_order, zero_version, future_term] {
+        let dropped = node.stats().messages_dropped;
+        let message = Message::InstallSnapshot {
+            term: Term(1),
+            chunk: WireChunk(chunk),
+        };
+        node.handle_message(NOW, NodeId(2), message)
+            .expect("peer input never fails a node");
+        assert_eq!(node.stats().messages_dropped, dropped + 1);
+    }
+    assert_eq!(node.stats().snapshots_installed, 0);
+    // A well-formed first chunk is installed and answered with the resume point.
+    let good = SnapshotChunk {
+        position,
+        after: None,
+        entries: vec![entry("a")],
+        done: false,
+    };
+    let message = Message::InstallSnapshot {
+        term: Term(1),
+        chunk: WireChunk(good),
+    };
+    node.handle_message(NOW, NodeId(2), message).expect("chunk");
+    let answers: Vec<SnapshotResult> = drain(&mut node)
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Send {
+                message: Message::InstallSnapshotResponse { result, .. },
+                ..
+            } => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [SnapshotResult::Resume {
+            after: Some(key("a"))
+        }]
+    );
+}
