@@ -24,6 +24,7 @@
 use super::leader::PendingRead;
 use super::message::Command;
 use super::node::{RaftNode, Role};
+use super::planted::planted;
 use replikv_core::error::{Error, Result};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
@@ -37,10 +38,9 @@ impl RaftNode {
         request_id: RequestId,
         request: Request,
     ) -> Result<()> {
-        if let Request::Get {
-            key,
-            consistency: ReadConsistency::Local,
-        } = &request
+        if let Request::Get { key, consistency } = &request
+            && (*consistency == ReadConsistency::Local
+                || planted!(self.config, FollowerServesLinearizableReads) && !self.is_leader())
         {
             let (value, version) = self.store.read(key)?;
             self.reply(request_id, Reply::Read { value, version });
@@ -135,7 +135,10 @@ impl RaftNode {
     /// Applies committed, locally durable entries to the store, in batches, and answers
     /// the proposals they complete.
     pub(super) fn apply_committed(&mut self) -> Result<()> {
-        let target = self.commit.min(self.log.durable_position().index);
+        let mut target = self.commit.min(self.log.durable_position().index);
+        if planted!(self.config, AckBeforeFsync) {
+            target = self.commit;
+        }
         while self.store.applied_position().index < target {
             let from = self.store.applied_position().index.next();
             let count = usize::try_from(target.0 - from.0 + 1).unwrap_or(usize::MAX);

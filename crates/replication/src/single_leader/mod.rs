@@ -10,9 +10,10 @@
 //! - **Terms** number leaderships. Every message carries its sender's term; a higher term
 //!   makes the receiver a follower of it, a lower one marks a stale sender (fencing).
 //! - **Elections** start after a randomized timeout without news from a leader. A
-//!   pre-vote comes first (a node that could not win never bumps a term), then the real
-//!   vote; a node votes once per term, for a candidate whose log is at least as up to
-//!   date as its own. Followers ignore (pre-)votes while they hear from their leader, and
+//!   pre-vote comes first (a node that could not win never bumps a term; the
+//!   `pre_vote` option turns it off, for comparison only), then the real vote; a node
+//!   votes once per term, for a candidate whose log is at least as up to date as its
+//!   own. Followers ignore (pre-)votes while they hear from their leader, and
 //!   a leader that does not hear from a majority within an election timeout steps down
 //!   (check-quorum): together they keep a flaky node from deposing a healthy leader.
 //! - **Replication**: AppendEntries with the (previous index, previous term) consistency
@@ -47,6 +48,12 @@
 //!   sync; it never applies beyond the locally durable log, so after a crash it reopens
 //!   at or behind the log and the node re-applies from `store.applied_position()`.
 //!
+//! ## Planted bugs
+//!
+//! Under the cargo feature `planted-bugs` (off by default), `RaftConfig::planted_bug`
+//! switches on one of a few deliberate mistakes (ack before fsync, a vote without the
+//! log check, ...), which the simulator must catch; `planted.rs` is the switchboard.
+//!
 //! ## Seams for what comes later
 //!
 //! Other commit modes (`all`, semi-sync, async) change only the commit rule in
@@ -61,6 +68,7 @@ mod invariants;
 mod leader;
 pub mod message;
 mod node;
+mod planted;
 mod replication;
 
 #[cfg(test)]
@@ -69,6 +77,8 @@ mod tests;
 pub use invariants::RaftObserver;
 pub use message::{AppendResult, Command, Message, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
+#[cfg(feature = "planted-bugs")]
+pub use planted::PlantedBug;
 
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
@@ -113,6 +123,14 @@ pub struct RaftConfig {
     pub store_sync_entries: u64,
     /// The replication log's options.
     pub log_options: LogOptions,
+    /// Whether a node that times out runs a pre-vote before it campaigns (on by
+    /// default). Without it, a node cut off from the majority bumps its term at every
+    /// timeout, and when it comes back its higher term deposes a healthy leader: turn it
+    /// off only to reproduce that (the simulator's `elections` test does, as a control).
+    pub pre_vote: bool,
+    /// A deliberate mistake to plant (feature `planted-bugs` only); see `planted.rs`.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Default for RaftConfig {
@@ -128,6 +146,9 @@ impl Default for RaftConfig {
             apply_batch_entries_max: 256,
             store_sync_entries: 64,
             log_options: LogOptions::default(),
+            pre_vote: true,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }

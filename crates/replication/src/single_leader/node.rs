@@ -17,6 +17,7 @@
 
 use super::invariants::RaftObserver;
 use super::message::{AppendResult, Message};
+use super::planted::planted;
 use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -143,6 +144,12 @@ impl RaftNode {
             )));
         }
         log.mark_committed(applied.index);
+        let hard_state = HardState {
+            voted_for: hard_state
+                .voted_for
+                .filter(|_| !planted!(config, ForgetVoteOnRestart)),
+            ..hard_state
+        };
         #[cfg(test)]
         let hard_state = HardState {
             voted_for: hard_state.voted_for.filter(|_| !FORGET_VOTE_ON_OPEN.get()),

@@ -21,6 +21,7 @@
 
 use super::message::{AppendResult, Command, Message, WireEntry};
 use super::node::{RaftNode, Role};
+use super::planted::planted;
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_core::{Instant, LogIndex, LogPosition, NodeId};
@@ -191,7 +192,9 @@ impl RaftNode {
             result,
             read_sequence,
         };
-        if self.held.len() < HELD_MESSAGES_MAX {
+        if planted!(self.config, FollowerAckBeforeDurable) {
+            self.send(from, response);
+        } else if self.held.len() < HELD_MESSAGES_MAX {
             self.held.push((from, response));
         } else {
             // Acknowledgements are cumulative: the leader's next heartbeat recovers.
@@ -321,13 +324,19 @@ impl RaftNode {
     /// of the current term.
     pub(super) fn advance_commit(&mut self) {
         let quorum = self.quorum();
-        let own = self.log.durable_position().index;
+        let mut own = self.log.durable_position().index;
+        if planted!(self.config, AckBeforeFsync) {
+            own = self.log.last_position().index;
+        }
         let state = self.leader_state();
         let mut matched: Vec<LogIndex> = state.progress.values().map(|p| p.matched).collect();
         matched.push(own);
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[quorum - 1];
-        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
+        let of_this_term = self.log.term_at(candidate) == Some(self.term);
+        if candidate > self.commit
+            && (of_this_term || planted!(self.config, CommitOlderTermByCounting))
+        {
             self.commit = candidate;
             self.log.mark_committed(candidate);
         }
