@@ -46,6 +46,10 @@ pub struct RunStats {
     pub clock_drifts: u64,
     pub flushes: u64,
     pub ticks: u64,
+    /// Faults a [`Director`](crate::director::Director) ordered and that were carried out.
+    pub directives: u64,
+    /// Directives ordered after the fault phase, ignored.
+    pub directives_ignored: u64,
 }
 
 impl RunStats {
