@@ -487,6 +487,7 @@ where
             Directive::Isolate(node) => {
                 if index_of(node).is_some() {
                     self.stats.partitions_isolate_one += 1;
+                    self.network.heal_partition();
                     self.network.partition(isolate(node, &ids));
                 }
                 Ok(())
