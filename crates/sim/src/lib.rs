@@ -85,6 +85,7 @@ pub mod checking;
 pub mod clients;
 pub mod clock;
 pub mod director;
+pub mod failover;
 pub mod faults;
 pub mod models;
 pub mod network;
