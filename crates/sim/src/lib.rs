@@ -53,7 +53,10 @@
 //!
 //! Beside the random schedule, a test can direct a run ([`director`]): it sees the
 //! replicas after every event and orders faults aimed at one node (crash the leader now,
-//! isolate this member), and reads every replica at the end.
+//! isolate this member), and reads every replica at the end. [`failover`] is one such
+//! director for Raft: it crashes the leader and times the first write a new leader
+//! commits. [`SimulationOptions::with_zero_latency`] removes every latency, for
+//! throughput measurements.
 //!
 //! ## Determinism, and how to replay
 //!
