@@ -136,7 +136,7 @@ impl RaftNode {
     /// the proposals they complete.
     pub(super) fn apply_committed(&mut self) -> Result<()> {
         let mut target = self.commit.min(self.log.durable_position().index);
-        if planted!(self.config, AckBeforeFsync) {
+        if planted!(self.config, AckBeforeFsync) && self.is_leader() {
             target = self.commit;
         }
         while self.store.applied_position().index < target {
