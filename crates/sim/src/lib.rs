@@ -51,6 +51,13 @@
 //! every client reads every key once (final reads, for the durability checker), and at
 //! its end the replicas' states are compared (for the convergence checker).
 //!
+//! Beside the random schedule, a test can direct a run ([`director`]): it sees the
+//! replicas after every event and orders faults aimed at one node (crash the leader now,
+//! isolate this member), and reads every replica at the end. [`failover`] is one such
+//! director for Raft: it crashes the leader and times the first write a new leader
+//! commits. [`SimulationOptions::with_zero_latency`] removes every latency, for
+//! throughput measurements.
+//!
 //! ## Determinism, and how to replay
 //!
 //! Every random choice comes from ChaCha8 generators seeded from the run's seed (one
@@ -80,7 +87,9 @@
 pub mod checking;
 pub mod clients;
 pub mod clock;
+pub mod director;
 pub mod discards;
+pub mod failover;
 pub mod faults;
 pub mod models;
 pub mod network;
@@ -93,8 +102,9 @@ pub mod run;
 pub mod trace;
 
 pub use checking::Properties;
+pub use director::{Directive, Director, NoDirector};
 pub use models::Model;
 pub use node::NodeSetup;
 pub use options::{DurationRange, FaultOptions, FaultPreset, SimulationOptions, WorkloadOptions};
 pub use report::{Failure, FailureKind, RunReport, RunStats, replay_command};
-pub use run::{run, simulate};
+pub use run::{run, run_directed, simulate, simulate_directed};

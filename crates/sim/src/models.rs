@@ -107,6 +107,19 @@ impl Model {
         }
     }
 
+    /// The commit mode of a Raft model.
+    #[must_use]
+    pub fn commit_mode(self) -> Option<CommitMode> {
+        match self {
+            Model::Register | Model::LocalOnly | Model::AckBeforeSync => None,
+            Model::RaftMajority => Some(CommitMode::Majority),
+            Model::RaftAll => Some(CommitMode::All),
+            Model::RaftSemiSyncAny | Model::RaftSemiSyncLossy => Some(semi_sync(SyncChoice::Any)),
+            Model::RaftSemiSyncFirst => Some(semi_sync(SyncChoice::First)),
+            Model::RaftAsync => Some(CommitMode::Async),
+        }
+    }
+
     /// The options a run of this model uses: the lossy models need the fresh-key
     /// workload for exact loss accounting, and the lossy semi-sync model five nodes.
     #[must_use]
@@ -137,22 +150,15 @@ impl Model {
             Model::Register => simulate(options, &properties, Register::open),
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
-            Model::RaftMajority => simulate(options, &properties, |setup| {
-                raft(setup, CommitMode::Majority)
-            }),
-            Model::RaftAll => simulate(options, &properties, |setup| raft(setup, CommitMode::All)),
-            Model::RaftSemiSyncAny => simulate(options, &properties, |setup| {
-                raft(setup, semi_sync(SyncChoice::Any))
-            }),
-            Model::RaftSemiSyncFirst => simulate(options, &properties, |setup| {
-                raft(setup, semi_sync(SyncChoice::First))
-            }),
-            Model::RaftAsync => {
-                simulate(options, &properties, |setup| raft(setup, CommitMode::Async))
+            Model::RaftMajority
+            | Model::RaftAll
+            | Model::RaftSemiSyncAny
+            | Model::RaftSemiSyncFirst
+            | Model::RaftAsync
+            | Model::RaftSemiSyncLossy => {
+                let mode = self.commit_mode().expect("a Raft model has a commit mode");
+                simulate(options, &properties, move |setup| raft(setup, mode))
             }
-            Model::RaftSemiSyncLossy => simulate(options, &properties, |setup| {
-                raft(setup, semi_sync(SyncChoice::Any))
-            }),
         }
     }
 }

@@ -422,6 +422,18 @@ impl SimulationOptions {
         }
     }
 
+    /// The same run with every latency at zero: peer messages, client links and group
+    /// commits take no virtual time (think time is the workload's business). Virtual
+    /// time then advances only through timers and think time, so a run measures the
+    /// replicas' own work per operation, the throughput bar's setting.
+    #[must_use]
+    pub fn with_zero_latency(mut self) -> SimulationOptions {
+        self.faults.message_delay = DurationRange::micros(0, 0);
+        self.workload.client_latency = DurationRange::micros(0, 0);
+        self.flush_latency = DurationRange::micros(0, 0);
+        self
+    }
+
     /// Checks every bound; a run refuses options that fail this.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=NODES_MAX).contains(&self.nodes) {

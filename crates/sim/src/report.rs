@@ -50,6 +50,10 @@ pub struct RunStats {
     /// Writes reported discarded, counting a write again when a crash made its node
     /// report it twice.
     pub writes_discarded: u64,
+    /// Faults a [`Director`](crate::director::Director) ordered and that were carried out.
+    pub directives: u64,
+    /// Directives ordered after the fault phase, ignored.
+    pub directives_ignored: u64,
 }
 
 impl RunStats {

@@ -21,9 +21,10 @@
 
 use crate::checking::{Properties, check_run, checker_states};
 use crate::clients::{ClientAction, Clients, Ticket};
+use crate::director::{Directive, Director, NoDirector};
 use crate::discards::Discards;
 use crate::faults::FaultEvent;
-use crate::network::Network;
+use crate::network::{Network, Partition, PartitionKind};
 use crate::node::{NodeSetup, NodeSlot};
 use crate::options::SimulationOptions;
 use crate::queue::EventQueue;
@@ -191,6 +192,16 @@ where
     N: Replica,
     F: Fn(NodeSetup) -> ReplicaResult<N>,
 {
+    run_directed(options, factory, &mut NoDirector)
+}
+
+/// [`run`], with a [`Director`] that watches every event and may order aimed faults.
+pub fn run_directed<N, F, D>(options: &SimulationOptions, factory: F, director: &mut D) -> RunReport
+where
+    N: Replica,
+    F: Fn(NodeSetup) -> ReplicaResult<N>,
+    D: Director<N>,
+{
     let trace = options.trace || std::env::var_os("REPLIKV_SIM_TRACE").is_some_and(|v| v == "1");
     let empty = |failure: Failure| RunReport {
         options: *options,
@@ -245,7 +256,12 @@ where
         observer: N::Observer::default(),
         discards: Discards::default(),
     };
-    let outcome = simulation.start().and_then(|()| simulation.event_loop());
+    let outcome = simulation
+        .start()
+        .and_then(|()| simulation.event_loop(director));
+    if outcome.is_ok() {
+        director.finish(simulation.now, &simulation.running_nodes());
+    }
     simulation.into_report(outcome)
 }
 
@@ -256,7 +272,22 @@ where
     N: Replica,
     F: Fn(NodeSetup) -> ReplicaResult<N>,
 {
-    let mut report = run(options, factory);
+    simulate_directed(options, properties, factory, &mut NoDirector)
+}
+
+/// [`simulate`], with a [`Director`] (see [`run_directed`]).
+pub fn simulate_directed<N, F, D>(
+    options: &SimulationOptions,
+    properties: &Properties,
+    factory: F,
+    director: &mut D,
+) -> RunReport
+where
+    N: Replica,
+    F: Fn(NodeSetup) -> ReplicaResult<N>,
+    D: Director<N>,
+{
+    let mut report = run_directed(options, factory, director);
     if report.failure.is_some() {
         return report;
     }
@@ -302,7 +333,8 @@ where
         self.schedule(heal_at + self.options.quiet_period, Event::End)
     }
 
-    fn event_loop(&mut self) -> Result<(), Failure> {
+    fn event_loop<D: Director<N>>(&mut self, director: &mut D) -> Result<(), Failure> {
+        let mut directives = Vec::new();
         while let Some((time, event)) = self.queue.pop() {
             assert!(time >= self.now, "virtual time never goes backwards");
             self.now = time;
@@ -311,6 +343,12 @@ where
             let end = matches!(event, Event::End);
             self.dispatch(event)?;
             self.observe_cluster()?;
+            if director.watches_events() && !end {
+                director.after_event(self.now, &self.running_nodes(), &mut directives);
+                for directive in directives.drain(..) {
+                    self.direct(directive)?;
+                }
+            }
             if end {
                 return Ok(());
             }
@@ -421,6 +459,56 @@ where
         Ok(())
     }
 
+    /// Every node's replica in id order, `None` for a node that is down.
+    fn running_nodes(&self) -> Vec<Option<&N>> {
+        self.nodes
+            .iter()
+            .map(|slot| slot.replica.as_ref())
+            .collect()
+    }
+
+    /// Carries out a fault a director ordered (only during the fault phase).
+    fn direct(&mut self, directive: Directive) -> Result<(), Failure> {
+        if self.phase == Phase::Quiet {
+            self.stats.directives_ignored += 1;
+            return Ok(());
+        }
+        self.stats.directives += 1;
+        self.trace.record(format_args!("  directive {directive:?}"));
+        let ids: Vec<NodeId> = self.nodes.iter().map(|slot| slot.id).collect();
+        let index_of = |node: NodeId| ids.iter().position(|id| *id == node);
+        match directive {
+            Directive::Crash(node) => {
+                let Some(index) = index_of(node) else {
+                    return Ok(());
+                };
+                if self.nodes[index].replica.is_some() {
+                    if self.nodes[index].armed.take().is_some() {
+                        self.nodes[index].disk.cancel_scheduled_crash();
+                    }
+                    self.crash(index);
+                }
+                Ok(())
+            }
+            Directive::Restart(node) => match index_of(node) {
+                Some(index) if self.nodes[index].replica.is_none() => self.restart(index),
+                _ => Ok(()),
+            },
+            Directive::Isolate(node) => {
+                if index_of(node).is_some() {
+                    self.stats.partitions_isolate_one += 1;
+                    self.network.heal_partition();
+                    self.network.partition(isolate(node, &ids));
+                }
+                Ok(())
+            }
+            Directive::Heal => {
+                self.network.heal_partition();
+                Ok(())
+            }
+        }
+    }
+
     /// Shows the running replicas to the run's observer; its first complaint fails the run.
     fn observe_cluster(&mut self) -> Result<(), Failure> {
         let running: Vec<&N> = self
@@ -476,5 +564,19 @@ where
             failure: outcome.err(),
             ended_at: self.now,
         }
+    }
+}
+
+/// The isolate-one partition that cuts `node` off from every other of `ids`, both ways.
+fn isolate(node: NodeId, ids: &[NodeId]) -> Partition {
+    let others: Vec<NodeId> = ids.iter().copied().filter(|id| *id != node).collect();
+    let cut = others
+        .iter()
+        .flat_map(|other| [(node, *other), (*other, node)])
+        .collect();
+    Partition {
+        kind: PartitionKind::IsolateOne,
+        cut,
+        groups: vec![vec![node], others],
     }
 }

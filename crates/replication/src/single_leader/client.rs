@@ -24,6 +24,7 @@
 use super::leader::PendingRead;
 use super::message::Command;
 use super::node::{RaftNode, Role};
+use super::planted::planted;
 use replikv_core::error::{Error, Result};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
@@ -37,10 +38,9 @@ impl RaftNode {
         request_id: RequestId,
         request: Request,
     ) -> Result<()> {
-        if let Request::Get {
-            key,
-            consistency: ReadConsistency::Local,
-        } = &request
+        if let Request::Get { key, consistency } = &request
+            && (*consistency == ReadConsistency::Local
+                || planted!(self.config, FollowerServesLinearizableReads) && !self.is_leader())
         {
             let (value, version) = self.store.read(key)?;
             self.reply(request_id, Reply::Read { value, version });
@@ -183,9 +183,11 @@ impl RaftNode {
             Role::Leader(state) => state.acknowledged,
             _ => LogIndex::ZERO,
         };
-        self.commit
-            .max(acknowledged)
-            .min(self.log.durable_position().index)
+        let target = self.commit.max(acknowledged);
+        if planted!(self.config, AckBeforeFsync) && self.is_leader() {
+            return target;
+        }
+        target.min(self.log.durable_position().index)
     }
 
     fn answer_proposals(

@@ -15,6 +15,7 @@
 
 use super::message::Message;
 use super::node::{RaftNode, Role};
+use super::planted::planted;
 use replikv_core::error::Result;
 use replikv_core::{Instant, LogPosition, NodeId, Term};
 use std::collections::BTreeSet;
@@ -29,6 +30,9 @@ impl RaftNode {
         };
         if now < deadline {
             return Ok(());
+        }
+        if !self.config.pre_vote {
+            return self.start_election(now);
         }
         self.start_pre_vote(now)
     }
@@ -84,7 +88,7 @@ impl RaftNode {
     /// Whether a candidate whose last entry is `last` may get our (pre-)vote as far as logs
     /// go.
     fn log_is_up_to_date(&self, last: LogPosition) -> bool {
-        last >= self.log.last_position()
+        last >= self.log.last_position() || planted!(self.config, VoteWithoutLogCheck)
     }
 
     pub(super) fn handle_pre_vote(

@@ -10,9 +10,10 @@
 //! - **Terms** number leaderships. Every message carries its sender's term; a higher term
 //!   makes the receiver a follower of it, a lower one marks a stale sender (fencing).
 //! - **Elections** start after a randomized timeout without news from a leader. A
-//!   pre-vote comes first (a node that could not win never bumps a term), then the real
-//!   vote; a node votes once per term, for a candidate whose log is at least as up to
-//!   date as its own. Followers ignore (pre-)votes while they hear from their leader, and
+//!   pre-vote comes first (a node that could not win never bumps a term; the
+//!   `pre_vote` option turns it off, for comparison only), then the real vote; a node
+//!   votes once per term, for a candidate whose log is at least as up to date as its
+//!   own. Followers ignore (pre-)votes while they hear from their leader, and
 //!   a leader that does not hear from a majority within an election timeout steps down
 //!   (check-quorum): together they keep a flaky node from deposing a healthy leader.
 //! - **Replication**: AppendEntries with the (previous index, previous term) consistency
@@ -47,6 +48,12 @@
 //!   sync; it never applies beyond the locally durable log, so after a crash it reopens
 //!   at or behind the log and the node re-applies from `store.applied_position()`.
 //!
+//! ## Planted bugs
+//!
+//! Under the cargo feature `planted-bugs` (off by default), `RaftConfig::planted_bug`
+//! switches on one of a few deliberate mistakes (ack before fsync, a vote without the
+//! log check, ...), which the simulator must catch; `planted.rs` is the switchboard.
+//!
 //! ## Seams for what comes later
 //!
 //! Other commit modes (`all`, semi-sync, async) change only the commit rule in
@@ -62,6 +69,7 @@ mod invariants;
 mod leader;
 pub mod message;
 mod node;
+mod planted;
 mod replication;
 mod snapshot;
 
@@ -72,6 +80,8 @@ pub use commit::{CommitMode, SyncChoice};
 pub use invariants::RaftObserver;
 pub use message::{AppendResult, Command, Message, SnapshotResult, WireChunk, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
+#[cfg(feature = "planted-bugs")]
+pub use planted::PlantedBug;
 
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
@@ -128,6 +138,14 @@ pub struct RaftConfig {
     /// behind no longer holds back compaction and is sent a snapshot instead. Bounds the
     /// log a slow follower can make the leader keep.
     pub log_retained_entries_max: u64,
+    /// Whether a node that times out runs a pre-vote before it campaigns (on by
+    /// default). Without it, a node cut off from the majority bumps its term at every
+    /// timeout, and when it comes back its higher term deposes a healthy leader: turn it
+    /// off only to reproduce that (the simulator's `elections` test does, as a control).
+    pub pre_vote: bool,
+    /// A deliberate mistake to plant (feature `planted-bugs` only); see `planted.rs`.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Default for RaftConfig {
@@ -146,6 +164,9 @@ impl Default for RaftConfig {
             log_options: LogOptions::default(),
             snapshot_chunk_size_max_bytes: 1024 * 1024,
             log_retained_entries_max: 64 * 1024,
+            pre_vote: true,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 use super::invariants::RaftObserver;
 use super::message::{AppendResult, Message, SnapshotResult};
+use super::planted::planted;
 use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -168,6 +169,12 @@ impl RaftNode {
         let compacted = log.first_index().previous().expect("first index >= 1");
         let commit = if lossy { compacted } else { applied.index };
         log.mark_committed(commit);
+        let hard_state = HardState {
+            voted_for: hard_state
+                .voted_for
+                .filter(|_| !planted!(config, ForgetVoteOnRestart)),
+            ..hard_state
+        };
         #[cfg(test)]
         let hard_state = HardState {
             voted_for: hard_state.voted_for.filter(|_| !FORGET_VOTE_ON_OPEN.get()),

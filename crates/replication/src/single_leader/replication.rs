@@ -23,6 +23,7 @@ use super::commit::{CommitMode, SyncChoice};
 use super::leader::Progress;
 use super::message::{AppendResult, Command, Message, WireEntry};
 use super::node::{Discard, RaftNode, Role};
+use super::planted::planted;
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_core::replica::{DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output};
@@ -218,7 +219,9 @@ impl RaftNode {
 
     /// Holds a message that claims durability until the next flush.
     pub(super) fn hold(&mut self, to: NodeId, message: Message) {
-        if self.held.len() < HELD_MESSAGES_MAX {
+        if planted!(self.config, FollowerAckBeforeDurable) {
+            self.send(to, message);
+        } else if self.held.len() < HELD_MESSAGES_MAX {
             self.held.push((to, message));
         } else {
             // Acknowledgements are cumulative: the leader's next heartbeat recovers.
@@ -453,11 +456,14 @@ impl RaftNode {
     /// acknowledged index (the commit mode's rule, same term restriction). See
     /// `commit.rs`.
     pub(super) fn advance_commit(&mut self, now: Instant) {
-        let own = self.log.durable_position().index;
+        let mut own = self.log.durable_position().index;
+        if planted!(self.config, AckBeforeFsync) {
+            own = self.log.last_position().index;
+        }
         let majority = self.majority_durable_index(own);
         let acknowledgeable = self.acknowledgeable_index(now, own);
         let lossy = self.commit_mode_is_lossy();
-        let safe = if lossy {
+        let safe = if lossy && !planted!(self.config, AsyncAckCountedAsSynchronous) {
             majority
         } else {
             majority.max(acknowledgeable)
@@ -465,7 +471,8 @@ impl RaftNode {
         let term = self.term;
         let of_this_term =
             |log: &replikv_storage::log::Log, index: LogIndex| log.term_at(index) == Some(term);
-        if safe > self.commit && of_this_term(&self.log, safe) {
+        let counting_older_terms = planted!(self.config, CommitOlderTermByCounting);
+        if safe > self.commit && (of_this_term(&self.log, safe) || counting_older_terms) {
             self.commit = safe;
             self.log.mark_committed(safe);
         }
