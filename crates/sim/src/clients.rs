@@ -15,19 +15,31 @@
 //! operation stays concurrent with everything after it, and no process id ever has two
 //! overlapping operations. The process id doubles as the [`ClientId`] of request ids.
 //!
+//! **Reads** follow the workload's [`ReadMode`]: linearizable and lease reads go where
+//! writes go; a follower read goes to the client's home replica (client `i` reads node
+//! `i mod n`: one replica's states form a prefix sequence), a session read to a random
+//! node. A session read carries the
+//! client's token, the highest log position of any reply it received (a write's entry, a
+//! read's applied position). The token belongs to the client, not to its process id: a
+//! client that continues under a new process after an `info` keeps it, so its earlier
+//! acknowledged writes stay visible to it. Read-your-writes cannot cover the `info`
+//! write itself: its position never reached the client (it may never have been
+//! written), and the checkers, which judge sessions per process id, demand nothing of it
+//! either — the old process ends with it, and the new process never wrote it.
+//!
 //! When the fault phase ends, clients stop starting random operations; halfway through the
 //! quiet period every client reads every key once (Jepsen's final reads), which is what
 //! lets a durability checker see whether acknowledged writes survived.
 //!
 //! This module only decides; it returns [`ClientAction`]s that the event loop schedules.
 
-use crate::options::{SimulationOptions, WorkloadOptions};
+use crate::options::{ReadMode, SimulationOptions, WorkloadOptions};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use replikv_check::{Function, History, Operation, OperationType};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{
-    ClientId, Error, Instant, Key, NodeId, Outcome, Reply, Request, RequestId, Value,
+    ClientId, Error, Instant, Key, LogPosition, NodeId, Outcome, Reply, Request, RequestId, Value,
 };
 use serde_json::Value as Json;
 use std::collections::VecDeque;
@@ -97,6 +109,8 @@ struct ClientSlot {
     /// Whether a `Start` for this client is already scheduled.
     start_scheduled: bool,
     current: Option<InFlight>,
+    /// The session token: the highest log position of any reply (kept across processes).
+    token: LogPosition,
 }
 
 /// Every client process of a run and the history they record.
@@ -135,6 +149,7 @@ impl Clients {
                 final_reads: VecDeque::new(),
                 start_scheduled: false,
                 current: None,
+                token: LogPosition::ZERO,
             })
             .collect();
         Clients {
@@ -183,8 +198,22 @@ impl Clients {
             client: ClientId(slot.process),
             sequence: slot.sequence,
         };
-        let node = match slot.leader_hint {
-            Some(leader) if self.random.random_bool(0.8) => leader,
+        let node = match (&request, slot.leader_hint) {
+            (
+                Request::Get {
+                    consistency: ReadConsistency::Follower,
+                    ..
+                },
+                _,
+            ) => self.nodes[client % self.nodes.len()],
+            (
+                Request::Get {
+                    consistency: ReadConsistency::Session { .. },
+                    ..
+                },
+                _,
+            ) => self.nodes[self.random.random_range(0..self.nodes.len())],
+            (_, Some(leader)) if self.random.random_bool(0.8) => leader,
             _ => self.nodes[self.random.random_range(0..self.nodes.len())],
         };
         slot.current = Some(InFlight {
@@ -231,7 +260,12 @@ impl Clients {
             self.stats.redirects += 1;
             return Ok(self.retry(ticket, leader, now));
         }
+        let position = reply.position();
         let completion = classify(&current.request, reply)?;
+        if let Some(position) = position {
+            let slot = &mut self.slots[ticket.client];
+            slot.token = slot.token.max(position);
+        }
         Ok(self.complete(ticket.client, completion, now))
     }
 
@@ -431,7 +465,7 @@ impl Clients {
         let (read_end, write_end) = (w.read_weight, w.read_weight + w.write_weight);
         let cas_end = write_end + w.cas_weight;
         if choice < read_end {
-            return final_read(key_index);
+            return self.workload_read(client, key_index);
         }
         if choice >= cas_end {
             return (
@@ -466,6 +500,23 @@ impl Clients {
             Json::from(new),
         ]);
         (request, key_index, Function::Cas, value)
+    }
+}
+
+impl Clients {
+    /// A read of key number `key_index` as the workload's [`ReadMode`] asks.
+    fn workload_read(&self, client: usize, key_index: usize) -> (Request, usize, Function, Json) {
+        let consistency = match self.workload.reads {
+            ReadMode::Linearizable => ReadConsistency::Linearizable,
+            ReadMode::Lease => ReadConsistency::Lease,
+            ReadMode::Follower => ReadConsistency::Follower,
+            ReadMode::Session => ReadConsistency::Session {
+                token: self.slots[client].token,
+            },
+        };
+        let key = Key::new(key_name(key_index)).expect("short key names are valid");
+        let request = Request::Get { key, consistency };
+        (request, key_index, Function::Read, Json::Null)
     }
 }
 
@@ -538,7 +589,7 @@ mod tests {
     use super::*;
     use crate::options::FaultPreset;
     use rand::SeedableRng;
-    use replikv_core::Version;
+    use replikv_core::{LogPosition, Version};
 
     fn clients(count: usize) -> Clients {
         let mut options = SimulationOptions::new(1, FaultPreset::None);
@@ -564,13 +615,16 @@ mod tests {
             Request::Get { .. } => Reply::Read {
                 value: Some(Value::new("7").unwrap()),
                 version: Version(1),
+                position: LogPosition::ZERO,
             },
             Request::Put { .. } | Request::Delete { .. } => Reply::Written {
                 version: Version(1),
+                position: LogPosition::ZERO,
             },
             Request::CompareAndSet { .. } => Reply::CompareAndSet {
                 swapped: true,
                 version: Version(1),
+                position: LogPosition::ZERO,
             },
         }
     }
@@ -662,10 +716,12 @@ mod tests {
             let wrong = match request {
                 Request::Get { .. } => Reply::Written {
                     version: Version(1),
+                    position: LogPosition::ZERO,
                 },
                 _ => Reply::Read {
                     value: None,
                     version: Version(0),
+                    position: LogPosition::ZERO,
                 },
             };
             assert!(

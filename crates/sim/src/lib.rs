@@ -94,6 +94,8 @@ pub mod trace;
 pub use checking::Properties;
 pub use models::Model;
 pub use node::NodeSetup;
-pub use options::{DurationRange, FaultOptions, FaultPreset, SimulationOptions, WorkloadOptions};
+pub use options::{
+    DurationRange, FaultOptions, FaultPreset, ReadMode, SimulationOptions, WorkloadOptions,
+};
 pub use report::{Failure, FailureKind, RunReport, RunStats, replay_command};
 pub use run::{run, simulate};

@@ -4,10 +4,23 @@
 //! strategies join this table as they land: `raft-majority` (single-leader Raft in
 //! `majority` commit mode), beside the reference models that prove the harness: the
 //! correct `register` and the broken `local-only` and `ack-before-sync`.
+//!
+//! Three models run the same Raft with other read modes (the workload's [`ReadMode`]):
+//! `raft-lease` (lease reads, checked for linearizability, under clocks kept within the
+//! lease's drift assumption by [`lease_safe_clocks`]), `raft-session` (session reads at
+//! random nodes, checked for the session guarantees but not linearizability, which they
+//! do not promise) and `raft-follower-reads` (each client reads its own home replica;
+//! the model claims linearizability and the session guarantees, to be refuted: the proof
+//! that follower reads are stale and that the checker sees it, while consistent prefix
+//! holds as long as the replica does not restart — a restarted replica re-applies from
+//! its durable store, which may be behind what it served; session reads are the mode
+//! that survives that). A model may derive its run's
+//! options from the ones it is given (read mode, clocks); its report shows the options
+//! as given, which is what replays it.
 
 use crate::checking::Properties;
 use crate::node::NodeSetup;
-use crate::options::SimulationOptions;
+use crate::options::{ClockOptions, ReadMode, SimulationOptions};
 use crate::reference::broken::{LocalOnly, ack_before_sync};
 use crate::reference::register::Register;
 use crate::report::RunReport;
@@ -27,14 +40,23 @@ pub enum Model {
     AckBeforeSync,
     /// Single-leader Raft, `majority` commit mode.
     RaftMajority,
+    /// Raft with lease reads.
+    RaftLease,
+    /// Raft with session reads at random nodes.
+    RaftSession,
+    /// Raft with follower reads at random nodes: claims linearizability, to be refuted.
+    RaftFollowerReads,
 }
 
 impl Model {
-    pub const ALL: [Model; 4] = [
+    pub const ALL: [Model; 7] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
         Model::RaftMajority,
+        Model::RaftLease,
+        Model::RaftSession,
+        Model::RaftFollowerReads,
     ];
 
     #[must_use]
@@ -44,6 +66,9 @@ impl Model {
             Model::LocalOnly => "local-only",
             Model::AckBeforeSync => "ack-before-sync",
             Model::RaftMajority => "raft-majority",
+            Model::RaftLease => "raft-lease",
+            Model::RaftSession => "raft-session",
+            Model::RaftFollowerReads => "raft-follower-reads",
         }
     }
 
@@ -58,10 +83,25 @@ impl Model {
                 durable: true,
                 convergent: false,
             },
-            Model::LocalOnly | Model::RaftMajority => Properties {
+            Model::LocalOnly | Model::RaftMajority | Model::RaftLease => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
+                convergent: true,
+            },
+            // The durability checker judges a write lost when any read that began after
+            // it completed misses it: true of linearizable reads only. Raft's durability
+            // is judged by the models above.
+            Model::RaftSession => Properties {
+                linearizable: false,
+                session_guarantees: true,
+                durable: false,
+                convergent: true,
+            },
+            Model::RaftFollowerReads => Properties {
+                linearizable: true,
+                session_guarantees: true,
+                durable: false,
                 convergent: true,
             },
         }
@@ -76,7 +116,85 @@ impl Model {
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
             Model::RaftMajority => simulate(options, &properties, raft_majority),
+            Model::RaftLease => {
+                let config = raft_lease_config();
+                let mut derived = *options;
+                derived.faults.clocks = lease_safe_clocks(options.faults.clocks, &config);
+                let mut report = simulate_raft_lease(&derived, config);
+                report.options = *options;
+                report
+            }
+            Model::RaftSession | Model::RaftFollowerReads => {
+                let mut derived = *options;
+                derived.workload.reads = if self == Model::RaftSession {
+                    ReadMode::Session
+                } else {
+                    ReadMode::Follower
+                };
+                let mut report = simulate(&derived, &properties, raft_majority);
+                report.options = *options;
+                report
+            }
         }
+    }
+}
+
+/// The drift assumption of the `raft-lease` model: 10% (see [`lease_safe_clocks`]).
+pub const LEASE_MODEL_DRIFT_PPM: u64 = 100_000;
+
+/// The `raft-lease` model's Raft settings: the defaults with lease reads on and a drift
+/// assumption of [`LEASE_MODEL_DRIFT_PPM`].
+#[must_use]
+pub fn raft_lease_config() -> RaftConfig {
+    RaftConfig {
+        lease_reads_enabled: true,
+        lease_clock_drift_max_ppm: LEASE_MODEL_DRIFT_PPM,
+        ..RaftConfig::default()
+    }
+}
+
+/// Runs Raft with lease reads under `config` and `options` exactly as given (no clamping
+/// of the clocks): the `raft-lease` model after [`lease_safe_clocks`], or, with clocks
+/// beyond the assumption, the demonstration that the assumption is needed.
+#[must_use]
+pub fn simulate_raft_lease(options: &SimulationOptions, config: RaftConfig) -> RunReport {
+    let properties = Model::RaftLease.properties();
+    let mut derived = *options;
+    derived.workload.reads = ReadMode::Lease;
+    simulate(&derived, &properties, move |setup: NodeSetup| {
+        RaftNode::open(
+            setup.id,
+            setup.peers,
+            setup.disk,
+            setup.seed,
+            config.clone(),
+        )
+    })
+}
+
+/// `clocks` with the drift step lowered until the simulated clocks keep the drift
+/// assumption of `config`'s lease.
+///
+/// A simulated clock runs at the rate of virtual time except that its offset jumps, by
+/// at most `drift_step_max`, once per `drift_interval` (a backward jump freezes it
+/// instead, since it never goes back). Over a window of length `w` a clock therefore
+/// advances by `w ± k × step` with `k = w / drift_interval + 1` jumps at most. The lease
+/// compares an interval on the leader's clock with one on a follower's, each about
+/// `election_timeout_ms_min` (`m`) long; taking `w = 2m` to cover message delays, two
+/// clocks in opposite directions differ by at most `2k × step`, which the assumption
+/// allows when `2k × step ≤ ρ × m`. Skew (a fixed offset) does not matter: the lease
+/// never compares two clocks' readings, only their rates.
+#[must_use]
+pub fn lease_safe_clocks(clocks: ClockOptions, config: &RaftConfig) -> ClockOptions {
+    let minimum_nanos = u128::from(config.election_timeout_ms_min) * 1_000_000;
+    let interval_nanos = clocks.drift_interval.as_nanos().max(1);
+    let jumps = 2 * minimum_nanos / interval_nanos + 1;
+    let allowed_nanos =
+        minimum_nanos * u128::from(config.lease_clock_drift_max_ppm) / 1_000_000 / (2 * jumps);
+    let allowed = std::time::Duration::from_nanos(u64::try_from(allowed_nanos).unwrap_or(u64::MAX));
+    ClockOptions {
+        drift_step_max: clocks.drift_step_max.min(allowed),
+        ..clocks
     }
 }
 
@@ -104,7 +222,11 @@ impl FromStr for Model {
             .into_iter()
             .find(|model| model.name() == name)
             .ok_or_else(|| {
-                format!("unknown model {name:?} (expected register, local-only, ack-before-sync or raft-majority)")
+                let names: Vec<&str> = Model::ALL.iter().map(|model| model.name()).collect();
+                format!(
+                    "unknown model {name:?} (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -24,6 +24,10 @@ impl RaftNode {
     /// election deadline passed.
     pub(super) fn election_tick(&mut self, now: Instant) -> Result<()> {
         let Some(deadline) = self.election_deadline else {
+            if self.config.lease_reads_enabled {
+                let quiet = std::time::Duration::from_millis(self.config.election_timeout_ms_min);
+                self.votes_refused_until = Some(now + quiet);
+            }
             self.reset_election_deadline(now);
             return Ok(());
         };

@@ -47,6 +47,8 @@ pub(super) struct Progress {
     pub recently_active: bool,
     /// The highest ReadIndex round the follower confirmed.
     pub read_sequence: u64,
+    /// When the leader last heard an answer from it in this term (replication lag).
+    pub last_ack: Option<Instant>,
 }
 
 /// A linearizable read waiting for its confirmation round and for the apply index.
@@ -75,6 +77,12 @@ pub(crate) struct LeaderState {
     pub(super) reads: VecDeque<PendingRead>,
     /// New entries were appended since the last broadcast.
     pub(super) replicate_needed: bool,
+    /// The lease (see `reads.rs`): lease reads are served locally before this instant.
+    pub(super) lease_until: Option<Instant>,
+    /// When recent confirmation rounds started, by sequence, oldest first; bounded.
+    pub(super) round_started: VecDeque<(u64, Instant)>,
+    /// Lease reads arrived since the last round started: renew with the next heartbeat.
+    pub(super) lease_renewal_wanted: bool,
 }
 
 impl LeaderState {
@@ -101,6 +109,7 @@ impl RaftNode {
                     acked_since_heartbeat: false,
                     recently_active: true,
                     read_sequence: 0,
+                    last_ack: None,
                 };
                 (*peer, progress)
             })
@@ -125,6 +134,9 @@ impl RaftNode {
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
+            lease_until: None,
+            round_started: VecDeque::new(),
+            lease_renewal_wanted: false,
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;
@@ -165,6 +177,9 @@ impl RaftNode {
         }
         if now >= state.heartbeat_deadline {
             state.heartbeat_deadline = now + heartbeat;
+            if std::mem::take(&mut state.lease_renewal_wanted) {
+                state.start_round(now);
+            }
             for progress in state.progress.values_mut() {
                 // Entries sent beyond what the follower acknowledged, and no progress
                 // for a whole interval: presume them lost (the in-flight queue can be
@@ -184,7 +199,7 @@ impl RaftNode {
 
     /// End of a batch on the leader: its own entries may have become durable (commit),
     /// new entries go out, and pending reads get a confirmation round.
-    pub(super) fn leader_flush(&mut self, _now: Instant) -> Result<()> {
+    pub(super) fn leader_flush(&mut self, now: Instant) -> Result<()> {
         if !matches!(self.role, Role::Leader(_)) {
             return Ok(());
         }
@@ -192,8 +207,7 @@ impl RaftNode {
         let state = self.leader_state();
         let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
         if needs_round {
-            state.read_sequence += 1;
-            let sequence = state.read_sequence;
+            let sequence = state.start_round(now);
             for read in state
                 .reads
                 .iter_mut()

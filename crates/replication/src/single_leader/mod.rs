@@ -58,15 +58,18 @@ mod client;
 pub mod command;
 mod election;
 mod invariants;
+mod lag;
 mod leader;
 pub mod message;
 mod node;
+mod reads;
 mod replication;
 
 #[cfg(test)]
 mod tests;
 
 pub use invariants::RaftObserver;
+pub use lag::{FollowerLag, ReplicationStatus};
 pub use message::{AppendResult, Command, Message, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 
@@ -80,6 +83,13 @@ pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
 
 /// Most client requests a leader may hold unanswered ([`RaftConfig::pending_requests_max`]).
 pub const PENDING_REQUESTS_LIMIT: usize = 1 << 20;
+
+/// Largest accepted clock-drift assumption of lease reads (50%): beyond it a lease would
+/// be shorter than half an election timeout, and clocks that bad should not be trusted.
+pub const LEASE_CLOCK_DRIFT_LIMIT_PPM: u64 = 500_000;
+
+/// Longest accepted [`RaftConfig::session_read_wait_ms_max`].
+pub const SESSION_READ_WAIT_LIMIT_MS: u64 = 60_000;
 
 /// Bytes the store counts for one write beyond its key and values (see
 /// `StoreWrite::size_bytes`); a write's encoded command is never smaller than its key and
@@ -113,6 +123,20 @@ pub struct RaftConfig {
     pub store_sync_entries: u64,
     /// The replication log's options.
     pub log_options: LogOptions,
+    /// Whether `lease` reads may be served from the leader's lease (see `reads.rs`). Off
+    /// by default: turning it on is the operator's statement that the clock-drift
+    /// assumption below holds. Off, a lease read is served as a linearizable one.
+    pub lease_reads_enabled: bool,
+    /// The clock-drift assumption of lease reads, in parts per million: whenever one
+    /// node's clock advances by `d` (up to `election_timeout_ms_min`), every other node's
+    /// clock advances by at least `d × (1 − lease_clock_drift_max_ppm / 10⁶)`. A lease
+    /// lasts `election_timeout_ms_min × (1 − lease_clock_drift_max_ppm / 10⁶)`.
+    pub lease_clock_drift_max_ppm: u64,
+    /// Longest a session read waits for this node to apply its token before it is
+    /// redirected (`NotLeader`).
+    pub session_read_wait_ms_max: u64,
+    /// Most session reads waiting at once on one node; beyond, `Overloaded`.
+    pub session_reads_waiting_max: usize,
 }
 
 impl Default for RaftConfig {
@@ -128,6 +152,10 @@ impl Default for RaftConfig {
             apply_batch_entries_max: 256,
             store_sync_entries: 64,
             log_options: LogOptions::default(),
+            lease_reads_enabled: false,
+            lease_clock_drift_max_ppm: 10_000,
+            session_read_wait_ms_max: 100,
+            session_reads_waiting_max: 1024,
         }
     }
 }
@@ -169,6 +197,26 @@ impl RaftConfig {
         if self.apply_batch_size_max_bytes() > APPLY_BATCH_SIZE_MAX_BYTES {
             return invalid("an apply batch could exceed the store's APPLY_BATCH_SIZE_MAX_BYTES");
         }
+        self.validate_reads()
+    }
+
+    /// The read settings: a drift bound below [`LEASE_CLOCK_DRIFT_LIMIT_PPM`] (a lease
+    /// must keep a useful length), a positive, bounded session wait and queue.
+    fn validate_reads(&self) -> Result<()> {
+        let invalid = |text: &str| Err(Error::InvalidInput(format!("raft config: {text}")));
+        if self.lease_clock_drift_max_ppm > LEASE_CLOCK_DRIFT_LIMIT_PPM {
+            return invalid("lease_clock_drift_max_ppm above LEASE_CLOCK_DRIFT_LIMIT_PPM");
+        }
+        if self.session_read_wait_ms_max == 0
+            || self.session_read_wait_ms_max > SESSION_READ_WAIT_LIMIT_MS
+        {
+            return invalid("session_read_wait_ms_max outside 1..=SESSION_READ_WAIT_LIMIT_MS");
+        }
+        if self.session_reads_waiting_max == 0
+            || self.session_reads_waiting_max > PENDING_REQUESTS_LIMIT
+        {
+            return invalid("session_reads_waiting_max outside 1..=PENDING_REQUESTS_LIMIT");
+        }
         Ok(())
     }
 
@@ -201,4 +249,12 @@ pub struct RaftStats {
     pub entries_truncated: u64,
     pub entries_applied: u64,
     pub requests_refused: u64,
+    /// Lease reads served from a valid lease, and those that fell back to ReadIndex.
+    pub lease_reads_served: u64,
+    pub lease_reads_fallback: u64,
+    /// Session reads served, redirected after waiting too long, and refused because
+    /// their token is not in this node's history.
+    pub session_reads_served: u64,
+    pub session_reads_redirected: u64,
+    pub session_reads_diverged: u64,
 }

@@ -100,6 +100,12 @@ pub struct RaftNode {
     /// flush if their term is still current.
     pub(super) held: Vec<(NodeId, Message)>,
     pub(super) stats: RaftStats,
+    /// Session reads waiting for the store to apply their token, oldest first (see
+    /// `reads.rs`).
+    pub(super) session_reads: VecDeque<super::reads::SessionRead>,
+    /// With lease reads enabled, a node just opened refuses votes until then: it may have
+    /// acknowledged a lease round before it crashed and forgotten its leader contact.
+    pub(super) votes_refused_until: Option<Instant>,
 }
 
 impl RaftNode {
@@ -165,6 +171,8 @@ impl RaftNode {
             outputs: VecDeque::new(),
             held: Vec::new(),
             stats: RaftStats::default(),
+            session_reads: VecDeque::new(),
+            votes_refused_until: None,
         })
     }
 
@@ -351,6 +359,13 @@ impl RaftNode {
     /// Whether a leader of the current term was heard from within the minimum election
     /// timeout (or this node is that leader).
     pub(super) fn in_leader_lease(&self, now: Instant) -> bool {
+        if self.config.lease_reads_enabled
+            && (self.election_deadline.is_none()
+                || self.votes_refused_until.is_some_and(|until| now < until))
+        {
+            // Just opened: see `votes_refused_until` (`reads.rs` has the argument).
+            return true;
+        }
         match &self.role {
             Role::Leader(_) => true,
             Role::Follower { leader: Some(_) } => self.leader_contact.is_some_and(|contact| {
@@ -439,6 +454,7 @@ impl Replica for RaftNode {
     }
 
     fn handle_tick(&mut self, now: Instant) -> Result<()> {
+        self.expire_session_reads(now);
         if matches!(self.role, Role::Leader(_)) {
             self.leader_tick(now)?;
         } else {
@@ -470,10 +486,12 @@ impl Replica for RaftNode {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match &self.role {
-            Role::Leader(state) => Some(state.next_deadline()),
-            _ => Some(self.election_deadline.unwrap_or(Instant::ZERO)),
-        }
+        let role_deadline = match &self.role {
+            Role::Leader(state) => state.next_deadline(),
+            _ => self.election_deadline.unwrap_or(Instant::ZERO),
+        };
+        let session_deadline = self.session_reads.front().map(|read| read.deadline);
+        Some(session_deadline.map_or(role_deadline, |deadline| deadline.min(role_deadline)))
     }
 
     fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {

@@ -264,7 +264,7 @@ impl RaftNode {
 
     pub(super) fn handle_append_response(
         &mut self,
-        _now: Instant,
+        now: Instant,
         from: NodeId,
         result: AppendResult,
         read_sequence: u64,
@@ -280,6 +280,7 @@ impl RaftNode {
         }
         let progress = state.progress.get_mut(&from).expect("peers have progress");
         progress.recently_active = true;
+        progress.last_ack = Some(now);
         progress.read_sequence = progress.read_sequence.max(read_sequence);
         match result {
             AppendResult::Accepted { matched } => {

@@ -2,7 +2,8 @@
 //!
 //! Commands (node names are `n1`, `n2`, ...):
 //!
-//! - `cluster nodes=N seed=S`: the first command; builds N nodes on fresh simulated disks.
+//! - `cluster nodes=N seed=S [lease]`: the first command; builds N nodes on fresh
+//!   simulated disks (`lease`: with lease reads enabled).
 //! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
 //!   ticks it. `tick nX` ticks at the current time; `advance MS` moves the clock only.
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
@@ -10,7 +11,11 @@
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
 //! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
-//!   (for the largest keys and values); the traces abbreviate long ones.
+//!   (for the largest keys and values); the traces abbreviate long ones. `get-local` and
+//!   `get-follower` are follower reads, `get-lease` a lease read, `get-session` a session
+//!   read with the harness client's token: the highest position of any reply so far
+//!   (printed with the request), or the one `token I@T` set.
+//! - `lag nX`: nX's replication status (positions, and on a leader each follower's lag).
 //! - `crash nX` (unsynced writes are lost), `restart nX`.
 //! - `inject nA -> nB accepted=I`: a hand-made append acknowledgement in nB's term.
 //! - `status`: every node's state; `log nX`: its log positions.
@@ -25,7 +30,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::ReadConsistency;
 use replikv_core::replica::{ClusterObserver, Output, Replica};
-use replikv_core::{ClientId, Instant, Key, LogIndex, NodeId, Request, RequestId, Value};
+use replikv_core::{
+    ClientId, Instant, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Value,
+};
 use replikv_storage::disk::Disk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -48,6 +55,10 @@ pub(super) struct Cluster {
     out: Vec<String>,
     /// Checks the cross-node invariants over the whole script.
     observer: RaftObserver,
+    /// Whether the nodes run with lease reads enabled.
+    lease: bool,
+    /// The session token of the harness's client: the highest position replied.
+    token: LogPosition,
 }
 
 fn node_id(word: &str) -> NodeId {
@@ -67,6 +78,15 @@ fn expand(word: &str) -> Vec<u8> {
     unit.bytes().cycle().take(count).collect()
 }
 
+/// `I@T`: the log position of index I, term T (as positions print).
+fn parse_position(word: &str) -> LogPosition {
+    let (index, term) = word
+        .split_once('@')
+        .and_then(|(index, term)| Some((index.parse().ok()?, term.parse().ok()?)))
+        .unwrap_or_else(|| panic!("expected a position I@T, got {word:?}"));
+    LogPosition::new(term, index)
+}
+
 fn number_after(word: &str, prefix: &str) -> u64 {
     word.strip_prefix(prefix)
         .and_then(|n| n.parse().ok())
@@ -77,9 +97,14 @@ impl Cluster {
     pub(super) fn create(command: &str) -> (Cluster, Vec<String>) {
         let words: Vec<&str> = command.split_whitespace().collect();
         assert!(
-            words.len() == 3 && words[0] == "cluster",
-            "a script starts with `cluster nodes=N seed=S`"
+            (3..=4).contains(&words.len()) && words[0] == "cluster",
+            "a script starts with `cluster nodes=N seed=S [lease]`"
         );
+        let lease = match words.get(3) {
+            None => false,
+            Some(&"lease") => true,
+            Some(other) => panic!("unknown cluster option {other:?}"),
+        };
         let count = number_after(words[1], "nodes=");
         let seed = number_after(words[2], "seed=");
         let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
@@ -96,6 +121,8 @@ impl Cluster {
             summaries: BTreeMap::new(),
             out: Vec::new(),
             observer: RaftObserver::default(),
+            lease,
+            token: LogPosition::ZERO,
         };
         for id in ids {
             cluster.start(id);
@@ -118,7 +145,10 @@ impl Cluster {
             peers,
             self.disks[&id].clone(),
             node_seed,
-            RaftConfig::default(),
+            RaftConfig {
+                lease_reads_enabled: self.lease,
+                ..RaftConfig::default()
+            },
         )
         .expect("node opens");
         node.handle_tick(self.now).expect("tick");
@@ -158,6 +188,8 @@ impl Cluster {
                 self.inject(node_id(from), node_id(to), accepted);
             }
             ["status"] => self.status(),
+            ["lag", node] => self.lag(node_id(node)),
+            ["token", position] => self.token = parse_position(position),
             ["log", node] => self.print_log(node_id(node)),
             _ => self.request(&words),
         }
@@ -210,8 +242,16 @@ impl Cluster {
                     },
                 )
             }
-            ["get-local", node, k] => {
-                let consistency = ReadConsistency::Local;
+            [
+                kind @ ("get-local" | "get-follower" | "get-lease" | "get-session"),
+                node,
+                k,
+            ] => {
+                let consistency = match *kind {
+                    "get-lease" => ReadConsistency::Lease,
+                    "get-session" => ReadConsistency::Session { token: self.token },
+                    _ => ReadConsistency::Follower,
+                };
                 (
                     node,
                     Request::Get {
@@ -228,7 +268,16 @@ impl Cluster {
             sequence: self.next_sequence,
         };
         self.next_sequence += 1;
-        self.out.push(format!("request {request_id} -> {id}"));
+        if let Request::Get {
+            consistency: ReadConsistency::Session { token },
+            ..
+        } = &request
+        {
+            self.out
+                .push(format!("request {request_id} -> {id} token={token}"));
+        } else {
+            self.out.push(format!("request {request_id} -> {id}"));
+        }
         let now = self.now;
         self.node(id)
             .handle_request(now, request_id, request)
@@ -246,6 +295,9 @@ impl Cluster {
                     self.in_flight.push((id, to, message));
                 }
                 Output::Reply { request_id, reply } => {
+                    if let Some(position) = reply.position() {
+                        self.token = self.token.max(position);
+                    }
                     self.out.push(format!(
                         "{id} reply {request_id}: {}",
                         format::reply(&reply)
@@ -379,6 +431,24 @@ impl Cluster {
                 None => String::new(),
             };
             self.out.push(format!("{id}: {summary}{state}"));
+        }
+    }
+
+    fn lag(&mut self, id: NodeId) {
+        let now = self.now;
+        let status = self.node(id).replication_status(now);
+        self.out.push(format!(
+            "{id} status: {} last={} commit={} applied={}",
+            status.term, status.last, status.commit.0, status.applied
+        ));
+        for lag in status.followers.into_iter().flatten() {
+            let silence = lag
+                .since_last_ack
+                .map_or("never".to_owned(), |silence| format!("{silence:?}"));
+            self.out.push(format!(
+                "  {} matched={} lag={} entries, last ack {silence} ago",
+                lag.follower, lag.matched.0, lag.lag_entries
+            ));
         }
     }
 

@@ -19,6 +19,7 @@ mod format;
 mod open;
 mod pipeline;
 mod planted;
+mod reads;
 mod robustness;
 
 use cluster::Cluster;
@@ -114,6 +115,9 @@ const SCRIPTS: &[&str] = &[
     "restart",
     "pipeline_recovery",
     "largest_command",
+    "lease_read",
+    "session_read",
+    "replication_lag",
 ];
 
 macro_rules! script_tests {
@@ -137,5 +141,8 @@ script_tests!(
     read_index,
     restart,
     pipeline_recovery,
-    largest_command
+    largest_command,
+    lease_read,
+    session_read,
+    replication_lag
 );
