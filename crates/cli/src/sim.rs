@@ -22,7 +22,8 @@ const SEEDS_MAX: u64 = 1_000_000;
 /// Flags of `replikv sim`.
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// The model to simulate: raft-majority, register, local-only or ack-before-sync.
+    /// The model to simulate: raft-majority, raft-lease, raft-session, raft-follower-reads,
+    /// register, local-only or ack-before-sync.
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
     /// The (first) seed.

@@ -230,3 +230,38 @@ impl FromStr for Model {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::FaultPreset;
+    use std::time::Duration;
+
+    #[test]
+    fn lease_safe_clocks_keep_the_drift_within_the_assumption() {
+        let config = raft_lease_config();
+        let everything = FaultPreset::Everything.options().clocks;
+        let safe = lease_safe_clocks(everything, &config);
+        // 150 ms × 10% / (2 × one jump per 300 ms window at a 500 ms interval).
+        assert_eq!(safe.drift_step_max, Duration::from_micros(7_500));
+        assert_eq!(safe.skew_max, everything.skew_max, "skew is irrelevant");
+        let frequent = ClockOptions {
+            drift_interval: Duration::from_millis(100),
+            ..everything
+        };
+        // Four jumps fit in a 300 ms window at a 100 ms interval.
+        let safe = lease_safe_clocks(frequent, &config);
+        assert_eq!(safe.drift_step_max, Duration::from_micros(1_875));
+        let still = FaultPreset::None.options().clocks;
+        assert_eq!(lease_safe_clocks(still, &config), still);
+    }
+
+    #[test]
+    fn every_model_round_trips_through_its_name() {
+        for model in Model::ALL {
+            assert_eq!(model.name().parse::<Model>(), Ok(model));
+        }
+        let error = "raft".parse::<Model>().unwrap_err();
+        assert!(error.contains("raft-session"), "{error}");
+    }
+}

@@ -4,7 +4,7 @@
 //! A new leader appends a no-op entry of its term at once: entries of earlier terms can
 //! only be committed indirectly, by committing an entry of the current term after them
 //! (Raft §5.4.2), and the no-op gives every new term such an entry without waiting for a
-//! client. It is also the floor of every ReadIndex read (see `client.rs`).
+//! client. It is also the floor of every ReadIndex read and lease read (see `reads.rs`).
 //!
 //! Every heartbeat interval the leader sends each follower an append: the next entries if
 //! its pipeline has room, else an empty one. If a follower made no progress since the
@@ -16,6 +16,11 @@
 //! its cluster therefore stops serving within a bounded time, and its followers, who
 //! refuse votes while they hear from their leader, are not disturbed by a peer that merely
 //! lost touch.
+//!
+//! Confirmation rounds (the `read_sequence` of appends) serve ReadIndex and leases: the
+//! leader remembers when each recent round started, and a round a majority confirmed
+//! extends its lease (`reads.rs`). While lease reads keep arriving, each heartbeat starts
+//! a fresh round, so the lease stays warm.
 //!
 //! A leader that steps down answers every pending proposal with
 //! [`Error::Indeterminate`]: the entry may still be committed by the next leader. Pending

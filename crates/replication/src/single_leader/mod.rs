@@ -22,7 +22,36 @@
 //!   and it is of the leader's term (or precedes such an entry). Committed entries are
 //!   applied in order to the store; the leader answers the client from the store's
 //!   outcome.
-//! - **Reads**: linearizable reads by ReadIndex, local reads from the local store.
+//! - **Reads**, chosen per request (`reads.rs`): `linearizable` by ReadIndex (a
+//!   majority-confirmed heartbeat round, then the read index applied); `lease`, served by
+//!   the leader alone while it holds a lease; `follower`, any node's local store,
+//!   possibly stale; `session`, any node once it applied the client's token (the highest
+//!   log position the client saw in a reply: read-your-writes and monotonic reads),
+//!   waiting a bounded time, else redirecting. Consistent prefix holds for every mode
+//!   because every replica applies the one log in order; the simulator checks it.
+//!
+//! ## The clock-drift assumption of lease reads
+//!
+//! Leases are the one place where this crate trusts clocks, and only their *rates*,
+//! never their readings. A leader whose confirmation round started at `t` (its clock)
+//! and was acknowledged by a majority holds a lease until `t + election_timeout_ms_min ×
+//! (1 − ρ)`, ρ = `lease_clock_drift_max_ppm` / 10⁶. Every follower of that majority
+//! refuses votes for `election_timeout_ms_min` (its clock) after the round's append
+//! reached it, and does not campaign before its own timeout, so no new leader can be
+//! elected before one of their clocks advanced that much. **Assumption**: whenever one
+//! node's clock advances by `d ≤ election_timeout_ms_min`, every other node's advances
+//! by at least `d × (1 − ρ)`. Under it the lease ends before any rival leader exists.
+//! Leases are off unless `lease_reads_enabled` (the operator vouches for the clocks),
+//! a node just opened then refuses votes for one minimum timeout (it may have confirmed a
+//! round before crashing), and a lease read without a valid lease is served by
+//! ReadIndex. The simulator keeps its clocks within the assumption for the `raft-lease`
+//! model and shows that clocks beyond it make the linearizability checker fail.
+//!
+//! ## Replication lag
+//!
+//! [`RaftNode::replication_status`] (`lag.rs`): every node's last, commit and applied
+//! positions, and on the leader each follower's matched index, lag in entries and time
+//! since its last answer, for the server's metrics and status.
 //!
 //! ## Invariants (asserted in the code, and across nodes and over whole runs by [`RaftObserver`])
 //!
@@ -51,8 +80,9 @@
 //!
 //! Other commit modes (`all`, semi-sync, async) change only the commit rule in
 //! `replication.rs`; snapshots and compaction, learners, membership change, leadership
-//! transfer, leases, session reads and idempotent retries (a request id applied once)
-//! are not implemented yet.
+//! transfer, fencing-token leases and idempotent retries (a request id applied once)
+//! are not implemented yet. A session token whose index lies below a compacted prefix
+//! cannot be checked locally (`reads.rs` says what happens then).
 
 mod client;
 pub mod command;

@@ -6,8 +6,9 @@
 //! incoming messages, stepping down, the durable hard state, the outputs held until the
 //! next flush, and the [`Replica`] trait methods, which only dispatch. The roles' logic
 //! lives beside it: `election.rs` (followers, pre-candidates, candidates, votes),
-//! `replication.rs` (AppendEntries on both sides, commit), `client.rs` (client requests,
-//! ReadIndex reads, applying committed entries).
+//! `replication.rs` (AppendEntries on both sides, commit), `client.rs` (client writes,
+//! applying committed entries), `reads.rs` (reads of every consistency level), `lag.rs`
+//! (replication status).
 //!
 //! Term fencing happens in one place, [`RaftNode::handle_message`]: a message from a
 //! higher term makes this node a follower of that term (durably) before the message is
