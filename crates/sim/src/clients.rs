@@ -735,6 +735,58 @@ mod tests {
     }
 
     #[test]
+    fn session_reads_carry_the_highest_position_seen_across_processes() {
+        let mut options = SimulationOptions::new(1, FaultPreset::None);
+        options.clients = 1;
+        options.workload.reads = ReadMode::Session;
+        options.workload.read_weight = 1;
+        let mut clients = Clients::new(&options, ChaCha8Rng::seed_from_u64(5));
+        let mut expected = LogPosition::ZERO;
+        let mut sessions_seen = 0;
+        for round in 0..200u64 {
+            let at = Instant::from_millis(round);
+            let (ticket, _, id, request) = sent(&clients.start(0, at));
+            if let Request::Get {
+                consistency: ReadConsistency::Session { token },
+                ..
+            } = &request
+            {
+                assert_eq!(*token, expected, "round {round}");
+                sessions_seen += 1;
+            }
+            if round % 7 == 3 {
+                // An unknown outcome: a new process, same token.
+                let unknown = Reply::Failed(Error::Indeterminate("lost".into()));
+                clients.reply(ticket, unknown, at).unwrap();
+                assert_ne!(sent(&clients.start(0, at)).2.client, id.client);
+                clients.timeout(0, ticket.operation + 1, at);
+                continue;
+            }
+            // Positions go up and down: the token keeps the highest.
+            let position = LogPosition::new(1 + round % 3, round * 5 % 17);
+            let reply = match success_for(&request) {
+                Reply::Read { value, version, .. } => Reply::Read {
+                    value,
+                    version,
+                    position,
+                },
+                Reply::Written { version, .. } => Reply::Written { version, position },
+                Reply::CompareAndSet {
+                    swapped, version, ..
+                } => Reply::CompareAndSet {
+                    swapped,
+                    version,
+                    position,
+                },
+                Reply::Failed(error) => Reply::Failed(error),
+            };
+            clients.reply(ticket, reply, at).unwrap();
+            expected = expected.max(position);
+        }
+        assert!(sessions_seen > 20, "{sessions_seen} session reads");
+    }
+
+    #[test]
     fn values_map_to_json() {
         assert_eq!(value_to_json(&Value::new("42").unwrap()), Json::from(42));
         assert_eq!(value_to_json(&Value::new("x").unwrap()), Json::from("x"));
