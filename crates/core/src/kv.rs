@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
+use crate::position::LogPosition;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -122,16 +123,27 @@ impl fmt::Display for Value {
     }
 }
 
-/// How fresh a read must be. Strategies document which levels they serve and how; a
-/// level a strategy cannot serve is rejected with [`Error::InvalidInput`], never silently
-/// weakened.
+/// How fresh a read must be, chosen per request. Strategies document which levels they
+/// serve and how; a level a strategy cannot serve is rejected with
+/// [`Error::InvalidInput`], never silently weakened (serving a *stronger* level instead is
+/// allowed: a lease read may fall back to a linearizable one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadConsistency {
     /// The read reflects every write acknowledged before it began (the default).
     #[default]
     Linearizable,
-    /// Served by whichever replica receives it, possibly stale.
-    Local,
+    /// Linearizable as long as the strategy's stated clock-drift assumption holds: the
+    /// leader serves from its own state while it holds a time-bounded lease, without a
+    /// round trip to its followers.
+    Lease,
+    /// Served by whichever replica receives it, from its own state: possibly stale, but
+    /// always a state the replica's history went through (consistent prefix).
+    Follower,
+    /// Read-your-writes and monotonic reads through a session token: the replica serves
+    /// the read only once its state includes the log position `token` (the highest
+    /// [`Reply`] position the client has seen), else it waits a bounded time and
+    /// redirects.
+    Session { token: LogPosition },
 }
 
 /// A client operation on one key.
@@ -174,20 +186,45 @@ impl Request {
     }
 }
 
-/// The answer to a [`Request`].
+/// The answer to a [`Request`]. Every success carries a log `position`: for a read, the
+/// applied position its state was read at; for a write, the position of the log entry
+/// that made it. A client keeps the highest one it has seen as its session token
+/// ([`ReadConsistency::Session`]). Strategies that serve no session reads (the
+/// simulator's reference models) answer [`LogPosition::ZERO`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
     /// A read's result: the value (absent: `None`) and the key's version.
     Read {
         value: Option<Value>,
         version: Version,
+        position: LogPosition,
     },
     /// A put or delete took effect; the key's new version.
-    Written { version: Version },
+    Written {
+        version: Version,
+        position: LogPosition,
+    },
     /// A compare-and-set was decided: swapped or not, and the key's version after it.
-    CompareAndSet { swapped: bool, version: Version },
+    CompareAndSet {
+        swapped: bool,
+        version: Version,
+        position: LogPosition,
+    },
     /// The request failed; the error says whether it may still have taken effect.
     Failed(Error),
+}
+
+impl Reply {
+    /// The log position a successful reply carries (`None` for a failure).
+    #[must_use]
+    pub fn position(&self) -> Option<LogPosition> {
+        match self {
+            Reply::Read { position, .. }
+            | Reply::Written { position, .. }
+            | Reply::CompareAndSet { position, .. } => Some(*position),
+            Reply::Failed(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,19 +15,31 @@
 //! operation stays concurrent with everything after it, and no process id ever has two
 //! overlapping operations. The process id doubles as the [`ClientId`] of request ids.
 //!
+//! **Reads** follow the workload's [`ReadMode`]: linearizable and lease reads go where
+//! writes go; a follower read goes to the client's home replica (client `i` reads node
+//! `i mod n`: one replica's states form a prefix sequence), a session read to a random
+//! node. A session read carries the
+//! client's token, the highest log position of any reply it received (a write's entry, a
+//! read's applied position). The token belongs to the client, not to its process id: a
+//! client that continues under a new process after an `info` keeps it, so its earlier
+//! acknowledged writes stay visible to it. Read-your-writes cannot cover the `info`
+//! write itself: its position never reached the client (it may never have been
+//! written), and the checkers, which judge sessions per process id, demand nothing of it
+//! either — the old process ends with it, and the new process never wrote it.
+//!
 //! When the fault phase ends, clients stop starting random operations; halfway through the
 //! quiet period every client reads every key once (Jepsen's final reads), which is what
 //! lets a durability checker see whether acknowledged writes survived.
 //!
 //! This module only decides; it returns [`ClientAction`]s that the event loop schedules.
 
-use crate::options::{SimulationOptions, WorkloadOptions};
+use crate::options::{ReadMode, SimulationOptions, WorkloadOptions};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use replikv_check::{Function, History, Operation, OperationType};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{
-    ClientId, Error, Instant, Key, NodeId, Outcome, Reply, Request, RequestId, Value,
+    ClientId, Error, Instant, Key, LogPosition, NodeId, Outcome, Reply, Request, RequestId, Value,
 };
 use serde_json::Value as Json;
 use std::collections::VecDeque;
@@ -97,6 +109,8 @@ struct ClientSlot {
     /// Whether a `Start` for this client is already scheduled.
     start_scheduled: bool,
     current: Option<InFlight>,
+    /// The session token: the highest log position of any reply (kept across processes).
+    token: LogPosition,
 }
 
 /// Every client process of a run and the history they record.
@@ -137,6 +151,7 @@ impl Clients {
                 final_reads: VecDeque::new(),
                 start_scheduled: false,
                 current: None,
+                token: LogPosition::ZERO,
             })
             .collect();
         Clients {
@@ -186,8 +201,22 @@ impl Clients {
             client: ClientId(slot.process),
             sequence: slot.sequence,
         };
-        let node = match slot.leader_hint {
-            Some(leader) if self.random.random_bool(0.8) => leader,
+        let node = match (&request, slot.leader_hint) {
+            (
+                Request::Get {
+                    consistency: ReadConsistency::Follower,
+                    ..
+                },
+                _,
+            ) => self.nodes[client % self.nodes.len()],
+            (
+                Request::Get {
+                    consistency: ReadConsistency::Session { .. },
+                    ..
+                },
+                _,
+            ) => self.nodes[self.random.random_range(0..self.nodes.len())],
+            (_, Some(leader)) if self.random.random_bool(0.8) => leader,
             _ => self.nodes[self.random.random_range(0..self.nodes.len())],
         };
         slot.current = Some(InFlight {
@@ -234,7 +263,12 @@ impl Clients {
             self.stats.redirects += 1;
             return Ok(self.retry(ticket, leader, now));
         }
+        let position = reply.position();
         let completion = classify(&current.request, reply)?;
+        if let Some(position) = position {
+            let slot = &mut self.slots[ticket.client];
+            slot.token = slot.token.max(position);
+        }
         Ok(self.complete(ticket.client, completion, now))
     }
 
@@ -426,7 +460,7 @@ impl Clients {
     /// function and value (a read's value is filled in when it completes).
     fn generate(&mut self, client: usize) -> (Request, usize, Function, Json) {
         if self.workload.fresh_key_per_write {
-            return self.generate_on_fresh_keys();
+            return self.generate_on_fresh_keys(client);
         }
         let key_index = self.random.random_range(0..self.workload.keys);
         let key = Key::new(key_name(key_index)).expect("short key names are valid");
@@ -437,7 +471,7 @@ impl Clients {
         let (read_end, write_end) = (w.read_weight, w.read_weight + w.write_weight);
         let cas_end = write_end + w.cas_weight;
         if choice < read_end {
-            return final_read(key_index);
+            return self.workload_read(client, key_index);
         }
         if choice >= cas_end {
             return (
@@ -478,14 +512,15 @@ impl Clients {
 impl Clients {
     /// A read of a key already written, or a write of a key never written before (see
     /// `WorkloadOptions::fresh_key_per_write`).
-    fn generate_on_fresh_keys(&mut self) -> (Request, usize, Function, Json) {
+    fn generate_on_fresh_keys(&mut self, client: usize) -> (Request, usize, Function, Json) {
         let w = &self.workload;
         let writes_left = self.fresh_keys_used < w.keys;
         let write = writes_left
             && (self.fresh_keys_used == 0
                 || self.random.random_range(0..w.read_weight + w.write_weight) >= w.read_weight);
         if !write {
-            return final_read(self.random.random_range(0..self.fresh_keys_used.max(1)));
+            let key_index = self.random.random_range(0..self.fresh_keys_used.max(1));
+            return self.workload_read(client, key_index);
         }
         let key_index = self.fresh_keys_used;
         self.fresh_keys_used += 1;
@@ -510,6 +545,21 @@ impl Clients {
         (0..self.fresh_keys_used)
             .filter(|key| key % clients == client)
             .collect()
+    }
+
+    /// A read of key number `key_index` as the workload's [`ReadMode`] asks.
+    fn workload_read(&self, client: usize, key_index: usize) -> (Request, usize, Function, Json) {
+        let consistency = match self.workload.reads {
+            ReadMode::Linearizable => ReadConsistency::Linearizable,
+            ReadMode::Lease => ReadConsistency::Lease,
+            ReadMode::Follower => ReadConsistency::Follower,
+            ReadMode::Session => ReadConsistency::Session {
+                token: self.slots[client].token,
+            },
+        };
+        let key = Key::new(key_name(key_index)).expect("short key names are valid");
+        let request = Request::Get { key, consistency };
+        (request, key_index, Function::Read, Json::Null)
     }
 }
 
@@ -582,7 +632,7 @@ mod tests {
     use super::*;
     use crate::options::FaultPreset;
     use rand::SeedableRng;
-    use replikv_core::Version;
+    use replikv_core::{LogPosition, Version};
 
     fn clients(count: usize) -> Clients {
         let mut options = SimulationOptions::new(1, FaultPreset::None);
@@ -608,13 +658,16 @@ mod tests {
             Request::Get { .. } => Reply::Read {
                 value: Some(Value::new("7").unwrap()),
                 version: Version(1),
+                position: LogPosition::ZERO,
             },
             Request::Put { .. } | Request::Delete { .. } => Reply::Written {
                 version: Version(1),
+                position: LogPosition::ZERO,
             },
             Request::CompareAndSet { .. } => Reply::CompareAndSet {
                 swapped: true,
                 version: Version(1),
+                position: LogPosition::ZERO,
             },
         }
     }
@@ -706,10 +759,12 @@ mod tests {
             let wrong = match request {
                 Request::Get { .. } => Reply::Written {
                     version: Version(1),
+                    position: LogPosition::ZERO,
                 },
                 _ => Reply::Read {
                     value: None,
                     version: Version(0),
+                    position: LogPosition::ZERO,
                 },
             };
             assert!(
@@ -720,6 +775,58 @@ mod tests {
             clients.timeout(client, ticket.operation, Instant::from_millis(round + 1));
         }
         assert!(written.len() > 50);
+    }
+
+    #[test]
+    fn session_reads_carry_the_highest_position_seen_across_processes() {
+        let mut options = SimulationOptions::new(1, FaultPreset::None);
+        options.clients = 1;
+        options.workload.reads = ReadMode::Session;
+        options.workload.read_weight = 1;
+        let mut clients = Clients::new(&options, ChaCha8Rng::seed_from_u64(5));
+        let mut expected = LogPosition::ZERO;
+        let mut sessions_seen = 0;
+        for round in 0..200u64 {
+            let at = Instant::from_millis(round);
+            let (ticket, _, id, request) = sent(&clients.start(0, at));
+            if let Request::Get {
+                consistency: ReadConsistency::Session { token },
+                ..
+            } = &request
+            {
+                assert_eq!(*token, expected, "round {round}");
+                sessions_seen += 1;
+            }
+            if round % 7 == 3 {
+                // An unknown outcome: a new process, same token.
+                let unknown = Reply::Failed(Error::Indeterminate("lost".into()));
+                clients.reply(ticket, unknown, at).unwrap();
+                assert_ne!(sent(&clients.start(0, at)).2.client, id.client);
+                clients.timeout(0, ticket.operation + 1, at);
+                continue;
+            }
+            // Positions go up and down: the token keeps the highest.
+            let position = LogPosition::new(1 + round % 3, round * 5 % 17);
+            let reply = match success_for(&request) {
+                Reply::Read { value, version, .. } => Reply::Read {
+                    value,
+                    version,
+                    position,
+                },
+                Reply::Written { version, .. } => Reply::Written { version, position },
+                Reply::CompareAndSet {
+                    swapped, version, ..
+                } => Reply::CompareAndSet {
+                    swapped,
+                    version,
+                    position,
+                },
+                Reply::Failed(error) => Reply::Failed(error),
+            };
+            clients.reply(ticket, reply, at).unwrap();
+            expected = expected.max(position);
+        }
+        assert!(sessions_seen > 20, "{sessions_seen} session reads");
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub use checking::Properties;
 pub use director::{Directive, Director, NoDirector};
 pub use models::Model;
 pub use node::NodeSetup;
-pub use options::{DurationRange, FaultOptions, FaultPreset, SimulationOptions, WorkloadOptions};
+pub use options::{
+    DurationRange, FaultOptions, FaultPreset, ReadMode, SimulationOptions, WorkloadOptions,
+};
 pub use report::{Failure, FailureKind, RunReport, RunStats, replay_command};
 pub use run::{run, run_directed, simulate, simulate_directed};

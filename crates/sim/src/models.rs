@@ -8,10 +8,23 @@
 //! `raft-semi-sync-first-1`: safe with the default three nodes, so they claim what
 //! `raft-majority` claims), and the lossy `raft-async` and `raft-semi-sync-any-1-of-5`,
 //! which claim only convergence and exact loss accounting.
+//!
+//! Three models run the same Raft with other read modes (the workload's [`ReadMode`]):
+//! `raft-lease` (lease reads, checked for linearizability, under clocks kept within the
+//! lease's drift assumption by [`lease_safe_clocks`]), `raft-session` (session reads at
+//! random nodes, checked for the session guarantees but not linearizability, which they
+//! do not promise) and `raft-follower-reads` (each client reads its own home replica;
+//! the model claims linearizability and the session guarantees, to be refuted: the proof
+//! that follower reads are stale and that the checker sees it, while consistent prefix
+//! holds as long as the replica does not restart — a restarted replica re-applies from
+//! its durable store, which may be behind what it served; session reads are the mode
+//! that survives that). A model may derive its run's
+//! options from the ones it is given (read mode, clocks); its report shows the options
+//! as given, which is what replays it.
 
 use crate::checking::Properties;
 use crate::node::NodeSetup;
-use crate::options::SimulationOptions;
+use crate::options::{ClockOptions, ReadMode, SimulationOptions};
 use crate::reference::broken::{LocalOnly, ack_before_sync};
 use crate::reference::register::Register;
 use crate::report::RunReport;
@@ -43,10 +56,16 @@ pub enum Model {
     /// Single-leader Raft, `semi-sync any 1` with five voters: lossy (2 + 3 <= 5). The
     /// fresh-key workload.
     RaftSemiSyncLossy,
+    /// Raft with lease reads.
+    RaftLease,
+    /// Raft with session reads at random nodes.
+    RaftSession,
+    /// Raft with follower reads at random nodes: claims linearizability, to be refuted.
+    RaftFollowerReads,
 }
 
 impl Model {
-    pub const ALL: [Model; 9] = [
+    pub const ALL: [Model; 12] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
@@ -56,6 +75,9 @@ impl Model {
         Model::RaftSemiSyncFirst,
         Model::RaftAsync,
         Model::RaftSemiSyncLossy,
+        Model::RaftLease,
+        Model::RaftSession,
+        Model::RaftFollowerReads,
     ];
 
     #[must_use]
@@ -70,6 +92,9 @@ impl Model {
             Model::RaftSemiSyncFirst => "raft-semi-sync-first-1",
             Model::RaftAsync => "raft-async",
             Model::RaftSemiSyncLossy => "raft-semi-sync-any-1-of-5",
+            Model::RaftLease => "raft-lease",
+            Model::RaftSession => "raft-session",
+            Model::RaftFollowerReads => "raft-follower-reads",
         }
     }
 
@@ -89,7 +114,8 @@ impl Model {
             | Model::RaftMajority
             | Model::RaftAll
             | Model::RaftSemiSyncAny
-            | Model::RaftSemiSyncFirst => Properties {
+            | Model::RaftSemiSyncFirst
+            | Model::RaftLease => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
@@ -104,6 +130,20 @@ impl Model {
                 discards_reported: true,
                 ..Properties::NONE
             },
+            // The durability checker judges a write lost when any read that began after
+            // it completed misses it: true of linearizable reads only. Raft's durability
+            // is judged by the models above.
+            Model::RaftSession => Properties {
+                session_guarantees: true,
+                convergent: true,
+                ..Properties::NONE
+            },
+            Model::RaftFollowerReads => Properties {
+                linearizable: true,
+                session_guarantees: true,
+                convergent: true,
+                ..Properties::NONE
+            },
         }
     }
 
@@ -112,7 +152,10 @@ impl Model {
     pub fn commit_mode(self) -> Option<CommitMode> {
         match self {
             Model::Register | Model::LocalOnly | Model::AckBeforeSync => None,
-            Model::RaftMajority => Some(CommitMode::Majority),
+            Model::RaftMajority
+            | Model::RaftLease
+            | Model::RaftSession
+            | Model::RaftFollowerReads => Some(CommitMode::Majority),
             Model::RaftAll => Some(CommitMode::All),
             Model::RaftSemiSyncAny | Model::RaftSemiSyncLossy => Some(semi_sync(SyncChoice::Any)),
             Model::RaftSemiSyncFirst => Some(semi_sync(SyncChoice::First)),
@@ -121,7 +164,9 @@ impl Model {
     }
 
     /// The options a run of this model uses: the lossy models need the fresh-key
-    /// workload for exact loss accounting, and the lossy semi-sync model five nodes.
+    /// workload for exact loss accounting, and the lossy semi-sync model five nodes; the
+    /// read-mode models set their read mode, and the lease model clocks within its
+    /// drift assumption.
     #[must_use]
     pub fn adjust_options(self, options: &SimulationOptions) -> SimulationOptions {
         let mut options = *options;
@@ -138,28 +183,45 @@ impl Model {
         if self == Model::RaftSemiSyncLossy {
             options.nodes = 5;
         }
+        match self {
+            Model::RaftLease => {
+                options.workload.reads = ReadMode::Lease;
+                options.faults.clocks =
+                    lease_safe_clocks(options.faults.clocks, &raft_lease_config());
+            }
+            Model::RaftSession => options.workload.reads = ReadMode::Session,
+            Model::RaftFollowerReads => options.workload.reads = ReadMode::Follower,
+            _ => {}
+        }
         options
     }
 
-    /// Runs one simulation of this model and checks it.
+    /// Runs one simulation of this model and checks it. The report shows the options
+    /// as given (what replays it), not as the model adjusted them.
     #[must_use]
     pub fn simulate(self, options: &SimulationOptions) -> RunReport {
         let properties = self.properties();
+        let given = *options;
         let options = &self.adjust_options(options);
-        match self {
+        let mut report = match self {
             Model::Register => simulate(options, &properties, Register::open),
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
+            Model::RaftLease => simulate_raft_lease(options, raft_lease_config()),
             Model::RaftMajority
             | Model::RaftAll
             | Model::RaftSemiSyncAny
             | Model::RaftSemiSyncFirst
             | Model::RaftAsync
-            | Model::RaftSemiSyncLossy => {
+            | Model::RaftSemiSyncLossy
+            | Model::RaftSession
+            | Model::RaftFollowerReads => {
                 let mode = self.commit_mode().expect("a Raft model has a commit mode");
                 simulate(options, &properties, move |setup| raft(setup, mode))
             }
-        }
+        };
+        report.options = given;
+        report
     }
 }
 
@@ -177,6 +239,65 @@ fn raft(setup: NodeSetup, commit_mode: CommitMode) -> replikv_core::error::Resul
         ..RaftConfig::default()
     };
     RaftNode::open(setup.id, setup.peers, setup.disk, setup.seed, config)
+}
+
+/// The drift assumption of the `raft-lease` model: 10% (see [`lease_safe_clocks`]).
+pub const LEASE_MODEL_DRIFT_PPM: u64 = 100_000;
+
+/// The `raft-lease` model's Raft settings: the defaults with lease reads on and a drift
+/// assumption of [`LEASE_MODEL_DRIFT_PPM`].
+#[must_use]
+pub fn raft_lease_config() -> RaftConfig {
+    RaftConfig {
+        lease_reads_enabled: true,
+        lease_clock_drift_max_ppm: LEASE_MODEL_DRIFT_PPM,
+        ..RaftConfig::default()
+    }
+}
+
+/// Runs Raft with lease reads under `config` and `options` exactly as given (no clamping
+/// of the clocks): the `raft-lease` model after [`lease_safe_clocks`], or, with clocks
+/// beyond the assumption, the demonstration that the assumption is needed.
+#[must_use]
+pub fn simulate_raft_lease(options: &SimulationOptions, config: RaftConfig) -> RunReport {
+    let properties = Model::RaftLease.properties();
+    let mut derived = *options;
+    derived.workload.reads = ReadMode::Lease;
+    simulate(&derived, &properties, move |setup: NodeSetup| {
+        RaftNode::open(
+            setup.id,
+            setup.peers,
+            setup.disk,
+            setup.seed,
+            config.clone(),
+        )
+    })
+}
+
+/// `clocks` with the drift step lowered until the simulated clocks keep the drift
+/// assumption of `config`'s lease.
+///
+/// A simulated clock runs at the rate of virtual time except that its offset jumps, by
+/// at most `drift_step_max`, once per `drift_interval` (a backward jump freezes it
+/// instead, since it never goes back). Over a window of length `w` a clock therefore
+/// advances by `w ± k × step` with `k = w / drift_interval + 1` jumps at most. The lease
+/// compares an interval on the leader's clock with one on a follower's, each about
+/// `election_timeout_ms_min` (`m`) long; taking `w = 2m` to cover message delays, two
+/// clocks in opposite directions differ by at most `2k × step`, which the assumption
+/// allows when `2k × step ≤ ρ × m`. Skew (a fixed offset) does not matter: the lease
+/// never compares two clocks' readings, only their rates.
+#[must_use]
+pub fn lease_safe_clocks(clocks: ClockOptions, config: &RaftConfig) -> ClockOptions {
+    let minimum_nanos = u128::from(config.election_timeout_ms_min) * 1_000_000;
+    let interval_nanos = clocks.drift_interval.as_nanos().max(1);
+    let jumps = 2 * minimum_nanos / interval_nanos + 1;
+    let allowed_nanos =
+        minimum_nanos * u128::from(config.lease_clock_drift_max_ppm) / 1_000_000 / (2 * jumps);
+    let allowed = std::time::Duration::from_nanos(u64::try_from(allowed_nanos).unwrap_or(u64::MAX));
+    ClockOptions {
+        drift_step_max: clocks.drift_step_max.min(allowed),
+        ..clocks
+    }
 }
 
 impl fmt::Display for Model {
@@ -197,5 +318,40 @@ impl FromStr for Model {
                     Model::ALL.map(Model::name).join(", ")
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::FaultPreset;
+    use std::time::Duration;
+
+    #[test]
+    fn lease_safe_clocks_keep_the_drift_within_the_assumption() {
+        let config = raft_lease_config();
+        let everything = FaultPreset::Everything.options().clocks;
+        let safe = lease_safe_clocks(everything, &config);
+        // 150 ms × 10% / (2 × one jump per 300 ms window at a 500 ms interval).
+        assert_eq!(safe.drift_step_max, Duration::from_micros(7_500));
+        assert_eq!(safe.skew_max, everything.skew_max, "skew is irrelevant");
+        let frequent = ClockOptions {
+            drift_interval: Duration::from_millis(100),
+            ..everything
+        };
+        // Four jumps fit in a 300 ms window at a 100 ms interval.
+        let safe = lease_safe_clocks(frequent, &config);
+        assert_eq!(safe.drift_step_max, Duration::from_micros(1_875));
+        let still = FaultPreset::None.options().clocks;
+        assert_eq!(lease_safe_clocks(still, &config), still);
+    }
+
+    #[test]
+    fn every_model_round_trips_through_its_name() {
+        for model in Model::ALL {
+            assert_eq!(model.name().parse::<Model>(), Ok(model));
+        }
+        let error = "raft".parse::<Model>().unwrap_err();
+        assert!(error.contains("raft-session"), "{error}");
     }
 }

@@ -327,6 +327,22 @@ fn validate_range(name: &str, range: DurationRange) -> Result<(), String> {
     Ok(())
 }
 
+/// How the workload's reads ask to be served (the final reads are always linearizable:
+/// they judge durability).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ReadMode {
+    /// Linearizable reads, sent like writes (to the leader hint).
+    #[default]
+    Linearizable,
+    /// Lease reads, sent like writes.
+    Lease,
+    /// Follower reads, each sent to the client's home replica.
+    Follower,
+    /// Session reads, each sent to a random node with the client's token: the highest
+    /// log position of any reply it received (kept across a change of process id).
+    Session,
+}
+
 /// The register workload the client processes run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkloadOptions {
@@ -356,6 +372,8 @@ pub struct WorkloadOptions {
     pub client_latency: DurationRange,
     /// Bound on the history's length; clients stop issuing operations beyond it.
     pub operations_max: usize,
+    /// How the workload's reads ask to be served.
+    pub reads: ReadMode,
 }
 
 impl Default for WorkloadOptions {
@@ -373,6 +391,7 @@ impl Default for WorkloadOptions {
             retry_backoff: DurationRange::millis(1, 20),
             client_latency: DurationRange::micros(50, 1_000),
             operations_max: 1_000_000,
+            reads: ReadMode::Linearizable,
         }
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use replikv_check::Function;
 use replikv_core::error::{Error, Result};
 use replikv_core::replica::{ClusterObserver, NoObserver, Output, Replica};
-use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value, Version};
+use replikv_core::{Instant, Key, LogPosition, NodeId, Reply, Request, RequestId, Value, Version};
 use replikv_sim::{
     FailureKind, FaultPreset, Model, NodeSetup, Properties, RunReport, SimulationOptions, run,
     simulate,
@@ -83,12 +83,17 @@ impl Replica for Misbehaving {
             Request::Get { .. } => Reply::Read {
                 value: None,
                 version,
+                position: LogPosition::ZERO,
             },
             Request::CompareAndSet { .. } => Reply::CompareAndSet {
                 swapped: false,
                 version,
+                position: LogPosition::ZERO,
             },
-            _ => Reply::Written { version },
+            _ => Reply::Written {
+                version,
+                position: LogPosition::ZERO,
+            },
         };
         match self.misbehavior {
             Misbehavior::ReplyTwice => {
@@ -119,6 +124,7 @@ impl Replica for Misbehaving {
                 let wrong = Reply::CompareAndSet {
                     swapped: true,
                     version,
+                    position: LogPosition::ZERO,
                 };
                 self.outputs.push_back(Output::Reply {
                     request_id,

@@ -1,18 +1,14 @@
-//! Client requests: writes through the log, reads by ReadIndex, and applying committed
-//! entries to the store.
+//! Client requests: writes through the log, and applying committed entries to the store.
+//! Reads of every consistency level are in `reads.rs`.
 //!
 //! **Writes** (put, delete, compare-and-set on value) are proposed only by the leader: it
 //! appends a [`Command::Write`] entry and remembers which request owns that index. When
 //! the entry is applied, the store's [`WriteOutcome`](replikv_storage::store::WriteOutcome)
 //! is the reply. A follower answers [`Error::NotLeader`] with its leader hint.
 //!
-//! **Linearizable reads** use ReadIndex: the read records `read index = max(commit,
-//! this term's no-op index)`, then waits for (1) a heartbeat round, started at the next
-//! flush, that a majority acknowledged (so no newer leader existed when the round began)
-//! and (2) the store to have applied the read index. Every write acknowledged before the
-//! read arrived is at or below the read index (it was committed, so the leader holds it,
-//! and the leader's log at election ended just before its no-op), so the read sees it.
-//! **Local reads** read the local store at once, possibly stale.
+//! **Reads** are dispatched to `reads.rs` by their consistency level (linearizable by
+//! ReadIndex, lease, follower, session). A write's reply carries the position of its log
+//! entry, the client's session token.
 //!
 //! **Applying.** Entries are applied in log order, in batches, up to the commit index but
 //! never beyond what the local log holds durably: the store may keep a non-durable apply
@@ -21,12 +17,10 @@
 //! Pending proposals and reads together are bounded by `pending_requests_max`; beyond
 //! that a request is refused with [`Error::Overloaded`] (it was not attempted).
 
-use super::leader::PendingRead;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use super::planted::planted;
 use replikv_core::error::{Error, Result};
-use replikv_core::kv::ReadConsistency;
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
 use replikv_storage::log::Entry;
 use replikv_storage::store::StoreWrite;
@@ -34,17 +28,12 @@ use replikv_storage::store::StoreWrite;
 impl RaftNode {
     pub(super) fn handle_client_request(
         &mut self,
-        _now: Instant,
+        now: Instant,
         request_id: RequestId,
         request: Request,
     ) -> Result<()> {
-        if let Request::Get { key, consistency } = &request
-            && (*consistency == ReadConsistency::Local
-                || planted!(self.config, FollowerServesLinearizableReads) && !self.is_leader())
-        {
-            let (value, version) = self.store.read(key)?;
-            self.reply(request_id, Reply::Read { value, version });
-            return Ok(());
+        if let Request::Get { key, consistency } = request {
+            return self.handle_read(now, request_id, key, consistency);
         }
         if !self.is_leader() {
             let leader = self.leader();
@@ -52,7 +41,6 @@ impl RaftNode {
             return Ok(());
         }
         let pending_max = self.config.pending_requests_max;
-        let commit = self.commit;
         let state = self.leader_state();
         let pending = state.proposals.len() + state.unacknowledged_replies.len();
         if pending + state.reads.len() >= pending_max {
@@ -62,16 +50,7 @@ impl RaftNode {
             return Ok(());
         }
         match request {
-            Request::Get { key, .. } => {
-                let read_index = commit.max(state.noop_index);
-                state.reads.push_back(PendingRead {
-                    request_id,
-                    key,
-                    read_index,
-                    sequence: None,
-                });
-                Ok(())
-            }
+            Request::Get { .. } => unreachable!("reads are handled in reads.rs"),
             Request::Put { key, value } => self.propose(request_id, StoreWrite::Put { key, value }),
             Request::Delete { key } => self.propose(request_id, StoreWrite::Delete { key }),
             Request::CompareAndSet { key, expected, new } => {
@@ -107,34 +86,6 @@ impl RaftNode {
         let state = self.leader_state();
         state.proposals.insert(index, request_id);
         state.replicate_needed = true;
-        Ok(())
-    }
-
-    /// Serves the pending linearizable reads whose round a majority confirmed and whose
-    /// read index is applied.
-    pub(super) fn serve_reads(&mut self) -> Result<()> {
-        let quorum = self.quorum();
-        let applied = self.store.applied_position().index;
-        let Role::Leader(state) = &mut self.role else {
-            return Ok(());
-        };
-        let confirmed_sequence = |sequence: u64| {
-            let acks = state
-                .progress
-                .values()
-                .filter(|progress| progress.read_sequence >= sequence)
-                .count();
-            acks + 1 >= quorum
-        };
-        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
-            state.reads.drain(..).partition(|read| {
-                read.sequence.is_some_and(&confirmed_sequence) && read.read_index <= applied
-            });
-        state.reads = waiting.into();
-        for read in ready {
-            let (value, version) = self.store.read(&read.key)?;
-            self.reply(read.request_id, Reply::Read { value, version });
-        }
         Ok(())
     }
 
@@ -195,6 +146,7 @@ impl RaftNode {
         owners: &[LogIndex],
         outcomes: Vec<replikv_storage::store::WriteOutcome>,
     ) {
+        let term = self.term;
         for (index, outcome) in owners.iter().zip(outcomes) {
             let Role::Leader(state) = &mut self.role else {
                 return;
@@ -202,10 +154,15 @@ impl RaftNode {
             let Some(request_id) = state.proposals.remove(index) else {
                 continue;
             };
+            // Proposals are this leader's, and a leader proposes in its own term.
+            let position = LogPosition {
+                term,
+                index: *index,
+            };
+            let reply = outcome.into_reply(position);
             if *index <= state.acknowledged {
-                self.reply(request_id, outcome.into_reply());
+                self.reply(request_id, reply);
             } else {
-                let reply = outcome.into_reply();
                 state
                     .unacknowledged_replies
                     .insert(*index, (request_id, reply));

@@ -12,6 +12,10 @@
 //! answer is sent), and only to a candidate whose last entry is at least as up to date as
 //! ours: [`LogPosition`] orders by term then index, which is exactly that comparison.
 //! Winning a majority makes the candidate leader (see `leader.rs`).
+//!
+//! With lease reads enabled, a node just opened also refuses (pre-)votes for one minimum
+//! election timeout after its first tick: it may have confirmed a leader's lease round
+//! just before it crashed, and its leader contact did not survive the crash.
 
 use super::message::Message;
 use super::node::{RaftNode, Role};
@@ -25,6 +29,10 @@ impl RaftNode {
     /// election deadline passed.
     pub(super) fn election_tick(&mut self, now: Instant) -> Result<()> {
         let Some(deadline) = self.election_deadline else {
+            if self.config.lease_reads_enabled {
+                let quiet = std::time::Duration::from_millis(self.config.election_timeout_ms_min);
+                self.votes_refused_until = Some(now + quiet);
+            }
             self.reset_election_deadline(now);
             return Ok(());
         };

@@ -4,7 +4,7 @@
 //! A new leader appends a no-op entry of its term at once: entries of earlier terms can
 //! only be committed indirectly, by committing an entry of the current term after them
 //! (Raft §5.4.2), and the no-op gives every new term such an entry without waiting for a
-//! client. It is also the floor of every ReadIndex read (see `client.rs`).
+//! client. It is also the floor of every ReadIndex read and lease read (see `reads.rs`).
 //!
 //! Every heartbeat interval the leader sends each follower an append: the next entries if
 //! its pipeline has room, else an empty one. If a follower made no progress since the
@@ -16,6 +16,11 @@
 //! its cluster therefore stops serving within a bounded time, and its followers, who
 //! refuse votes while they hear from their leader, are not disturbed by a peer that merely
 //! lost touch.
+//!
+//! Confirmation rounds (the `read_sequence` of appends) serve ReadIndex and leases: the
+//! leader remembers when each recent round started, and a round a majority confirmed
+//! extends its lease (`reads.rs`). While lease reads keep arriving, each heartbeat starts
+//! a fresh round, so the lease stays warm.
 //!
 //! A leader that steps down answers every pending proposal with
 //! [`Error::Indeterminate`]: the entry may still be committed by the next leader. Pending
@@ -47,9 +52,9 @@ pub(super) struct Progress {
     pub recently_active: bool,
     /// The highest ReadIndex round the follower confirmed.
     pub read_sequence: u64,
-    /// When the follower last answered anything (`semi-sync first k` prefers reachable
-    /// followers).
-    pub last_response: Option<Instant>,
+    /// When the leader last heard an answer from it in this term (replication lag;
+    /// `semi-sync first k` prefers followers heard from recently).
+    pub last_ack: Option<Instant>,
     /// The follower answered `SnapshotNeeded`: only a snapshot can repair its log.
     pub snapshot_needed: bool,
     /// Where a stalled pipeline restarts: the index after the follower's acknowledged
@@ -93,6 +98,12 @@ pub(crate) struct LeaderState {
     pub(super) replicate_needed: bool,
     /// The snapshot transfers in progress, at most one per follower (see `snapshot.rs`).
     pub(super) snapshots: BTreeMap<NodeId, super::snapshot::SnapshotTransfer>,
+    /// The lease (see `reads.rs`): lease reads are served locally before this instant.
+    pub(super) lease_until: Option<Instant>,
+    /// When recent confirmation rounds started, by sequence, oldest first; bounded.
+    pub(super) round_started: VecDeque<(u64, Instant)>,
+    /// Lease reads arrived since the last round started: renew with the next heartbeat.
+    pub(super) lease_renewal_wanted: bool,
 }
 
 impl LeaderState {
@@ -119,7 +130,7 @@ impl RaftNode {
                     acked_since_heartbeat: false,
                     recently_active: true,
                     read_sequence: 0,
-                    last_response: None,
+                    last_ack: None,
                     snapshot_needed: false,
                     resend_from: noop_index,
                 };
@@ -149,6 +160,9 @@ impl RaftNode {
             reads: VecDeque::new(),
             replicate_needed: true,
             snapshots: BTreeMap::new(),
+            lease_until: None,
+            round_started: VecDeque::new(),
+            lease_renewal_wanted: false,
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;
@@ -192,6 +206,9 @@ impl RaftNode {
         }
         if now >= state.heartbeat_deadline {
             state.heartbeat_deadline = now + heartbeat;
+            if std::mem::take(&mut state.lease_renewal_wanted) {
+                state.start_round(now);
+            }
             for progress in state.progress.values_mut() {
                 // Entries sent beyond what the follower acknowledged, and no progress
                 // for a whole interval: presume them lost (the in-flight queue can be
@@ -219,8 +236,7 @@ impl RaftNode {
         let state = self.leader_state();
         let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
         if needs_round {
-            state.read_sequence += 1;
-            let sequence = state.read_sequence;
+            let sequence = state.start_round(now);
             for read in state
                 .reads
                 .iter_mut()

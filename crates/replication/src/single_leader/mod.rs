@@ -23,7 +23,36 @@
 //!   and it is of the leader's term (or precedes such an entry). Committed entries are
 //!   applied in order to the store; the leader answers the client from the store's
 //!   outcome.
-//! - **Reads**: linearizable reads by ReadIndex, local reads from the local store.
+//! - **Reads**, chosen per request (`reads.rs`): `linearizable` by ReadIndex (a
+//!   majority-confirmed heartbeat round, then the read index applied); `lease`, served by
+//!   the leader alone while it holds a lease; `follower`, any node's local store,
+//!   possibly stale; `session`, any node once it applied the client's token (the highest
+//!   log position the client saw in a reply: read-your-writes and monotonic reads),
+//!   waiting a bounded time, else redirecting. Consistent prefix holds for every mode
+//!   because every replica applies the one log in order; the simulator checks it.
+//!
+//! ## The clock-drift assumption of lease reads
+//!
+//! Leases are the one place where this crate trusts clocks, and only their *rates*,
+//! never their readings. A leader whose confirmation round started at `t` (its clock)
+//! and was acknowledged by a majority holds a lease until `t + election_timeout_ms_min ×
+//! (1 − ρ)`, ρ = `lease_clock_drift_max_ppm` / 10⁶. Every follower of that majority
+//! refuses votes for `election_timeout_ms_min` (its clock) after the round's append
+//! reached it, and does not campaign before its own timeout, so no new leader can be
+//! elected before one of their clocks advanced that much. **Assumption**: whenever one
+//! node's clock advances by `d ≤ election_timeout_ms_min`, every other node's advances
+//! by at least `d × (1 − ρ)`. Under it the lease ends before any rival leader exists.
+//! Leases are off unless `lease_reads_enabled` (the operator vouches for the clocks),
+//! a node just opened then refuses votes for one minimum timeout (it may have confirmed a
+//! round before crashing), and a lease read without a valid lease is served by
+//! ReadIndex. The simulator keeps its clocks within the assumption for the `raft-lease`
+//! model and shows that clocks beyond it make the linearizability checker fail.
+//!
+//! ## Replication lag
+//!
+//! [`RaftNode::replication_status`] (`lag.rs`): every node's last, commit and applied
+//! positions, and on the leader each follower's matched index, lag in entries and time
+//! since its last answer, for the server's metrics and status.
 //!
 //! ## Invariants (asserted in the code, and across nodes and over whole runs by [`RaftObserver`])
 //!
@@ -58,18 +87,21 @@
 //!
 //! Other commit modes (`all`, semi-sync, async) change only the commit rule in
 //! `replication.rs`; snapshots and compaction, learners, membership change, leadership
-//! transfer, leases, session reads and idempotent retries (a request id applied once)
-//! are not implemented yet.
+//! transfer, fencing-token leases and idempotent retries (a request id applied once)
+//! are not implemented yet. A session token whose index lies below a compacted prefix
+//! cannot be checked locally (`reads.rs` says what happens then).
 
 mod client;
 pub mod command;
 pub mod commit;
 mod election;
 mod invariants;
+mod lag;
 mod leader;
 pub mod message;
 mod node;
 mod planted;
+mod reads;
 mod replication;
 mod snapshot;
 
@@ -78,6 +110,7 @@ mod tests;
 
 pub use commit::{CommitMode, SyncChoice};
 pub use invariants::RaftObserver;
+pub use lag::{FollowerLag, ReplicationStatus};
 pub use message::{AppendResult, Command, Message, SnapshotResult, WireChunk, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 #[cfg(feature = "planted-bugs")]
@@ -95,6 +128,13 @@ pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
 
 /// Most client requests a leader may hold unanswered ([`RaftConfig::pending_requests_max`]).
 pub const PENDING_REQUESTS_LIMIT: usize = 1 << 20;
+
+/// Largest accepted clock-drift assumption of lease reads (50%): beyond it a lease would
+/// be shorter than half an election timeout, and clocks that bad should not be trusted.
+pub const LEASE_CLOCK_DRIFT_LIMIT_PPM: u64 = 500_000;
+
+/// Longest accepted [`RaftConfig::session_read_wait_ms_max`].
+pub const SESSION_READ_WAIT_LIMIT_MS: u64 = 60_000;
 
 /// Bytes the store counts for one write beyond its key and values (see
 /// `StoreWrite::size_bytes`); a write's encoded command is never smaller than its key and
@@ -146,6 +186,20 @@ pub struct RaftConfig {
     /// A deliberate mistake to plant (feature `planted-bugs` only); see `planted.rs`.
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<PlantedBug>,
+    /// Whether `lease` reads may be served from the leader's lease (see `reads.rs`). Off
+    /// by default: turning it on is the operator's statement that the clock-drift
+    /// assumption below holds. Off, a lease read is served as a linearizable one.
+    pub lease_reads_enabled: bool,
+    /// The clock-drift assumption of lease reads, in parts per million: whenever one
+    /// node's clock advances by `d` (up to `election_timeout_ms_min`), every other node's
+    /// clock advances by at least `d × (1 − lease_clock_drift_max_ppm / 10⁶)`. A lease
+    /// lasts `election_timeout_ms_min × (1 − lease_clock_drift_max_ppm / 10⁶)`.
+    pub lease_clock_drift_max_ppm: u64,
+    /// Longest a session read waits for this node to apply its token before it is
+    /// redirected (`NotLeader`).
+    pub session_read_wait_ms_max: u64,
+    /// Most session reads waiting at once on one node; beyond, `Overloaded`.
+    pub session_reads_waiting_max: usize,
 }
 
 impl Default for RaftConfig {
@@ -167,6 +221,10 @@ impl Default for RaftConfig {
             pre_vote: true,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
+            lease_reads_enabled: false,
+            lease_clock_drift_max_ppm: 10_000,
+            session_read_wait_ms_max: 100,
+            session_reads_waiting_max: 1024,
         }
     }
 }
@@ -215,6 +273,26 @@ impl RaftConfig {
         }
         if self.apply_batch_size_max_bytes() > APPLY_BATCH_SIZE_MAX_BYTES {
             return invalid("an apply batch could exceed the store's APPLY_BATCH_SIZE_MAX_BYTES");
+        }
+        self.validate_reads()
+    }
+
+    /// The read settings: a drift bound below [`LEASE_CLOCK_DRIFT_LIMIT_PPM`] (a lease
+    /// must keep a useful length), a positive, bounded session wait and queue.
+    fn validate_reads(&self) -> Result<()> {
+        let invalid = |text: &str| Err(Error::InvalidInput(format!("raft config: {text}")));
+        if self.lease_clock_drift_max_ppm > LEASE_CLOCK_DRIFT_LIMIT_PPM {
+            return invalid("lease_clock_drift_max_ppm above LEASE_CLOCK_DRIFT_LIMIT_PPM");
+        }
+        if self.session_read_wait_ms_max == 0
+            || self.session_read_wait_ms_max > SESSION_READ_WAIT_LIMIT_MS
+        {
+            return invalid("session_read_wait_ms_max outside 1..=SESSION_READ_WAIT_LIMIT_MS");
+        }
+        if self.session_reads_waiting_max == 0
+            || self.session_reads_waiting_max > PENDING_REQUESTS_LIMIT
+        {
+            return invalid("session_reads_waiting_max outside 1..=PENDING_REQUESTS_LIMIT");
         }
         Ok(())
     }
@@ -266,4 +344,12 @@ pub struct RaftStats {
     pub snapshots_needed: u64,
     /// Log entries removed by compaction.
     pub entries_compacted: u64,
+    /// Lease reads served from a valid lease, and those that fell back to ReadIndex.
+    pub lease_reads_served: u64,
+    pub lease_reads_fallback: u64,
+    /// Session reads served, redirected after waiting too long, and refused because
+    /// their token is not in this node's history.
+    pub session_reads_served: u64,
+    pub session_reads_redirected: u64,
+    pub session_reads_diverged: u64,
 }

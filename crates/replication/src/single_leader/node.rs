@@ -6,8 +6,9 @@
 //! incoming messages, stepping down, the durable hard state, the outputs held until the
 //! next flush, and the [`Replica`] trait methods, which only dispatch. The roles' logic
 //! lives beside it: `election.rs` (followers, pre-candidates, candidates, votes),
-//! `replication.rs` (AppendEntries on both sides, commit), `client.rs` (client requests,
-//! ReadIndex reads, applying committed entries).
+//! `replication.rs` (AppendEntries on both sides, commit), `client.rs` (client writes,
+//! applying committed entries), `reads.rs` (reads of every consistency level), `lag.rs`
+//! (replication status).
 //!
 //! Term fencing happens in one place, [`RaftNode::handle_message`]: a message from a
 //! higher term makes this node a follower of that term (durably) before the message is
@@ -114,6 +115,12 @@ pub struct RaftNode {
     /// snapshot replaces the log (not before: until then a new election could still
     /// keep them).
     pub(super) divergence_after: Option<LogIndex>,
+    /// Session reads waiting for the store to apply their token, oldest first (see
+    /// `reads.rs`).
+    pub(super) session_reads: VecDeque<super::reads::SessionRead>,
+    /// With lease reads enabled, a node just opened refuses votes until then: it may have
+    /// acknowledged a lease round before it crashed and forgotten its leader contact.
+    pub(super) votes_refused_until: Option<Instant>,
 }
 
 /// How [`RaftNode::discard_log_entries`] removes entries.
@@ -200,6 +207,8 @@ impl RaftNode {
             recent_discards: VecDeque::new(),
             snapshot_needed: false,
             divergence_after: None,
+            session_reads: VecDeque::new(),
+            votes_refused_until: None,
         })
     }
 
@@ -459,6 +468,13 @@ impl RaftNode {
     /// Whether a leader of the current term was heard from within the minimum election
     /// timeout (or this node is that leader).
     pub(super) fn in_leader_lease(&self, now: Instant) -> bool {
+        if self.config.lease_reads_enabled
+            && (self.election_deadline.is_none()
+                || self.votes_refused_until.is_some_and(|until| now < until))
+        {
+            // Just opened: see `votes_refused_until` (`reads.rs` has the argument).
+            return true;
+        }
         match &self.role {
             Role::Leader(_) => true,
             Role::Follower { leader: Some(_) } => self.leader_contact.is_some_and(|contact| {
@@ -562,6 +578,7 @@ impl Replica for RaftNode {
     }
 
     fn handle_tick(&mut self, now: Instant) -> Result<()> {
+        self.expire_session_reads(now);
         if matches!(self.role, Role::Leader(_)) {
             self.leader_tick(now)?;
         } else {
@@ -597,10 +614,12 @@ impl Replica for RaftNode {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match &self.role {
-            Role::Leader(state) => Some(state.next_deadline()),
-            _ => Some(self.election_deadline.unwrap_or(Instant::ZERO)),
-        }
+        let role_deadline = match &self.role {
+            Role::Leader(state) => state.next_deadline(),
+            _ => self.election_deadline.unwrap_or(Instant::ZERO),
+        };
+        let session_deadline = self.session_reads.front().map(|read| read.deadline);
+        Some(session_deadline.map_or(role_deadline, |deadline| deadline.min(role_deadline)))
     }
 
     fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {

@@ -407,7 +407,7 @@ impl RaftNode {
         }
         let progress = state.progress.get_mut(&from).expect("peers have progress");
         progress.recently_active = true;
-        progress.last_response = Some(now);
+        progress.last_ack = Some(now);
         progress.read_sequence = progress.read_sequence.max(read_sequence);
         match result {
             AppendResult::Accepted { matched } => {
@@ -529,7 +529,7 @@ impl RaftNode {
                 choice: SyncChoice::First,
             } => {
                 let reachable = |progress: &Progress| {
-                    progress.last_response.is_some_and(|at| {
+                    progress.last_ack.is_some_and(|at| {
                         now.saturating_duration_since(at) <= Duration::from_millis(reachable_ms)
                     })
                 };

@@ -16,7 +16,7 @@ use crate::reference::NoMessage;
 use crate::reference::register::{Acknowledgement, Register};
 use replikv_core::error::Result;
 use replikv_core::replica::{NoObserver, Output, Replica};
-use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Value, Version};
+use replikv_core::{Instant, Key, LogPosition, NodeId, Reply, Request, RequestId, Value, Version};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The register that acknowledges before it syncs.
@@ -73,12 +73,15 @@ impl Replica for LocalOnly {
             Request::Get { .. } => Reply::Read {
                 value: current,
                 version,
+                position: LogPosition::ZERO,
             },
             Request::Put { key, value } => Reply::Written {
                 version: self.write(key, Some(value)),
+                position: LogPosition::ZERO,
             },
             Request::Delete { key } => Reply::Written {
                 version: self.write(key, None),
+                position: LogPosition::ZERO,
             },
             Request::CompareAndSet { key, expected, new } => {
                 if current == expected {
@@ -86,11 +89,13 @@ impl Replica for LocalOnly {
                     Reply::CompareAndSet {
                         swapped: true,
                         version,
+                        position: LogPosition::ZERO,
                     }
                 } else {
                     Reply::CompareAndSet {
                         swapped: false,
                         version,
+                        position: LogPosition::ZERO,
                     }
                 }
             }

@@ -46,7 +46,9 @@ use crate::node::NodeSetup;
 use crate::reference::NoMessage;
 use replikv_core::error::{Error, Outcome, Result};
 use replikv_core::replica::{ClusterObserver, Output, Replica};
-use replikv_core::{Instant, Key, NodeId, Reply, Request, RequestId, Term, Value, Version};
+use replikv_core::{
+    Instant, Key, LogPosition, NodeId, Reply, Request, RequestId, Term, Value, Version,
+};
 use replikv_storage::log::{Entry, Log, LogOptions};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -223,23 +225,28 @@ impl Register {
             Request::Get { .. } => Reply::Read {
                 value: current.value,
                 version: current.version,
+                position: LogPosition::ZERO,
             },
             Request::Put { value, .. } => Reply::Written {
                 version: self.write(key, Some(value), current.version)?,
+                position: LogPosition::ZERO,
             },
             Request::Delete { .. } => Reply::Written {
                 version: self.write(key, None, current.version)?,
+                position: LogPosition::ZERO,
             },
             Request::CompareAndSet { expected, new, .. } => {
                 if current.value == expected {
                     Reply::CompareAndSet {
                         swapped: true,
                         version: self.write(key, Some(new), current.version)?,
+                        position: LogPosition::ZERO,
                     }
                 } else {
                     Reply::CompareAndSet {
                         swapped: false,
                         version: current.version,
+                        position: LogPosition::ZERO,
                     }
                 }
             }
@@ -541,7 +548,8 @@ mod tests {
         assert_eq!(
             drain(&mut register),
             [Reply::Written {
-                version: Version(1)
+                version: Version(1),
+                position: LogPosition::ZERO,
             }]
         );
         register.handle_flush(Instant::ZERO).unwrap();
@@ -568,7 +576,8 @@ mod tests {
         assert_eq!(
             drain(&mut register),
             [Reply::Written {
-                version: Version(1)
+                version: Version(1),
+                position: LogPosition::ZERO,
             }]
         );
         assert_eq!(disk.sync_count(), syncs, "replied before the sync");
@@ -670,6 +679,7 @@ mod tests {
         register.handle_flush(Instant::ZERO).unwrap();
         let written = Reply::Written {
             version: Version(1),
+            position: LogPosition::ZERO,
         };
         assert_eq!(drain(&mut register), [written.clone(), written]);
         put(&mut register, 3, "k2", &big);
@@ -677,7 +687,8 @@ mod tests {
         assert_eq!(
             drain(&mut register),
             [Reply::Written {
-                version: Version(1)
+                version: Version(1),
+                position: LogPosition::ZERO,
             }]
         );
     }

@@ -21,7 +21,7 @@
 //!   nothing and reports the current version.
 
 use super::encoding::StoredEntry;
-use replikv_core::{Key, Reply, Value, Version};
+use replikv_core::{Key, LogPosition, Reply, Value, Version};
 use serde::{Deserialize, Serialize};
 
 /// One write of a batch given to [`Store::apply`](super::Store::apply).
@@ -93,14 +93,16 @@ impl WriteOutcome {
         }
     }
 
-    /// The reply a client gets for this write.
+    /// The reply a client gets for this write, made by the log entry at `position`.
     #[must_use]
-    pub fn into_reply(self) -> Reply {
+    pub fn into_reply(self, position: LogPosition) -> Reply {
         match self {
-            WriteOutcome::Written { version } => Reply::Written { version },
-            WriteOutcome::CompareAndSet { swapped, version } => {
-                Reply::CompareAndSet { swapped, version }
-            }
+            WriteOutcome::Written { version } => Reply::Written { version, position },
+            WriteOutcome::CompareAndSet { swapped, version } => Reply::CompareAndSet {
+                swapped,
+                version,
+                position,
+            },
         }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Commands (node names are `n1`, `n2`, ...):
 //!
-//! - `cluster nodes=N seed=S [mode=M] [chunk=BYTES] [retain=N] [segment=BYTES] [sync=N]`:
-//!   the first command; builds N nodes on fresh simulated disks. The options set the
-//!   commit mode (`majority` by default; `all`, `async`, `semi-sync-first-1`, ...), the
-//!   snapshot chunk size, `log_retained_entries_max`, the log's segment size and
-//!   `store_sync_entries` (small values make compaction and snapshots happen early).
+//! - `cluster nodes=N seed=S [lease] [mode=M] [chunk=BYTES] [retain=N] [segment=BYTES]
+//!   [sync=N]`: the first command; builds N nodes on fresh simulated disks. The options
+//!   enable lease reads, set the commit mode (`majority` by default; `all`, `async`,
+//!   `semi-sync-first-1`, ...), the snapshot chunk size, `log_retained_entries_max`, the
+//!   log's segment size and `store_sync_entries` (small values make compaction and
+//!   snapshots happen early).
 //! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
 //!   ticks it. `tick nX` ticks at the current time; `advance MS` moves the clock only.
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
@@ -14,7 +15,11 @@
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
 //! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
-//!   (for the largest keys and values); the traces abbreviate long ones.
+//!   (for the largest keys and values); the traces abbreviate long ones. `get-local` and
+//!   `get-follower` are follower reads, `get-lease` a lease read, `get-session` a session
+//!   read with the harness client's token: the highest position of any reply so far
+//!   (printed with the request), or the one `token I@T` set.
+//! - `lag nX`: nX's replication status (positions, and on a leader each follower's lag).
 //! - `crash nX` (unsynced writes are lost), `restart nX`; `wipe nX` crashes nX and gives
 //!   it a fresh empty disk (a new follower, once restarted).
 //! - `force-commit nX I`: marks index I committed on nX alone, as a lossy commit mode's
@@ -34,7 +39,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::ReadConsistency;
 use replikv_core::replica::{ClusterObserver, Output, Replica};
-use replikv_core::{ClientId, Instant, Key, LogIndex, NodeId, Request, RequestId, Value};
+use replikv_core::{
+    ClientId, Instant, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Value,
+};
 use replikv_storage::disk::Disk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -61,6 +68,8 @@ pub(super) struct Cluster {
     observer_enabled: bool,
     /// Every node's configuration.
     config: RaftConfig,
+    /// The session token of the harness's client: the highest position replied.
+    token: LogPosition,
 }
 
 fn node_id(word: &str) -> NodeId {
@@ -80,6 +89,15 @@ fn expand(word: &str) -> Vec<u8> {
     unit.bytes().cycle().take(count).collect()
 }
 
+/// `I@T`: the log position of index I, term T (as positions print).
+fn parse_position(word: &str) -> LogPosition {
+    let (index, term) = word
+        .split_once('@')
+        .and_then(|(index, term)| Some((index.parse().ok()?, term.parse().ok()?)))
+        .unwrap_or_else(|| panic!("expected a position I@T, got {word:?}"));
+    LogPosition::new(term, index)
+}
+
 fn number_after(word: &str, prefix: &str) -> u64 {
     word.strip_prefix(prefix)
         .and_then(|n| n.parse().ok())
@@ -97,6 +115,10 @@ impl Cluster {
         let seed = number_after(words[2], "seed=");
         let mut config = RaftConfig::default();
         for word in &words[3..] {
+            if *word == "lease" {
+                config.lease_reads_enabled = true;
+                continue;
+            }
             let (name, text) = word.split_once('=').expect("option=value");
             if name == "mode" {
                 config.commit_mode = text.parse().expect("a commit mode");
@@ -127,6 +149,7 @@ impl Cluster {
             observer: RaftObserver::default(),
             observer_enabled: true,
             config,
+            token: LogPosition::ZERO,
         };
         for id in ids {
             cluster.start(id);
@@ -202,6 +225,8 @@ impl Cluster {
                 self.inject(node_id(from), node_id(to), accepted);
             }
             ["status"] => self.status(),
+            ["lag", node] => self.lag(node_id(node)),
+            ["token", position] => self.token = parse_position(position),
             ["log", node] => self.print_log(node_id(node)),
             _ => self.request(&words),
         }
@@ -254,8 +279,16 @@ impl Cluster {
                     },
                 )
             }
-            ["get-local", node, k] => {
-                let consistency = ReadConsistency::Local;
+            [
+                kind @ ("get-local" | "get-follower" | "get-lease" | "get-session"),
+                node,
+                k,
+            ] => {
+                let consistency = match *kind {
+                    "get-lease" => ReadConsistency::Lease,
+                    "get-session" => ReadConsistency::Session { token: self.token },
+                    _ => ReadConsistency::Follower,
+                };
                 (
                     node,
                     Request::Get {
@@ -272,7 +305,16 @@ impl Cluster {
             sequence: self.next_sequence,
         };
         self.next_sequence += 1;
-        self.out.push(format!("request {request_id} -> {id}"));
+        if let Request::Get {
+            consistency: ReadConsistency::Session { token },
+            ..
+        } = &request
+        {
+            self.out
+                .push(format!("request {request_id} -> {id} token={token}"));
+        } else {
+            self.out.push(format!("request {request_id} -> {id}"));
+        }
         let now = self.now;
         self.node(id)
             .handle_request(now, request_id, request)
@@ -290,6 +332,9 @@ impl Cluster {
                     self.in_flight.push((id, to, message));
                 }
                 Output::Reply { request_id, reply } => {
+                    if let Some(position) = reply.position() {
+                        self.token = self.token.max(position);
+                    }
                     self.out.push(format!(
                         "{id} reply {request_id}: {}",
                         format::reply(&reply)
@@ -435,6 +480,24 @@ impl Cluster {
                 None => String::new(),
             };
             self.out.push(format!("{id}: {summary}{state}"));
+        }
+    }
+
+    fn lag(&mut self, id: NodeId) {
+        let now = self.now;
+        let status = self.node(id).replication_status(now);
+        self.out.push(format!(
+            "{id} status: {} last={} commit={} applied={}",
+            status.term, status.last, status.commit.0, status.applied
+        ));
+        for lag in status.followers.into_iter().flatten() {
+            let silence = lag
+                .since_last_ack
+                .map_or("never".to_owned(), |silence| format!("{silence:?}"));
+            self.out.push(format!(
+                "  {} matched={} lag={} entries, last ack {silence} ago",
+                lag.follower, lag.matched.0, lag.lag_entries
+            ));
         }
     }
 

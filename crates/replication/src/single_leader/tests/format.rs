@@ -122,12 +122,14 @@ fn store_write(write: &StoreWrite) -> String {
 
 pub(super) fn reply(reply: &Reply) -> String {
     match reply {
-        Reply::Read { value, version } => match value {
+        Reply::Read { value, version, .. } => match value {
             Some(value) => format!("read {} v{}", text(value.as_bytes()), version.0),
             None => format!("read absent v{}", version.0),
         },
-        Reply::Written { version } => format!("written v{}", version.0),
-        Reply::CompareAndSet { swapped, version } => {
+        Reply::Written { version, .. } => format!("written v{}", version.0),
+        Reply::CompareAndSet {
+            swapped, version, ..
+        } => {
             format!("cas swapped={swapped} v{}", version.0)
         }
         Reply::Failed(error) => format!("failed: {error}"),

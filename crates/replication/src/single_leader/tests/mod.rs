@@ -19,6 +19,7 @@ mod format;
 mod open;
 mod pipeline;
 mod planted;
+mod reads;
 mod robustness;
 mod snapshot;
 
@@ -136,4 +137,7 @@ script_tests!(
     snapshot_leader_change,
     compaction_lag,
     snapshot_divergence,
+    lease_read,
+    session_read,
+    replication_lag,
 );

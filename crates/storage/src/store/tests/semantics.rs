@@ -182,16 +182,18 @@ fn semantics_table_in_one_batch_sees_earlier_writes_of_the_batch() {
 #[test]
 fn outcomes_become_replies() {
     assert_eq!(
-        written(4).into_reply(),
+        written(4).into_reply(position(3)),
         Reply::Written {
-            version: Version(4)
+            version: Version(4),
+            position: position(3)
         }
     );
     assert_eq!(
-        cas(false, 2).into_reply(),
+        cas(false, 2).into_reply(position(5)),
         Reply::CompareAndSet {
             swapped: false,
-            version: Version(2)
+            version: Version(2),
+            position: position(5)
         }
     );
     assert_eq!(cas(true, 9).version(), Version(9));
