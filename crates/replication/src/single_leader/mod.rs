@@ -1,4 +1,4 @@
-//! # Single-leader replication: Raft, `majority` commit mode
+//! # Single-leader replication: Raft, with every commit mode
 //!
 //! One node, the leader, orders every write into a replicated log; the others copy the
 //! log and apply it, in order, to their state store. Raft decides who leads and when an
@@ -19,10 +19,10 @@
 //! - **Replication**: AppendEntries with the (previous index, previous term) consistency
 //!   check, fast backtracking by hints, bounded batches and a bounded pipeline per
 //!   follower; empty appends are the heartbeats. A new leader appends a no-op entry.
-//! - **Commit** (`majority` mode): an entry is committed once a majority holds it durably
-//!   and it is of the leader's term (or precedes such an entry). Committed entries are
-//!   applied in order to the store; the leader answers the client from the store's
-//!   outcome.
+//! - **Commit**: an entry is committed once a majority holds it durably and it is of the
+//!   leader's term (or precedes such an entry). Committed entries are applied in order
+//!   to the store; the leader answers the client from the store's outcome once the
+//!   group's **commit mode** acknowledges the entry (below).
 //! - **Reads**, chosen per request (`reads.rs`): `linearizable` by ReadIndex (a
 //!   majority-confirmed heartbeat round, then the read index applied); `lease`, served by
 //!   the leader alone while it holds a lease; `follower`, any node's local store,
@@ -30,6 +30,28 @@
 //!   log position the client saw in a reply: read-your-writes and monotonic reads),
 //!   waiting a bounded time, else redirecting. Consistent prefix holds for every mode
 //!   because every replica applies the one log in order; the simulator checks it.
+//!
+//! ## Commit modes, and loss that is never silent
+//!
+//! A group's [`CommitMode`] (`commit.rs`) decides when a write is acknowledged:
+//! `majority` (Raft), `all` (every voter), `semi-sync any k` / `semi-sync first k` (the
+//! leader and k followers, PostgreSQL's `ANY`/`FIRST`), `async` (the leader alone).
+//! Acknowledging copies + election quorum > voters means no failover can lose an
+//! acknowledged write; otherwise the mode is **lossy**, accepted but flagged
+//! ([`CommitMode::is_lossy`], [`CommitMode::describe`]). The commit index stays Raft's
+//! (widened to the acknowledgement point in a safe mode), so followers only ever apply
+//! what survives; in a lossy mode the leader alone applies ahead, to what it
+//! acknowledged.
+//!
+//! When a deposed lossy leader rejoins, the new leader's log contradicts what it applied:
+//! it asks for a snapshot (`AppendResult::SnapshotNeeded`), remembering where the two logs
+//! part, and when the snapshot replaces its store and log it reports every client write
+//! it proposed beyond that point as [`Output::Discarded`](replikv_core::replica::Output)
+//! (request id, position, key, value), counts them (`RaftStats::writes_discarded`) and
+//! keeps the latest ([`RaftNode::recent_discards`]). Every removal of log entries other
+//! than compaction goes through one method (`discard_log_entries`), which reports first
+//! and removes second. The simulator compares the reports write for write with the
+//! acknowledged writes its durability checker finds lost (`replikv_sim::discards`).
 //!
 //! ## The clock-drift assumption of lease reads
 //!
@@ -61,7 +83,11 @@
 //! - two logs with an entry of the same index and term agree on every entry up to it
 //!   (log matching); committed prefixes of any two nodes agree;
 //! - a leader never truncates its own log; nobody truncates a committed entry;
-//! - applied ≤ commit ≤ last index; the commit index never decreases.
+//! - applied ≤ commit ≤ last index (in a lossy mode a leader, and a deposed leader
+//!   until its snapshot, may have applied beyond the commit index: applied ≤ durable);
+//!   the commit index never decreases, except on a deposed lossy leader whose snapshot
+//!   replaces what it applied (the writes it loses are reported);
+//! - in a safe mode the acknowledged index never exceeds the commit index.
 //!
 //! ## What is durable when
 //!
@@ -85,10 +111,8 @@
 //!
 //! ## Seams for what comes later
 //!
-//! Other commit modes (`all`, semi-sync, async) change only the commit rule in
-//! `replication.rs`; snapshots and compaction, learners, membership change, leadership
-//! transfer, fencing-token leases and idempotent retries (a request id applied once)
-//! are not implemented yet. A session token whose index lies below a compacted prefix
+//! Learners, membership change and leadership transfer are not implemented yet; the
+//! voters are fixed when a node opens. A session token whose index lies below a compacted prefix
 //! cannot be checked locally (`reads.rs` says what happens then).
 
 mod client;
