@@ -27,14 +27,17 @@ pub enum Model {
     AckBeforeSync,
     /// Single-leader Raft, `majority` commit mode.
     RaftMajority,
+    /// Raft in `majority` mode, compacting aggressively: snapshots in most runs.
+    RaftCompacting,
 }
 
 impl Model {
-    pub const ALL: [Model; 4] = [
+    pub const ALL: [Model; 5] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
         Model::RaftMajority,
+        Model::RaftCompacting,
     ];
 
     #[must_use]
@@ -44,6 +47,7 @@ impl Model {
             Model::LocalOnly => "local-only",
             Model::AckBeforeSync => "ack-before-sync",
             Model::RaftMajority => "raft-majority",
+            Model::RaftCompacting => "raft-compacting",
         }
     }
 
@@ -58,7 +62,7 @@ impl Model {
                 durable: true,
                 convergent: false,
             },
-            Model::LocalOnly | Model::RaftMajority => Properties {
+            Model::LocalOnly | Model::RaftMajority | Model::RaftCompacting => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
@@ -76,6 +80,7 @@ impl Model {
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
             Model::RaftMajority => simulate(options, &properties, raft_majority),
+            Model::RaftCompacting => simulate(options, &properties, raft_compacting),
         }
     }
 }
@@ -88,6 +93,34 @@ fn raft_majority(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
         setup.disk,
         setup.seed,
         RaftConfig::default(),
+    )
+}
+
+/// The configuration of `raft-compacting`: log segments of a few entries, a store synced
+/// every few entries (its durable position bounds compaction), a leader that keeps at
+/// most 16 entries for a lagging follower, and snapshot chunks of a few keys. A follower
+/// that misses a few hundred milliseconds (a crash, a partition) is then seeded from a
+/// snapshot.
+#[must_use]
+pub fn raft_compacting_config() -> RaftConfig {
+    let mut config = RaftConfig {
+        store_sync_entries: 4,
+        log_retained_entries_max: 16,
+        snapshot_chunk_size_max_bytes: 64,
+        ..RaftConfig::default()
+    };
+    config.log_options.segment_size_max_bytes = 512;
+    config
+}
+
+/// Builds a Raft node in `majority` mode with [`raft_compacting_config`].
+fn raft_compacting(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
+    RaftNode::open(
+        setup.id,
+        setup.peers,
+        setup.disk,
+        setup.seed,
+        raft_compacting_config(),
     )
 }
 
@@ -104,7 +137,7 @@ impl FromStr for Model {
             .into_iter()
             .find(|model| model.name() == name)
             .ok_or_else(|| {
-                format!("unknown model {name:?} (expected register, local-only, ack-before-sync or raft-majority)")
+                format!("unknown model {name:?} (expected register, local-only, ack-before-sync, raft-majority or raft-compacting)")
             })
     }
 }

@@ -23,6 +23,16 @@
 //!   applied in order to the store; the leader answers the client from the store's
 //!   outcome.
 //! - **Reads**: linearizable reads by ReadIndex, local reads from the local store.
+//! - **Snapshots and compaction** (`snapshot.rs`): every node drops the log prefix its
+//!   store holds durably; the leader also keeps what followers within
+//!   `log_retained_entries_max` entries still need. A follower whose next entry was
+//!   compacted away is sent the leader's store instead: a consistent redb snapshot,
+//!   streamed in chunks of at most `snapshot_chunk_size_max_bytes`, one in flight,
+//!   resumed from the follower's reported resume point after a loss, a crash or a new
+//!   leader. The follower installs it, resets its log to the snapshot's position, and
+//!   continues with appends. A follower whose *committed* entry conflicts with its
+//!   leader's (lossy commit modes can cause it; truncation cannot undo an applied store)
+//!   answers `SnapshotNeeded` and is repaired the same way.
 //!
 //! ## Invariants (asserted in the code, and across nodes and over whole runs by [`RaftObserver`])
 //!
@@ -31,7 +41,8 @@
 //! - two logs with an entry of the same index and term agree on every entry up to it
 //!   (log matching); committed prefixes of any two nodes agree;
 //! - a leader never truncates its own log; nobody truncates a committed entry;
-//! - applied ≤ commit ≤ last index; the commit index never decreases.
+//! - applied ≤ commit ≤ last index; the commit index never decreases, except on a
+//!   follower that diverged (`SnapshotNeeded`), when a snapshot replaces what it applied.
 //!
 //! ## What is durable when
 //!
@@ -46,11 +57,23 @@
 //!   at the end of a flush once `store_sync_entries` entries were applied since its last
 //!   sync; it never applies beyond the locally durable log, so after a crash it reopens
 //!   at or behind the log and the node re-applies from `store.applied_position()`.
+//! - **Compaction** removes only entries at or below the store's *durable* applied
+//!   position (as of the flush's start), so the store never reopens behind the log's
+//!   first entry; `open` reports that as corruption.
+//! - **Snapshot installs**: chunks go to the store's staging table without a sync (the
+//!   store is synced at every flush while an install is in progress); answers about
+//!   progress claim nothing, since after a crash the follower reports the resume point
+//!   it really has. The install's finish is one durable store transaction; the log's
+//!   reset that follows is durable when it returns; only then does the follower answer
+//!   `Installed`. A crash in between leaves the store ahead of the log, and `open`
+//!   finishes the reset.
 //!
 //! ## Seams for what comes later
 //!
 //! Other commit modes (`all`, semi-sync, async) change only the commit rule in
-//! `replication.rs`; snapshots and compaction, learners, membership change, leadership
+//! `replication.rs`; every removal of log entries other than compaction goes through
+//! `RaftNode::discard_log_entries` (counted in `RaftStats::entries_truncated`), the
+//! place to account for discarded writes. Learners, membership change, leadership
 //! transfer, leases, session reads and idempotent retries (a request id applied once)
 //! are not implemented yet.
 

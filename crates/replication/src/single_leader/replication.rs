@@ -11,9 +11,12 @@
 //! entry at `previous` with the same term (log matching: then the logs agree on
 //! everything up to it). Entries already present with the same term are skipped (a
 //! duplicated or reordered append must not truncate anything); the first conflicting
-//! entry and everything after it are removed (never a committed entry: that would take a
-//! broken leader, and the message is then dropped), and the rest appended. The
-//! acknowledgement claims durability, so it is held until the next flush.
+//! entry and everything after it are removed, and the rest appended. The
+//! acknowledgement claims durability, so it is held until the next flush. A conflict
+//! that reaches the follower's commit index (at the consistency check or among the
+//! entries) cannot be repaired by truncation: the follower may have applied the entry.
+//! It answers `SnapshotNeeded` and accepts nothing until a snapshot replaced its store
+//! and log (see `snapshot.rs`). A correct leader in `majority` mode never causes it.
 //!
 //! **Commit.** The leader's commit index is the highest index held durably by a majority
 //! (its own entries count once its log synced them) whose entry is of the current term
