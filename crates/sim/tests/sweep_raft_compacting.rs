@@ -163,3 +163,22 @@ fn raft_compacting_passes_crashes_with_snapshots() {
 fn raft_compacting_passes_everything_with_snapshots() {
     assert_snapshots(&sweep_preset(FaultPreset::Everything), 20);
 }
+
+/// Runs one seed that once failed, whatever `REPLIKV_SEED` says.
+fn regression(seed: u64, preset: FaultPreset) {
+    let model = Model::RaftCompacting;
+    let report = model.simulate(&sweep::sweep_options(seed, preset));
+    if let Some(text) = report.failure_report(model.name(), Some("sweep_raft_compacting")) {
+        panic!("{text}");
+    }
+}
+
+/// A follower that had compacted the entry its new leader last saw it acknowledge (it
+/// got later entries from another leader meanwhile) rejected every heartbeat, which
+/// checked that entry, with a hint at its own last entry, which no heartbeat ever
+/// checked: it never caught up and the run ended unconverged. Heartbeats now check the
+/// entry before the follower's next index when nothing is in flight.
+#[test]
+fn regression_seed_558_everything_heartbeat_checks_a_compacted_entry() {
+    regression(558, FaultPreset::Everything);
+}

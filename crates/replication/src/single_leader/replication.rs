@@ -94,10 +94,18 @@ impl RaftNode {
                 .all(|(a, b)| a < b)
         );
         if messages.is_empty() && heartbeat {
-            // The follower's acknowledged entry may be compacted; the last compacted one
-            // still has a known term.
+            // With nothing in flight, the heartbeat checks the entry before `next`: the
+            // follower's own last entry when its rejection hinted so. Checking only the
+            // acknowledged entry livelocked a follower that had compacted it (it holds
+            // entries from another leader, cannot check the old one, hints its last
+            // index, and never gets a check there). The entry may be compacted here; the
+            // last compacted one still has a known term.
+            let checked = match progress.inflight.is_empty() {
+                true => progress.next.previous().expect("next >= 1").min(last),
+                false => progress.matched,
+            };
             let floor = self.log.first_index().previous().expect("first index >= 1");
-            let previous = self.position_at(progress.matched.max(floor));
+            let previous = self.position_at(checked.max(floor));
             messages.push(Message::Append {
                 term,
                 previous,
@@ -362,6 +370,7 @@ impl RaftNode {
                 }
                 progress.next = progress.next.max(matched.next());
                 self.advance_commit();
+                self.forget_snapshot_if_caught_up(from);
             }
             AppendResult::SnapshotNeeded => {
                 progress.snapshot_needed = true;

@@ -162,6 +162,15 @@ impl RaftNode {
         }
     }
 
+    /// Leader: drops the transfer to `peer` once appends reach it again (an answer to an
+    /// append sent before the transfer began can show that), releasing its read
+    /// transaction and what it held back from compaction.
+    pub(super) fn forget_snapshot_if_caught_up(&mut self, peer: NodeId) {
+        if !self.snapshot_wanted(peer) {
+            self.leader_state().snapshots.remove(&peer);
+        }
+    }
+
     /// Follower: a chunk of the leader's snapshot arrived.
     pub(super) fn handle_install_snapshot(
         &mut self,
