@@ -62,10 +62,12 @@ pub enum Model {
     RaftSession,
     /// Raft with follower reads at random nodes: claims linearizability, to be refuted.
     RaftFollowerReads,
+    /// Raft in `majority` mode, compacting aggressively: snapshots in most runs.
+    RaftCompacting,
 }
 
 impl Model {
-    pub const ALL: [Model; 12] = [
+    pub const ALL: [Model; 13] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
@@ -78,6 +80,7 @@ impl Model {
         Model::RaftLease,
         Model::RaftSession,
         Model::RaftFollowerReads,
+        Model::RaftCompacting,
     ];
 
     #[must_use]
@@ -95,6 +98,7 @@ impl Model {
             Model::RaftLease => "raft-lease",
             Model::RaftSession => "raft-session",
             Model::RaftFollowerReads => "raft-follower-reads",
+            Model::RaftCompacting => "raft-compacting",
         }
     }
 
@@ -115,7 +119,8 @@ impl Model {
             | Model::RaftAll
             | Model::RaftSemiSyncAny
             | Model::RaftSemiSyncFirst
-            | Model::RaftLease => Properties {
+            | Model::RaftLease
+            | Model::RaftCompacting => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
@@ -155,7 +160,8 @@ impl Model {
             Model::RaftMajority
             | Model::RaftLease
             | Model::RaftSession
-            | Model::RaftFollowerReads => Some(CommitMode::Majority),
+            | Model::RaftFollowerReads
+            | Model::RaftCompacting => Some(CommitMode::Majority),
             Model::RaftAll => Some(CommitMode::All),
             Model::RaftSemiSyncAny | Model::RaftSemiSyncLossy => Some(semi_sync(SyncChoice::Any)),
             Model::RaftSemiSyncFirst => Some(semi_sync(SyncChoice::First)),
@@ -208,6 +214,7 @@ impl Model {
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
             Model::RaftLease => simulate_raft_lease(options, raft_lease_config()),
+            Model::RaftCompacting => simulate(options, &properties, raft_compacting),
             Model::RaftMajority
             | Model::RaftAll
             | Model::RaftSemiSyncAny
@@ -298,6 +305,34 @@ pub fn lease_safe_clocks(clocks: ClockOptions, config: &RaftConfig) -> ClockOpti
         drift_step_max: clocks.drift_step_max.min(allowed),
         ..clocks
     }
+}
+
+/// The configuration of `raft-compacting`: log segments of a few entries, a store synced
+/// every few entries (its durable position bounds compaction), a leader that keeps at
+/// most 16 entries for a lagging follower, and snapshot chunks of a few keys. A follower
+/// that misses a few hundred milliseconds (a crash, a partition) is then seeded from a
+/// snapshot.
+#[must_use]
+pub fn raft_compacting_config() -> RaftConfig {
+    let mut config = RaftConfig {
+        store_sync_entries: 4,
+        log_retained_entries_max: 16,
+        snapshot_chunk_size_max_bytes: 64,
+        ..RaftConfig::default()
+    };
+    config.log_options.segment_size_max_bytes = 512;
+    config
+}
+
+/// Builds a Raft node in `majority` mode with [`raft_compacting_config`].
+fn raft_compacting(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
+    RaftNode::open(
+        setup.id,
+        setup.peers,
+        setup.disk,
+        setup.seed,
+        raft_compacting_config(),
+    )
 }
 
 impl fmt::Display for Model {

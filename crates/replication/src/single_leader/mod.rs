@@ -30,6 +30,16 @@
 //!   log position the client saw in a reply: read-your-writes and monotonic reads),
 //!   waiting a bounded time, else redirecting. Consistent prefix holds for every mode
 //!   because every replica applies the one log in order; the simulator checks it.
+//! - **Snapshots and compaction** (`snapshot.rs`): every node drops the log prefix its
+//!   store holds durably; the leader also keeps what followers within
+//!   `log_retained_entries_max` entries still need. A follower whose next entry was
+//!   compacted away is sent the leader's store instead: a consistent redb snapshot,
+//!   streamed in chunks of at most `snapshot_chunk_size_max_bytes`, one in flight,
+//!   resumed from the follower's reported resume point after a loss, a crash or a new
+//!   leader. The follower installs it, resets its log to the snapshot's position, and
+//!   continues with appends. A follower whose *committed* entry conflicts with its
+//!   leader's (lossy commit modes can cause it; truncation cannot undo an applied store)
+//!   answers `SnapshotNeeded` and is repaired the same way.
 //!
 //! ## Commit modes, and loss that is never silent
 //!
@@ -102,6 +112,16 @@
 //!   at the end of a flush once `store_sync_entries` entries were applied since its last
 //!   sync; it never applies beyond the locally durable log, so after a crash it reopens
 //!   at or behind the log and the node re-applies from `store.applied_position()`.
+//! - **Compaction** removes only entries at or below the store's *durable* applied
+//!   position (as of the flush's start), so the store never reopens behind the log's
+//!   first entry; `open` reports that as corruption.
+//! - **Snapshot installs**: chunks go to the store's staging table without a sync (the
+//!   store is synced at every flush while an install is in progress); answers about
+//!   progress claim nothing, since after a crash the follower reports the resume point
+//!   it really has. The install's finish is one durable store transaction; the log's
+//!   reset that follows is durable when it returns; only then does the follower answer
+//!   `Installed`. A crash in between leaves the store ahead of the log, and `open`
+//!   finishes the reset.
 //!
 //! ## Planted bugs
 //!

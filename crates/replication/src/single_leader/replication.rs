@@ -11,9 +11,12 @@
 //! entry at `previous` with the same term (log matching: then the logs agree on
 //! everything up to it). Entries already present with the same term are skipped (a
 //! duplicated or reordered append must not truncate anything); the first conflicting
-//! entry and everything after it are removed (never a committed entry: that would take a
-//! broken leader, and the message is then dropped), and the rest appended. The
-//! acknowledgement claims durability, so it is held until the next flush.
+//! entry and everything after it are removed, and the rest appended. The
+//! acknowledgement claims durability, so it is held until the next flush. A conflict
+//! that reaches the follower's commit index (at the consistency check or among the
+//! entries) cannot be repaired by truncation: the follower may have applied the entry.
+//! It answers `SnapshotNeeded` and accepts nothing until a snapshot replaced its store
+//! and log (see `snapshot.rs`). A correct leader in `majority` mode never causes it.
 //!
 //! **Commit.** The leader's commit index is the highest index held durably by a majority
 //! (its own entries count once its log synced them) whose entry is of the current term
@@ -101,10 +104,18 @@ impl RaftNode {
                 .all(|(a, b)| a < b)
         );
         if messages.is_empty() && heartbeat {
-            // The follower's acknowledged entry may be compacted; the last compacted one
-            // still has a known term.
+            // With nothing in flight, the heartbeat checks the entry before `next`: the
+            // follower's own last entry when its rejection hinted so. Checking only the
+            // acknowledged entry livelocked a follower that had compacted it (it holds
+            // entries from another leader, cannot check the old one, hints its last
+            // index, and never gets a check there). The entry may be compacted here; the
+            // last compacted one still has a known term.
+            let checked = match progress.inflight.is_empty() {
+                true => progress.next.previous().expect("next >= 1").min(last),
+                false => progress.matched,
+            };
             let floor = self.log.first_index().previous().expect("first index >= 1");
-            let previous = self.position_at(progress.matched.max(floor));
+            let previous = self.position_at(checked.max(floor));
             messages.push(Message::Append {
                 term,
                 previous,
@@ -433,6 +444,7 @@ impl RaftNode {
                 progress.next = progress.next.max(matched.next());
                 progress.resend_from = progress.matched.next();
                 self.advance_commit(now);
+                self.forget_snapshot_if_caught_up(from);
             }
             AppendResult::SnapshotNeeded => {
                 progress.snapshot_needed = true;

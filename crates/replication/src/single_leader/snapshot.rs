@@ -164,6 +164,15 @@ impl RaftNode {
         }
     }
 
+    /// Leader: drops the transfer to `peer` once appends reach it again (an answer to an
+    /// append sent before the transfer began can show that), releasing its read
+    /// transaction and what it held back from compaction.
+    pub(super) fn forget_snapshot_if_caught_up(&mut self, peer: NodeId) {
+        if !self.snapshot_wanted(peer) {
+            self.leader_state().snapshots.remove(&peer);
+        }
+    }
+
     /// Follower: a chunk of the leader's snapshot arrived.
     pub(super) fn handle_install_snapshot(
         &mut self,
@@ -274,6 +283,9 @@ impl RaftNode {
             self.commit = self.commit.max(position.index);
         } else {
             self.discard_log_entries(Discard::ResetTo(position))?;
+            // Acknowledgements held for entries the reset just removed must not go out.
+            self.held
+                .retain(|(_, message)| !matches!(message, Message::AppendResponse { .. }));
             // Lowers the commit index only for a node that diverged (applied entries
             // its leader lacks); the snapshot replaced what it had applied.
             self.commit = position.index;

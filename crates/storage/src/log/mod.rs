@@ -15,7 +15,8 @@
 //! a header with its own crc32c, the payload, an end marker). A new segment begins once the
 //! current one reaches [`LogOptions::segment_size_max_bytes`], so prefix truncation can
 //! drop whole files. Beside the segments, `log/compacted.meta` (a [`MetadataFile`]) holds
-//! the position of the last entry removed by compaction. In memory the log keeps, per
+//! the position of the last entry removed by compaction, or of the snapshot the log was
+//! reset to ([`Log::reset_to`]). In memory the log keeps, per
 //! segment, one byte offset per entry, and the list of term changes: enough to find any
 //! entry with one read and to answer [`Log::term_at`] without touching the disk.
 //!

@@ -189,15 +189,7 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
         Op::Reset {
             shift,
             term_increase,
-        } => {
-            let last = model.last();
-            let index = (last.index.0 + shift).saturating_sub(8).max(1);
-            let target = LogPosition::new(last.term.0 + term_increase, index);
-            log.reset_to(target).unwrap();
-            model.reset_to(target);
-            assert_eq!(log.first_index(), target.index.next());
-            assert_eq!(log.term_at(target.index), Some(target.term));
-        }
+        } => reset(log, model, *shift, *term_increase),
         Op::Crash { seed } => {
             sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));
             *log = Log::open(disk, tiny_segments()).unwrap();
@@ -215,6 +207,16 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
             model.adopt_after_crash(log, true);
         }
     }
+}
+
+fn reset(log: &mut Log, model: &mut Model, shift: u64, term_increase: u64) {
+    let last = model.last();
+    let index = (last.index.0 + shift).saturating_sub(8).max(1);
+    let target = LogPosition::new(last.term.0 + term_increase, index);
+    log.reset_to(target).unwrap();
+    model.reset_to(target);
+    assert_eq!(log.first_index(), target.index.next());
+    assert_eq!(log.term_at(target.index), Some(target.term));
 }
 
 fn check_matches(log: &Log, model: &Model) {

@@ -40,6 +40,14 @@ pub(super) fn message(message: &Message) -> String {
             };
             format!("AppendResponse {term} {result} read={read_sequence}")
         }
+        Message::InstallSnapshot { .. } | Message::InstallSnapshotResponse { .. } => {
+            snapshot_message(message)
+        }
+    }
+}
+
+fn snapshot_message(message: &Message) -> String {
+    match message {
         Message::InstallSnapshot { term, chunk } => {
             let chunk = &chunk.0;
             let entries: Vec<String> = chunk
@@ -84,6 +92,7 @@ pub(super) fn message(message: &Message) -> String {
             };
             format!("InstallSnapshotResponse {term} at={position} {result}")
         }
+        _ => unreachable!("only snapshot messages"),
     }
 }
 
