@@ -28,7 +28,7 @@ use replikv_core::error::{Error, Result};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
 use replikv_storage::log::Entry;
-use replikv_storage::store::StoreWrite;
+use replikv_storage::store::{LoggedWrite, StoreWrite};
 
 impl RaftNode {
     pub(super) fn handle_client_request(
@@ -54,7 +54,7 @@ impl RaftNode {
         let pending_max = self.config.pending_requests_max;
         let commit = self.commit;
         let state = self.leader_state();
-        if state.proposals.len() + state.reads.len() >= pending_max {
+        if state.pending_requests() >= pending_max {
             self.stats.requests_refused += 1;
             let error = Error::Overloaded(format!("{pending_max} requests pending"));
             self.reply(request_id, Reply::Failed(error));
@@ -80,8 +80,15 @@ impl RaftNode {
         }
     }
 
-    /// Appends a client write to the leader's log.
+    /// Appends a client write to the leader's log, unless the same request is already
+    /// pending here: then the retry joins it and is answered when it applies.
     fn propose(&mut self, request_id: RequestId, write: StoreWrite) -> Result<()> {
+        let state = self.leader_state();
+        if let Some(index) = state.proposed.get(&request_id).copied() {
+            *state.joined.entry(index).or_insert(0) += 1;
+            self.stats.retries_joined += 1;
+            return Ok(());
+        }
         let index = self.log.last_position().index.next();
         let entry = Entry {
             position: LogPosition {
@@ -105,6 +112,7 @@ impl RaftNode {
         }
         let state = self.leader_state();
         state.proposals.insert(index, request_id);
+        state.proposed.insert(request_id, index);
         state.replicate_needed = true;
         Ok(())
     }
@@ -155,8 +163,14 @@ impl RaftNode {
             for entry in entries {
                 match Command::decode(&entry.payload) {
                     Ok(Command::Noop) => {}
-                    Ok(Command::Write { write, .. }) => {
-                        writes.push(write);
+                    Ok(Command::Write {
+                        request_id, write, ..
+                    }) => {
+                        writes.push(LoggedWrite {
+                            index: entry.position.index,
+                            request_id: Some(request_id),
+                            write,
+                        });
                         owners.push(entry.position.index);
                     }
                     Err(error) => {
@@ -167,7 +181,7 @@ impl RaftNode {
                     }
                 }
             }
-            let outcomes = self.store.apply(&writes, last)?;
+            let outcomes = self.store.apply_logged(&writes, last)?;
             self.stats.entries_applied += last.index.0 - from.0 + 1;
             self.answer_proposals(&owners, outcomes);
         }
@@ -184,7 +198,11 @@ impl RaftNode {
                 return;
             };
             if let Some(request_id) = state.proposals.remove(index) {
-                self.reply(request_id, outcome.into_reply());
+                state.proposed.remove(&request_id);
+                let answers = 1 + state.joined.remove(index).unwrap_or(0);
+                for _ in 0..answers {
+                    self.reply(request_id, outcome.into_reply());
+                }
             }
         }
     }

@@ -70,6 +70,11 @@ pub(crate) struct LeaderState {
     pub(super) noop_index: LogIndex,
     /// Client writes proposed in this term, by log index.
     pub(super) proposals: BTreeMap<LogIndex, RequestId>,
+    /// The same proposals by request id, so that a retry arriving while its request is
+    /// pending joins it instead of being proposed again.
+    pub(super) proposed: BTreeMap<RequestId, LogIndex>,
+    /// Retries that joined a pending proposal: how many extra answers each index owes.
+    pub(super) joined: BTreeMap<LogIndex, usize>,
     /// The latest ReadIndex confirmation round started.
     pub(super) read_sequence: u64,
     pub(super) reads: VecDeque<PendingRead>,
@@ -78,6 +83,11 @@ pub(crate) struct LeaderState {
 }
 
 impl LeaderState {
+    /// Client requests this leader owes an answer: proposals, joined retries, reads.
+    pub(super) fn pending_requests(&self) -> usize {
+        self.proposals.len() + self.joined.values().sum::<usize>() + self.reads.len()
+    }
+
     /// When the leader next needs a tick.
     pub(super) fn next_deadline(&self) -> Instant {
         self.heartbeat_deadline.min(self.check_quorum_deadline)
@@ -122,6 +132,8 @@ impl RaftNode {
             check_quorum_deadline: now + Duration::from_millis(check_quorum_ms),
             noop_index,
             proposals: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            joined: BTreeMap::new(),
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
@@ -213,9 +225,12 @@ impl RaftNode {
 
     /// Answers everything a deposed leader still owes its clients.
     pub(super) fn abandon_leadership(&mut self, state: LeaderState) {
-        for request_id in state.proposals.into_values() {
-            let error = Error::Indeterminate("leadership lost before commit".into());
-            self.reply(request_id, Reply::Failed(error));
+        for (index, request_id) in state.proposals {
+            let answers = 1 + state.joined.get(&index).copied().unwrap_or(0);
+            for _ in 0..answers {
+                let error = Error::Indeterminate("leadership lost before commit".into());
+                self.reply(request_id, Reply::Failed(error));
+            }
         }
         for read in state.reads {
             let error = Error::NotLeader { leader: None };

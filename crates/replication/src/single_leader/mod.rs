@@ -73,7 +73,10 @@ pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_storage::log::{LogOptions, PAYLOAD_SIZE_MAX_BYTES};
-use replikv_storage::store::{APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX};
+use replikv_storage::store::{
+    APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX, CLIENT_SESSIONS_DEFAULT,
+    CLIENT_SESSIONS_LIMIT,
+};
 
 /// Most appends a leader may keep in flight per follower ([`RaftConfig::inflight_appends_max`]).
 pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
@@ -113,6 +116,10 @@ pub struct RaftConfig {
     pub store_sync_entries: u64,
     /// The replication log's options.
     pub log_options: LogOptions,
+    /// Most client sessions the state machine remembers to apply retried writes once
+    /// (`replikv_storage::store::session`). Part of the replicated state machine's rules:
+    /// every node of a cluster must use the same number.
+    pub client_sessions_max: usize,
 }
 
 impl Default for RaftConfig {
@@ -128,6 +135,7 @@ impl Default for RaftConfig {
             apply_batch_entries_max: 256,
             store_sync_entries: 64,
             log_options: LogOptions::default(),
+            client_sessions_max: CLIENT_SESSIONS_DEFAULT,
         }
     }
 }
@@ -166,6 +174,9 @@ impl RaftConfig {
         if self.apply_batch_entries_max > APPLY_BATCH_WRITES_MAX {
             return invalid("apply_batch_entries_max above the store's APPLY_BATCH_WRITES_MAX");
         }
+        if !(1..=CLIENT_SESSIONS_LIMIT).contains(&self.client_sessions_max) {
+            return invalid("client_sessions_max outside 1..=CLIENT_SESSIONS_LIMIT");
+        }
         if self.apply_batch_size_max_bytes() > APPLY_BATCH_SIZE_MAX_BYTES {
             return invalid("an apply batch could exceed the store's APPLY_BATCH_SIZE_MAX_BYTES");
         }
@@ -201,4 +212,7 @@ pub struct RaftStats {
     pub entries_truncated: u64,
     pub entries_applied: u64,
     pub requests_refused: u64,
+    /// Client writes that arrived while the same request id was already pending on this
+    /// leader, and were answered with it instead of being proposed again.
+    pub retries_joined: u64,
 }

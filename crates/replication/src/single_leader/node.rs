@@ -25,7 +25,7 @@ use replikv_core::replica::{Output, Replica};
 use replikv_core::{Instant, Key, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{Log, MetadataFile};
-use replikv_storage::store::Store;
+use replikv_storage::store::{Store, StoreOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -134,7 +134,11 @@ impl RaftNode {
                 log.last_position()
             )));
         }
-        let store = Store::open(&disk, STORE_FILE_NAME)?;
+        let store_options = StoreOptions {
+            client_sessions_max: config.client_sessions_max,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&disk, STORE_FILE_NAME, &store_options)?;
         let applied = store.applied_position();
         if log.term_at(applied.index) != Some(applied.term) {
             return Err(Error::Corruption(format!(

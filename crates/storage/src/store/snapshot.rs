@@ -13,8 +13,15 @@
 //! the last key it installed, so a lost or duplicated message costs one resend, never a
 //! restart. Chunks carry versions and tombstones, not only visible values, because a
 //! follower's versions must continue exactly where the leader's are.
+//!
+//! The last chunk (`done`) also carries every client session of the snapshot (see
+//! [`super::session`]): they are part of the state machine, and a follower that installed
+//! the data without them would apply a retried request a second time. They are few
+//! (at most [`CLIENT_SESSIONS_LIMIT`](super::CLIENT_SESSIONS_LIMIT) records of a few dozen bytes) and are not counted
+//! in the chunk's byte budget, which bounds the entries.
 
 use super::encoding::{StoredEntry, decode_key, decode_position, storage_error};
+use super::session::{self, ClientSession, SESSIONS};
 use super::{DATA, META, META_APPLIED, SNAPSHOT_CHUNK_SIZE_MAX_BYTES};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
 use replikv_core::error::Result;
@@ -57,6 +64,9 @@ pub struct SnapshotChunk {
     pub entries: Vec<SnapshotEntry>,
     /// Whether this is the last chunk.
     pub done: bool,
+    /// The snapshot's client sessions, in client order: only in the last chunk.
+    #[serde(default)]
+    pub sessions: Vec<ClientSession>,
 }
 
 impl SnapshotChunk {
@@ -81,6 +91,7 @@ impl SnapshotChunk {
 /// block writes (it only keeps redb from reusing the pages it sees).
 pub struct StoreSnapshot {
     data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    sessions: ReadOnlyTable<u64, &'static [u8]>,
     position: LogPosition,
 }
 
@@ -92,7 +103,12 @@ impl StoreSnapshot {
             None => LogPosition::ZERO,
         };
         let data = transaction.open_table(DATA).map_err(storage_error)?;
-        Ok(StoreSnapshot { data, position })
+        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        Ok(StoreSnapshot {
+            data,
+            sessions,
+            position,
+        })
     }
 
     /// The log position this snapshot reflects.
@@ -125,6 +141,7 @@ impl StoreSnapshot {
             after: after.cloned(),
             entries: Vec::new(),
             done: true,
+            sessions: Vec::new(),
         };
         let mut size_bytes = 0;
         for item in range {
@@ -142,7 +159,15 @@ impl StoreSnapshot {
             size_bytes += entry.size_bytes();
             chunk.entries.push(entry);
         }
+        if chunk.done {
+            chunk.sessions = self.client_sessions()?;
+        }
         Ok(chunk)
+    }
+
+    /// The snapshot's client sessions, in client order.
+    pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
+        session::all_sessions(&self.sessions)
     }
 }
 

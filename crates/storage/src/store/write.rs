@@ -21,7 +21,7 @@
 //!   nothing and reports the current version.
 
 use super::encoding::StoredEntry;
-use replikv_core::{Key, Reply, Value, Version};
+use replikv_core::{Error, Key, Reply, Value, Version};
 use serde::{Deserialize, Serialize};
 
 /// One write of a batch given to [`Store::apply`](super::Store::apply).
@@ -80,16 +80,21 @@ pub enum WriteOutcome {
     Written { version: Version },
     /// A compare-and-set was decided: swapped or not, and the key's version after it.
     CompareAndSet { swapped: bool, version: Version },
+    /// Not applied: the client's session has applied a later request
+    /// (`latest_sequence`) since, see [`super::session`]. Whether an earlier attempt of
+    /// this request applied is no longer known.
+    Superseded { latest_sequence: u64 },
 }
 
 impl WriteOutcome {
-    /// The key's version after the write.
+    /// The key's version after the write; `None` if it was not applied.
     #[must_use]
-    pub fn version(self) -> Version {
+    pub fn version(self) -> Option<Version> {
         match self {
             WriteOutcome::Written { version } | WriteOutcome::CompareAndSet { version, .. } => {
-                version
+                Some(version)
             }
+            WriteOutcome::Superseded { .. } => None,
         }
     }
 
@@ -100,6 +105,12 @@ impl WriteOutcome {
             WriteOutcome::Written { version } => Reply::Written { version },
             WriteOutcome::CompareAndSet { swapped, version } => {
                 Reply::CompareAndSet { swapped, version }
+            }
+            WriteOutcome::Superseded { latest_sequence } => {
+                Reply::Failed(Error::Indeterminate(format!(
+                    "request superseded: its client has applied request {latest_sequence} \
+                     since, and whether this one applied earlier is no longer known"
+                )))
             }
         }
     }

@@ -10,7 +10,9 @@
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
 //! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
-//!   (for the largest keys and values); the traces abbreviate long ones.
+//!   (for the largest keys and values); the traces abbreviate long ones. Requests come
+//!   from client c1 with increasing sequences, unless they end with `id=cC#S`: then they
+//!   carry exactly that request id (a retry repeats its id).
 //! - `crash nX` (unsynced writes are lost), `restart nX`.
 //! - `inject nA -> nB accepted=I`: a hand-made append acknowledgement in nB's term.
 //! - `status`: every node's state; `log nX`: its log positions.
@@ -65,6 +67,19 @@ fn expand(word: &str) -> Vec<u8> {
         .unwrap_or_else(|_| panic!("expected x*<count>, got {word:?}"));
     assert!(!unit.is_empty(), "empty unit in {word:?}");
     unit.bytes().cycle().take(count).collect()
+}
+
+/// `id=cC#S`: the request id of client C, sequence S.
+fn request_id(word: &str) -> RequestId {
+    let parsed = word
+        .strip_prefix("id=c")
+        .and_then(|rest| rest.split_once('#'))
+        .and_then(|(client, sequence)| Some((client.parse().ok()?, sequence.parse().ok()?)));
+    let (client, sequence) = parsed.unwrap_or_else(|| panic!("expected id=cC#S, got {word:?}"));
+    RequestId {
+        client: ClientId(client),
+        sequence,
+    }
 }
 
 fn number_after(word: &str, prefix: &str) -> u64 {
@@ -180,6 +195,10 @@ impl Cluster {
     }
 
     fn request(&mut self, words: &[&str]) {
+        let (words, explicit_id) = match words.split_last() {
+            Some((last, rest)) if last.starts_with("id=") => (rest, Some(request_id(last))),
+            _ => (words, None),
+        };
         let key = |word: &str| Key::new(expand(word)).expect("key");
         let value = |word: &str| Value::new(expand(word)).expect("value");
         let (node, request) = match words {
@@ -223,11 +242,13 @@ impl Cluster {
             _ => panic!("unknown command: {}", words.join(" ")),
         };
         let id = node_id(node);
-        let request_id = RequestId {
-            client: ClientId(1),
-            sequence: self.next_sequence,
-        };
-        self.next_sequence += 1;
+        let request_id = explicit_id.unwrap_or_else(|| {
+            self.next_sequence += 1;
+            RequestId {
+                client: ClientId(1),
+                sequence: self.next_sequence - 1,
+            }
+        });
         self.out.push(format!("request {request_id} -> {id}"));
         let now = self.now;
         self.node(id)

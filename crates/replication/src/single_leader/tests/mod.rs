@@ -114,6 +114,7 @@ const SCRIPTS: &[&str] = &[
     "restart",
     "pipeline_recovery",
     "largest_command",
+    "idempotent_retry",
 ];
 
 macro_rules! script_tests {
@@ -137,5 +138,6 @@ script_tests!(
     read_index,
     restart,
     pipeline_recovery,
-    largest_command
+    largest_command,
+    idempotent_retry
 );

@@ -8,6 +8,7 @@
 mod crash;
 mod install;
 mod semantics;
+mod sessions;
 mod snapshot;
 
 use super::*;

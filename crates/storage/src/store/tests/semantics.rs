@@ -194,7 +194,7 @@ fn outcomes_become_replies() {
             version: Version(2)
         }
     );
-    assert_eq!(cas(true, 9).version(), Version(9));
+    assert_eq!(cas(true, 9).version(), Some(Version(9)));
 }
 
 #[test]
