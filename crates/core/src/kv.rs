@@ -154,6 +154,14 @@ pub enum Request {
         expected: Option<Value>,
         new: Value,
     },
+    /// Write `new` only if the key's version is still `expected` (0: never written; a
+    /// deleted key keeps counting): a write based on a stale read is rejected. Answered
+    /// by [`Reply::CompareAndSet`].
+    CompareAndSetVersion {
+        key: Key,
+        expected: Version,
+        new: Value,
+    },
 }
 
 impl Request {
@@ -163,7 +171,8 @@ impl Request {
             Request::Get { key, .. }
             | Request::Put { key, .. }
             | Request::Delete { key }
-            | Request::CompareAndSet { key, .. } => key,
+            | Request::CompareAndSet { key, .. }
+            | Request::CompareAndSetVersion { key, .. } => key,
         }
     }
 

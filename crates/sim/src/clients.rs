@@ -8,6 +8,23 @@
 //! bounded number of attempts (those errors mean the operation certainly did not happen,
 //! so retrying under the same request id is safe), and gives up at a client-side timeout.
 //!
+//! A **write whose outcome is unknown** (its timeout fired, or a node answered
+//! `Indeterminate`) is retried on another node under the *same* request id, with a fresh
+//! timeout, up to `unknown_retries_max` times, before it is given up as `info`. The
+//! nodes apply a request id at most once (client sessions in the state machine), so the
+//! attempts are one operation and the history records them as one: invoked when the
+//! first attempt was sent, `ok` as soon as *any* attempt is acknowledged (a late success
+//! of an earlier attempt counts), and never `fail` once an attempt's outcome was unknown
+//! (a later certain failure only says that *that* attempt did nothing: the operation
+//! becomes `info`). Reads are not retried this way: an unknown read changes nothing.
+//!
+//! Some compare-and-sets are **on version** (the key's version as this client last saw
+//! it). The history format has no such operation and the checkers know nothing of
+//! versions, so one is recorded by what it did to the value: a swap is an `ok` write of
+//! its new value, no swap a `fail` write (it certainly changed nothing), an unknown
+//! outcome an `info` write. That is honest, only weaker: whether the version really
+//! matched is not checked by the history (the scripts of the replication crate test it).
+//!
 //! Outcomes map onto the history format of `replikv_check` exactly as DESIGN.md states:
 //! a reply is `ok`; an error is `fail` or `info` according to [`Error::outcome`]; a
 //! timeout is `info`, and a reply that arrives later is ignored. As in Jepsen, a client
@@ -27,7 +44,7 @@ use rand_chacha::ChaCha8Rng;
 use replikv_check::{Function, History, Operation, OperationType};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{
-    ClientId, Error, Instant, Key, NodeId, Outcome, Reply, Request, RequestId, Value,
+    ClientId, Error, Instant, Key, NodeId, Outcome, Reply, Request, RequestId, Value, Version,
 };
 use serde_json::Value as Json;
 use std::collections::VecDeque;
@@ -71,6 +88,8 @@ pub struct ClientStats {
     pub refusals: u64,
     pub timeouts: u64,
     pub late_replies: u64,
+    /// Writes sent again under the same request id after an unknown outcome.
+    pub unknown_retries: u64,
 }
 
 #[derive(Debug)]
@@ -83,6 +102,14 @@ struct InFlight {
     invoke: Instant,
     f: Function,
     value: Json,
+    /// When the current round of attempts times out.
+    deadline: Instant,
+    /// Retries after an unknown outcome so far.
+    unknown_retries: u32,
+    /// Whether some attempt's outcome was unknown: the operation may have taken effect.
+    maybe_applied: bool,
+    /// The node the latest attempt went to.
+    node: NodeId,
 }
 
 #[derive(Debug)]
@@ -92,6 +119,8 @@ struct ClientSlot {
     leader_hint: Option<NodeId>,
     /// The last value this client saw per key (`None`: absent or never seen).
     last_seen: Vec<Option<u64>>,
+    /// The last version this client saw per key (0: never seen).
+    last_version: Vec<Version>,
     /// Keys still to read once the workload has stopped.
     final_reads: VecDeque<usize>,
     /// Whether a `Start` for this client is already scheduled.
@@ -119,6 +148,8 @@ enum Completion {
     Ok {
         read: Option<Json>,
         swapped: Option<bool>,
+        /// The key's version the reply reported.
+        version: Version,
     },
     Failed,
     Unknown,
@@ -132,6 +163,7 @@ impl Clients {
                 sequence: 0,
                 leader_hint: None,
                 last_seen: vec![None; options.workload.keys],
+                last_version: vec![Version(0); options.workload.keys],
                 final_reads: VecDeque::new(),
                 start_scheduled: false,
                 current: None,
@@ -196,6 +228,10 @@ impl Clients {
             invoke: now,
             f,
             value,
+            deadline: now + self.workload.timeout,
+            unknown_retries: 0,
+            maybe_applied: false,
+            node,
         });
         let ticket = Ticket {
             client,
@@ -219,10 +255,21 @@ impl Clients {
         reply: Reply,
         now: Instant,
     ) -> Result<Vec<ClientAction>, String> {
-        let Some(current) = self.current(ticket) else {
+        let Some(current) = self.current_operation(ticket) else {
             self.stats.late_replies += 1;
             return Ok(Vec::new());
         };
+        if ticket.attempt != current.attempt {
+            // An earlier attempt of the operation. After an unknown outcome its success
+            // is the operation's (the request id applies once); anything else, or any
+            // answer to an attempt already answered by a redirect, is stale.
+            if !current.maybe_applied || matches!(reply, Reply::Failed(_)) {
+                self.stats.late_replies += 1;
+                return Ok(Vec::new());
+            }
+            let completion = classify(&current.request, reply)?;
+            return Ok(self.complete(ticket.client, completion, now));
+        }
         if let Reply::Failed(Error::NotLeader { leader }) = &reply
             && current.attempt < self.workload.attempts_max
         {
@@ -232,6 +279,9 @@ impl Clients {
             return Ok(self.retry(ticket, leader, now));
         }
         let completion = classify(&current.request, reply)?;
+        if matches!(completion, Completion::Unknown) && self.may_retry_unknown(ticket.client) {
+            return Ok(self.retry_unknown(ticket.client, now));
+        }
         Ok(self.complete(ticket.client, completion, now))
     }
 
@@ -249,16 +299,79 @@ impl Clients {
         self.complete(ticket.client, Completion::Failed, now)
     }
 
+    /// Whether the current operation of `client` may be retried after an unknown
+    /// outcome: a write with retries left.
+    fn may_retry_unknown(&self, client: usize) -> bool {
+        self.slots[client].current.as_ref().is_some_and(|current| {
+            current.request.is_write()
+                && current.unknown_retries < self.workload.unknown_retries_max
+        })
+    }
+
+    /// Sends the current operation of `client` again, same request id, to another node
+    /// than the latest attempt's, with a fresh timeout.
+    fn retry_unknown(&mut self, client: usize, now: Instant) -> Vec<ClientAction> {
+        self.stats.unknown_retries += 1;
+        let others: Vec<NodeId> = {
+            let latest = self.slots[client]
+                .current
+                .as_ref()
+                .map(|current| current.node);
+            let others: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .copied()
+                .filter(|node| Some(*node) != latest)
+                .collect();
+            if others.is_empty() {
+                self.nodes.clone()
+            } else {
+                others
+            }
+        };
+        let node = others[self.random.random_range(0..others.len())];
+        let deadline = now + self.workload.timeout;
+        let current = self.slots[client]
+            .current
+            .as_mut()
+            .expect("retry of an operation in flight");
+        current.unknown_retries += 1;
+        current.maybe_applied = true;
+        current.attempt += 1;
+        current.deadline = deadline;
+        current.node = node;
+        let ticket = Ticket {
+            client,
+            operation: current.operation,
+            attempt: current.attempt,
+        };
+        let (request_id, request) = (current.request_id, current.request.clone());
+        let operation = current.operation;
+        vec![
+            self.send(ticket, node, request_id, request, now),
+            ClientAction::Timeout {
+                client,
+                operation,
+                at: deadline,
+            },
+        ]
+    }
+
     /// The client-side timeout of `operation` fired.
     pub fn timeout(&mut self, client: usize, operation: u64, now: Instant) -> Vec<ClientAction> {
+        // A timeout of an earlier round of a retried operation fires before the current
+        // round's deadline: ignored.
         let matches = self.slots[client]
             .current
             .as_ref()
-            .is_some_and(|current| current.operation == operation);
+            .is_some_and(|current| current.operation == operation && now >= current.deadline);
         if !matches {
             return Vec::new();
         }
         self.stats.timeouts += 1;
+        if self.may_retry_unknown(client) {
+            return self.retry_unknown(client, now);
+        }
         self.complete(client, Completion::Unknown, now)
     }
 
@@ -317,11 +430,16 @@ impl Clients {
     }
 
     fn current(&self, ticket: Ticket) -> Option<&InFlight> {
+        self.current_operation(ticket)
+            .filter(|current| current.attempt == ticket.attempt)
+    }
+
+    /// The operation in flight that `ticket` is an attempt of (any attempt).
+    fn current_operation(&self, ticket: Ticket) -> Option<&InFlight> {
         self.slots[ticket.client]
             .current
             .as_ref()
             .filter(|current| current.operation == ticket.operation)
-            .filter(|current| current.attempt == ticket.attempt)
     }
 
     fn send(
@@ -360,6 +478,7 @@ impl Clients {
             .as_mut()
             .expect("retry of an operation in flight");
         current.attempt += 1;
+        current.node = node;
         let next = Ticket {
             attempt: current.attempt,
             ..ticket
@@ -380,11 +499,22 @@ impl Clients {
             .current
             .take()
             .expect("completing an operation in flight");
+        // A certain failure of the latest attempt says nothing of an earlier attempt
+        // whose outcome was unknown.
+        let completion = match completion {
+            Completion::Failed if current.maybe_applied => Completion::Unknown,
+            other => other,
+        };
         let (kind, value, ok) = match completion {
-            Completion::Ok { read, swapped } => {
+            Completion::Ok {
+                read,
+                swapped,
+                version,
+            } => {
                 self.stats.operations_ok += 1;
                 let value = read.unwrap_or_else(|| current.value.clone());
                 remember(slot, &current, &value, swapped);
+                slot.last_version[current.key_index] = version;
                 (OperationType::Ok, value, swapped)
             }
             Completion::Failed => {
@@ -451,6 +581,20 @@ impl Clients {
             };
             return (request, key_index, Function::Write, Json::from(new));
         }
+        if self.random.random_bool(0.25) {
+            let seen = self.slots[client].last_version[key_index];
+            let expected = if self.random.random_bool(0.8) {
+                seen
+            } else {
+                Version(seen.0 + 1)
+            };
+            let request = Request::CompareAndSetVersion {
+                key,
+                expected,
+                new: new_value,
+            };
+            return (request, key_index, Function::Write, Json::from(new));
+        }
         let expected = if self.random.random_bool(0.8) {
             self.slots[client].last_seen[key_index]
         } else {
@@ -500,18 +644,37 @@ fn classify(request: &Request, reply: Reply) -> Result<Completion, String> {
             Outcome::Failed => Completion::Failed,
             Outcome::Unknown => Completion::Unknown,
         },
-        (Request::Get { .. }, Reply::Read { value, .. }) => Completion::Ok {
+        (Request::Get { .. }, Reply::Read { value, version }) => Completion::Ok {
             read: Some(value.as_ref().map_or(Json::Null, value_to_json)),
             swapped: None,
+            version,
         },
-        (Request::Put { .. } | Request::Delete { .. }, Reply::Written { .. }) => Completion::Ok {
-            read: None,
-            swapped: None,
-        },
-        (Request::CompareAndSet { .. }, Reply::CompareAndSet { swapped, .. }) => Completion::Ok {
-            read: None,
-            swapped: Some(swapped),
-        },
+        (Request::Put { .. } | Request::Delete { .. }, Reply::Written { version }) => {
+            Completion::Ok {
+                read: None,
+                swapped: None,
+                version,
+            }
+        }
+        (Request::CompareAndSet { .. }, Reply::CompareAndSet { swapped, version }) => {
+            Completion::Ok {
+                read: None,
+                swapped: Some(swapped),
+                version,
+            }
+        }
+        // Recorded as a write: `ok` if it swapped, `fail` (nothing written) if not.
+        (Request::CompareAndSetVersion { .. }, Reply::CompareAndSet { swapped, version }) => {
+            if swapped {
+                Completion::Ok {
+                    read: None,
+                    swapped: None,
+                    version,
+                }
+            } else {
+                Completion::Failed
+            }
+        }
         (request, reply) => return Err(format!("reply {reply:?} does not answer {request:?}")),
     };
     Ok(completion)
@@ -538,12 +701,78 @@ mod tests {
     use super::*;
     use crate::options::FaultPreset;
     use rand::SeedableRng;
-    use replikv_core::Version;
 
     fn clients(count: usize) -> Clients {
+        clients_retrying(count, 0)
+    }
+
+    fn clients_retrying(count: usize, unknown_retries_max: u32) -> Clients {
         let mut options = SimulationOptions::new(1, FaultPreset::None);
         options.clients = count;
+        options.workload.unknown_retries_max = unknown_retries_max;
         Clients::new(&options, ChaCha8Rng::seed_from_u64(1))
+    }
+
+    /// Starts operations on client 0 until one is a write; returns its first send and
+    /// the full actions.
+    fn start_write(clients: &mut Clients, now: Instant) -> (Vec<ClientAction>, Ticket) {
+        for _ in 0..100 {
+            let actions = clients.start(0, now);
+            let (ticket, _, _, request) = sent(&actions);
+            if request.is_write() {
+                return (actions, ticket);
+            }
+            clients.reply(ticket, success_for(&request), now).unwrap();
+        }
+        panic!("no write in 100 operations");
+    }
+
+    #[test]
+    fn an_unknown_write_is_retried_under_its_request_id_and_is_one_operation() {
+        let at = Instant::from_millis;
+        let mut clients = clients_retrying(1, 2);
+        let (actions, first) = start_write(&mut clients, at(0));
+        let (_, first_node, id, request) = sent(&actions);
+        let operations_before = clients.history.operations.len();
+        // The timeout fires: the same request id goes to another node, with a new
+        // timeout; the stale first timeout is then ignored.
+        let retry = clients.timeout(0, first.operation, at(500));
+        let (second, second_node, second_id, second_request) = sent(&retry);
+        assert_eq!((second_id, &second_request), (id, &request));
+        assert_ne!(second_node, first_node);
+        assert_eq!(second.attempt, 2);
+        assert!(clients.timeout(0, first.operation, at(600)).is_empty());
+        // An indeterminate answer retries once more; then a certain failure of the
+        // latest attempt cannot make the operation `fail`.
+        let unknown = Reply::Failed(Error::Indeterminate("leadership lost".into()));
+        let third = sent(&clients.reply(second, unknown.clone(), at(700)).unwrap()).0;
+        let refused = Reply::Failed(Error::Unavailable("no quorum".into()));
+        clients.reply(third, refused, at(800)).unwrap();
+        let operation = &clients.history.operations[operations_before];
+        assert_eq!(operation.kind, OperationType::Info);
+        assert_eq!(operation.invoke, 0, "invoked with the first attempt");
+        assert_eq!(clients.stats().unknown_retries, 2);
+        // A late success of an earlier attempt acknowledges the operation.
+        let (actions, first) = start_write(&mut clients, at(900));
+        let written = success_for(&sent(&actions).3);
+        let retry = clients.timeout(0, first.operation, at(1400));
+        let (second, ..) = sent(&retry);
+        clients.reply(first, written.clone(), at(1450)).unwrap();
+        let last = clients.history.operations.last().unwrap();
+        assert_eq!(
+            (last.kind, last.complete),
+            (OperationType::Ok, Some(1_450_000_000))
+        );
+        assert!(clients.reply(second, written, at(1460)).unwrap().is_empty());
+        // Out of retries, a timeout records `info`.
+        let (_, first) = start_write(&mut clients, at(2000));
+        let second = sent(&clients.timeout(0, first.operation, at(2500))).0;
+        let third = sent(&clients.timeout(0, second.operation, at(3000))).0;
+        assert_eq!(clients.timeout(0, third.operation, at(3500)).len(), 1);
+        assert_eq!(
+            clients.history.operations.last().unwrap().kind,
+            OperationType::Info
+        );
     }
 
     fn sent(actions: &[ClientAction]) -> (Ticket, NodeId, RequestId, Request) {
@@ -568,10 +797,12 @@ mod tests {
             Request::Put { .. } | Request::Delete { .. } => Reply::Written {
                 version: Version(1),
             },
-            Request::CompareAndSet { .. } => Reply::CompareAndSet {
-                swapped: true,
-                version: Version(1),
-            },
+            Request::CompareAndSet { .. } | Request::CompareAndSetVersion { .. } => {
+                Reply::CompareAndSet {
+                    swapped: true,
+                    version: Version(1),
+                }
+            }
         }
     }
 
@@ -655,7 +886,9 @@ mod tests {
         for round in 0..200u64 {
             let client = (round % 3) as usize;
             let (ticket, _, _, request) = sent(&clients.start(client, Instant::from_millis(round)));
-            if let Request::Put { value, .. } | Request::CompareAndSet { new: value, .. } = &request
+            if let Request::Put { value, .. }
+            | Request::CompareAndSet { new: value, .. }
+            | Request::CompareAndSetVersion { new: value, .. } = &request
             {
                 assert!(written.insert(value.clone()), "written values are unique");
             }
@@ -673,9 +906,29 @@ mod tests {
                     .reply(ticket, wrong, Instant::from_millis(round))
                     .is_err()
             );
-            clients.timeout(client, ticket.operation, Instant::from_millis(round + 1));
+            let due = Instant::from_millis(round + 500);
+            assert_eq!(clients.timeout(client, ticket.operation, due).len(), 1);
         }
         assert!(written.len() > 50);
+    }
+
+    /// The sweeps really exercise retries: under crashes and partitions some writes time
+    /// out and are retried under their request id on raft-majority (and the runs pass),
+    /// while a model that does not deduplicate is never retried.
+    #[test]
+    fn raft_runs_retry_unknown_writes_and_pass() {
+        use crate::models::Model;
+        let mut retried = 0;
+        for seed in 1..=3 {
+            let mut options = SimulationOptions::new(seed, FaultPreset::Everything);
+            options.duration = std::time::Duration::from_secs(5);
+            let report = Model::RaftMajority.simulate(&options);
+            assert!(report.passed(), "seed {seed}: {:?}", report.failure);
+            retried += report.stats.clients.unknown_retries;
+            let register = Model::Register.simulate(&options);
+            assert_eq!(register.stats.clients.unknown_retries, 0);
+        }
+        assert!(retried > 0, "no write was retried in three faulty runs");
     }
 
     #[test]

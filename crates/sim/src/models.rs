@@ -67,10 +67,24 @@ impl Model {
         }
     }
 
+    /// Whether the model applies a client request id at most once, so that clients may
+    /// retry a write with an unknown outcome under the same id
+    /// ([`WorkloadOptions::unknown_retries_max`](crate::options::WorkloadOptions)). The
+    /// reference models do not: a retry there could apply a write twice.
+    #[must_use]
+    pub fn deduplicates_retries(self) -> bool {
+        matches!(self, Model::RaftMajority)
+    }
+
     /// Runs one simulation of this model and checks it.
     #[must_use]
     pub fn simulate(self, options: &SimulationOptions) -> RunReport {
         let properties = self.properties();
+        let mut options = *options;
+        if !self.deduplicates_retries() {
+            options.workload.unknown_retries_max = 0;
+        }
+        let options = &options;
         match self {
             Model::Register => simulate(options, &properties, Register::open),
             Model::LocalOnly => simulate(options, &properties, LocalOnly::open),

@@ -84,10 +84,12 @@ impl Replica for Misbehaving {
                 value: None,
                 version,
             },
-            Request::CompareAndSet { .. } => Reply::CompareAndSet {
-                swapped: false,
-                version,
-            },
+            Request::CompareAndSet { .. } | Request::CompareAndSetVersion { .. } => {
+                Reply::CompareAndSet {
+                    swapped: false,
+                    version,
+                }
+            }
             _ => Reply::Written { version },
         };
         match self.misbehavior {

@@ -1,7 +1,7 @@
 //! Client requests: writes through the log, reads by ReadIndex, and applying committed
 //! entries to the store.
 //!
-//! **Writes** (put, delete, compare-and-set on value) are proposed only by the leader: it
+//! **Writes** (put, delete, compare-and-set on value or on version) are proposed only by the leader: it
 //! appends a [`Command::Write`] entry and remembers which request owns that index. When
 //! the entry is applied, the store's [`WriteOutcome`](replikv_storage::store::WriteOutcome)
 //! is the reply. A follower answers [`Error::NotLeader`] with its leader hint.
@@ -75,6 +75,10 @@ impl RaftNode {
             Request::Delete { key } => self.propose(request_id, StoreWrite::Delete { key }),
             Request::CompareAndSet { key, expected, new } => {
                 let write = StoreWrite::CompareAndSetValue { key, expected, new };
+                self.propose(request_id, write)
+            }
+            Request::CompareAndSetVersion { key, expected, new } => {
+                let write = StoreWrite::CompareAndSetVersion { key, expected, new };
                 self.propose(request_id, write)
             }
         }

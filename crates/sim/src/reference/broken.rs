@@ -80,6 +80,15 @@ impl Replica for LocalOnly {
             Request::Delete { key } => Reply::Written {
                 version: self.write(key, None),
             },
+            Request::CompareAndSetVersion { key, expected, new } => {
+                let swapped = expected == version;
+                let version = if swapped {
+                    self.write(key, Some(new))
+                } else {
+                    version
+                };
+                Reply::CompareAndSet { swapped, version }
+            }
             Request::CompareAndSet { key, expected, new } => {
                 if current == expected {
                     let version = self.write(key, Some(new));

@@ -231,20 +231,36 @@ impl Register {
                 version: self.write(key, None, current.version)?,
             },
             Request::CompareAndSet { expected, new, .. } => {
-                if current.value == expected {
-                    Reply::CompareAndSet {
-                        swapped: true,
-                        version: self.write(key, Some(new), current.version)?,
-                    }
-                } else {
-                    Reply::CompareAndSet {
-                        swapped: false,
-                        version: current.version,
-                    }
-                }
+                let matches = current.value == expected;
+                self.compare_and_set(key, matches, new, current.version)?
+            }
+            Request::CompareAndSetVersion { expected, new, .. } => {
+                let matches = current.version == expected;
+                self.compare_and_set(key, matches, new, current.version)?
             }
         };
         Ok(reply)
+    }
+
+    /// Writes `new` if `matches`, and answers the compare-and-set.
+    fn compare_and_set(
+        &mut self,
+        key: Key,
+        matches: bool,
+        new: Value,
+        version: Version,
+    ) -> Result<Reply> {
+        if matches {
+            let version = self.write(key, Some(new), version)?;
+            return Ok(Reply::CompareAndSet {
+                swapped: true,
+                version,
+            });
+        }
+        Ok(Reply::CompareAndSet {
+            swapped: false,
+            version,
+        })
     }
 
     /// Logs and applies a new state of `key`; returns its new version. Nothing changes if

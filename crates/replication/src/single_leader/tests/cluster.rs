@@ -8,7 +8,8 @@
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
 //!   answers stay in flight. `stabilize` delivers until nothing is in flight.
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
-//! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
+//! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `casv nX K vN NEW` (on
+//!   version N), `get nX K`, `get-local nX K`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
 //!   (for the largest keys and values); the traces abbreviate long ones. Requests come
 //!   from client c1 with increasing sequences, unless they end with `id=cC#S`: then they
@@ -27,7 +28,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::ReadConsistency;
 use replikv_core::replica::{ClusterObserver, Output, Replica};
-use replikv_core::{ClientId, Instant, Key, LogIndex, NodeId, Request, RequestId, Value};
+use replikv_core::{ClientId, Instant, Key, LogIndex, NodeId, Request, RequestId, Value, Version};
 use replikv_storage::disk::Disk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -215,6 +216,14 @@ impl Cluster {
                 let request = Request::CompareAndSet {
                     key: key(k),
                     expected,
+                    new: value(new),
+                };
+                (node, request)
+            }
+            ["casv", node, k, expected, new] => {
+                let request = Request::CompareAndSetVersion {
+                    key: key(k),
+                    expected: Version(number_after(expected, "v")),
                     new: value(new),
                 };
                 (node, request)

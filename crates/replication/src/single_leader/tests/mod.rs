@@ -115,6 +115,7 @@ const SCRIPTS: &[&str] = &[
     "pipeline_recovery",
     "largest_command",
     "idempotent_retry",
+    "compare_and_set_version",
 ];
 
 macro_rules! script_tests {
@@ -139,5 +140,6 @@ script_tests!(
     restart,
     pipeline_recovery,
     largest_command,
-    idempotent_retry
+    idempotent_retry,
+    compare_and_set_version
 );
