@@ -7,6 +7,7 @@
 //! [`crate::limits`].
 
 use crate::error::{Error, Result};
+use crate::id::ClientId;
 use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -162,6 +163,40 @@ pub enum Request {
         expected: Version,
         new: Value,
     },
+    /// Take the lease `name` for `holder` for `ttl_ms` milliseconds, unless another
+    /// holder has it. A grant carries a fencing token larger than every earlier one of
+    /// the lease. Answered by [`Reply::Lease`].
+    AcquireLease {
+        name: Key,
+        holder: ClientId,
+        ttl_ms: u64,
+    },
+    /// Restart the lease's time to live; only its holder, with its current token.
+    RenewLease {
+        name: Key,
+        holder: ClientId,
+        token: u64,
+    },
+    /// Give the lease up; only its holder, with its current token.
+    ReleaseLease {
+        name: Key,
+        holder: ClientId,
+        token: u64,
+    },
+    /// [`Request::Put`] guarded by a fencing token: refused (certainly not applied) if
+    /// `token` is not the latest token granted for lease `lease`.
+    PutFenced {
+        key: Key,
+        value: Value,
+        lease: Key,
+        token: u64,
+    },
+    /// [`Request::Delete`] guarded by a fencing token, like [`Request::PutFenced`].
+    DeleteFenced {
+        key: Key,
+        lease: Key,
+        token: u64,
+    },
 }
 
 impl Request {
@@ -172,7 +207,12 @@ impl Request {
             | Request::Put { key, .. }
             | Request::Delete { key }
             | Request::CompareAndSet { key, .. }
-            | Request::CompareAndSetVersion { key, .. } => key,
+            | Request::CompareAndSetVersion { key, .. }
+            | Request::PutFenced { key, .. }
+            | Request::DeleteFenced { key, .. } => key,
+            Request::AcquireLease { name, .. }
+            | Request::RenewLease { name, .. }
+            | Request::ReleaseLease { name, .. } => name,
         }
     }
 
@@ -195,6 +235,13 @@ pub enum Reply {
     Written { version: Version },
     /// A compare-and-set was decided: swapped or not, and the key's version after it.
     CompareAndSet { swapped: bool, version: Version },
+    /// A lease request was decided: whether it succeeded, and the lease's holder (`None`:
+    /// nobody) and latest fencing token after it.
+    Lease {
+        granted: bool,
+        holder: Option<ClientId>,
+        token: u64,
+    },
     /// The request failed; the error says whether it may still have taken effect.
     Failed(Error),
 }

@@ -803,6 +803,7 @@ mod tests {
                     version: Version(1),
                 }
             }
+            other => panic!("the workload never sends {other:?}"),
         }
     }
 

@@ -1,10 +1,15 @@
 //! Client requests: writes through the log, reads by ReadIndex, and applying committed
 //! entries to the store.
 //!
-//! **Writes** (put, delete, compare-and-set on value or on version) are proposed only by the leader: it
-//! appends a [`Command::Write`] entry and remembers which request owns that index. When
-//! the entry is applied, the store's [`WriteOutcome`](replikv_storage::store::WriteOutcome)
-//! is the reply. A follower answers [`Error::NotLeader`] with its leader hint.
+//! **Writes** (put, delete, compare-and-set on value or on version, lease requests and
+//! fenced writes) are proposed only by the leader: it appends a [`Command::Write`] entry
+//! carrying its own id and the client's request id, and remembers which request owns that
+//! index (and, by request id, which index a request owns: a retry of a request still
+//! pending here joins it, and both are answered when it applies). When the entry is
+//! applied, the store's [`WriteOutcome`](replikv_storage::store::WriteOutcome) is the
+//! reply; the store answers a request id it already applied from the client's session,
+//! so a retry that reached the log twice gets the first outcome. A follower answers
+//! [`Error::NotLeader`] with its leader hint.
 //!
 //! **Linearizable reads** use ReadIndex: the read records `read index = max(commit,
 //! this term's no-op index)`, then waits for (1) a heartbeat round, started at the next
@@ -18,9 +23,12 @@
 //! never beyond what the local log holds durably: the store may keep a non-durable apply
 //! across a crash, and it must never get ahead of the log it would be rebuilt from.
 //!
-//! Pending proposals and reads together are bounded by `pending_requests_max`; beyond
-//! that a request is refused with [`Error::Overloaded`] (it was not attempted).
+//! Pending proposals, joined retries and reads together are bounded by
+//! `pending_requests_max`; beyond that a request is refused with [`Error::Overloaded`]
+//! (it was not attempted). Lease expiries are appended by the leader itself
+//! (`leases.rs`) and answer nobody.
 
+use super::command::INTERNAL_REQUEST;
 use super::leader::PendingRead;
 use super::message::Command;
 use super::node::{RaftNode, Role};
@@ -60,6 +68,15 @@ impl RaftNode {
             self.reply(request_id, Reply::Failed(error));
             return Ok(());
         }
+        if let Some(write) = super::leases::lease_write(&request) {
+            return match write {
+                Ok(write) => self.propose(request_id, write),
+                Err(error) => {
+                    self.reply(request_id, Reply::Failed(error));
+                    Ok(())
+                }
+            };
+        }
         match request {
             Request::Get { key, .. } => {
                 let read_index = commit.max(state.noop_index);
@@ -81,6 +98,11 @@ impl RaftNode {
                 let write = StoreWrite::CompareAndSetVersion { key, expected, new };
                 self.propose(request_id, write)
             }
+            Request::AcquireLease { .. }
+            | Request::RenewLease { .. }
+            | Request::ReleaseLease { .. }
+            | Request::PutFenced { .. }
+            | Request::DeleteFenced { .. } => unreachable!("lease requests are proposed above"),
         }
     }
 
@@ -170,9 +192,11 @@ impl RaftNode {
                     Ok(Command::Write {
                         request_id, write, ..
                     }) => {
+                        // A leader's own writes (lease expiries) have no client session.
+                        let request_id = Some(request_id).filter(|id| *id != INTERNAL_REQUEST);
                         writes.push(LoggedWrite {
                             index: entry.position.index,
-                            request_id: Some(request_id),
+                            request_id,
                             write,
                         });
                         owners.push(entry.position.index);
@@ -186,6 +210,7 @@ impl RaftNode {
                 }
             }
             let outcomes = self.store.apply_logged(&writes, last)?;
+            self.note_applied_leases(&writes, &outcomes)?;
             self.stats.entries_applied += last.index.0 - from.0 + 1;
             self.answer_proposals(&owners, outcomes);
         }

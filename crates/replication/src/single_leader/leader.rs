@@ -21,6 +21,7 @@
 //! [`Error::Indeterminate`]: the entry may still be committed by the next leader. Pending
 //! reads fail with [`Error::NotLeader`]: a read that was not served had no effect.
 
+use super::leases::LeaseTimer;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
@@ -75,6 +76,8 @@ pub(crate) struct LeaderState {
     pub(super) proposed: BTreeMap<RequestId, LogIndex>,
     /// Retries that joined a pending proposal: how many extra answers each index owes.
     pub(super) joined: BTreeMap<LogIndex, usize>,
+    /// This leader's clock for every held lease (see `leases.rs`).
+    pub(super) lease_timers: BTreeMap<Key, LeaseTimer>,
     /// The latest ReadIndex confirmation round started.
     pub(super) read_sequence: u64,
     pub(super) reads: VecDeque<PendingRead>,
@@ -134,12 +137,14 @@ impl RaftNode {
             proposals: BTreeMap::new(),
             proposed: BTreeMap::new(),
             joined: BTreeMap::new(),
+            lease_timers: BTreeMap::new(),
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;
+        self.restart_lease_timers(now)?;
         for peer in self.peers.clone() {
             self.send_append(peer, true)?;
         }
@@ -191,15 +196,16 @@ impl RaftNode {
                 self.send_append(peer, true)?;
             }
         }
-        Ok(())
+        self.expire_leases(now)
     }
 
     /// End of a batch on the leader: its own entries may have become durable (commit),
     /// new entries go out, and pending reads get a confirmation round.
-    pub(super) fn leader_flush(&mut self, _now: Instant) -> Result<()> {
+    pub(super) fn leader_flush(&mut self, now: Instant) -> Result<()> {
         if !matches!(self.role, Role::Leader(_)) {
             return Ok(());
         }
+        self.expire_leases(now)?;
         self.advance_commit();
         let state = self.leader_state();
         let needs_round = state.reads.iter().any(|read| read.sequence.is_none());

@@ -24,6 +24,31 @@
 //!   outcome.
 //! - **Reads**: linearizable reads by ReadIndex, local reads from the local store.
 //!
+//! ## Writes, retries and leases
+//!
+//! Every client write travels in the log with a header: the leader that proposed it and
+//! the client's request id (client, sequence). The state machine, not the leader, decides
+//! what a write did, and it decides it the same way on every replica:
+//!
+//! - **put, delete, compare-and-set on value or on version.** Versions count every write
+//!   to a key, deletes included (tombstones keep them), so a compare-and-set on version
+//!   rejects a write based on a stale read even across a delete and a re-create.
+//! - **Idempotent retries.** A client that heard nothing back retries under the same
+//!   request id, possibly through another leader, so the log may hold the request twice.
+//!   The store keeps, per client, the last applied request and its outcome, in the same
+//!   transaction as the data: the second copy is answered from the first, never applied.
+//!   A retry that reaches the *same* leader while the first copy is still pending joins
+//!   it instead of being proposed again. Sessions are bounded (`client_sessions_max`, the
+//!   least recently written client evicted, deterministically by log index): a retry
+//!   that arrives after its client was evicted applies again. See
+//!   `replikv_storage::store::session`.
+//! - **Leases with fencing tokens.** Grants, renewals, releases and the check of fenced
+//!   writes are state-machine decisions; a grant's token is its log index, so tokens
+//!   only grow, and a fenced write with a stale token is refused. Expiry needs a clock,
+//!   so it is a command the leader proposes when a lease's time ran out on its clock; a
+//!   new leader restarts every lease's time from its election, so a leader change only
+//!   ever delays an expiry. See `leases.rs`.
+//!
 //! ## Invariants (asserted in the code, and across nodes and over whole runs by [`RaftObserver`])
 //!
 //! - terms never decrease; a node votes at most once per term;
@@ -51,14 +76,15 @@
 //!
 //! Other commit modes (`all`, semi-sync, async) change only the commit rule in
 //! `replication.rs`; snapshots and compaction, learners, membership change, leadership
-//! transfer, leases, session reads and idempotent retries (a request id applied once)
-//! are not implemented yet.
+//! transfer and session reads are not implemented yet. (Client sessions and leases
+//! already travel in store snapshots, so snapshot transfer carries them as it comes.)
 
 mod client;
 pub mod command;
 mod election;
 mod invariants;
 mod leader;
+mod leases;
 pub mod message;
 mod node;
 mod replication;
@@ -67,6 +93,7 @@ mod replication;
 mod tests;
 
 pub use invariants::RaftObserver;
+pub use leases::LEASE_TTL_MAX_MS;
 pub use message::{AppendResult, Command, Message, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 

@@ -475,7 +475,12 @@ impl Replica for RaftNode {
 
     fn poll_timeout(&self) -> Option<Instant> {
         match &self.role {
-            Role::Leader(state) => Some(state.next_deadline()),
+            Role::Leader(state) => Some(
+                self.next_lease_deadline()
+                    .map_or(state.next_deadline(), |lease| {
+                        lease.min(state.next_deadline())
+                    }),
+            ),
             _ => Some(self.election_deadline.unwrap_or(Instant::ZERO)),
         }
     }

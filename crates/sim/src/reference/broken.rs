@@ -80,6 +80,13 @@ impl Replica for LocalOnly {
             Request::Delete { key } => Reply::Written {
                 version: self.write(key, None),
             },
+            Request::AcquireLease { .. }
+            | Request::RenewLease { .. }
+            | Request::ReleaseLease { .. }
+            | Request::PutFenced { .. }
+            | Request::DeleteFenced { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
+                "leases are not served by this reference model".into(),
+            )),
             Request::CompareAndSetVersion { key, expected, new } => {
                 let swapped = expected == version;
                 let version = if swapped {

@@ -238,6 +238,13 @@ impl Register {
                 let matches = current.version == expected;
                 self.compare_and_set(key, matches, new, current.version)?
             }
+            Request::AcquireLease { .. }
+            | Request::RenewLease { .. }
+            | Request::ReleaseLease { .. }
+            | Request::PutFenced { .. }
+            | Request::DeleteFenced { .. } => Reply::Failed(Error::InvalidInput(
+                "leases are not served by this reference model".into(),
+            )),
         };
         Ok(reply)
     }

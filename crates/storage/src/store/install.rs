@@ -16,8 +16,8 @@
 //! transfer resumes by asking the leader for the chunk after
 //! [`SnapshotInstall::resume_after`] (or starts over with a new begin, which discards it).
 //!
-//! The last chunk's client sessions go to a staging sessions table in the same way, and
-//! replace the live sessions (and their eviction order, rebuilt from them) in the
+//! The last chunk's client sessions and leases go to staging tables in the same way, and
+//! replace the live ones (and the sessions' eviction order, rebuilt from them) in the
 //! finishing transaction.
 //!
 //! Chunks come from a peer, so they are checked before anything is written: keys strictly
@@ -30,6 +30,7 @@ use super::encoding::{
     POSITION_SIZE_BYTES, StoredEntry, corruption, decode_key, decode_position, encode_position,
     storage_error,
 };
+use super::lease::{self, LEASES, STAGING_LEASES};
 use super::session::{self, SESSION_ORDER, SESSIONS, STAGING_SESSIONS};
 use super::snapshot::{SnapshotChunk, SnapshotEntry};
 use super::{
@@ -138,6 +139,12 @@ impl Store {
             .open_table(STAGING_SESSIONS)
             .map_err(storage_error)?;
         transaction
+            .delete_table(STAGING_LEASES)
+            .map_err(storage_error)?;
+        transaction
+            .open_table(STAGING_LEASES)
+            .map_err(storage_error)?;
+        transaction
             .open_table(META)
             .map_err(storage_error)?
             .insert(META_INSTALL, install.encode().as_slice())
@@ -166,6 +173,7 @@ impl Store {
         }
         check_chunk(chunk)?;
         session::check_sessions(&chunk.sessions, install.position.index)?;
+        lease::check_leases(&chunk.leases, install.position.index)?;
         let mut next = install.clone();
         next.last_key = chunk.last_key().cloned();
         next.done = chunk.done;
@@ -193,6 +201,14 @@ impl Store {
             for session in &chunk.sessions {
                 staged_sessions
                     .insert(session.client.0, session.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
+            let mut staged_leases = transaction
+                .open_table(STAGING_LEASES)
+                .map_err(storage_error)?;
+            for record in &chunk.leases {
+                staged_leases
+                    .insert(record.name.as_bytes(), record.encode().as_slice())
                     .map_err(storage_error)?;
             }
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
@@ -233,6 +249,10 @@ impl Store {
             .rename_table(STAGING, DATA)
             .map_err(storage_error)?;
         replace_sessions(&transaction)?;
+        transaction.delete_table(LEASES).map_err(storage_error)?;
+        transaction
+            .rename_table(STAGING_LEASES, LEASES)
+            .map_err(storage_error)?;
         {
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
             meta.insert(META_APPLIED, &encode_position(position)[..])
@@ -256,6 +276,9 @@ impl Store {
         transaction.delete_table(STAGING).map_err(storage_error)?;
         transaction
             .delete_table(STAGING_SESSIONS)
+            .map_err(storage_error)?;
+        transaction
+            .delete_table(STAGING_LEASES)
             .map_err(storage_error)?;
         transaction
             .open_table(META)
@@ -301,8 +324,8 @@ fn check_chunk(chunk: &SnapshotChunk) -> Result<()> {
     if chunk.entries.is_empty() && !chunk.done {
         return invalid("no entries and not the last chunk".into());
     }
-    if !chunk.sessions.is_empty() && !chunk.done {
-        return invalid("sessions in a chunk that is not the last".into());
+    if (!chunk.sessions.is_empty() || !chunk.leases.is_empty()) && !chunk.done {
+        return invalid("sessions or leases in a chunk that is not the last".into());
     }
     if chunk.entries.len() > 1 && chunk.size_bytes() > SNAPSHOT_CHUNK_SIZE_MAX_BYTES {
         return invalid(format!("{} bytes", chunk.size_bytes()));

@@ -24,6 +24,14 @@
 //! compare-and-set on a version cannot be fooled by a delete in between. Reads see
 //! tombstones as absent. The rules are in [`mod@write`], as one pure function.
 //!
+//! ## Client sessions and leases
+//!
+//! Besides the data, the state machine keeps two small tables that are applied, synced,
+//! snapshotted and installed with it: per-client sessions ([`session`]: the last request
+//! applied and its outcome, so that a retried request id is applied once; writes come
+//! with their request ids through [`Store::apply_logged`]) and leases ([`lease`]: grants
+//! with fencing tokens, and the check that refuses a fenced write with a stale token).
+//!
 //! ## Applying, and what is durable when
 //!
 //! [`Store::apply`] applies a batch of [`StoreWrite`]s atomically, in one redb
@@ -71,6 +79,7 @@
 pub mod backend;
 mod encoding;
 pub mod install;
+pub mod lease;
 pub mod session;
 pub mod snapshot;
 pub mod write;
@@ -80,12 +89,14 @@ mod tests;
 
 pub use backend::DiskBackend;
 pub use install::SnapshotInstall;
+pub use lease::{LEASES_MAX, LeaseRecord};
 pub use session::{CLIENT_SESSIONS_DEFAULT, CLIENT_SESSIONS_LIMIT, ClientSession};
 pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
+use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
@@ -291,6 +302,7 @@ impl Store {
                 order: transaction
                     .open_table(SESSION_ORDER)
                     .map_err(storage_error)?,
+                leases: transaction.open_table(LEASES).map_err(storage_error)?,
                 sessions_max: self.client_sessions_max,
             };
             let mut outcomes = Vec::with_capacity(length);
@@ -312,6 +324,20 @@ impl Store {
         let transaction = self.database.begin_read().map_err(storage_error)?;
         let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
         session::read_session(&sessions, client)
+    }
+
+    /// The record of lease `name`, if it was ever granted.
+    pub fn lease(&self, name: &Key) -> Result<Option<LeaseRecord>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
+        lease::read_lease(&leases, name)
+    }
+
+    /// Every lease the store knows (held or not), in name order.
+    pub fn leases(&self) -> Result<Vec<LeaseRecord>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
+        lease::all_leases(&leases)
     }
 
     /// Every client session the store keeps, in client order.
@@ -454,6 +480,7 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
         transaction
             .open_table(SESSION_ORDER)
             .map_err(storage_error)?;
+        transaction.open_table(LEASES).map_err(storage_error)?;
         let mut meta = transaction.open_table(META).map_err(storage_error)?;
         meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
             .map_err(storage_error)?;
@@ -484,6 +511,7 @@ struct ApplyTables<'t> {
     data: redb::Table<'t, &'static [u8], &'static [u8]>,
     sessions: redb::Table<'t, u64, &'static [u8]>,
     order: redb::Table<'t, u64, u64>,
+    leases: redb::Table<'t, &'static [u8], &'static [u8]>,
     sessions_max: usize,
 }
 
@@ -505,15 +533,7 @@ impl ApplyTables<'_> {
             }
             None => None,
         };
-        let key = write.key().as_bytes();
-        let current = read_entry(&self.data, key)?;
-        let (entry, outcome) = write::decide(write, current.as_ref());
-        if let Some(entry) = entry {
-            debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
-            self.data
-                .insert(key, entry.encode().as_slice())
-                .map_err(storage_error)?;
-        }
+        let outcome = self.decide_and_write(index, write)?;
         if let Some(request_id) = request_id {
             let recorded = ClientSession {
                 client: request_id.client,
@@ -528,6 +548,29 @@ impl ApplyTables<'_> {
                 &recorded,
                 self.sessions_max,
             )?;
+        }
+        Ok(outcome)
+    }
+}
+
+impl ApplyTables<'_> {
+    /// Decides one write and stores what it changes: a lease write in the lease table, a
+    /// data write (once its fencing token, if any, was accepted) in the data table.
+    fn decide_and_write(&mut self, index: LogIndex, write: &StoreWrite) -> Result<WriteOutcome> {
+        if write.is_lease() {
+            return lease::apply(&mut self.leases, index, write);
+        }
+        if let Some(refusal) = lease::fence(&self.leases, write)? {
+            return Ok(refusal);
+        }
+        let key = write.key().as_bytes();
+        let current = read_entry(&self.data, key)?;
+        let (entry, outcome) = write::decide(write, current.as_ref());
+        if let Some(entry) = entry {
+            debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
+            self.data
+                .insert(key, entry.encode().as_slice())
+                .map_err(storage_error)?;
         }
         Ok(outcome)
     }

@@ -38,9 +38,10 @@
 //! many other clients wrote in between.
 //!
 //! A session record is `sequence (8) | index (8) | outcome`, big-endian, where an outcome
-//! is `1 | version (8)` (written), `2 | swapped (1) | version (8)` (compare-and-set) or
-//! the codes of later outcomes; every decoder refuses what it does not understand with
-//! [`Error::Corruption`].
+//! is `1 | version (8)` (written), `2 | swapped (1) | version (8)` (compare-and-set),
+//! `3 | granted (1) | has holder (1) | holder (8) | token (8)` (lease),
+//! `4 | latest token (8)` (fenced) or `5` (too many leases); every decoder refuses what
+//! it does not understand with [`Error::Corruption`].
 
 use super::encoding::{corruption, storage_error};
 use super::write::WriteOutcome;
@@ -65,10 +66,13 @@ pub const CLIENT_SESSIONS_DEFAULT: usize = 1024;
 pub const CLIENT_SESSIONS_LIMIT: usize = 64 * 1024;
 
 /// Most bytes of one encoded session record.
-pub const SESSION_RECORD_SIZE_MAX_BYTES: usize = 8 + 8 + 10;
+pub const SESSION_RECORD_SIZE_MAX_BYTES: usize = 8 + 8 + 19;
 
 const OUTCOME_WRITTEN: u8 = 1;
 const OUTCOME_COMPARE_AND_SET: u8 = 2;
+const OUTCOME_LEASE: u8 = 3;
+const OUTCOME_FENCED: u8 = 4;
+const OUTCOME_TOO_MANY_LEASES: u8 = 5;
 
 /// What the store remembers of one client: its last applied request and the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +102,22 @@ impl ClientSession {
                 bytes.push(u8::from(swapped));
                 bytes.extend_from_slice(&version.0.to_be_bytes());
             }
+            WriteOutcome::Lease {
+                granted,
+                holder,
+                token,
+            } => {
+                bytes.push(OUTCOME_LEASE);
+                bytes.push(u8::from(granted));
+                bytes.push(u8::from(holder.is_some()));
+                bytes.extend_from_slice(&holder.map_or(0, |holder| holder.0).to_be_bytes());
+                bytes.extend_from_slice(&token.to_be_bytes());
+            }
+            WriteOutcome::Fenced { latest_token } => {
+                bytes.push(OUTCOME_FENCED);
+                bytes.extend_from_slice(&latest_token.to_be_bytes());
+            }
+            WriteOutcome::TooManyLeases => bytes.push(OUTCOME_TOO_MANY_LEASES),
             WriteOutcome::Superseded { .. } => {
                 unreachable!("a superseded request is never recorded")
             }
@@ -120,6 +140,25 @@ impl ClientSession {
                     version: Version(u64::from_be_bytes(version.try_into().map_err(|_| bad())?)),
                 }
             }
+            [
+                OUTCOME_LEASE,
+                granted @ (0 | 1),
+                present @ (0 | 1),
+                numbers @ ..,
+            ] => {
+                let numbers: &[u8; 16] = numbers.try_into().map_err(|_| bad())?;
+                let (holder, token) = numbers.split_at(8);
+                let holder = u64::from_be_bytes(holder.try_into().expect("8 bytes"));
+                WriteOutcome::Lease {
+                    granted: *granted == 1,
+                    holder: (*present == 1).then_some(ClientId(holder)),
+                    token: u64::from_be_bytes(token.try_into().expect("8 bytes")),
+                }
+            }
+            [OUTCOME_FENCED, token @ ..] => WriteOutcome::Fenced {
+                latest_token: u64::from_be_bytes(token.try_into().map_err(|_| bad())?),
+            },
+            [OUTCOME_TOO_MANY_LEASES] => WriteOutcome::TooManyLeases,
             _ => return Err(bad()),
         };
         Ok(ClientSession {

@@ -14,13 +14,16 @@
 //! restart. Chunks carry versions and tombstones, not only visible values, because a
 //! follower's versions must continue exactly where the leader's are.
 //!
-//! The last chunk (`done`) also carries every client session of the snapshot (see
-//! [`super::session`]): they are part of the state machine, and a follower that installed
-//! the data without them would apply a retried request a second time. They are few
-//! (at most [`CLIENT_SESSIONS_LIMIT`](super::CLIENT_SESSIONS_LIMIT) records of a few dozen bytes) and are not counted
-//! in the chunk's byte budget, which bounds the entries.
+//! The last chunk (`done`) also carries every client session and every lease of the
+//! snapshot (see [`super::session`], [`super::lease`]): they are part of the state
+//! machine, and a follower that installed the data without them would apply a retried
+//! request a second time or forget a fencing token. They are few (at most
+//! [`CLIENT_SESSIONS_LIMIT`](super::CLIENT_SESSIONS_LIMIT) sessions of a few dozen bytes
+//! and [`LEASES_MAX`](super::LEASES_MAX) leases) and are not counted in the chunk's byte
+//! budget, which bounds the entries.
 
 use super::encoding::{StoredEntry, decode_key, decode_position, storage_error};
+use super::lease::{self, LEASES, LeaseRecord};
 use super::session::{self, ClientSession, SESSIONS};
 use super::{DATA, META, META_APPLIED, SNAPSHOT_CHUNK_SIZE_MAX_BYTES};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
@@ -67,6 +70,9 @@ pub struct SnapshotChunk {
     /// The snapshot's client sessions, in client order: only in the last chunk.
     #[serde(default)]
     pub sessions: Vec<ClientSession>,
+    /// The snapshot's leases, in name order: only in the last chunk.
+    #[serde(default)]
+    pub leases: Vec<LeaseRecord>,
 }
 
 impl SnapshotChunk {
@@ -92,6 +98,7 @@ impl SnapshotChunk {
 pub struct StoreSnapshot {
     data: ReadOnlyTable<&'static [u8], &'static [u8]>,
     sessions: ReadOnlyTable<u64, &'static [u8]>,
+    leases: ReadOnlyTable<&'static [u8], &'static [u8]>,
     position: LogPosition,
 }
 
@@ -104,9 +111,11 @@ impl StoreSnapshot {
         };
         let data = transaction.open_table(DATA).map_err(storage_error)?;
         let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
         Ok(StoreSnapshot {
             data,
             sessions,
+            leases,
             position,
         })
     }
@@ -142,6 +151,7 @@ impl StoreSnapshot {
             entries: Vec::new(),
             done: true,
             sessions: Vec::new(),
+            leases: Vec::new(),
         };
         let mut size_bytes = 0;
         for item in range {
@@ -161,6 +171,7 @@ impl StoreSnapshot {
         }
         if chunk.done {
             chunk.sessions = self.client_sessions()?;
+            chunk.leases = lease::all_leases(&self.leases)?;
         }
         Ok(chunk)
     }

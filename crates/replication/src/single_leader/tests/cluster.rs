@@ -9,7 +9,8 @@
 //!   answers stay in flight. `stabilize` delivers until nothing is in flight.
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
 //! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `casv nX K vN NEW` (on
-//!   version N), `get nX K`, `get-local nX K`:
+//!   version N), `get nX K`, `get-local nX K`, `acquire nX NAME cH ttl=MS`,
+//!   `renew|release nX NAME cH #TOKEN`, `put-fenced nX K V LEASE #TOKEN`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
 //!   (for the largest keys and values); the traces abbreviate long ones. Requests come
 //!   from client c1 with increasing sequences, unless they end with `id=cC#S`: then they
@@ -225,6 +226,41 @@ impl Cluster {
                     key: key(k),
                     expected: Version(number_after(expected, "v")),
                     new: value(new),
+                };
+                (node, request)
+            }
+            ["acquire", node, name, holder, ttl] => {
+                let request = Request::AcquireLease {
+                    name: key(name),
+                    holder: ClientId(number_after(holder, "c")),
+                    ttl_ms: number_after(ttl, "ttl="),
+                };
+                (node, request)
+            }
+            ["renew" | "release", node, name, holder, token] => {
+                let (name, holder) = (key(name), ClientId(number_after(holder, "c")));
+                let token = number_after(token, "#");
+                let request = if words[0] == "renew" {
+                    Request::RenewLease {
+                        name,
+                        holder,
+                        token,
+                    }
+                } else {
+                    Request::ReleaseLease {
+                        name,
+                        holder,
+                        token,
+                    }
+                };
+                (node, request)
+            }
+            ["put-fenced", node, k, v, lease, token] => {
+                let request = Request::PutFenced {
+                    key: key(k),
+                    value: value(v),
+                    lease: key(lease),
+                    token: number_after(token, "#"),
                 };
                 (node, request)
             }

@@ -116,6 +116,7 @@ const SCRIPTS: &[&str] = &[
     "largest_command",
     "idempotent_retry",
     "compare_and_set_version",
+    "leases",
 ];
 
 macro_rules! script_tests {
@@ -141,5 +142,6 @@ script_tests!(
     pipeline_recovery,
     largest_command,
     idempotent_retry,
-    compare_and_set_version
+    compare_and_set_version,
+    leases
 );

@@ -288,6 +288,7 @@ fn malformed_sessions_in_a_chunk_are_refused() {
         }],
         done,
         sessions,
+        leases: Vec::new(),
     };
     let superseded = ClientSession {
         outcome: WriteOutcome::Superseded { latest_sequence: 2 },
