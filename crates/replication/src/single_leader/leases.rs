@@ -232,6 +232,7 @@ impl RaftNode {
             }
             Err(error) => Err(error),
             Ok(()) => {
+                self.stats.lease_expiries_proposed += 1;
                 if let Role::Leader(state) = &mut self.role {
                     state.replicate_needed = true;
                 }

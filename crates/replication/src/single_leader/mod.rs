@@ -242,4 +242,6 @@ pub struct RaftStats {
     /// Client writes that arrived while the same request id was already pending on this
     /// leader, and were answered with it instead of being proposed again.
     pub retries_joined: u64,
+    /// Lease expiries this node proposed as leader.
+    pub lease_expiries_proposed: u64,
 }
