@@ -183,11 +183,16 @@ impl RaftNode {
         }
         for (name, token, renewed_at) in expired {
             let write = StoreWrite::ExpireLease {
-                name,
+                name: name.clone(),
                 token,
                 renewed_at,
             };
-            self.append_internal(write)?;
+            if !self.append_internal(write)? {
+                // The log's buffer is full: the timer fires again at a later tick.
+                if let Some(timer) = self.leader_state().lease_timers.get_mut(&name) {
+                    timer.expiry_proposed = false;
+                }
+            }
         }
         Ok(())
     }
@@ -206,7 +211,8 @@ impl RaftNode {
     }
 
     /// Appends a write the leader proposes on its own behalf; nobody waits for it.
-    fn append_internal(&mut self, write: StoreWrite) -> Result<()> {
+    /// Returns whether it was appended (`false`: the log's buffer is full).
+    fn append_internal(&mut self, write: StoreWrite) -> Result<bool> {
         let index = self.log.last_position().index.next();
         let command = Command::Write {
             origin: self.id,
@@ -221,22 +227,12 @@ impl RaftNode {
             payload: command.encode(),
         };
         match self.log.append(&[entry]) {
-            // A full log buffer: the timer fires again at a later tick.
-            Err(Error::Overloaded(_)) => {
-                if let Role::Leader(state) = &mut self.role {
-                    for timer in state.lease_timers.values_mut() {
-                        timer.expiry_proposed = false;
-                    }
-                }
-                Ok(())
-            }
+            Err(Error::Overloaded(_)) => Ok(false),
             Err(error) => Err(error),
             Ok(()) => {
                 self.stats.lease_expiries_proposed += 1;
-                if let Role::Leader(state) = &mut self.role {
-                    state.replicate_needed = true;
-                }
-                Ok(())
+                self.leader_state().replicate_needed = true;
+                Ok(true)
             }
         }
     }
