@@ -7,6 +7,7 @@
 //! [`crate::limits`].
 
 use crate::error::{Error, Result};
+use crate::id::ClientId;
 use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use crate::position::LogPosition;
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,48 @@ pub enum Request {
         expected: Option<Value>,
         new: Value,
     },
+    /// Write `new` only if the key's version is still `expected` (0: never written; a
+    /// deleted key keeps counting): a write based on a stale read is rejected. Answered
+    /// by [`Reply::CompareAndSet`].
+    CompareAndSetVersion {
+        key: Key,
+        expected: Version,
+        new: Value,
+    },
+    /// Take the lease `name` for `holder` for `ttl_ms` milliseconds, unless another
+    /// holder has it. A grant carries a fencing token larger than every earlier one of
+    /// the lease. Answered by [`Reply::Lease`].
+    AcquireLease {
+        name: Key,
+        holder: ClientId,
+        ttl_ms: u64,
+    },
+    /// Restart the lease's time to live; only its holder, with its current token.
+    RenewLease {
+        name: Key,
+        holder: ClientId,
+        token: u64,
+    },
+    /// Give the lease up; only its holder, with its current token.
+    ReleaseLease {
+        name: Key,
+        holder: ClientId,
+        token: u64,
+    },
+    /// [`Request::Put`] guarded by a fencing token: refused (certainly not applied) if
+    /// `token` is not the latest token granted for lease `lease`.
+    PutFenced {
+        key: Key,
+        value: Value,
+        lease: Key,
+        token: u64,
+    },
+    /// [`Request::Delete`] guarded by a fencing token, like [`Request::PutFenced`].
+    DeleteFenced {
+        key: Key,
+        lease: Key,
+        token: u64,
+    },
 }
 
 impl Request {
@@ -175,7 +218,13 @@ impl Request {
             Request::Get { key, .. }
             | Request::Put { key, .. }
             | Request::Delete { key }
-            | Request::CompareAndSet { key, .. } => key,
+            | Request::CompareAndSet { key, .. }
+            | Request::CompareAndSetVersion { key, .. }
+            | Request::PutFenced { key, .. }
+            | Request::DeleteFenced { key, .. } => key,
+            Request::AcquireLease { name, .. }
+            | Request::RenewLease { name, .. }
+            | Request::ReleaseLease { name, .. } => name,
         }
     }
 
@@ -210,6 +259,14 @@ pub enum Reply {
         version: Version,
         position: LogPosition,
     },
+    /// A lease request was decided: whether it succeeded, the lease's holder (`None`:
+    /// nobody) and latest fencing token after it, and the request's log position.
+    Lease {
+        granted: bool,
+        holder: Option<ClientId>,
+        token: u64,
+        position: LogPosition,
+    },
     /// The request failed; the error says whether it may still have taken effect.
     Failed(Error),
 }
@@ -221,7 +278,8 @@ impl Reply {
         match self {
             Reply::Read { position, .. }
             | Reply::Written { position, .. }
-            | Reply::CompareAndSet { position, .. } => Some(*position),
+            | Reply::CompareAndSet { position, .. }
+            | Reply::Lease { position, .. } => Some(*position),
             Reply::Failed(_) => None,
         }
     }

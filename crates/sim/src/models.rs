@@ -169,10 +169,19 @@ impl Model {
         }
     }
 
+    /// Whether the model applies a client request id at most once, so that clients may
+    /// retry a write with an unknown outcome under the same id
+    /// ([`WorkloadOptions::unknown_retries_max`](crate::options::WorkloadOptions)). Every
+    /// Raft model does; the reference models do not: a retry there could apply a write twice.
+    #[must_use]
+    pub fn deduplicates_retries(self) -> bool {
+        self.commit_mode().is_some()
+    }
+
     /// The options a run of this model uses: the lossy models need the fresh-key
     /// workload for exact loss accounting, and the lossy semi-sync model five nodes; the
     /// read-mode models set their read mode, and the lease model clocks within its
-    /// drift assumption.
+    /// drift assumption; a model that does not deduplicate retries gets none.
     #[must_use]
     pub fn adjust_options(self, options: &SimulationOptions) -> SimulationOptions {
         let mut options = *options;
@@ -198,6 +207,9 @@ impl Model {
             Model::RaftSession => options.workload.reads = ReadMode::Session,
             Model::RaftFollowerReads => options.workload.reads = ReadMode::Follower,
             _ => {}
+        }
+        if !self.deduplicates_retries() {
+            options.workload.unknown_retries_max = 0;
         }
         options
     }

@@ -343,6 +343,9 @@ pub enum ReadMode {
     Session,
 }
 
+/// Most retries of a write with an unknown outcome ([`WorkloadOptions::unknown_retries_max`]).
+pub const UNKNOWN_RETRIES_LIMIT: u32 = 8;
+
 /// The register workload the client processes run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkloadOptions {
@@ -368,6 +371,11 @@ pub struct WorkloadOptions {
     pub attempts_max: u32,
     /// Wait before retrying at a random node when no leader hint was given.
     pub retry_backoff: DurationRange,
+    /// Times a write whose outcome is unknown (a timeout, an indeterminate reply) is
+    /// retried on another node under the same request id, each with a fresh timeout,
+    /// before it is recorded as `info`. The nodes apply a request id once, so a retry is
+    /// the same operation, not a second one.
+    pub unknown_retries_max: u32,
     /// Network delay between a client and a node, each way.
     pub client_latency: DurationRange,
     /// Bound on the history's length; clients stop issuing operations beyond it.
@@ -389,6 +397,7 @@ impl Default for WorkloadOptions {
             timeout: Duration::from_millis(500),
             attempts_max: 4,
             retry_backoff: DurationRange::millis(1, 20),
+            unknown_retries_max: 2,
             client_latency: DurationRange::micros(50, 1_000),
             operations_max: 1_000_000,
             reads: ReadMode::Linearizable,
@@ -465,7 +474,11 @@ impl SimulationOptions {
             return Err(format!("a run lasts at most {RUN_DURATION_MAX:?}"));
         }
         let workload = &self.workload;
-        let slowest_reply = workload.client_latency.max * 2 + workload.timeout;
+        if workload.unknown_retries_max > UNKNOWN_RETRIES_LIMIT {
+            return Err(format!("unknown_retries_max above {UNKNOWN_RETRIES_LIMIT}"));
+        }
+        let rounds = 1 + workload.unknown_retries_max;
+        let slowest_reply = workload.client_latency.max * 2 + workload.timeout * rounds;
         if self.quiet_period <= slowest_reply {
             return Err(format!(
                 "the quiet period ({:?}) must outlast a client timeout plus latency ({slowest_reply:?}) so every operation completes",

@@ -85,11 +85,13 @@ impl Replica for Misbehaving {
                 version,
                 position: LogPosition::ZERO,
             },
-            Request::CompareAndSet { .. } => Reply::CompareAndSet {
-                swapped: false,
-                version,
-                position: LogPosition::ZERO,
-            },
+            Request::CompareAndSet { .. } | Request::CompareAndSetVersion { .. } => {
+                Reply::CompareAndSet {
+                    swapped: false,
+                    version,
+                    position: LogPosition::ZERO,
+                }
+            }
             _ => Reply::Written {
                 version,
                 position: LogPosition::ZERO,

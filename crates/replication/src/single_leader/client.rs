@@ -1,10 +1,15 @@
 //! Client requests: writes through the log, and applying committed entries to the store.
 //! Reads of every consistency level are in `reads.rs`.
 //!
-//! **Writes** (put, delete, compare-and-set on value) are proposed only by the leader: it
-//! appends a [`Command::Write`] entry and remembers which request owns that index. When
-//! the entry is applied, the store's [`WriteOutcome`](replikv_storage::store::WriteOutcome)
-//! is the reply. A follower answers [`Error::NotLeader`] with its leader hint.
+//! **Writes** (put, delete, compare-and-set on value or on version, lease requests and
+//! fenced writes) are proposed only by the leader: it appends a [`Command::Write`] entry
+//! carrying its own id and the client's request id, and remembers which request owns that
+//! index (and, by request id, which index a request owns: a retry of a request still
+//! pending here joins it, and both are answered when it applies). When the entry is
+//! applied, the store's [`WriteOutcome`](replikv_storage::store::WriteOutcome) is the
+//! reply; the store answers a request id it already applied from the client's session,
+//! so a retry that reached the log twice gets the first outcome. A follower answers
+//! [`Error::NotLeader`] with its leader hint.
 //!
 //! **Reads** are dispatched to `reads.rs` by their consistency level (linearizable by
 //! ReadIndex, lease, follower, session). A write's reply carries the position of its log
@@ -14,16 +19,19 @@
 //! never beyond what the local log holds durably: the store may keep a non-durable apply
 //! across a crash, and it must never get ahead of the log it would be rebuilt from.
 //!
-//! Pending proposals and reads together are bounded by `pending_requests_max`; beyond
-//! that a request is refused with [`Error::Overloaded`] (it was not attempted).
+//! Pending proposals, joined retries and reads together are bounded by
+//! `pending_requests_max`; beyond that a request is refused with [`Error::Overloaded`]
+//! (it was not attempted). Lease expiries are appended by the leader itself
+//! (`leases.rs`) and answer nobody.
 
+use super::command::INTERNAL_REQUEST;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use super::planted::planted;
 use replikv_core::error::{Error, Result};
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
 use replikv_storage::log::Entry;
-use replikv_storage::store::StoreWrite;
+use replikv_storage::store::{LoggedWrite, StoreWrite};
 
 impl RaftNode {
     pub(super) fn handle_client_request(
@@ -42,12 +50,20 @@ impl RaftNode {
         }
         let pending_max = self.config.pending_requests_max;
         let state = self.leader_state();
-        let pending = state.proposals.len() + state.unacknowledged_replies.len();
-        if pending + state.reads.len() >= pending_max {
+        if state.pending_requests() >= pending_max {
             self.stats.requests_refused += 1;
             let error = Error::Overloaded(format!("{pending_max} requests pending"));
             self.reply(request_id, Reply::Failed(error));
             return Ok(());
+        }
+        if let Some(write) = super::leases::lease_write(&request) {
+            return match write {
+                Ok(write) => self.propose(request_id, write),
+                Err(error) => {
+                    self.reply(request_id, Reply::Failed(error));
+                    Ok(())
+                }
+            };
         }
         match request {
             Request::Get { .. } => unreachable!("reads are handled in reads.rs"),
@@ -57,11 +73,27 @@ impl RaftNode {
                 let write = StoreWrite::CompareAndSetValue { key, expected, new };
                 self.propose(request_id, write)
             }
+            Request::CompareAndSetVersion { key, expected, new } => {
+                let write = StoreWrite::CompareAndSetVersion { key, expected, new };
+                self.propose(request_id, write)
+            }
+            Request::AcquireLease { .. }
+            | Request::RenewLease { .. }
+            | Request::ReleaseLease { .. }
+            | Request::PutFenced { .. }
+            | Request::DeleteFenced { .. } => unreachable!("lease requests are proposed above"),
         }
     }
 
-    /// Appends a client write to the leader's log.
+    /// Appends a client write to the leader's log, unless the same request is already
+    /// pending here: then the retry joins it and is answered when it applies.
     fn propose(&mut self, request_id: RequestId, write: StoreWrite) -> Result<()> {
+        let state = self.leader_state();
+        if let Some(index) = state.proposed.get(&request_id).copied() {
+            *state.joined.entry(index).or_insert(0) += 1;
+            self.stats.retries_joined += 1;
+            return Ok(());
+        }
         let index = self.log.last_position().index.next();
         let entry = Entry {
             position: LogPosition {
@@ -85,6 +117,7 @@ impl RaftNode {
         }
         let state = self.leader_state();
         state.proposals.insert(index, request_id);
+        state.proposed.insert(request_id, index);
         state.replicate_needed = true;
         Ok(())
     }
@@ -107,8 +140,16 @@ impl RaftNode {
             for entry in entries {
                 match Command::decode(&entry.payload) {
                     Ok(Command::Noop) => {}
-                    Ok(Command::Write { write, .. }) => {
-                        writes.push(write);
+                    Ok(Command::Write {
+                        request_id, write, ..
+                    }) => {
+                        // A leader's own writes (lease expiries) have no client session.
+                        let request_id = Some(request_id).filter(|id| *id != INTERNAL_REQUEST);
+                        writes.push(LoggedWrite {
+                            index: entry.position.index,
+                            request_id,
+                            write,
+                        });
                         owners.push(entry.position.index);
                     }
                     Err(error) => {
@@ -119,7 +160,8 @@ impl RaftNode {
                     }
                 }
             }
-            let outcomes = self.store.apply(&writes, last)?;
+            let outcomes = self.store.apply_logged(&writes, last)?;
+            self.note_applied_leases(&writes, &outcomes)?;
             self.stats.entries_applied += last.index.0 - from.0 + 1;
             self.answer_proposals(&owners, outcomes);
         }
@@ -154,6 +196,8 @@ impl RaftNode {
             let Some(request_id) = state.proposals.remove(index) else {
                 continue;
             };
+            state.proposed.remove(&request_id);
+            let answers = 1 + state.joined.remove(index).unwrap_or(0);
             // Proposals are this leader's, and a leader proposes in its own term.
             let position = LogPosition {
                 term,
@@ -161,11 +205,13 @@ impl RaftNode {
             };
             let reply = outcome.into_reply(position);
             if *index <= state.acknowledged {
-                self.reply(request_id, reply);
+                for _ in 0..answers {
+                    self.reply(request_id, reply.clone());
+                }
             } else {
                 state
                     .unacknowledged_replies
-                    .insert(*index, (request_id, reply));
+                    .insert(*index, (request_id, reply, answers));
             }
         }
         self.answer_acknowledged();
@@ -180,8 +226,10 @@ impl RaftNode {
             .unacknowledged_replies
             .split_off(&state.acknowledged.next());
         let ready = std::mem::replace(&mut state.unacknowledged_replies, still_waiting);
-        for (request_id, reply) in ready.into_values() {
-            self.reply(request_id, reply);
+        for (request_id, reply, answers) in ready.into_values() {
+            for _ in 0..answers {
+                self.reply(request_id, reply.clone());
+            }
         }
     }
 }

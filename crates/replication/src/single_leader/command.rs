@@ -17,6 +17,12 @@
 //! Delete   tag 2: header | key
 //! CasValue tag 3: header | key | expected: (0 | 1 value) | new: value
 //! CasVer   tag 4: header | key | expected version: u64 LE | new: value
+//! PutFenced    tag 5: header | key | value | lease: key | token: u64 LE
+//! DeleteFenced tag 6: header | key | lease: key | token: u64 LE
+//! Acquire  tag 7: header | name: key | holder: u64 LE | ttl ms: u64 LE
+//! Renew    tag 8: header | name: key | holder: u64 LE | token: u64 LE
+//! Release  tag 9: header | name: key | holder: u64 LE | token: u64 LE
+//! Expire   tag 10: header | name: key | token: u64 LE | renewed at: u64 LE
 //! header   = origin node: u64 LE | client: u64 LE | sequence: u64 LE
 //! key, value = length: u32 LE | bytes
 //! ```
@@ -27,7 +33,9 @@
 //! it applied and its outcome, so a retry that reaches the log twice (say once through a
 //! leader that lost its leadership before answering, once through its successor) is
 //! applied once. The origin tells a node, when it applies an entry, whether the entry is
-//! one it proposed itself, so that only the proposer answers the client.
+//! one it proposed itself, so that only the proposer answers the client. A lease expiry
+//! is proposed by the leader itself, not by a client: its request id is
+//! [`INTERNAL_REQUEST`] and it is never deduplicated (applying it twice is harmless).
 //!
 //! Format 1 (the same layout without the header) is refused, not guessed at: a write
 //! without its request id cannot be deduplicated, and no store of format 1 outlives the
@@ -39,7 +47,7 @@
 //! bytes are refused, and every failure is an [`Error::Corruption`], never a panic.
 
 use replikv_core::error::{Error, Result};
-use replikv_core::{ClientId, Key, NodeId, RequestId, Value, Version};
+use replikv_core::{ClientId, Key, LogIndex, NodeId, RequestId, Value, Version};
 use replikv_storage::store::StoreWrite;
 
 /// The encoding's format number, the payload's first byte.
@@ -57,6 +65,18 @@ const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 const TAG_CAS_VALUE: u8 = 3;
 const TAG_CAS_VERSION: u8 = 4;
+const TAG_PUT_FENCED: u8 = 5;
+const TAG_DELETE_FENCED: u8 = 6;
+const TAG_ACQUIRE_LEASE: u8 = 7;
+const TAG_RENEW_LEASE: u8 = 8;
+const TAG_RELEASE_LEASE: u8 = 9;
+const TAG_EXPIRE_LEASE: u8 = 10;
+
+/// The request id of writes a leader proposes on its own (lease expiries): client 0.
+pub const INTERNAL_REQUEST: RequestId = RequestId {
+    client: ClientId(0),
+    sequence: 0,
+};
 
 /// What one log entry asks the state machine to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,7 +125,7 @@ impl Command {
         }
         let command = match reader.byte("tag")? {
             TAG_NOOP => Command::Noop,
-            tag @ (TAG_PUT | TAG_DELETE | TAG_CAS_VALUE | TAG_CAS_VERSION) => {
+            tag @ TAG_PUT..=TAG_EXPIRE_LEASE => {
                 let origin = NodeId(reader.u64("origin")?);
                 let client = ClientId(reader.u64("client")?);
                 let sequence = reader.u64("sequence")?;
@@ -142,6 +162,12 @@ fn write_tag(write: &StoreWrite) -> u8 {
         StoreWrite::Delete { .. } => TAG_DELETE,
         StoreWrite::CompareAndSetValue { .. } => TAG_CAS_VALUE,
         StoreWrite::CompareAndSetVersion { .. } => TAG_CAS_VERSION,
+        StoreWrite::PutFenced { .. } => TAG_PUT_FENCED,
+        StoreWrite::DeleteFenced { .. } => TAG_DELETE_FENCED,
+        StoreWrite::AcquireLease { .. } => TAG_ACQUIRE_LEASE,
+        StoreWrite::RenewLease { .. } => TAG_RENEW_LEASE,
+        StoreWrite::ReleaseLease { .. } => TAG_RELEASE_LEASE,
+        StoreWrite::ExpireLease { .. } => TAG_EXPIRE_LEASE,
     }
 }
 
@@ -168,6 +194,50 @@ fn encode_write(bytes: &mut Vec<u8>, write: &StoreWrite) {
             put_prefixed(bytes, key.as_bytes());
             bytes.extend_from_slice(&expected.0.to_le_bytes());
             put_prefixed(bytes, new.as_bytes());
+        }
+        StoreWrite::PutFenced {
+            key,
+            value,
+            lease,
+            token,
+        } => {
+            put_prefixed(bytes, key.as_bytes());
+            put_prefixed(bytes, value.as_bytes());
+            put_prefixed(bytes, lease.as_bytes());
+            bytes.extend_from_slice(&token.to_le_bytes());
+        }
+        StoreWrite::DeleteFenced { key, lease, token } => {
+            put_prefixed(bytes, key.as_bytes());
+            put_prefixed(bytes, lease.as_bytes());
+            bytes.extend_from_slice(&token.to_le_bytes());
+        }
+        StoreWrite::AcquireLease {
+            name,
+            holder,
+            ttl_ms: second,
+        }
+        | StoreWrite::RenewLease {
+            name,
+            holder,
+            token: second,
+        }
+        | StoreWrite::ReleaseLease {
+            name,
+            holder,
+            token: second,
+        } => {
+            put_prefixed(bytes, name.as_bytes());
+            bytes.extend_from_slice(&holder.0.to_le_bytes());
+            bytes.extend_from_slice(&second.to_le_bytes());
+        }
+        StoreWrite::ExpireLease {
+            name,
+            token,
+            renewed_at,
+        } => {
+            put_prefixed(bytes, name.as_bytes());
+            bytes.extend_from_slice(&token.to_le_bytes());
+            bytes.extend_from_slice(&renewed_at.0.to_le_bytes());
         }
     }
 }
@@ -197,6 +267,45 @@ fn decode_write(tag: u8, reader: &mut Reader<'_>) -> Result<StoreWrite> {
             let new = reader.value()?;
             StoreWrite::CompareAndSetVersion { key, expected, new }
         }
+        other => return decode_lease_write(other, reader),
+    };
+    Ok(write)
+}
+
+/// The fields of the fenced and lease writes, after their header.
+fn decode_lease_write(tag: u8, reader: &mut Reader<'_>) -> Result<StoreWrite> {
+    let write = match tag {
+        TAG_PUT_FENCED => StoreWrite::PutFenced {
+            key: reader.key()?,
+            value: reader.value()?,
+            lease: reader.key()?,
+            token: reader.u64("token")?,
+        },
+        TAG_DELETE_FENCED => StoreWrite::DeleteFenced {
+            key: reader.key()?,
+            lease: reader.key()?,
+            token: reader.u64("token")?,
+        },
+        TAG_ACQUIRE_LEASE => StoreWrite::AcquireLease {
+            name: reader.key()?,
+            holder: ClientId(reader.u64("holder")?),
+            ttl_ms: reader.u64("ttl")?,
+        },
+        TAG_RENEW_LEASE => StoreWrite::RenewLease {
+            name: reader.key()?,
+            holder: ClientId(reader.u64("holder")?),
+            token: reader.u64("token")?,
+        },
+        TAG_RELEASE_LEASE => StoreWrite::ReleaseLease {
+            name: reader.key()?,
+            holder: ClientId(reader.u64("holder")?),
+            token: reader.u64("token")?,
+        },
+        TAG_EXPIRE_LEASE => StoreWrite::ExpireLease {
+            name: reader.key()?,
+            token: reader.u64("token")?,
+            renewed_at: LogIndex(reader.u64("renewed at")?),
+        },
         other => return Err(corruption(&format!("unknown write tag {other}"))),
     };
     Ok(write)
@@ -212,6 +321,12 @@ pub fn kind_name(payload: &[u8]) -> &'static str {
         [COMMAND_FORMAT, TAG_DELETE, ..] => "delete",
         [COMMAND_FORMAT, TAG_CAS_VALUE, ..] => "cas",
         [COMMAND_FORMAT, TAG_CAS_VERSION, ..] => "casv",
+        [COMMAND_FORMAT, TAG_PUT_FENCED, ..] => "put-fenced",
+        [COMMAND_FORMAT, TAG_DELETE_FENCED, ..] => "delete-fenced",
+        [COMMAND_FORMAT, TAG_ACQUIRE_LEASE, ..] => "acquire",
+        [COMMAND_FORMAT, TAG_RENEW_LEASE, ..] => "renew",
+        [COMMAND_FORMAT, TAG_RELEASE_LEASE, ..] => "release",
+        [COMMAND_FORMAT, TAG_EXPIRE_LEASE, ..] => "expire",
         _ => "unknown",
     }
 }

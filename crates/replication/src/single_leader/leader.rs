@@ -26,6 +26,7 @@
 //! [`Error::Indeterminate`]: the entry may still be committed by the next leader. Pending
 //! reads fail with [`Error::NotLeader`]: a read that was not served had no effect.
 
+use super::leases::LeaseTimer;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
@@ -89,8 +90,16 @@ pub(crate) struct LeaderState {
     /// it are answered once applied. Never decreases within the term.
     pub(super) acknowledged: LogIndex,
     /// Outcomes of proposals applied but not yet acknowledged (`all` mode applies the
-    /// majority-committed entries before every voter holds them), by log index.
-    pub(super) unacknowledged_replies: BTreeMap<LogIndex, (RequestId, Reply)>,
+    /// majority-committed entries before every voter holds them), by log index, with how
+    /// many answers each owes (a retry may have joined it).
+    pub(super) unacknowledged_replies: BTreeMap<LogIndex, (RequestId, Reply, usize)>,
+    /// The same proposals by request id, so that a retry arriving while its request is
+    /// pending joins it instead of being proposed again.
+    pub(super) proposed: BTreeMap<RequestId, LogIndex>,
+    /// Retries that joined a pending proposal: how many extra answers each index owes.
+    pub(super) joined: BTreeMap<LogIndex, usize>,
+    /// This leader's clock for every held lease (see `leases.rs`).
+    pub(super) lease_timers: BTreeMap<Key, LeaseTimer>,
     /// The latest ReadIndex confirmation round started.
     pub(super) read_sequence: u64,
     pub(super) reads: VecDeque<PendingRead>,
@@ -107,6 +116,15 @@ pub(crate) struct LeaderState {
 }
 
 impl LeaderState {
+    /// Client requests this leader owes an answer: proposals, joined retries, reads.
+    pub(super) fn pending_requests(&self) -> usize {
+        let unacknowledged: usize = self.unacknowledged_replies.values().map(|r| r.2).sum();
+        self.proposals.len()
+            + self.joined.values().sum::<usize>()
+            + self.reads.len()
+            + unacknowledged
+    }
+
     /// When the leader next needs a tick.
     pub(super) fn next_deadline(&self) -> Instant {
         self.heartbeat_deadline.min(self.check_quorum_deadline)
@@ -156,6 +174,9 @@ impl RaftNode {
             proposals: BTreeMap::new(),
             acknowledged: self.commit,
             unacknowledged_replies: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            joined: BTreeMap::new(),
+            lease_timers: BTreeMap::new(),
             read_sequence: 0,
             reads: VecDeque::new(),
             replicate_needed: true,
@@ -169,6 +190,7 @@ impl RaftNode {
         // Leading, its own log is the history: nothing to repair any more.
         self.snapshot_needed = false;
         self.divergence_after = None;
+        self.restart_lease_timers(now)?;
         for peer in self.peers.clone() {
             self.send_append(peer, true)?;
         }
@@ -223,7 +245,7 @@ impl RaftNode {
                 self.send_append(peer, true)?;
             }
         }
-        Ok(())
+        self.expire_leases(now)
     }
 
     /// End of a batch on the leader: its own entries may have become durable (commit),
@@ -232,6 +254,7 @@ impl RaftNode {
         if !matches!(self.role, Role::Leader(_)) {
             return Ok(());
         }
+        self.expire_leases(now)?;
         self.advance_commit(now);
         let state = self.leader_state();
         let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
@@ -256,10 +279,19 @@ impl RaftNode {
 
     /// Answers everything a deposed leader still owes its clients.
     pub(super) fn abandon_leadership(&mut self, state: LeaderState) {
-        let unacknowledged = state.unacknowledged_replies.into_values().map(|(id, _)| id);
-        for request_id in state.proposals.into_values().chain(unacknowledged) {
-            let error = Error::Indeterminate("leadership lost before commit".into());
-            self.reply(request_id, Reply::Failed(error));
+        let unacknowledged = state
+            .unacknowledged_replies
+            .into_iter()
+            .map(|(index, (request_id, _, answers))| (index, request_id, answers - 1));
+        let proposed = state.proposals.into_iter().map(|(index, request_id)| {
+            let joined = state.joined.get(&index).copied().unwrap_or(0);
+            (index, request_id, joined)
+        });
+        for (_, request_id, joined) in proposed.chain(unacknowledged) {
+            for _ in 0..=joined {
+                let error = Error::Indeterminate("leadership lost before commit".into());
+                self.reply(request_id, Reply::Failed(error));
+            }
         }
         for read in state.reads {
             let error = Error::NotLeader { leader: None };

@@ -86,6 +86,31 @@
 //! positions, and on the leader each follower's matched index, lag in entries and time
 //! since its last answer, for the server's metrics and status.
 //!
+//! ## Writes, retries and leases
+//!
+//! Every client write travels in the log with a header: the leader that proposed it and
+//! the client's request id (client, sequence). The state machine, not the leader, decides
+//! what a write did, and it decides it the same way on every replica:
+//!
+//! - **put, delete, compare-and-set on value or on version.** Versions count every write
+//!   to a key, deletes included (tombstones keep them), so a compare-and-set on version
+//!   rejects a write based on a stale read even across a delete and a re-create.
+//! - **Idempotent retries.** A client that heard nothing back retries under the same
+//!   request id, possibly through another leader, so the log may hold the request twice.
+//!   The store keeps, per client, the last applied request and its outcome, in the same
+//!   transaction as the data: the second copy is answered from the first, never applied.
+//!   A retry that reaches the *same* leader while the first copy is still pending joins
+//!   it instead of being proposed again. Sessions are bounded (`client_sessions_max`, the
+//!   least recently written client evicted, deterministically by log index): a retry
+//!   that arrives after its client was evicted applies again. See
+//!   `replikv_storage::store::session`.
+//! - **Leases with fencing tokens.** Grants, renewals, releases and the check of fenced
+//!   writes are state-machine decisions; a grant's token is its log index, so tokens
+//!   only grow, and a fenced write with a stale token is refused. Expiry needs a clock,
+//!   so it is a command the leader proposes when a lease's time ran out on its clock; a
+//!   new leader restarts every lease's time from its election, so a leader change only
+//!   ever delays an expiry. See `leases.rs`.
+//!
 //! ## Invariants (asserted in the code, and across nodes and over whole runs by [`RaftObserver`])
 //!
 //! - terms never decrease; a node votes at most once per term;
@@ -142,6 +167,7 @@ mod election;
 mod invariants;
 mod lag;
 mod leader;
+mod leases;
 pub mod message;
 mod node;
 mod planted;
@@ -155,6 +181,7 @@ mod tests;
 pub use commit::{CommitMode, SyncChoice};
 pub use invariants::RaftObserver;
 pub use lag::{FollowerLag, ReplicationStatus};
+pub use leases::LEASE_TTL_MAX_MS;
 pub use message::{AppendResult, Command, Message, SnapshotResult, WireChunk, WireEntry};
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 #[cfg(feature = "planted-bugs")]
@@ -164,7 +191,8 @@ use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
 use replikv_storage::log::{LogOptions, PAYLOAD_SIZE_MAX_BYTES};
 use replikv_storage::store::{
-    APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX, SNAPSHOT_CHUNK_SIZE_MAX_BYTES,
+    APPLY_BATCH_SIZE_MAX_BYTES, APPLY_BATCH_WRITES_MAX, CLIENT_SESSIONS_DEFAULT,
+    CLIENT_SESSIONS_LIMIT, SNAPSHOT_CHUNK_SIZE_MAX_BYTES,
 };
 
 /// Most appends a leader may keep in flight per follower ([`RaftConfig::inflight_appends_max`]).
@@ -244,6 +272,10 @@ pub struct RaftConfig {
     pub session_read_wait_ms_max: u64,
     /// Most session reads waiting at once on one node; beyond, `Overloaded`.
     pub session_reads_waiting_max: usize,
+    /// Most client sessions the state machine remembers to apply retried writes once
+    /// (`replikv_storage::store::session`). Part of the replicated state machine's rules:
+    /// every node of a cluster must use the same number.
+    pub client_sessions_max: usize,
 }
 
 impl Default for RaftConfig {
@@ -269,6 +301,7 @@ impl Default for RaftConfig {
             lease_clock_drift_max_ppm: 10_000,
             session_read_wait_ms_max: 100,
             session_reads_waiting_max: 1024,
+            client_sessions_max: CLIENT_SESSIONS_DEFAULT,
         }
     }
 }
@@ -314,6 +347,9 @@ impl RaftConfig {
         }
         if self.apply_batch_entries_max > APPLY_BATCH_WRITES_MAX {
             return invalid("apply_batch_entries_max above the store's APPLY_BATCH_WRITES_MAX");
+        }
+        if !(1..=CLIENT_SESSIONS_LIMIT).contains(&self.client_sessions_max) {
+            return invalid("client_sessions_max outside 1..=CLIENT_SESSIONS_LIMIT");
         }
         if self.apply_batch_size_max_bytes() > APPLY_BATCH_SIZE_MAX_BYTES {
             return invalid("an apply batch could exceed the store's APPLY_BATCH_SIZE_MAX_BYTES");
@@ -396,4 +432,9 @@ pub struct RaftStats {
     pub session_reads_served: u64,
     pub session_reads_redirected: u64,
     pub session_reads_diverged: u64,
+    /// Client writes that arrived while the same request id was already pending on this
+    /// leader, and were answered with it instead of being proposed again.
+    pub retries_joined: u64,
+    /// Lease expiries this node proposed as leader.
+    pub lease_expiries_proposed: u64,
 }

@@ -29,7 +29,7 @@ use replikv_core::{
 };
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{Log, MetadataFile};
-use replikv_storage::store::Store;
+use replikv_storage::store::{Store, StoreOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -165,7 +165,11 @@ impl RaftNode {
                 log.last_position()
             )));
         }
-        let store = Store::open(&disk, STORE_FILE_NAME)?;
+        let store_options = StoreOptions {
+            client_sessions_max: config.client_sessions_max,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(&disk, STORE_FILE_NAME, &store_options)?;
         let applied = store.applied_position();
         Self::reconcile_log_with_store(&mut log, applied)?;
         // In a safe mode everything applied was committed. In a lossy mode this node may
@@ -615,7 +619,11 @@ impl Replica for RaftNode {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let role_deadline = match &self.role {
-            Role::Leader(state) => state.next_deadline(),
+            Role::Leader(state) => self
+                .next_lease_deadline()
+                .map_or(state.next_deadline(), |lease| {
+                    lease.min(state.next_deadline())
+                }),
             _ => self.election_deadline.unwrap_or(Instant::ZERO),
         };
         let session_deadline = self.session_reads.front().map(|read| read.deadline);

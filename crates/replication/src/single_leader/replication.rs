@@ -22,6 +22,7 @@
 //! (its own entries count once its log synced them) whose entry is of the current term
 //! (Raft §5.4.2: an entry of an earlier term is committed only through a later one).
 
+use super::command::INTERNAL_REQUEST;
 use super::commit::{CommitMode, SyncChoice};
 use super::leader::Progress;
 use super::message::{AppendResult, Command, Message, WireEntry};
@@ -373,7 +374,9 @@ impl RaftNode {
                 else {
                     continue;
                 };
-                if origin != self.id {
+                // Only client writes this node proposed: its own internal writes (a
+                // lease expiry) answer no client.
+                if origin != self.id || request_id == INTERNAL_REQUEST {
                     continue;
                 }
                 writes.push(discarded_write(entry.position, request_id, write, certain));
@@ -579,6 +582,13 @@ fn discarded_write(
         StoreWrite::Delete { key } => (key, None),
         StoreWrite::CompareAndSetValue { key, new, .. }
         | StoreWrite::CompareAndSetVersion { key, new, .. } => (key, Some(new)),
+        StoreWrite::PutFenced { key, value, .. } => (key, Some(value)),
+        StoreWrite::DeleteFenced { key, .. } => (key, None),
+        // A lease's grant, renewal or release: the lease's name, no value.
+        StoreWrite::AcquireLease { name, .. }
+        | StoreWrite::RenewLease { name, .. }
+        | StoreWrite::ReleaseLease { name, .. }
+        | StoreWrite::ExpireLease { name, .. } => (name, None),
     };
     DiscardedWrite {
         request_id,

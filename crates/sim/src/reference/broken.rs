@@ -83,6 +83,26 @@ impl Replica for LocalOnly {
                 version: self.write(key, None),
                 position: LogPosition::ZERO,
             },
+            Request::AcquireLease { .. }
+            | Request::RenewLease { .. }
+            | Request::ReleaseLease { .. }
+            | Request::PutFenced { .. }
+            | Request::DeleteFenced { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
+                "leases are not served by this reference model".into(),
+            )),
+            Request::CompareAndSetVersion { key, expected, new } => {
+                let swapped = expected == version;
+                let version = if swapped {
+                    self.write(key, Some(new))
+                } else {
+                    version
+                };
+                Reply::CompareAndSet {
+                    swapped,
+                    version,
+                    position: LogPosition::ZERO,
+                }
+            }
             Request::CompareAndSet { key, expected, new } => {
                 if current == expected {
                     let version = self.write(key, Some(new));

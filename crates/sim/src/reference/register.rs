@@ -236,22 +236,45 @@ impl Register {
                 position: LogPosition::ZERO,
             },
             Request::CompareAndSet { expected, new, .. } => {
-                if current.value == expected {
-                    Reply::CompareAndSet {
-                        swapped: true,
-                        version: self.write(key, Some(new), current.version)?,
-                        position: LogPosition::ZERO,
-                    }
-                } else {
-                    Reply::CompareAndSet {
-                        swapped: false,
-                        version: current.version,
-                        position: LogPosition::ZERO,
-                    }
-                }
+                let matches = current.value == expected;
+                self.compare_and_set(key, matches, new, current.version)?
             }
+            Request::CompareAndSetVersion { expected, new, .. } => {
+                let matches = current.version == expected;
+                self.compare_and_set(key, matches, new, current.version)?
+            }
+            Request::AcquireLease { .. }
+            | Request::RenewLease { .. }
+            | Request::ReleaseLease { .. }
+            | Request::PutFenced { .. }
+            | Request::DeleteFenced { .. } => Reply::Failed(Error::InvalidInput(
+                "leases are not served by this reference model".into(),
+            )),
         };
         Ok(reply)
+    }
+
+    /// Writes `new` if `matches`, and answers the compare-and-set.
+    fn compare_and_set(
+        &mut self,
+        key: Key,
+        matches: bool,
+        new: Value,
+        version: Version,
+    ) -> Result<Reply> {
+        if matches {
+            let version = self.write(key, Some(new), version)?;
+            return Ok(Reply::CompareAndSet {
+                swapped: true,
+                version,
+                position: LogPosition::ZERO,
+            });
+        }
+        Ok(Reply::CompareAndSet {
+            swapped: false,
+            version,
+            position: LogPosition::ZERO,
+        })
     }
 
     /// Logs and applies a new state of `key`; returns its new version. Nothing changes if

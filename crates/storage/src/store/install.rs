@@ -16,6 +16,10 @@
 //! transfer resumes by asking the leader for the chunk after
 //! [`SnapshotInstall::resume_after`] (or starts over with a new begin, which discards it).
 //!
+//! The last chunk's client sessions and leases go to staging tables in the same way, and
+//! replace the live ones (and the sessions' eviction order, rebuilt from them) in the
+//! finishing transaction.
+//!
 //! Chunks come from a peer, so they are checked before anything is written: keys strictly
 //! increasing and after the resume key, sizes within limits, versions non-zero. A chunk
 //! that is well-formed but does not continue the install (a duplicate, a late resend, a
@@ -26,6 +30,8 @@ use super::encoding::{
     POSITION_SIZE_BYTES, StoredEntry, corruption, decode_key, decode_position, encode_position,
     storage_error,
 };
+use super::lease::{self, LEASES, STAGING_LEASES};
+use super::session::{self, SESSION_ORDER, SESSIONS, STAGING_SESSIONS};
 use super::snapshot::{SnapshotChunk, SnapshotEntry};
 use super::{
     DATA, META, META_APPLIED, META_INSTALL, SNAPSHOT_CHUNK_SIZE_MAX_BYTES, STAGING, Store,
@@ -127,6 +133,18 @@ impl Store {
         transaction.delete_table(STAGING).map_err(storage_error)?;
         transaction.open_table(STAGING).map_err(storage_error)?;
         transaction
+            .delete_table(STAGING_SESSIONS)
+            .map_err(storage_error)?;
+        transaction
+            .open_table(STAGING_SESSIONS)
+            .map_err(storage_error)?;
+        transaction
+            .delete_table(STAGING_LEASES)
+            .map_err(storage_error)?;
+        transaction
+            .open_table(STAGING_LEASES)
+            .map_err(storage_error)?;
+        transaction
             .open_table(META)
             .map_err(storage_error)?
             .insert(META_INSTALL, install.encode().as_slice())
@@ -154,6 +172,8 @@ impl Store {
             return Ok(false);
         }
         check_chunk(chunk)?;
+        session::check_sessions(&chunk.sessions, install.position.index)?;
+        lease::check_leases(&chunk.leases, install.position.index)?;
         let mut next = install.clone();
         next.last_key = chunk.last_key().cloned();
         next.done = chunk.done;
@@ -173,6 +193,22 @@ impl Store {
                 };
                 staging
                     .insert(key.as_bytes(), entry.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
+            let mut staged_sessions = transaction
+                .open_table(STAGING_SESSIONS)
+                .map_err(storage_error)?;
+            for session in &chunk.sessions {
+                staged_sessions
+                    .insert(session.client.0, session.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
+            let mut staged_leases = transaction
+                .open_table(STAGING_LEASES)
+                .map_err(storage_error)?;
+            for record in &chunk.leases {
+                staged_leases
+                    .insert(record.name.as_bytes(), record.encode().as_slice())
                     .map_err(storage_error)?;
             }
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
@@ -212,6 +248,11 @@ impl Store {
         transaction
             .rename_table(STAGING, DATA)
             .map_err(storage_error)?;
+        replace_sessions(&transaction)?;
+        transaction.delete_table(LEASES).map_err(storage_error)?;
+        transaction
+            .rename_table(STAGING_LEASES, LEASES)
+            .map_err(storage_error)?;
         {
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
             meta.insert(META_APPLIED, &encode_position(position)[..])
@@ -234,6 +275,12 @@ impl Store {
         let transaction = self.begin_write(Durability::None)?;
         transaction.delete_table(STAGING).map_err(storage_error)?;
         transaction
+            .delete_table(STAGING_SESSIONS)
+            .map_err(storage_error)?;
+        transaction
+            .delete_table(STAGING_LEASES)
+            .map_err(storage_error)?;
+        transaction
             .open_table(META)
             .map_err(storage_error)?
             .remove(META_INSTALL)
@@ -244,11 +291,41 @@ impl Store {
     }
 }
 
+/// Replaces the live sessions by the staged ones and rebuilds their eviction order.
+fn replace_sessions(transaction: &redb::WriteTransaction) -> Result<()> {
+    transaction.delete_table(SESSIONS).map_err(storage_error)?;
+    transaction
+        .delete_table(SESSION_ORDER)
+        .map_err(storage_error)?;
+    transaction
+        .rename_table(STAGING_SESSIONS, SESSIONS)
+        .map_err(storage_error)?;
+    let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+    let mut order = transaction
+        .open_table(SESSION_ORDER)
+        .map_err(storage_error)?;
+    for installed in session::all_sessions(&sessions)? {
+        let previous = order
+            .insert(installed.index.0, installed.client.0)
+            .map_err(storage_error)?;
+        if previous.is_some() {
+            return Err(corruption(format!(
+                "two staged sessions at index {}",
+                installed.index.0
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks what a peer could get wrong in a chunk: ordering, sizes and versions.
 fn check_chunk(chunk: &SnapshotChunk) -> Result<()> {
     let invalid = |detail: String| Err(Error::InvalidInput(format!("snapshot chunk: {detail}")));
     if chunk.entries.is_empty() && !chunk.done {
         return invalid("no entries and not the last chunk".into());
+    }
+    if (!chunk.sessions.is_empty() || !chunk.leases.is_empty()) && !chunk.done {
+        return invalid("sessions or leases in a chunk that is not the last".into());
     }
     if chunk.entries.len() > 1 && chunk.size_bytes() > SNAPSHOT_CHUNK_SIZE_MAX_BYTES {
         return invalid(format!("{} bytes", chunk.size_bytes()));

@@ -24,6 +24,14 @@
 //! compare-and-set on a version cannot be fooled by a delete in between. Reads see
 //! tombstones as absent. The rules are in [`mod@write`], as one pure function.
 //!
+//! ## Client sessions and leases
+//!
+//! Besides the data, the state machine keeps two small tables that are applied, synced,
+//! snapshotted and installed with it: per-client sessions ([`session`]: the last request
+//! applied and its outcome, so that a retried request id is applied once; writes come
+//! with their request ids through [`Store::apply_logged`]) and leases ([`lease`]: grants
+//! with fencing tokens, and the check that refuses a fenced write with a stale token).
+//!
 //! ## Applying, and what is durable when
 //!
 //! [`Store::apply`] applies a batch of [`StoreWrite`]s atomically, in one redb
@@ -71,6 +79,8 @@
 pub mod backend;
 mod encoding;
 pub mod install;
+pub mod lease;
+pub mod session;
 pub mod snapshot;
 pub mod write;
 
@@ -79,14 +89,18 @@ mod tests;
 
 pub use backend::DiskBackend;
 pub use install::SnapshotInstall;
+pub use lease::{LEASES_MAX, LeaseRecord};
+pub use session::{CLIENT_SESSIONS_DEFAULT, CLIENT_SESSIONS_LIMIT, ClientSession};
 pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
+use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
-use replikv_core::{Key, LogPosition, Value, Version};
+use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
+use session::{SESSION_ORDER, SESSIONS, Verdict};
 use std::collections::BTreeMap;
 
 /// Most writes in one [`Store::apply`] batch.
@@ -120,7 +134,7 @@ const META_INSTALL: &str = "install";
 
 /// Version of the layout described in [`encoding`]; a store written in another one is
 /// refused rather than misread.
-const FORMAT_VERSION: u64 = 1;
+const FORMAT_VERSION: u64 = 2;
 
 /// The applied key-value state of one replica; see the module documentation.
 #[derive(Debug)]
@@ -132,6 +146,17 @@ pub struct Store {
     /// Commits since the last durable one: `sync` has work to do.
     unsynced_commits: u64,
     install: Option<SnapshotInstall>,
+    /// Most client sessions remembered ([`StoreOptions::client_sessions_max`]).
+    client_sessions_max: usize,
+}
+
+/// A write as it comes from the log: the index of its entry and, for a client's write,
+/// its request id, by which retries are deduplicated (see [`session`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedWrite {
+    pub index: LogIndex,
+    pub request_id: Option<RequestId>,
+    pub write: StoreWrite,
 }
 
 impl Store {
@@ -172,6 +197,7 @@ impl Store {
             durable_applied: LogPosition::ZERO,
             unsynced_commits: 1,
             install: None,
+            client_sessions_max: options.client_sessions_max,
         };
         store.load_meta()?;
         // Whatever redb serves after opening may still sit in unsynced writes of a previous
@@ -220,7 +246,8 @@ impl Store {
     }
 
     /// Applies `batch` atomically and records `applied` as the position it comes from.
-    /// Returns one outcome per write, in order. Not durable until [`Store::sync`].
+    /// Returns one outcome per write, in order. Not durable until [`Store::sync`]. The
+    /// writes carry no request id: nothing is deduplicated (see [`Store::apply_logged`]).
     ///
     /// Panics if `applied` is not after the current applied position: applying an entry
     /// twice would be a bug of the caller. A batch over [`APPLY_BATCH_WRITES_MAX`] or
@@ -231,26 +258,56 @@ impl Store {
         batch: &[StoreWrite],
         applied: LogPosition,
     ) -> Result<Vec<WriteOutcome>> {
+        let writes = batch.iter().map(|write| (applied.index, None, write));
+        self.apply_writes(writes, batch.len(), applied)
+    }
+
+    /// [`Store::apply`] for writes that come from log entries: a write with a request id
+    /// is applied at most once per request (see [`session`]); a retry gets the first
+    /// attempt's outcome. Indexes must increase through the batch and not pass `applied`.
+    pub fn apply_logged(
+        &mut self,
+        batch: &[LoggedWrite],
+        applied: LogPosition,
+    ) -> Result<Vec<WriteOutcome>> {
+        for pair in batch.windows(2) {
+            assert!(pair[0].index < pair[1].index, "logged writes in log order");
+        }
+        if let Some(last) = batch.last() {
+            assert!(last.index <= applied.index && batch[0].index > self.applied.index);
+        }
+        let writes = batch
+            .iter()
+            .map(|logged| (logged.index, logged.request_id, &logged.write));
+        self.apply_writes(writes, batch.len(), applied)
+    }
+
+    fn apply_writes<'a>(
+        &mut self,
+        batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)> + Clone,
+        length: usize,
+        applied: LogPosition,
+    ) -> Result<Vec<WriteOutcome>> {
         assert!(
             applied > self.applied,
             "applied position must increase: {applied} after {}",
             self.applied
         );
-        check_batch(batch)?;
+        check_batch(batch.clone().map(|(_, _, write)| write), length)?;
         let transaction = self.begin_write(Durability::None)?;
         let outcomes = {
-            let mut data = transaction.open_table(DATA).map_err(storage_error)?;
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for write in batch {
-                let key = write.key().as_bytes();
-                let current = read_entry(&data, key)?;
-                let (entry, outcome) = write::decide(write, current.as_ref());
-                if let Some(entry) = entry {
-                    debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
-                    data.insert(key, entry.encode().as_slice())
-                        .map_err(storage_error)?;
-                }
-                outcomes.push(outcome);
+            let mut tables = ApplyTables {
+                data: transaction.open_table(DATA).map_err(storage_error)?,
+                sessions: transaction.open_table(SESSIONS).map_err(storage_error)?,
+                order: transaction
+                    .open_table(SESSION_ORDER)
+                    .map_err(storage_error)?,
+                leases: transaction.open_table(LEASES).map_err(storage_error)?,
+                sessions_max: self.client_sessions_max,
+            };
+            let mut outcomes = Vec::with_capacity(length);
+            for (index, request_id, write) in batch {
+                outcomes.push(tables.apply_one(index, request_id, write)?);
             }
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
             meta.insert(META_APPLIED, &encode_position(applied)[..])
@@ -260,6 +317,34 @@ impl Store {
         self.commit(transaction)?;
         self.applied = applied;
         Ok(outcomes)
+    }
+
+    /// The session the store keeps for `client`, if it is remembered.
+    pub fn client_session(&self, client: replikv_core::ClientId) -> Result<Option<ClientSession>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        session::read_session(&sessions, client)
+    }
+
+    /// The record of lease `name`, if it was ever granted.
+    pub fn lease(&self, name: &Key) -> Result<Option<LeaseRecord>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
+        lease::read_lease(&leases, name)
+    }
+
+    /// Every lease the store knows (held or not), in name order.
+    pub fn leases(&self) -> Result<Vec<LeaseRecord>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
+        lease::all_leases(&leases)
+    }
+
+    /// Every client session the store keeps, in client order.
+    pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
+        let transaction = self.database.begin_read().map_err(storage_error)?;
+        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        session::all_sessions(&sessions)
     }
 
     /// Makes everything applied (and any install progress) durable: one redb durable
@@ -337,12 +422,17 @@ pub struct StoreOptions {
     /// [`STORE_CACHE_SIZE_MAX_BYTES`]. Half of it at most holds the pages of applied but
     /// unsynced writes; beyond that redb writes them to the file early (still unsynced).
     pub cache_size_bytes: usize,
+    /// Most client sessions remembered for deduplicating retries, 1 to
+    /// [`CLIENT_SESSIONS_LIMIT`]; see [`session`]. Eviction is part of the replicated
+    /// state machine: every replica of a cluster must use the same number.
+    pub client_sessions_max: usize,
 }
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
         StoreOptions {
             cache_size_bytes: STORE_CACHE_SIZE_BYTES,
+            client_sessions_max: CLIENT_SESSIONS_DEFAULT,
         }
     }
 }
@@ -354,6 +444,12 @@ impl StoreOptions {
             return Err(Error::InvalidInput(format!(
                 "store cache of {} bytes is outside {range:?}",
                 self.cache_size_bytes
+            )));
+        }
+        if !(1..=CLIENT_SESSIONS_LIMIT).contains(&self.client_sessions_max) {
+            return Err(Error::InvalidInput(format!(
+                "client_sessions_max {} is outside 1..={CLIENT_SESSIONS_LIMIT}",
+                self.client_sessions_max
             )));
         }
         Ok(())
@@ -380,6 +476,11 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     let transaction = database.begin_write().map_err(storage_error)?;
     {
         transaction.open_table(DATA).map_err(storage_error)?;
+        transaction.open_table(SESSIONS).map_err(storage_error)?;
+        transaction
+            .open_table(SESSION_ORDER)
+            .map_err(storage_error)?;
+        transaction.open_table(LEASES).map_err(storage_error)?;
         let mut meta = transaction.open_table(META).map_err(storage_error)?;
         meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
             .map_err(storage_error)?;
@@ -390,20 +491,89 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     database.close().map_err(storage_error)
 }
 
-fn check_batch(batch: &[StoreWrite]) -> Result<()> {
-    if batch.len() > APPLY_BATCH_WRITES_MAX {
+fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -> Result<()> {
+    if length > APPLY_BATCH_WRITES_MAX {
         return Err(Error::InvalidInput(format!(
-            "batch of {} writes exceeds the limit of {APPLY_BATCH_WRITES_MAX}",
-            batch.len()
+            "batch of {length} writes exceeds the limit of {APPLY_BATCH_WRITES_MAX}"
         )));
     }
-    let size_bytes: usize = batch.iter().map(StoreWrite::size_bytes).sum();
+    let size_bytes: usize = batch.map(StoreWrite::size_bytes).sum();
     if size_bytes > APPLY_BATCH_SIZE_MAX_BYTES {
         return Err(Error::InvalidInput(format!(
             "batch of {size_bytes} bytes exceeds the limit of {APPLY_BATCH_SIZE_MAX_BYTES}"
         )));
     }
     Ok(())
+}
+
+/// The tables one apply transaction writes.
+struct ApplyTables<'t> {
+    data: redb::Table<'t, &'static [u8], &'static [u8]>,
+    sessions: redb::Table<'t, u64, &'static [u8]>,
+    order: redb::Table<'t, u64, u64>,
+    leases: redb::Table<'t, &'static [u8], &'static [u8]>,
+    sessions_max: usize,
+}
+
+impl ApplyTables<'_> {
+    /// Applies one write, deduplicated by its request id if it has one.
+    fn apply_one(
+        &mut self,
+        index: LogIndex,
+        request_id: Option<RequestId>,
+        write: &StoreWrite,
+    ) -> Result<WriteOutcome> {
+        let previous = match request_id {
+            Some(request_id) => {
+                let previous = session::read_session(&self.sessions, request_id.client)?;
+                if let Verdict::Answer(outcome) = session::verdict(previous.as_ref(), request_id) {
+                    return Ok(outcome);
+                }
+                previous
+            }
+            None => None,
+        };
+        let outcome = self.decide_and_write(index, write)?;
+        if let Some(request_id) = request_id {
+            let recorded = ClientSession {
+                client: request_id.client,
+                sequence: request_id.sequence,
+                index,
+                outcome,
+            };
+            session::record(
+                &mut self.sessions,
+                &mut self.order,
+                previous.as_ref(),
+                &recorded,
+                self.sessions_max,
+            )?;
+        }
+        Ok(outcome)
+    }
+}
+
+impl ApplyTables<'_> {
+    /// Decides one write and stores what it changes: a lease write in the lease table, a
+    /// data write (once its fencing token, if any, was accepted) in the data table.
+    fn decide_and_write(&mut self, index: LogIndex, write: &StoreWrite) -> Result<WriteOutcome> {
+        if write.is_lease() {
+            return lease::apply(&mut self.leases, index, write);
+        }
+        if let Some(refusal) = lease::fence(&self.leases, write)? {
+            return Ok(refusal);
+        }
+        let key = write.key().as_bytes();
+        let current = read_entry(&self.data, key)?;
+        let (entry, outcome) = write::decide(write, current.as_ref());
+        if let Some(entry) = entry {
+            debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
+            self.data
+                .insert(key, entry.encode().as_slice())
+                .map_err(storage_error)?;
+        }
+        Ok(outcome)
+    }
 }
 
 /// The stored entry of `key` in a data (or staging) table, if any.

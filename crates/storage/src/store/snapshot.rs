@@ -13,8 +13,18 @@
 //! the last key it installed, so a lost or duplicated message costs one resend, never a
 //! restart. Chunks carry versions and tombstones, not only visible values, because a
 //! follower's versions must continue exactly where the leader's are.
+//!
+//! The last chunk (`done`) also carries every client session and every lease of the
+//! snapshot (see [`super::session`], [`super::lease`]): they are part of the state
+//! machine, and a follower that installed the data without them would apply a retried
+//! request a second time or forget a fencing token. They are few (at most
+//! [`CLIENT_SESSIONS_LIMIT`](super::CLIENT_SESSIONS_LIMIT) sessions of a few dozen bytes
+//! and [`LEASES_MAX`](super::LEASES_MAX) leases) and are not counted in the chunk's byte
+//! budget, which bounds the entries.
 
 use super::encoding::{StoredEntry, decode_key, decode_position, storage_error};
+use super::lease::{self, LEASES, LeaseRecord};
+use super::session::{self, ClientSession, SESSIONS};
 use super::{DATA, META, META_APPLIED, SNAPSHOT_CHUNK_SIZE_MAX_BYTES};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
 use replikv_core::error::Result;
@@ -57,6 +67,12 @@ pub struct SnapshotChunk {
     pub entries: Vec<SnapshotEntry>,
     /// Whether this is the last chunk.
     pub done: bool,
+    /// The snapshot's client sessions, in client order: only in the last chunk.
+    #[serde(default)]
+    pub sessions: Vec<ClientSession>,
+    /// The snapshot's leases, in name order: only in the last chunk.
+    #[serde(default)]
+    pub leases: Vec<LeaseRecord>,
 }
 
 impl SnapshotChunk {
@@ -81,6 +97,8 @@ impl SnapshotChunk {
 /// block writes (it only keeps redb from reusing the pages it sees).
 pub struct StoreSnapshot {
     data: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    sessions: ReadOnlyTable<u64, &'static [u8]>,
+    leases: ReadOnlyTable<&'static [u8], &'static [u8]>,
     position: LogPosition,
 }
 
@@ -92,7 +110,14 @@ impl StoreSnapshot {
             None => LogPosition::ZERO,
         };
         let data = transaction.open_table(DATA).map_err(storage_error)?;
-        Ok(StoreSnapshot { data, position })
+        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
+        Ok(StoreSnapshot {
+            data,
+            sessions,
+            leases,
+            position,
+        })
     }
 
     /// The log position this snapshot reflects.
@@ -125,6 +150,8 @@ impl StoreSnapshot {
             after: after.cloned(),
             entries: Vec::new(),
             done: true,
+            sessions: Vec::new(),
+            leases: Vec::new(),
         };
         let mut size_bytes = 0;
         for item in range {
@@ -142,7 +169,16 @@ impl StoreSnapshot {
             size_bytes += entry.size_bytes();
             chunk.entries.push(entry);
         }
+        if chunk.done {
+            chunk.sessions = self.client_sessions()?;
+            chunk.leases = lease::all_leases(&self.leases)?;
+        }
         Ok(chunk)
+    }
+
+    /// The snapshot's client sessions, in client order.
+    pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
+        session::all_sessions(&self.sessions)
     }
 }
 

@@ -21,7 +21,7 @@
 //!   nothing and reports the current version.
 
 use super::encoding::StoredEntry;
-use replikv_core::{Key, LogPosition, Reply, Value, Version};
+use replikv_core::{ClientId, Error, Key, LogIndex, LogPosition, Reply, Value, Version};
 use serde::{Deserialize, Serialize};
 
 /// One write of a batch given to [`Store::apply`](super::Store::apply).
@@ -43,18 +43,70 @@ pub enum StoreWrite {
         expected: Version,
         new: Value,
     },
+    /// [`StoreWrite::Put`] if `token` is lease `lease`'s latest fencing token.
+    PutFenced {
+        key: Key,
+        value: Value,
+        lease: Key,
+        token: u64,
+    },
+    /// [`StoreWrite::Delete`] if `token` is lease `lease`'s latest fencing token.
+    DeleteFenced { key: Key, lease: Key, token: u64 },
+    /// Grant lease `name` to `holder` unless someone else holds it (see [`super::lease`]).
+    AcquireLease {
+        name: Key,
+        holder: ClientId,
+        ttl_ms: u64,
+    },
+    /// Renew the lease, if `holder` holds it with `token`.
+    RenewLease {
+        name: Key,
+        holder: ClientId,
+        token: u64,
+    },
+    /// Release the lease, if `holder` holds it with `token`.
+    ReleaseLease {
+        name: Key,
+        holder: ClientId,
+        token: u64,
+    },
+    /// End the lease's grant `token` if it was last granted or renewed at `renewed_at`:
+    /// proposed by a leader whose clock saw its time to live run out.
+    ExpireLease {
+        name: Key,
+        token: u64,
+        renewed_at: LogIndex,
+    },
 }
 
 impl StoreWrite {
-    /// The key this write touches.
+    /// The key this write touches: a data key, or a lease's name for a lease write.
     #[must_use]
     pub fn key(&self) -> &Key {
         match self {
             StoreWrite::Put { key, .. }
             | StoreWrite::Delete { key }
             | StoreWrite::CompareAndSetValue { key, .. }
-            | StoreWrite::CompareAndSetVersion { key, .. } => key,
+            | StoreWrite::CompareAndSetVersion { key, .. }
+            | StoreWrite::PutFenced { key, .. }
+            | StoreWrite::DeleteFenced { key, .. } => key,
+            StoreWrite::AcquireLease { name, .. }
+            | StoreWrite::RenewLease { name, .. }
+            | StoreWrite::ReleaseLease { name, .. }
+            | StoreWrite::ExpireLease { name, .. } => name,
         }
+    }
+
+    /// Whether this write is about a lease rather than a data key.
+    #[must_use]
+    pub fn is_lease(&self) -> bool {
+        matches!(
+            self,
+            StoreWrite::AcquireLease { .. }
+                | StoreWrite::RenewLease { .. }
+                | StoreWrite::ReleaseLease { .. }
+                | StoreWrite::ExpireLease { .. }
+        )
     }
 
     /// Bytes this write adds to a batch (key, value, and a fixed allowance), used to bound
@@ -68,6 +120,14 @@ impl StoreWrite {
                 new.as_bytes().len() + expected.as_ref().map_or(0, |value| value.as_bytes().len())
             }
             StoreWrite::CompareAndSetVersion { new, .. } => new.as_bytes().len(),
+            StoreWrite::PutFenced { value, lease, .. } => {
+                value.as_bytes().len() + lease.as_bytes().len()
+            }
+            StoreWrite::DeleteFenced { lease, .. } => lease.as_bytes().len(),
+            StoreWrite::AcquireLease { .. }
+            | StoreWrite::RenewLease { .. }
+            | StoreWrite::ReleaseLease { .. }
+            | StoreWrite::ExpireLease { .. } => 0,
         };
         self.key().as_bytes().len() + value_bytes + 16
     }
@@ -80,16 +140,37 @@ pub enum WriteOutcome {
     Written { version: Version },
     /// A compare-and-set was decided: swapped or not, and the key's version after it.
     CompareAndSet { swapped: bool, version: Version },
+    /// Not applied: the client's session has applied a later request
+    /// (`latest_sequence`) since, see [`super::session`]. Whether an earlier attempt of
+    /// this request applied is no longer known.
+    Superseded { latest_sequence: u64 },
+    /// A lease request was decided: granted (or renewed, released) or not, and the
+    /// lease's holder and latest token after it.
+    Lease {
+        granted: bool,
+        holder: Option<ClientId>,
+        token: u64,
+    },
+    /// A fenced write refused: its token is not the lease's latest (`latest_token`, 0 if
+    /// the lease was never granted).
+    Fenced { latest_token: u64 },
+    /// A lease not known yet could not be granted: the store keeps
+    /// [`LEASES_MAX`](super::lease::LEASES_MAX) leases at most.
+    TooManyLeases,
 }
 
 impl WriteOutcome {
-    /// The key's version after the write.
+    /// The key's version after the write; `None` if it was not applied.
     #[must_use]
-    pub fn version(self) -> Version {
+    pub fn version(self) -> Option<Version> {
         match self {
             WriteOutcome::Written { version } | WriteOutcome::CompareAndSet { version, .. } => {
-                version
+                Some(version)
             }
+            WriteOutcome::Superseded { .. }
+            | WriteOutcome::Lease { .. }
+            | WriteOutcome::Fenced { .. }
+            | WriteOutcome::TooManyLeases => None,
         }
     }
 
@@ -103,12 +184,36 @@ impl WriteOutcome {
                 version,
                 position,
             },
+            WriteOutcome::Superseded { latest_sequence } => {
+                Reply::Failed(Error::Indeterminate(format!(
+                    "request superseded: its client has applied request {latest_sequence} \
+                     since, and whether this one applied earlier is no longer known"
+                )))
+            }
+            WriteOutcome::Lease {
+                granted,
+                holder,
+                token,
+            } => Reply::Lease {
+                granted,
+                holder,
+                token,
+                position,
+            },
+            WriteOutcome::Fenced { latest_token } => Reply::Failed(Error::InvalidInput(format!(
+                "stale fencing token: the lease's latest token is {latest_token}"
+            ))),
+            WriteOutcome::TooManyLeases => Reply::Failed(Error::Overloaded(format!(
+                "the store keeps at most {} leases",
+                super::lease::LEASES_MAX
+            ))),
         }
     }
 }
 
-/// Decides one write against the key's current entry (`None`: never written). Returns the
-/// entry to store, if the write changes anything, and the outcome.
+/// Decides one data write against the key's current entry (`None`: never written).
+/// Returns the entry to store, if the write changes anything, and the outcome. A fenced
+/// write reaches here only once its token was accepted; lease writes never do.
 pub(super) fn decide(
     write: &StoreWrite,
     current: Option<&StoredEntry>,
@@ -129,11 +234,11 @@ pub(super) fn decide(
         (Some(entry), next)
     };
     match write {
-        StoreWrite::Put { value, .. } => {
+        StoreWrite::Put { value, .. } | StoreWrite::PutFenced { value, .. } => {
             let (entry, version) = written(Some(value.clone()));
             (entry, WriteOutcome::Written { version })
         }
-        StoreWrite::Delete { .. } => {
+        StoreWrite::Delete { .. } | StoreWrite::DeleteFenced { .. } => {
             let (entry, version) = written(None);
             (entry, WriteOutcome::Written { version })
         }
@@ -142,6 +247,12 @@ pub(super) fn decide(
         }
         StoreWrite::CompareAndSetVersion { expected, new, .. } => {
             compare_and_set(*expected == version, new, version, written)
+        }
+        StoreWrite::AcquireLease { .. }
+        | StoreWrite::RenewLease { .. }
+        | StoreWrite::ReleaseLease { .. }
+        | StoreWrite::ExpireLease { .. } => {
+            unreachable!("lease writes are decided by the lease module")
         }
     }
 }

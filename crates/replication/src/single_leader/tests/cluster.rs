@@ -13,9 +13,13 @@
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
 //!   answers stay in flight. `stabilize` delivers until nothing is in flight.
 //! - `partition nA nB | nC`: messages across the cut are dropped on delivery; `heal`.
-//! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `get nX K`, `get-local nX K`:
+//! - `put nX K V`, `delete nX K`, `cas nX K EXPECTED|- NEW`, `casv nX K vN NEW` (on
+//!   version N), `get nX K`, `get-local nX K`, `acquire nX NAME cH ttl=MS`,
+//!   `renew|release nX NAME cH #TOKEN`, `put-fenced nX K V LEASE #TOKEN`:
 //!   client requests. A key or value written `x*N` is the text `x` repeated to N bytes
-//!   (for the largest keys and values); the traces abbreviate long ones. `get-local` and
+//!   (for the largest keys and values); the traces abbreviate long ones. Requests come
+//!   from client c1 with increasing sequences, unless they end with `id=cC#S`: then they
+//!   carry exactly that request id (a retry repeats its id). `get-local` and
 //!   `get-follower` are follower reads, `get-lease` a lease read, `get-session` a session
 //!   read with the harness client's token: the highest position of any reply so far
 //!   (printed with the request), or the one `token I@T` set.
@@ -40,7 +44,7 @@ use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::ReadConsistency;
 use replikv_core::replica::{ClusterObserver, Output, Replica};
 use replikv_core::{
-    ClientId, Instant, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Value,
+    ClientId, Instant, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Value, Version,
 };
 use replikv_storage::disk::Disk;
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,6 +100,19 @@ fn parse_position(word: &str) -> LogPosition {
         .and_then(|(index, term)| Some((index.parse().ok()?, term.parse().ok()?)))
         .unwrap_or_else(|| panic!("expected a position I@T, got {word:?}"));
     LogPosition::new(term, index)
+}
+
+/// `id=cC#S`: the request id of client C, sequence S.
+fn request_id(word: &str) -> RequestId {
+    let parsed = word
+        .strip_prefix("id=c")
+        .and_then(|rest| rest.split_once('#'))
+        .and_then(|(client, sequence)| Some((client.parse().ok()?, sequence.parse().ok()?)));
+    let (client, sequence) = parsed.unwrap_or_else(|| panic!("expected id=cC#S, got {word:?}"));
+    RequestId {
+        client: ClientId(client),
+        sequence,
+    }
 }
 
 fn number_after(word: &str, prefix: &str) -> u64 {
@@ -249,6 +266,10 @@ impl Cluster {
     }
 
     fn request(&mut self, words: &[&str]) {
+        let (words, explicit_id) = match words.split_last() {
+            Some((last, rest)) if last.starts_with("id=") => (rest, Some(request_id(last))),
+            _ => (words, None),
+        };
         let key = |word: &str| Key::new(expand(word)).expect("key");
         let value = |word: &str| Value::new(expand(word)).expect("value");
         let (node, request) = match words {
@@ -266,6 +287,49 @@ impl Cluster {
                     key: key(k),
                     expected,
                     new: value(new),
+                };
+                (node, request)
+            }
+            ["casv", node, k, expected, new] => {
+                let request = Request::CompareAndSetVersion {
+                    key: key(k),
+                    expected: Version(number_after(expected, "v")),
+                    new: value(new),
+                };
+                (node, request)
+            }
+            ["acquire", node, name, holder, ttl] => {
+                let request = Request::AcquireLease {
+                    name: key(name),
+                    holder: ClientId(number_after(holder, "c")),
+                    ttl_ms: number_after(ttl, "ttl="),
+                };
+                (node, request)
+            }
+            ["renew" | "release", node, name, holder, token] => {
+                let (name, holder) = (key(name), ClientId(number_after(holder, "c")));
+                let token = number_after(token, "#");
+                let request = if words[0] == "renew" {
+                    Request::RenewLease {
+                        name,
+                        holder,
+                        token,
+                    }
+                } else {
+                    Request::ReleaseLease {
+                        name,
+                        holder,
+                        token,
+                    }
+                };
+                (node, request)
+            }
+            ["put-fenced", node, k, v, lease, token] => {
+                let request = Request::PutFenced {
+                    key: key(k),
+                    value: value(v),
+                    lease: key(lease),
+                    token: number_after(token, "#"),
                 };
                 (node, request)
             }
@@ -300,11 +364,13 @@ impl Cluster {
             _ => panic!("unknown command: {}", words.join(" ")),
         };
         let id = node_id(node);
-        let request_id = RequestId {
-            client: ClientId(1),
-            sequence: self.next_sequence,
-        };
-        self.next_sequence += 1;
+        let request_id = explicit_id.unwrap_or_else(|| {
+            self.next_sequence += 1;
+            RequestId {
+                client: ClientId(1),
+                sequence: self.next_sequence - 1,
+            }
+        });
         if let Request::Get {
             consistency: ReadConsistency::Session { token },
             ..

@@ -9,7 +9,7 @@ use crate::single_leader::{RaftConfig, STORE_WRITE_ALLOWANCE_BYTES};
 use proptest::prelude::*;
 use replikv_core::error::Error;
 use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
-use replikv_core::{ClientId, Key, NodeId, RequestId, Value, Version};
+use replikv_core::{ClientId, Key, LogIndex, NodeId, RequestId, Value, Version};
 use replikv_storage::log::PAYLOAD_SIZE_MAX_BYTES;
 use replikv_storage::store::StoreWrite;
 
@@ -89,11 +89,87 @@ fn golden() -> Vec<(Command, Vec<u8>)> {
             ),
         ),
     ]
+    .into_iter()
+    .chain(golden_leases())
+    .collect()
+}
+
+/// The fenced and lease commands and their exact bytes.
+fn golden_leases() -> Vec<(Command, Vec<u8>)> {
+    const K: [u8; 5] = [1, 0, 0, 0, b'k'];
+    const L: [u8; 5] = [1, 0, 0, 0, b'l'];
+    let number = |n: u8| [n, 0, 0, 0, 0, 0, 0, 0];
+    let fields = |parts: &[&[u8]]| parts.concat();
+    vec![
+        (
+            write(StoreWrite::PutFenced {
+                key: key("k"),
+                value: value("v"),
+                lease: key("l"),
+                token: 3,
+            }),
+            with_header(5, &fields(&[&K, &[1, 0, 0, 0, b'v'], &L, &number(3)])),
+        ),
+        (
+            write(StoreWrite::DeleteFenced {
+                key: key("k"),
+                lease: key("l"),
+                token: 3,
+            }),
+            with_header(6, &fields(&[&K, &L, &number(3)])),
+        ),
+        (
+            write(StoreWrite::AcquireLease {
+                name: key("l"),
+                holder: ClientId(9),
+                ttl_ms: 7,
+            }),
+            with_header(7, &fields(&[&L, &number(9), &number(7)])),
+        ),
+        (
+            write(StoreWrite::RenewLease {
+                name: key("l"),
+                holder: ClientId(9),
+                token: 2,
+            }),
+            with_header(8, &fields(&[&L, &number(9), &number(2)])),
+        ),
+        (
+            write(StoreWrite::ReleaseLease {
+                name: key("l"),
+                holder: ClientId(9),
+                token: 2,
+            }),
+            with_header(9, &fields(&[&L, &number(9), &number(2)])),
+        ),
+        (
+            write(StoreWrite::ExpireLease {
+                name: key("l"),
+                token: 2,
+                renewed_at: LogIndex(4),
+            }),
+            with_header(10, &fields(&[&L, &number(2), &number(4)])),
+        ),
+    ]
 }
 
 #[test]
 fn each_kind_encodes_to_its_golden_bytes_and_back() {
-    let names = ["noop", "put", "delete", "cas", "cas", "casv"];
+    let names = [
+        "noop",
+        "put",
+        "delete",
+        "cas",
+        "cas",
+        "casv",
+        "put-fenced",
+        "delete-fenced",
+        "acquire",
+        "renew",
+        "release",
+        "expire",
+    ];
+    assert_eq!(golden().len(), names.len());
     for ((command, bytes), name) in golden().into_iter().zip(names) {
         assert_eq!(command.encode(), bytes, "{command:?}");
         assert_eq!(Command::decode(&bytes).expect("decodes"), command);
@@ -198,6 +274,41 @@ fn any_store_write() -> impl Strategy<Value = StoreWrite> {
                 key,
                 expected: Version(expected),
                 new,
+            }
+        }),
+        (any_key(), any_value(), any_key(), any::<u64>()).prop_map(|(key, value, lease, token)| {
+            StoreWrite::PutFenced {
+                key,
+                value,
+                lease,
+                token,
+            }
+        }),
+        (any_key(), any_key(), any::<u64>())
+            .prop_map(|(key, lease, token)| StoreWrite::DeleteFenced { key, lease, token }),
+        (any_key(), any::<u64>(), any::<u64>(), 0..4u8).prop_map(|(name, holder, number, kind)| {
+            let holder = ClientId(holder);
+            match kind {
+                0 => StoreWrite::AcquireLease {
+                    name,
+                    holder,
+                    ttl_ms: number,
+                },
+                1 => StoreWrite::RenewLease {
+                    name,
+                    holder,
+                    token: number,
+                },
+                2 => StoreWrite::ReleaseLease {
+                    name,
+                    holder,
+                    token: number,
+                },
+                _ => StoreWrite::ExpireLease {
+                    name,
+                    token: number,
+                    renewed_at: LogIndex(holder.0),
+                },
             }
         }),
     ]

@@ -126,6 +126,53 @@ fn store_write(write: &StoreWrite) -> String {
             let (key, new) = (text(key.as_bytes()), text(new.as_bytes()));
             format!("casv({key}:v{}->{new})", expected.0)
         }
+        _ => lease_write(write),
+    }
+}
+
+fn lease_write(write: &StoreWrite) -> String {
+    match write {
+        StoreWrite::PutFenced {
+            key,
+            value,
+            lease,
+            token,
+        } => format!(
+            "put({}={} fenced {}#{token})",
+            text(key.as_bytes()),
+            text(value.as_bytes()),
+            text(lease.as_bytes())
+        ),
+        StoreWrite::DeleteFenced { key, lease, token } => format!(
+            "delete({} fenced {}#{token})",
+            text(key.as_bytes()),
+            text(lease.as_bytes())
+        ),
+        StoreWrite::AcquireLease {
+            name,
+            holder,
+            ttl_ms,
+        } => format!("acquire({} {holder} {ttl_ms}ms)", text(name.as_bytes())),
+        StoreWrite::RenewLease {
+            name,
+            holder,
+            token,
+        } => format!("renew({} {holder} #{token})", text(name.as_bytes())),
+        StoreWrite::ReleaseLease {
+            name,
+            holder,
+            token,
+        } => format!("release({} {holder} #{token})", text(name.as_bytes())),
+        StoreWrite::ExpireLease {
+            name,
+            token,
+            renewed_at,
+        } => format!(
+            "expire({} #{token} renewed@{})",
+            text(name.as_bytes()),
+            renewed_at.0
+        ),
+        _ => unreachable!("data writes are formatted by store_write"),
     }
 }
 
@@ -140,6 +187,15 @@ pub(super) fn reply(reply: &Reply) -> String {
             swapped, version, ..
         } => {
             format!("cas swapped={swapped} v{}", version.0)
+        }
+        Reply::Lease {
+            granted,
+            holder,
+            token,
+            ..
+        } => {
+            let holder = holder.map_or("nobody".to_owned(), |holder| holder.to_string());
+            format!("lease granted={granted} holder={holder} token={token}")
         }
         Reply::Failed(error) => format!("failed: {error}"),
     }

@@ -140,4 +140,7 @@ script_tests!(
     lease_read,
     session_read,
     replication_lag,
+    idempotent_retry,
+    compare_and_set_version,
+    leases,
 );

@@ -37,6 +37,14 @@ fn configurations_beyond_the_limits_are_refused() {
             inflight_appends_max: 0,
             ..base.clone()
         },
+        RaftConfig {
+            client_sessions_max: 0,
+            ..base.clone()
+        },
+        RaftConfig {
+            client_sessions_max: replikv_storage::store::CLIENT_SESSIONS_LIMIT + 1,
+            ..base.clone()
+        },
     ];
     for config in invalid {
         let result = config.validate();

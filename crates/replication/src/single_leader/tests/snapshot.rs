@@ -125,6 +125,8 @@ fn store_ahead_of_log(applied: LogPosition) -> Disk {
             value: Some(Value::new(b"snap".to_vec()).expect("value")),
         }],
         done: true,
+        sessions: Vec::new(),
+        leases: Vec::new(),
     };
     assert!(store.install_chunk(&chunk).expect("chunk"));
     store.install_finish().expect("finish");
@@ -188,6 +190,8 @@ fn a_malformed_chunk_is_dropped_and_counted() {
         after: None,
         entries: vec![entry("b"), entry("a")],
         done: false,
+        sessions: Vec::new(),
+        leases: Vec::new(),
     };
     let zero_version = SnapshotChunk {
         entries: vec![SnapshotEntry {
@@ -217,6 +221,8 @@ fn a_malformed_chunk_is_dropped_and_counted() {
         after: None,
         entries: vec![entry("a")],
         done: false,
+        sessions: Vec::new(),
+        leases: Vec::new(),
     };
     let message = Message::InstallSnapshot {
         term: Term(1),

@@ -26,6 +26,7 @@ const NEVER: u64 = u64::MAX;
 fn small_cache() -> StoreOptions {
     StoreOptions {
         cache_size_bytes: STORE_CACHE_SIZE_MIN_BYTES,
+        ..StoreOptions::default()
     }
 }
 

@@ -111,6 +111,8 @@ fn malformed_chunks_are_refused_and_change_nothing() {
         after: None,
         entries,
         done,
+        sessions: Vec::new(),
+        leases: Vec::new(),
     };
     let oversized = (0..5)
         .map(|n| SnapshotEntry {
@@ -173,6 +175,8 @@ fn installs_refuse_stale_and_incomplete_snapshots_and_can_be_aborted() {
         after: None,
         entries: Vec::new(),
         done: true,
+        sessions: Vec::new(),
+        leases: Vec::new(),
     };
     assert!(store.install_chunk(&last).unwrap());
     // Applying past the snapshot meanwhile makes it stale at finish.

@@ -7,7 +7,9 @@
 
 mod crash;
 mod install;
+mod leases;
 mod semantics;
+mod sessions;
 mod snapshot;
 
 use super::*;
@@ -126,6 +128,7 @@ impl Model {
                 let swapped = *expected == version;
                 (swapped.then(|| Some(new.clone())), Some(swapped))
             }
+            other => unreachable!("the model knows data writes only, not {other:?}"),
         };
         let version = match new {
             Some(value) => {

@@ -196,7 +196,7 @@ fn outcomes_become_replies() {
             position: position(5)
         }
     );
-    assert_eq!(cas(true, 9).version(), Version(9));
+    assert_eq!(cas(true, 9).version(), Some(Version(9)));
 }
 
 #[test]

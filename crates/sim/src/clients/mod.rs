@@ -8,6 +8,23 @@
 //! bounded number of attempts (those errors mean the operation certainly did not happen,
 //! so retrying under the same request id is safe), and gives up at a client-side timeout.
 //!
+//! A **write whose outcome is unknown** (its timeout fired, or a node answered
+//! `Indeterminate`) is retried on another node under the *same* request id, with a fresh
+//! timeout, up to `unknown_retries_max` times, before it is given up as `info`. The
+//! nodes apply a request id at most once (client sessions in the state machine), so the
+//! attempts are one operation and the history records them as one: invoked when the
+//! first attempt was sent, `ok` as soon as *any* attempt is acknowledged (a late success
+//! of an earlier attempt counts), and never `fail` once an attempt's outcome was unknown
+//! (a later certain failure only says that *that* attempt did nothing: the operation
+//! becomes `info`). Reads are not retried this way: an unknown read changes nothing.
+//!
+//! Some compare-and-sets are **on version** (the key's version as this client last saw
+//! it). The history format has no such operation and the checkers know nothing of
+//! versions, so one is recorded by what it did to the value: a swap is an `ok` write of
+//! its new value, no swap a `fail` write (it certainly changed nothing), an unknown
+//! outcome an `info` write. That is honest, only weaker: whether the version really
+//! matched is not checked by the history (the scripts of the replication crate test it).
+//!
 //! Outcomes map onto the history format of `replikv_check` exactly as DESIGN.md states:
 //! a reply is `ok`; an error is `fail` or `info` according to [`Error::outcome`]; a
 //! timeout is `info`, and a reply that arrives later is ignored. As in Jepsen, a client
@@ -40,6 +57,7 @@ use replikv_check::{Function, History, Operation, OperationType};
 use replikv_core::kv::ReadConsistency;
 use replikv_core::{
     ClientId, Error, Instant, Key, LogPosition, NodeId, Outcome, Reply, Request, RequestId, Value,
+    Version,
 };
 use serde_json::Value as Json;
 use std::collections::VecDeque;
@@ -83,6 +101,8 @@ pub struct ClientStats {
     pub refusals: u64,
     pub timeouts: u64,
     pub late_replies: u64,
+    /// Writes sent again under the same request id after an unknown outcome.
+    pub unknown_retries: u64,
 }
 
 #[derive(Debug)]
@@ -95,6 +115,14 @@ struct InFlight {
     invoke: Instant,
     f: Function,
     value: Json,
+    /// When the current round of attempts times out.
+    deadline: Instant,
+    /// Retries after an unknown outcome so far.
+    unknown_retries: u32,
+    /// Whether some attempt's outcome was unknown: the operation may have taken effect.
+    maybe_applied: bool,
+    /// The node the latest attempt went to.
+    node: NodeId,
 }
 
 #[derive(Debug)]
@@ -104,6 +132,8 @@ struct ClientSlot {
     leader_hint: Option<NodeId>,
     /// The last value this client saw per key (`None`: absent or never seen).
     last_seen: Vec<Option<u64>>,
+    /// The last version this client saw per key (0: never seen).
+    last_version: Vec<Version>,
     /// Keys still to read once the workload has stopped.
     final_reads: VecDeque<usize>,
     /// Whether a `Start` for this client is already scheduled.
@@ -135,6 +165,8 @@ enum Completion {
     Ok {
         read: Option<Json>,
         swapped: Option<bool>,
+        /// The key's version the reply reported.
+        version: Version,
     },
     Failed,
     Unknown,
@@ -148,6 +180,7 @@ impl Clients {
                 sequence: 0,
                 leader_hint: None,
                 last_seen: vec![None; options.workload.keys],
+                last_version: vec![Version(0); options.workload.keys],
                 final_reads: VecDeque::new(),
                 start_scheduled: false,
                 current: None,
@@ -228,6 +261,10 @@ impl Clients {
             invoke: now,
             f,
             value,
+            deadline: now + self.workload.timeout,
+            unknown_retries: 0,
+            maybe_applied: false,
+            node,
         });
         let ticket = Ticket {
             client,
@@ -251,10 +288,23 @@ impl Clients {
         reply: Reply,
         now: Instant,
     ) -> Result<Vec<ClientAction>, String> {
-        let Some(current) = self.current(ticket) else {
+        let Some(current) = self.current_operation(ticket) else {
             self.stats.late_replies += 1;
             return Ok(Vec::new());
         };
+        if ticket.attempt != current.attempt {
+            // An earlier attempt of the operation. After an unknown outcome its success
+            // is the operation's (the request id applies once); anything else, or any
+            // answer to an attempt already answered by a redirect, is stale.
+            if !current.maybe_applied || matches!(reply, Reply::Failed(_)) {
+                self.stats.late_replies += 1;
+                return Ok(Vec::new());
+            }
+            let position = reply.position();
+            let completion = classify(&current.request, reply)?;
+            self.note_position(ticket.client, position);
+            return Ok(self.complete(ticket.client, completion, now));
+        }
         if let Reply::Failed(Error::NotLeader { leader }) = &reply
             && current.attempt < self.workload.attempts_max
         {
@@ -265,11 +315,19 @@ impl Clients {
         }
         let position = reply.position();
         let completion = classify(&current.request, reply)?;
-        if let Some(position) = position {
-            let slot = &mut self.slots[ticket.client];
-            slot.token = slot.token.max(position);
+        self.note_position(ticket.client, position);
+        if matches!(completion, Completion::Unknown) && self.may_retry_unknown(ticket.client) {
+            return Ok(self.retry_unknown(ticket.client, now));
         }
         Ok(self.complete(ticket.client, completion, now))
+    }
+
+    /// Raises the client's session token to the position a reply carries.
+    fn note_position(&mut self, client: usize, position: Option<LogPosition>) {
+        if let Some(position) = position {
+            let slot = &mut self.slots[client];
+            slot.token = slot.token.max(position);
+        }
     }
 
     /// The node the request went to is down: the connection was refused.
@@ -286,16 +344,79 @@ impl Clients {
         self.complete(ticket.client, Completion::Failed, now)
     }
 
+    /// Whether the current operation of `client` may be retried after an unknown
+    /// outcome: a write with retries left.
+    fn may_retry_unknown(&self, client: usize) -> bool {
+        self.slots[client].current.as_ref().is_some_and(|current| {
+            current.request.is_write()
+                && current.unknown_retries < self.workload.unknown_retries_max
+        })
+    }
+
+    /// Sends the current operation of `client` again, same request id, to another node
+    /// than the latest attempt's, with a fresh timeout.
+    fn retry_unknown(&mut self, client: usize, now: Instant) -> Vec<ClientAction> {
+        self.stats.unknown_retries += 1;
+        let others: Vec<NodeId> = {
+            let latest = self.slots[client]
+                .current
+                .as_ref()
+                .map(|current| current.node);
+            let others: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .copied()
+                .filter(|node| Some(*node) != latest)
+                .collect();
+            if others.is_empty() {
+                self.nodes.clone()
+            } else {
+                others
+            }
+        };
+        let node = others[self.random.random_range(0..others.len())];
+        let deadline = now + self.workload.timeout;
+        let current = self.slots[client]
+            .current
+            .as_mut()
+            .expect("retry of an operation in flight");
+        current.unknown_retries += 1;
+        current.maybe_applied = true;
+        current.attempt += 1;
+        current.deadline = deadline;
+        current.node = node;
+        let ticket = Ticket {
+            client,
+            operation: current.operation,
+            attempt: current.attempt,
+        };
+        let (request_id, request) = (current.request_id, current.request.clone());
+        let operation = current.operation;
+        vec![
+            self.send(ticket, node, request_id, request, now),
+            ClientAction::Timeout {
+                client,
+                operation,
+                at: deadline,
+            },
+        ]
+    }
+
     /// The client-side timeout of `operation` fired.
     pub fn timeout(&mut self, client: usize, operation: u64, now: Instant) -> Vec<ClientAction> {
+        // A timeout of an earlier round of a retried operation fires before the current
+        // round's deadline: ignored.
         let matches = self.slots[client]
             .current
             .as_ref()
-            .is_some_and(|current| current.operation == operation);
+            .is_some_and(|current| current.operation == operation && now >= current.deadline);
         if !matches {
             return Vec::new();
         }
         self.stats.timeouts += 1;
+        if self.may_retry_unknown(client) {
+            return self.retry_unknown(client, now);
+        }
         self.complete(client, Completion::Unknown, now)
     }
 
@@ -354,11 +475,16 @@ impl Clients {
     }
 
     fn current(&self, ticket: Ticket) -> Option<&InFlight> {
+        self.current_operation(ticket)
+            .filter(|current| current.attempt == ticket.attempt)
+    }
+
+    /// The operation in flight that `ticket` is an attempt of (any attempt).
+    fn current_operation(&self, ticket: Ticket) -> Option<&InFlight> {
         self.slots[ticket.client]
             .current
             .as_ref()
             .filter(|current| current.operation == ticket.operation)
-            .filter(|current| current.attempt == ticket.attempt)
     }
 
     fn send(
@@ -397,6 +523,7 @@ impl Clients {
             .as_mut()
             .expect("retry of an operation in flight");
         current.attempt += 1;
+        current.node = node;
         let next = Ticket {
             attempt: current.attempt,
             ..ticket
@@ -417,11 +544,22 @@ impl Clients {
             .current
             .take()
             .expect("completing an operation in flight");
+        // A certain failure of the latest attempt says nothing of an earlier attempt
+        // whose outcome was unknown.
+        let completion = match completion {
+            Completion::Failed if current.maybe_applied => Completion::Unknown,
+            other => other,
+        };
         let (kind, value, ok) = match completion {
-            Completion::Ok { read, swapped } => {
+            Completion::Ok {
+                read,
+                swapped,
+                version,
+            } => {
                 self.stats.operations_ok += 1;
                 let value = read.unwrap_or_else(|| current.value.clone());
                 remember(slot, &current, &value, swapped);
+                slot.last_version[current.key_index] = version;
                 (OperationType::Ok, value, swapped)
             }
             Completion::Failed => {
@@ -488,6 +626,20 @@ impl Clients {
             let request = Request::Put {
                 key,
                 value: new_value,
+            };
+            return (request, key_index, Function::Write, Json::from(new));
+        }
+        if self.random.random_bool(0.25) {
+            let seen = self.slots[client].last_version[key_index];
+            let expected = if self.random.random_bool(0.8) {
+                seen
+            } else {
+                Version(seen.0 + 1)
+            };
+            let request = Request::CompareAndSetVersion {
+                key,
+                expected,
+                new: new_value,
             };
             return (request, key_index, Function::Write, Json::from(new));
         }
@@ -594,18 +746,45 @@ fn classify(request: &Request, reply: Reply) -> Result<Completion, String> {
             Outcome::Failed => Completion::Failed,
             Outcome::Unknown => Completion::Unknown,
         },
-        (Request::Get { .. }, Reply::Read { value, .. }) => Completion::Ok {
+        (Request::Get { .. }, Reply::Read { value, version, .. }) => Completion::Ok {
             read: Some(value.as_ref().map_or(Json::Null, value_to_json)),
             swapped: None,
+            version,
         },
-        (Request::Put { .. } | Request::Delete { .. }, Reply::Written { .. }) => Completion::Ok {
-            read: None,
-            swapped: None,
-        },
-        (Request::CompareAndSet { .. }, Reply::CompareAndSet { swapped, .. }) => Completion::Ok {
+        (Request::Put { .. } | Request::Delete { .. }, Reply::Written { version, .. }) => {
+            Completion::Ok {
+                read: None,
+                swapped: None,
+                version,
+            }
+        }
+        (
+            Request::CompareAndSet { .. },
+            Reply::CompareAndSet {
+                swapped, version, ..
+            },
+        ) => Completion::Ok {
             read: None,
             swapped: Some(swapped),
+            version,
         },
+        // Recorded as a write: `ok` if it swapped, `fail` (nothing written) if not.
+        (
+            Request::CompareAndSetVersion { .. },
+            Reply::CompareAndSet {
+                swapped, version, ..
+            },
+        ) => {
+            if swapped {
+                Completion::Ok {
+                    read: None,
+                    swapped: None,
+                    version,
+                }
+            } else {
+                Completion::Failed
+            }
+        }
         (request, reply) => return Err(format!("reply {reply:?} does not answer {request:?}")),
     };
     Ok(completion)
@@ -628,210 +807,4 @@ pub fn value_to_json(value: &Value) -> Json {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::options::FaultPreset;
-    use rand::SeedableRng;
-    use replikv_core::{LogPosition, Version};
-
-    fn clients(count: usize) -> Clients {
-        let mut options = SimulationOptions::new(1, FaultPreset::None);
-        options.clients = count;
-        Clients::new(&options, ChaCha8Rng::seed_from_u64(1))
-    }
-
-    fn sent(actions: &[ClientAction]) -> (Ticket, NodeId, RequestId, Request) {
-        match &actions[0] {
-            ClientAction::Send {
-                ticket,
-                node,
-                request_id,
-                request,
-                ..
-            } => (*ticket, *node, *request_id, request.clone()),
-            other => panic!("expected a send, got {other:?}"),
-        }
-    }
-
-    fn success_for(request: &Request) -> Reply {
-        match request {
-            Request::Get { .. } => Reply::Read {
-                value: Some(Value::new("7").unwrap()),
-                version: Version(1),
-                position: LogPosition::ZERO,
-            },
-            Request::Put { .. } | Request::Delete { .. } => Reply::Written {
-                version: Version(1),
-                position: LogPosition::ZERO,
-            },
-            Request::CompareAndSet { .. } => Reply::CompareAndSet {
-                swapped: true,
-                version: Version(1),
-                position: LogPosition::ZERO,
-            },
-        }
-    }
-
-    #[test]
-    fn replies_become_ok_fail_and_info_with_a_new_process_after_info() {
-        let mut clients = clients(1);
-        let at = Instant::from_millis;
-        let (ticket, _, id, request) = sent(&clients.start(0, at(0)));
-        assert_eq!(id.client, ClientId(0));
-        clients.reply(ticket, success_for(&request), at(1)).unwrap();
-        let (ticket, _, _, _) = sent(&clients.start(0, at(2)));
-        let refused = Reply::Failed(Error::Unavailable("no quorum".into()));
-        clients.reply(ticket, refused, at(3)).unwrap();
-        let (ticket, _, _, _) = sent(&clients.start(0, at(4)));
-        let unknown = Reply::Failed(Error::Indeterminate("lost leadership".into()));
-        clients.reply(ticket, unknown, at(5)).unwrap();
-        let (_, _, id, _) = sent(&clients.start(0, at(6)));
-        assert_eq!(
-            id.client,
-            ClientId(1),
-            "info moves the client to a new process"
-        );
-        let (history, stats) = clients.finish();
-        let kinds: Vec<OperationType> = history.operations.iter().map(|o| o.kind).collect();
-        use OperationType::{Fail, Info, Ok};
-        assert_eq!(kinds, [Ok, Fail, Info, Info]);
-        assert_eq!(history.operations[3].complete, None);
-        assert_eq!(history.operations[3].process, 1);
-        assert_eq!(
-            (
-                stats.operations_ok,
-                stats.operations_failed,
-                stats.operations_unknown
-            ),
-            (1, 1, 2)
-        );
-    }
-
-    #[test]
-    fn redirects_follow_hints_and_timeouts_ignore_late_replies() {
-        let mut clients = clients(1);
-        let at = Instant::from_millis;
-        let actions = clients.start(0, at(0));
-        let (ticket, _, id, request) = sent(&actions);
-        let hint = Reply::Failed(Error::NotLeader {
-            leader: Some(NodeId(2)),
-        });
-        let retry = clients.reply(ticket, hint, at(1)).unwrap();
-        let (second, node, second_id, _) = sent(&retry);
-        assert_eq!((node, second_id, second.attempt), (NodeId(2), id, 2));
-        assert!(
-            clients
-                .reply(ticket, success_for(&request), at(2))
-                .unwrap()
-                .is_empty()
-        );
-        let ClientAction::Timeout {
-            operation, at: due, ..
-        } = actions[1]
-        else {
-            panic!("expected a timeout")
-        };
-        assert_eq!(due, at(500));
-        assert_eq!(clients.timeout(0, operation, due).len(), 1);
-        assert!(
-            clients
-                .reply(second, success_for(&request), at(501))
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(clients.stats().late_replies, 2);
-        let (history, _) = clients.finish();
-        assert_eq!(history.operations.len(), 1);
-        assert_eq!(history.operations[0].kind, OperationType::Info);
-    }
-
-    #[test]
-    fn a_mismatched_reply_is_an_error_and_values_are_unique() {
-        let mut clients = clients(3);
-        let mut written = std::collections::BTreeSet::new();
-        for round in 0..200u64 {
-            let client = (round % 3) as usize;
-            let (ticket, _, _, request) = sent(&clients.start(client, Instant::from_millis(round)));
-            if let Request::Put { value, .. } | Request::CompareAndSet { new: value, .. } = &request
-            {
-                assert!(written.insert(value.clone()), "written values are unique");
-            }
-            let wrong = match request {
-                Request::Get { .. } => Reply::Written {
-                    version: Version(1),
-                    position: LogPosition::ZERO,
-                },
-                _ => Reply::Read {
-                    value: None,
-                    version: Version(0),
-                    position: LogPosition::ZERO,
-                },
-            };
-            assert!(
-                clients
-                    .reply(ticket, wrong, Instant::from_millis(round))
-                    .is_err()
-            );
-            clients.timeout(client, ticket.operation, Instant::from_millis(round + 1));
-        }
-        assert!(written.len() > 50);
-    }
-
-    #[test]
-    fn session_reads_carry_the_highest_position_seen_across_processes() {
-        let mut options = SimulationOptions::new(1, FaultPreset::None);
-        options.clients = 1;
-        options.workload.reads = ReadMode::Session;
-        options.workload.read_weight = 1;
-        let mut clients = Clients::new(&options, ChaCha8Rng::seed_from_u64(5));
-        let mut expected = LogPosition::ZERO;
-        let mut sessions_seen = 0;
-        for round in 0..200u64 {
-            let at = Instant::from_millis(round);
-            let (ticket, _, id, request) = sent(&clients.start(0, at));
-            if let Request::Get {
-                consistency: ReadConsistency::Session { token },
-                ..
-            } = &request
-            {
-                assert_eq!(*token, expected, "round {round}");
-                sessions_seen += 1;
-            }
-            if round % 7 == 3 {
-                // An unknown outcome: a new process, same token.
-                let unknown = Reply::Failed(Error::Indeterminate("lost".into()));
-                clients.reply(ticket, unknown, at).unwrap();
-                assert_ne!(sent(&clients.start(0, at)).2.client, id.client);
-                clients.timeout(0, ticket.operation + 1, at);
-                continue;
-            }
-            // Positions go up and down: the token keeps the highest.
-            let position = LogPosition::new(1 + round % 3, round * 5 % 17);
-            let reply = match success_for(&request) {
-                Reply::Read { value, version, .. } => Reply::Read {
-                    value,
-                    version,
-                    position,
-                },
-                Reply::Written { version, .. } => Reply::Written { version, position },
-                Reply::CompareAndSet {
-                    swapped, version, ..
-                } => Reply::CompareAndSet {
-                    swapped,
-                    version,
-                    position,
-                },
-                Reply::Failed(error) => Reply::Failed(error),
-            };
-            clients.reply(ticket, reply, at).unwrap();
-            expected = expected.max(position);
-        }
-        assert!(sessions_seen > 20, "{sessions_seen} session reads");
-    }
-
-    #[test]
-    fn values_map_to_json() {
-        assert_eq!(value_to_json(&Value::new("42").unwrap()), Json::from(42));
-        assert_eq!(value_to_json(&Value::new("x").unwrap()), Json::from("x"));
-    }
-}
+mod tests;

@@ -1,0 +1,294 @@
+//! Client sessions: what makes a retried write apply once.
+//!
+//! A client that sends a write and hears nothing back (a timeout, a leader that lost its
+//! leadership after proposing) cannot know whether the write took effect, so it retries
+//! under the same [`RequestId`]. Both attempts may reach the log: the first through the
+//! old leader, the second through the new one. The state machine must apply the request
+//! once and give every attempt the same answer. This module is the state machine's
+//! memory for that, kept in redb beside the data so that it is applied, made durable,
+//! snapshotted and installed exactly like the data it protects:
+//!
+//! - per client, the highest request sequence applied, the log index it was applied at
+//!   and its outcome ([`ClientSession`], table `sessions`);
+//! - the same sessions ordered by that log index (table `session_order`), for eviction.
+//!
+//! Applying a write with request id (client, sequence):
+//!
+//! - `sequence` equal to the session's: a retry of the last applied request. Nothing is
+//!   applied; the stored outcome is the answer.
+//! - `sequence` below the session's: the client has since moved on to a later request.
+//!   Nothing is applied and the answer is [`WriteOutcome::Superseded`], which a client
+//!   sees as an *unknown* outcome: this attempt did nothing, but an earlier attempt of
+//!   the same request may have applied, and its outcome is no longer kept. A client that
+//!   issues one request at a time never sees it (an earlier attempt can never be
+//!   committed after a later request: it is either before it in every leader's log or
+//!   truncated away).
+//! - otherwise the write is applied and the session records it.
+//!
+//! **Bounded.** At most `client_sessions_max` clients are remembered
+//! ([`StoreOptions`](super::StoreOptions)); a new client beyond that evicts the client
+//! whose last applied write is the oldest (lowest log index). Eviction is a function of
+//! the log alone, so every replica evicts the same clients at the same entry, which is
+//! what keeps replicas identical: `client_sessions_max` must therefore be the same on
+//! every replica of a cluster. **What eviction means for a client**: once evicted, the
+//! store has forgotten its last request, so a retry of that request arriving afterwards
+//! is applied again (a put twice, a compare-and-set re-evaluated). Idempotency holds
+//! only for retries that arrive while the client is among the `client_sessions_max`
+//! most recently writing clients; a client that retries promptly is safe unless that
+//! many other clients wrote in between.
+//!
+//! A session record is `sequence (8) | index (8) | outcome`, big-endian, where an outcome
+//! is `1 | version (8)` (written), `2 | swapped (1) | version (8)` (compare-and-set),
+//! `3 | granted (1) | has holder (1) | holder (8) | token (8)` (lease),
+//! `4 | latest token (8)` (fenced) or `5` (too many leases); every decoder refuses what
+//! it does not understand with [`Error::Corruption`].
+
+use super::encoding::{corruption, storage_error};
+use super::write::WriteOutcome;
+use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition};
+use replikv_core::error::{Error, Result};
+use replikv_core::{ClientId, LogIndex, RequestId, Version};
+use serde::{Deserialize, Serialize};
+
+/// Client id to its session record.
+pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+/// Log index of a client's last applied write to the client id: eviction order.
+pub(super) const SESSION_ORDER: TableDefinition<u64, u64> = TableDefinition::new("session_order");
+/// Where a snapshot install stages the sessions before they replace `SESSIONS`.
+pub(super) const STAGING_SESSIONS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("staging_sessions");
+
+/// Default of [`StoreOptions::client_sessions_max`](super::StoreOptions).
+pub const CLIENT_SESSIONS_DEFAULT: usize = 1024;
+
+/// Most client sessions a store may be configured to keep. All of them travel in the
+/// last chunk of a snapshot, so this many records must fit in one chunk.
+pub const CLIENT_SESSIONS_LIMIT: usize = 64 * 1024;
+
+/// Most bytes of one encoded session record.
+pub const SESSION_RECORD_SIZE_MAX_BYTES: usize = 8 + 8 + 19;
+
+const OUTCOME_WRITTEN: u8 = 1;
+const OUTCOME_COMPARE_AND_SET: u8 = 2;
+const OUTCOME_LEASE: u8 = 3;
+const OUTCOME_FENCED: u8 = 4;
+const OUTCOME_TOO_MANY_LEASES: u8 = 5;
+
+/// What the store remembers of one client: its last applied request and the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSession {
+    pub client: ClientId,
+    /// The highest sequence applied for this client.
+    pub sequence: u64,
+    /// The log index that request was applied at.
+    pub index: LogIndex,
+    /// Its outcome, the answer to every retry.
+    pub outcome: WriteOutcome,
+}
+
+impl ClientSession {
+    /// The record stored under the client's id.
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(SESSION_RECORD_SIZE_MAX_BYTES);
+        bytes.extend_from_slice(&self.sequence.to_be_bytes());
+        bytes.extend_from_slice(&self.index.0.to_be_bytes());
+        match self.outcome {
+            WriteOutcome::Written { version } => {
+                bytes.push(OUTCOME_WRITTEN);
+                bytes.extend_from_slice(&version.0.to_be_bytes());
+            }
+            WriteOutcome::CompareAndSet { swapped, version } => {
+                bytes.push(OUTCOME_COMPARE_AND_SET);
+                bytes.push(u8::from(swapped));
+                bytes.extend_from_slice(&version.0.to_be_bytes());
+            }
+            WriteOutcome::Lease {
+                granted,
+                holder,
+                token,
+            } => {
+                bytes.push(OUTCOME_LEASE);
+                bytes.push(u8::from(granted));
+                bytes.push(u8::from(holder.is_some()));
+                bytes.extend_from_slice(&holder.map_or(0, |holder| holder.0).to_be_bytes());
+                bytes.extend_from_slice(&token.to_be_bytes());
+            }
+            WriteOutcome::Fenced { latest_token } => {
+                bytes.push(OUTCOME_FENCED);
+                bytes.extend_from_slice(&latest_token.to_be_bytes());
+            }
+            WriteOutcome::TooManyLeases => bytes.push(OUTCOME_TOO_MANY_LEASES),
+            WriteOutcome::Superseded { .. } => {
+                unreachable!("a superseded request is never recorded")
+            }
+        }
+        debug_assert!(bytes.len() <= SESSION_RECORD_SIZE_MAX_BYTES);
+        bytes
+    }
+
+    pub(super) fn decode(client: u64, bytes: &[u8]) -> Result<ClientSession> {
+        let bad = || corruption(format!("session record of c{client}: {bytes:?}"));
+        let (sequence, rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
+        let (index, rest) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+        let outcome = match rest {
+            [OUTCOME_WRITTEN, version @ ..] => WriteOutcome::Written {
+                version: Version(u64::from_be_bytes(version.try_into().map_err(|_| bad())?)),
+            },
+            [OUTCOME_COMPARE_AND_SET, swapped @ (0 | 1), version @ ..] => {
+                WriteOutcome::CompareAndSet {
+                    swapped: *swapped == 1,
+                    version: Version(u64::from_be_bytes(version.try_into().map_err(|_| bad())?)),
+                }
+            }
+            [
+                OUTCOME_LEASE,
+                granted @ (0 | 1),
+                present @ (0 | 1),
+                numbers @ ..,
+            ] => {
+                let numbers: &[u8; 16] = numbers.try_into().map_err(|_| bad())?;
+                let (holder, token) = numbers.split_at(8);
+                let holder = u64::from_be_bytes(holder.try_into().expect("8 bytes"));
+                WriteOutcome::Lease {
+                    granted: *granted == 1,
+                    holder: (*present == 1).then_some(ClientId(holder)),
+                    token: u64::from_be_bytes(token.try_into().expect("8 bytes")),
+                }
+            }
+            [OUTCOME_FENCED, token @ ..] => WriteOutcome::Fenced {
+                latest_token: u64::from_be_bytes(token.try_into().map_err(|_| bad())?),
+            },
+            [OUTCOME_TOO_MANY_LEASES] => WriteOutcome::TooManyLeases,
+            _ => return Err(bad()),
+        };
+        Ok(ClientSession {
+            client: ClientId(client),
+            sequence: u64::from_be_bytes(*sequence),
+            index: LogIndex(u64::from_be_bytes(*index)),
+            outcome,
+        })
+    }
+}
+
+/// What the sessions say about a request before it is applied.
+pub(super) enum Verdict {
+    /// Apply it (a new request, or a client not remembered).
+    Apply,
+    /// Do not apply it; answer this.
+    Answer(WriteOutcome),
+}
+
+/// The session of `client` in `sessions`, if remembered.
+pub(super) fn read_session(
+    sessions: &impl ReadableTable<u64, &'static [u8]>,
+    client: ClientId,
+) -> Result<Option<ClientSession>> {
+    sessions
+        .get(client.0)
+        .map_err(storage_error)?
+        .map(|guard| ClientSession::decode(client.0, guard.value()))
+        .transpose()
+}
+
+/// Decides a request against its client's session.
+pub(super) fn verdict(session: Option<&ClientSession>, request_id: RequestId) -> Verdict {
+    match session {
+        Some(session) if request_id.sequence == session.sequence => {
+            Verdict::Answer(session.outcome)
+        }
+        Some(session) if request_id.sequence < session.sequence => {
+            Verdict::Answer(WriteOutcome::Superseded {
+                latest_sequence: session.sequence,
+            })
+        }
+        _ => Verdict::Apply,
+    }
+}
+
+/// Records that `session` was applied (replacing `previous`, the client's earlier
+/// session), then evicts the oldest sessions beyond `sessions_max`.
+pub(super) fn record(
+    sessions: &mut Table<u64, &'static [u8]>,
+    order: &mut Table<u64, u64>,
+    previous: Option<&ClientSession>,
+    session: &ClientSession,
+    sessions_max: usize,
+) -> Result<()> {
+    assert!(sessions_max >= 1);
+    if let Some(previous) = previous {
+        assert!(
+            previous.index < session.index,
+            "sessions advance with the log"
+        );
+        order.remove(previous.index.0).map_err(storage_error)?;
+    }
+    sessions
+        .insert(session.client.0, session.encode().as_slice())
+        .map_err(storage_error)?;
+    order
+        .insert(session.index.0, session.client.0)
+        .map_err(storage_error)?;
+    while usize::try_from(sessions.len().map_err(storage_error)?).unwrap_or(usize::MAX)
+        > sessions_max
+    {
+        let (index, client) = {
+            let oldest = order.first().map_err(storage_error)?;
+            let (index, client) = oldest.ok_or_else(|| corruption("session order empty".into()))?;
+            (index.value(), client.value())
+        };
+        assert_ne!(
+            client, session.client.0,
+            "the newest session is never evicted"
+        );
+        order.remove(index).map_err(storage_error)?;
+        if sessions.remove(client).map_err(storage_error)?.is_none() {
+            return Err(corruption(format!("session order names unknown c{client}")));
+        }
+    }
+    Ok(())
+}
+
+/// Every session of a sessions table, in client order.
+pub(super) fn all_sessions(
+    sessions: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<Vec<ClientSession>> {
+    let mut all = Vec::new();
+    for item in sessions.iter().map_err(storage_error)? {
+        let (client, record) = item.map_err(storage_error)?;
+        all.push(ClientSession::decode(client.value(), record.value())?);
+        if all.len() > CLIENT_SESSIONS_LIMIT {
+            return Err(corruption(format!(
+                "more than {CLIENT_SESSIONS_LIMIT} sessions"
+            )));
+        }
+    }
+    Ok(all)
+}
+
+/// Checks sessions received in a snapshot chunk: at most [`CLIENT_SESSIONS_LIMIT`],
+/// clients strictly increasing, indexes distinct, non-zero and not after `last_index`,
+/// and outcomes that can be recorded.
+pub(super) fn check_sessions(sessions: &[ClientSession], last_index: LogIndex) -> Result<()> {
+    let invalid = |detail: String| Err(Error::InvalidInput(format!("snapshot sessions: {detail}")));
+    if sessions.len() > CLIENT_SESSIONS_LIMIT {
+        return invalid(format!("{} sessions", sessions.len()));
+    }
+    let mut indexes = std::collections::BTreeSet::new();
+    for pair in sessions.windows(2) {
+        if pair[0].client >= pair[1].client {
+            return invalid(format!("client {} out of order", pair[1].client));
+        }
+    }
+    for session in sessions {
+        if session.index == LogIndex::ZERO || session.index > last_index {
+            return invalid(format!("{} at index {}", session.client, session.index.0));
+        }
+        if !indexes.insert(session.index) {
+            return invalid(format!("index {} twice", session.index.0));
+        }
+        if matches!(session.outcome, WriteOutcome::Superseded { .. }) {
+            return invalid(format!("{} records a superseded outcome", session.client));
+        }
+    }
+    Ok(())
+}
