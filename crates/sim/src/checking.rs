@@ -29,9 +29,10 @@ use replikv_check::{
     Budget, History, Model as CheckedModel, NamedVerdict, SESSION_PROPERTIES, Verdict, Violation,
     check_all, check_convergence, convergence, durability, linearizability,
 };
+use replikv_core::RequestId;
 use replikv_core::replica::DiscardedWrite;
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Search steps the linearizability checker may take over one run's history.
 pub const CHECK_STEPS_MAX: u64 = 20_000_000;
@@ -92,6 +93,7 @@ pub fn check_run(
     history: &History,
     final_states: &CheckerStates,
     discarded: &[DiscardedWrite],
+    retried: &BTreeSet<RequestId>,
     properties: &Properties,
 ) -> Vec<NamedVerdict> {
     let claimed = |property: &str| {
@@ -129,7 +131,7 @@ pub fn check_run(
     if properties.discards_reported {
         verdicts.push(NamedVerdict {
             property: DISCARDS_PROPERTY,
-            verdict: check_discards(history, discarded),
+            verdict: check_discards(history, discarded, retried),
         });
     }
     verdicts
@@ -203,7 +205,7 @@ mod tests {
             ("n1".into(), BTreeMap::new()),
             ("n2".into(), BTreeMap::new()),
         ];
-        let verdicts = check_run(&stale, &states, &[], &everything);
+        let verdicts = check_run(&stale, &states, &[], &BTreeSet::new(), &everything);
         let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
         assert_eq!(names.len(), 9, "{names:?}");
         let linearizable = verdicts
@@ -223,7 +225,7 @@ mod tests {
             convergent: false,
             discards_reported: false,
         };
-        let verdicts = check_run(&stale, &states, &[], &durable_only);
+        let verdicts = check_run(&stale, &states, &[], &BTreeSet::new(), &durable_only);
         let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
         assert_eq!(names, [durability::PROPERTY, FINAL_READS_PROPERTY]);
         assert!(verdicts[1].verdict.is_valid(), "the read judged the write");
@@ -241,7 +243,7 @@ mod tests {
             convergent: false,
             discards_reported: false,
         };
-        let verdicts = check_run(&unjudged, &Vec::new(), &[], &durable_only);
+        let verdicts = check_run(&unjudged, &Vec::new(), &[], &BTreeSet::new(), &durable_only);
         let final_reads = verdicts
             .iter()
             .find(|v| v.property == FINAL_READS_PROPERTY)

@@ -15,7 +15,9 @@
 //!   acknowledged is lost (no false alarms). A replica that could not tell exactly where
 //!   its log parted from its new leader's (a snapshot replaced a log it had not compared)
 //!   reports what it might have lost as uncertain: those must include every loss, but
-//!   may include writes that survived.
+//!   may include writes that survived. So may a certain report of a request the client
+//!   retried under the same id after an unknown outcome: the retry may have put a second
+//!   copy in the log, which survives while the replica's own copy is discarded.
 //!
 //! Reported writes the client never saw acknowledged (it timed out, or the node
 //! crashed before answering) are not judged: whether they count as lost depends on an
@@ -62,7 +64,11 @@ impl Discards {
 /// Compares the reported discards with the lost acknowledged writes; see the module
 /// documentation.
 #[must_use]
-pub fn check_discards(history: &History, discarded: &[DiscardedWrite]) -> Verdict {
+pub fn check_discards(
+    history: &History,
+    discarded: &[DiscardedWrite],
+    retried: &BTreeSet<RequestId>,
+) -> Verdict {
     let report = match durability::lost_register_writes(history) {
         Ok(report) => report,
         Err(reason) => return Verdict::Unknown { reason },
@@ -83,7 +89,7 @@ pub fn check_discards(history: &History, discarded: &[DiscardedWrite]) -> Verdic
     let reported_where = |certain: bool| -> BTreeSet<(String, String)> {
         discarded
             .iter()
-            .filter(|write| write.certain || !certain)
+            .filter(|write| !certain || (write.certain && !retried.contains(&write.request_id)))
             .filter_map(discard_identity)
             .filter(|identity| acknowledged.contains(identity))
             .collect()

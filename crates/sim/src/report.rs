@@ -12,8 +12,8 @@ use crate::options::{SimulationOptions, WorkloadOptions};
 use replikv_check::NamedVerdict;
 use replikv_check::{History, Verdict};
 use replikv_core::replica::DiscardedWrite;
-use replikv_core::{Instant, Key, NodeId, Value};
-use std::collections::BTreeMap;
+use replikv_core::{Instant, Key, NodeId, RequestId, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Each replica's visible state, in node id order.
@@ -110,6 +110,8 @@ pub struct RunReport {
     pub final_states: NodeStates,
     /// Every write a replica reported discarding, each once.
     pub discarded_writes: Vec<DiscardedWrite>,
+    /// Requests the clients sent again under the same id after an unknown outcome.
+    pub retried_requests: BTreeSet<RequestId>,
     pub stats: RunStats,
     /// A hash of every event's description: equal for two runs of the same seed.
     pub trace_hash: u64,

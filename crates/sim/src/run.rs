@@ -208,6 +208,7 @@ where
         history: Default::default(),
         final_states: Vec::new(),
         discarded_writes: Vec::new(),
+        retried_requests: Default::default(),
         stats: RunStats::default(),
         trace_hash: 0,
         verdicts: Vec::new(),
@@ -296,6 +297,7 @@ where
         &report.history,
         &states,
         &report.discarded_writes,
+        &report.retried_requests,
         properties,
     );
     let failed: Vec<&str> = report
@@ -551,6 +553,7 @@ where
         } else {
             Vec::new()
         };
+        let retried_requests = self.clients.retried_requests().clone();
         let (history, client_stats) = self.clients.finish();
         stats.clients = client_stats;
         RunReport {
@@ -558,6 +561,7 @@ where
             history,
             final_states,
             discarded_writes: self.discards.into_writes(),
+            retried_requests,
             stats,
             trace_hash: self.trace.hash(),
             verdicts: Vec::new(),

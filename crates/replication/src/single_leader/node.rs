@@ -500,7 +500,12 @@ impl RaftNode {
             "applied {applied} > commit {} in a safe commit mode",
             self.commit
         );
-        assert!(applied <= self.log.durable_position().index);
+        // Applying never passes the durable log (`apply_target`); an installed snapshot
+        // may, when the log already held its position without having synced it.
+        assert!(
+            applied <= last,
+            "applied {applied} beyond the log's last {last}"
+        );
         if let Role::Leader(state) = &self.role {
             // Acknowledgements start at the commit index a follower learned (which may
             // run ahead of its own fsync) and advance only over durable entries.

@@ -60,7 +60,7 @@ use replikv_core::{
     Version,
 };
 use serde_json::Value as Json;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 /// Identifies one attempt of one operation, so that stale replies can be recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +154,8 @@ pub struct Clients {
     next_value: u64,
     /// Keys written so far with `fresh_key_per_write`.
     fresh_keys_used: usize,
+    /// See [`Clients::retried_requests`].
+    retried_requests: BTreeSet<RequestId>,
     history: History,
     stopped: bool,
     random: ChaCha8Rng,
@@ -195,6 +197,7 @@ impl Clients {
             next_operation: 0,
             next_value: 1,
             fresh_keys_used: 0,
+            retried_requests: BTreeSet::new(),
             history: History::default(),
             stopped: false,
             random,
@@ -357,6 +360,9 @@ impl Clients {
     /// than the latest attempt's, with a fresh timeout.
     fn retry_unknown(&mut self, client: usize, now: Instant) -> Vec<ClientAction> {
         self.stats.unknown_retries += 1;
+        if let Some(current) = &self.slots[client].current {
+            self.retried_requests.insert(current.request_id);
+        }
         let others: Vec<NodeId> = {
             let latest = self.slots[client]
                 .current
@@ -472,6 +478,14 @@ impl Clients {
     #[must_use]
     pub fn stats(&self) -> ClientStats {
         self.stats
+    }
+
+    /// The requests sent again, under the same id, after an unknown outcome: each may
+    /// have reached the log twice, so one copy can be discarded while the other
+    /// survives.
+    #[must_use]
+    pub fn retried_requests(&self) -> &BTreeSet<RequestId> {
+        &self.retried_requests
     }
 
     fn current(&self, ticket: Ticket) -> Option<&InFlight> {

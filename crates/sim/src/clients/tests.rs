@@ -247,6 +247,8 @@ fn session_reads_carry_the_highest_position_seen_across_processes() {
     options.clients = 1;
     options.workload.reads = ReadMode::Session;
     options.workload.read_weight = 1;
+    // An unknown outcome must end the operation here (no retry under the same id).
+    options.workload.unknown_retries_max = 0;
     let mut clients = Clients::new(&options, ChaCha8Rng::seed_from_u64(5));
     let mut expected = LogPosition::ZERO;
     let mut sessions_seen = 0;
@@ -266,7 +268,8 @@ fn session_reads_carry_the_highest_position_seen_across_processes() {
             let unknown = Reply::Failed(Error::Indeterminate("lost".into()));
             clients.reply(ticket, unknown, at).unwrap();
             assert_ne!(sent(&clients.start(0, at)).2.client, id.client);
-            clients.timeout(0, ticket.operation + 1, at);
+            let deadline = at + options.workload.timeout;
+            clients.timeout(0, ticket.operation + 1, deadline);
             continue;
         }
         // Positions go up and down: the token keeps the highest.
