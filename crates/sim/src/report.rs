@@ -141,8 +141,18 @@ impl RunReport {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let discards = if self.discarded_writes.is_empty() {
+            String::new()
+        } else {
+            let acknowledged =
+                crate::discards::acknowledged_discards(&self.history, &self.discarded_writes);
+            format!(
+                " | writes discarded {} (acknowledged {acknowledged})",
+                self.discarded_writes.len()
+            )
+        };
         format!(
-            "seed {}: {} | ops ok {} fail {} info {} | messages sent {} dropped {} duplicated {} partitioned {} | partitions {} crashes {} pauses {} | {} events, trace {:016x} | {}",
+            "seed {}: {} | ops ok {} fail {} info {} | messages sent {} dropped {} duplicated {} partitioned {} | partitions {} crashes {} pauses {}{discards} | {} events, trace {:016x} | {}",
             self.options.seed,
             if self.passed() { "PASS" } else { "FAIL" },
             c.operations_ok,
