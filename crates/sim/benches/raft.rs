@@ -39,6 +39,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use replikv_check::history::{Function, OperationType};
 use replikv_replication::single_leader::{RaftConfig, RaftNode};
+use replikv_sim::models::raft_factory;
 use replikv_sim::{FaultPreset, NodeSetup, RunReport, SimulationOptions, failover, run};
 use std::hint::black_box;
 use std::time::{Duration, Instant as WallInstant};
@@ -68,13 +69,7 @@ fn throughput_options(seed: u64) -> SimulationOptions {
 }
 
 fn raft_node(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
-    RaftNode::open(
-        setup.id,
-        setup.peers,
-        setup.disk,
-        setup.seed,
-        RaftConfig::default(),
-    )
+    raft_factory(RaftConfig::default())(setup)
 }
 
 /// Acknowledged writes of a run.

@@ -18,7 +18,7 @@
 //! runs one seed of the defaults (3 nodes, 5 clients, `none` faults) and returns it.
 
 use crate::director::{Directive, Director};
-use crate::node::NodeSetup;
+use crate::models::raft_factory;
 use crate::options::{FaultPreset, SimulationOptions};
 use crate::run::run_directed;
 use replikv_core::replica::Replica;
@@ -144,15 +144,7 @@ pub fn measure(seed: u64) -> Result<Duration, String> {
     // The stopwatch watches the first write a new leader commits: no client needs to
     // retry an unknown write under its old id (and the short quiet period allows none).
     options.workload.unknown_retries_max = 0;
-    let factory = |setup: NodeSetup| {
-        RaftNode::open(
-            setup.id,
-            setup.peers,
-            setup.disk,
-            setup.seed,
-            RaftConfig::default(),
-        )
-    };
+    let factory = raft_factory(RaftConfig::default());
     let mut stopwatch = FailoverStopwatch::new(Duration::from_secs(1));
     let report = run_directed(&options, factory, &mut stopwatch);
     if let Some(failure) = &report.failure {

@@ -257,7 +257,22 @@ fn raft(setup: NodeSetup, commit_mode: CommitMode) -> replikv_core::error::Resul
         commit_mode,
         ..RaftConfig::default()
     };
-    RaftNode::open(setup.id, setup.peers, setup.disk, setup.seed, config)
+    raft_factory(config)(setup)
+}
+
+/// A factory of Raft nodes with `config`, for [`simulate`] and its variants.
+pub fn raft_factory(
+    config: RaftConfig,
+) -> impl Fn(NodeSetup) -> replikv_core::error::Result<RaftNode> {
+    move |setup: NodeSetup| {
+        RaftNode::open(
+            setup.id,
+            setup.peers,
+            setup.disk,
+            setup.seed,
+            config.clone(),
+        )
+    }
 }
 
 /// The drift assumption of the `raft-lease` model: 10% (see [`lease_safe_clocks`]).
@@ -282,15 +297,7 @@ pub fn simulate_raft_lease(options: &SimulationOptions, config: RaftConfig) -> R
     let properties = Model::RaftLease.properties();
     let mut derived = *options;
     derived.workload.reads = ReadMode::Lease;
-    simulate(&derived, &properties, move |setup: NodeSetup| {
-        RaftNode::open(
-            setup.id,
-            setup.peers,
-            setup.disk,
-            setup.seed,
-            config.clone(),
-        )
-    })
+    simulate(&derived, &properties, raft_factory(config))
 }
 
 /// `clocks` with the drift step lowered until the simulated clocks keep the drift
@@ -338,13 +345,7 @@ pub fn raft_compacting_config() -> RaftConfig {
 
 /// Builds a Raft node in `majority` mode with [`raft_compacting_config`].
 fn raft_compacting(setup: NodeSetup) -> replikv_core::error::Result<RaftNode> {
-    RaftNode::open(
-        setup.id,
-        setup.peers,
-        setup.disk,
-        setup.seed,
-        raft_compacting_config(),
-    )
+    raft_factory(raft_compacting_config())(setup)
 }
 
 impl fmt::Display for Model {

@@ -24,9 +24,9 @@ mod sweep;
 use replikv_core::replica::Replica;
 use replikv_core::{Instant, NodeId, Term};
 use replikv_replication::single_leader::{RaftConfig, RaftNode, RaftStats};
+use replikv_sim::models::raft_factory;
 use replikv_sim::{
-    Directive, Director, FaultPreset, Model, NodeSetup, RunReport, SimulationOptions,
-    simulate_directed,
+    Directive, Director, FaultPreset, Model, RunReport, SimulationOptions, simulate_directed,
 };
 use std::time::Duration;
 
@@ -159,15 +159,7 @@ fn run(seed: u64, pre_vote: bool) -> (RunReport, IsolateOneFollower) {
         pre_vote,
         ..RaftConfig::default()
     };
-    let factory = move |setup: NodeSetup| {
-        RaftNode::open(
-            setup.id,
-            setup.peers,
-            setup.disk,
-            setup.seed,
-            config.clone(),
-        )
-    };
+    let factory = raft_factory(config);
     let mut director = IsolateOneFollower::default();
     let properties = Model::RaftMajority.properties();
     let report = simulate_directed(&options, &properties, factory, &mut director);

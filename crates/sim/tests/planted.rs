@@ -26,10 +26,10 @@ mod sweep;
 mod figure8;
 
 use figure8::Figure8;
-use replikv_replication::single_leader::{PlantedBug, RaftConfig, RaftNode};
+use replikv_replication::single_leader::{PlantedBug, RaftConfig};
+use replikv_sim::models::raft_factory;
 use replikv_sim::{
-    DurationRange, FaultPreset, Model, NoDirector, NodeSetup, RunReport, SimulationOptions,
-    simulate_directed,
+    DurationRange, FaultPreset, Model, NoDirector, RunReport, SimulationOptions, simulate_directed,
 };
 use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
@@ -90,15 +90,7 @@ impl Case {
     /// One run; with the Figure 8 story, also whether it was told to its end.
     fn simulate(&self, seed: u64, bug: Option<PlantedBug>) -> (RunReport, bool) {
         let config = self.config(bug);
-        let factory = move |setup: NodeSetup| {
-            RaftNode::open(
-                setup.id,
-                setup.peers,
-                setup.disk,
-                setup.seed,
-                config.clone(),
-            )
-        };
+        let factory = raft_factory(config);
         let (options, properties) = (self.options(seed), self.model.properties());
         if self.figure8 {
             let mut director = Figure8::new(Duration::from_secs(1));

@@ -12,16 +12,7 @@ use replikv_sim::{FaultPreset, Model};
 const SEEDS: u64 = 100;
 
 fn sweep_model(model: Model, preset: FaultPreset) {
-    let first_failure = sweep::seeds(SEEDS)
-        .into_iter()
-        .map(|seed| model.simulate(&sweep::sweep_options(seed, preset)))
-        .find(|report| !report.passed());
-    if let Some(report) = first_failure {
-        let text = report
-            .failure_report(model.name(), Some("sweep_commit_modes"))
-            .expect("a failed report has a failure");
-        panic!("{text}");
-    }
+    sweep::assert_every_seed_passes(model, preset, SEEDS, "sweep_commit_modes");
 }
 
 fn sweep_every_preset(model: Model) {

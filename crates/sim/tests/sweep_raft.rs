@@ -11,16 +11,7 @@ use replikv_sim::{FaultPreset, Model};
 const SEEDS: u64 = 300;
 
 fn sweep_preset(preset: FaultPreset) {
-    let first_failure = sweep::seeds(SEEDS)
-        .into_iter()
-        .map(|seed| Model::RaftMajority.simulate(&sweep::sweep_options(seed, preset)))
-        .find(|report| !report.passed());
-    if let Some(report) = first_failure {
-        let text = report
-            .failure_report(Model::RaftMajority.name(), Some("sweep_raft"))
-            .expect("a failed report has a failure");
-        panic!("{text}");
-    }
+    sweep::assert_every_seed_passes(Model::RaftMajority, preset, SEEDS, "sweep_raft");
 }
 
 #[test]

@@ -30,16 +30,7 @@ const SEEDS: u64 = 100;
 const SEARCH_SEEDS: u64 = 1_000;
 
 fn sweep_model(model: Model, preset: FaultPreset) {
-    let first_failure = sweep::seeds(SEEDS)
-        .into_iter()
-        .map(|seed| model.simulate(&sweep::sweep_options(seed, preset)))
-        .find(|report| !report.passed());
-    if let Some(report) = first_failure {
-        let text = report
-            .failure_report(model.name(), Some("sweep_reads"))
-            .expect("a failed report has a failure");
-        panic!("{text}");
-    }
+    sweep::assert_every_seed_passes(model, preset, SEEDS, "sweep_reads");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Seed selection for the sweeps: `REPLIKV_SEED=S` runs only seed S, `REPLIKV_SIM_SEEDS=N`
 //! runs N seeds instead of the default.
 
-use replikv_sim::{FaultPreset, SimulationOptions};
+use replikv_sim::{FaultPreset, Model, SimulationOptions};
 use std::time::Duration;
 
 /// Virtual seconds of each sweep run (a flag value of `replikv sim`, so that printed
@@ -38,4 +38,21 @@ pub fn sweep_options(seed: u64, preset: FaultPreset) -> SimulationOptions {
     let mut options = SimulationOptions::new(seed, preset);
     options.duration = Duration::from_secs(SWEEP_DURATION_SECONDS);
     options
+}
+
+/// Runs `model` over the sweep's seeds (`default` unless the environment says otherwise)
+/// under `preset`, and panics with the first failing seed's report and replay commands
+/// (`test` names the test file that replays it).
+#[allow(dead_code)]
+pub fn assert_every_seed_passes(model: Model, preset: FaultPreset, default: u64, test: &str) {
+    let first_failure = seeds(default)
+        .into_iter()
+        .map(|seed| model.simulate(&sweep_options(seed, preset)))
+        .find(|report| !report.passed());
+    if let Some(report) = first_failure {
+        let text = report
+            .failure_report(model.name(), Some(test))
+            .expect("a failed report has a failure");
+        panic!("{text}");
+    }
 }
