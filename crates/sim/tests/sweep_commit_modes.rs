@@ -9,7 +9,7 @@ mod sweep;
 
 use replikv_sim::{FaultPreset, Model};
 
-const SEEDS: u64 = 100;
+const SEEDS: u64 = 250;
 
 fn sweep_model(model: Model, preset: FaultPreset) {
     sweep::assert_every_seed_passes(model, preset, SEEDS, "sweep_commit_modes");

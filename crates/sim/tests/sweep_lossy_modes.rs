@@ -12,7 +12,7 @@ mod sweep;
 use replikv_sim::discards::acknowledged_discards;
 use replikv_sim::{FaultPreset, Model};
 
-const SEEDS: u64 = 60;
+const SEEDS: u64 = 150;
 
 /// Runs the sweep and returns the acknowledged writes reported discarded over all seeds.
 fn sweep_model(model: Model, preset: FaultPreset) -> usize {
