@@ -18,10 +18,13 @@
 //! chunk. So a lost chunk or answer costs one resend, which the heartbeat does when a
 //! whole interval passed without progress, and a follower that crashed mid-transfer
 //! resumes from what it made durable. For a follower that is merely behind, the leader's
-//! applied position is always ahead of the follower's. For one that answered
-//! `SnapshotNeeded` it waits until it applied an entry of its own term (its no-op): the
-//! snapshot's position is then newer than anything the follower applied under an older
-//! leader, so the follower's store accepts it even though it diverged. A new leader starts a new transfer at its own position; the
+//! applied position is always ahead of the follower's. One that answered
+//! `SnapshotNeeded` may have applied more than the leader (entries the leader's history
+//! lacks): it installs the snapshot as a *replacing* install
+//! (`Store::install_begin_replacing`, recorded with the install so a crash keeps it),
+//! accepted whatever its position. The leader does not wait to apply an entry of its own
+//! term first: with the diverged node its only reachable follower, it never could. A new
+//! leader starts a new transfer at its own position; the
 //! follower abandons the old install when the first chunk of the new one arrives.
 //!
 //! **Follower.** A chunk goes to the store's install (`Store::install_chunk`: a staging
@@ -75,7 +78,7 @@ impl RaftNode {
     /// Leader: starts a transfer to `peer`, or, on a heartbeat, resends the chunk it
     /// waits for if no answer moved it during the last interval.
     pub(super) fn send_snapshot(&mut self, peer: NodeId, heartbeat: bool) -> Result<()> {
-        let (term, applied) = (self.term, self.store.applied_position());
+        let applied = self.store.applied_position();
         let Role::Leader(state) = &mut self.role else {
             unreachable!("only a leader sends snapshots")
         };
@@ -84,9 +87,6 @@ impl RaftNode {
                 return self.send_chunk(peer);
             }
             return Ok(());
-        }
-        if state.progress[&peer].snapshot_needed && applied.term != term {
-            return Ok(()); // until this term's no-op is applied; retried every heartbeat
         }
         let snapshot = self.store.snapshot()?;
         assert_eq!(
@@ -205,7 +205,7 @@ impl RaftNode {
             self.hold(from, answer(SnapshotResult::Installed));
             return Ok(());
         }
-        if position <= self.store.applied_position() {
+        if position <= self.store.applied_position() && !self.snapshot_needed {
             self.stats.messages_dropped += 1; // older than what we applied: no use
             return Ok(());
         }
@@ -237,7 +237,12 @@ impl RaftNode {
             .map(|install| install.position());
         if current != Some(position) {
             self.store.install_abort()?;
-            self.store.install_begin(position)?;
+            if self.snapshot_needed {
+                // Diverged: the leader's state replaces ours even if it applied less.
+                self.store.install_begin_replacing(position)?;
+            } else {
+                self.store.install_begin(position)?;
+            }
         }
         match self.store.install_chunk(chunk) {
             Ok(true) => {

@@ -47,6 +47,9 @@ pub struct SnapshotInstall {
     position: LogPosition,
     last_key: Option<Key>,
     done: bool,
+    /// Begun by [`Store::install_begin_replacing`]: accepted whatever the applied
+    /// position.
+    replacing: bool,
     entries_installed: u64,
 }
 
@@ -69,18 +72,25 @@ impl SnapshotInstall {
         self.done
     }
 
+    /// Whether the install replaces a diverged state ([`Store::install_begin_replacing`]).
+    #[must_use]
+    pub fn is_replacing(&self) -> bool {
+        self.replacing
+    }
+
     /// Number of entries (tombstones included) installed so far.
     #[must_use]
     pub fn entries_installed(&self) -> u64 {
         self.entries_installed
     }
 
-    /// `position (16) | done (1) | entries installed (8) | last key (rest, empty: none)`.
+    /// `position (16) | flags (1: bit 0 done, bit 1 replacing) | entries installed (8) |
+    /// last key (rest, empty: none)`.
     fn encode(&self) -> Vec<u8> {
         let last_key = self.last_key.as_ref().map_or(&[][..], Key::as_bytes);
         let mut bytes = Vec::with_capacity(POSITION_SIZE_BYTES + 9 + last_key.len());
         bytes.extend_from_slice(&encode_position(self.position));
-        bytes.push(u8::from(self.done));
+        bytes.push(u8::from(self.done) | (u8::from(self.replacing) << 1));
         bytes.extend_from_slice(&self.entries_installed.to_be_bytes());
         bytes.extend_from_slice(last_key);
         bytes
@@ -95,11 +105,11 @@ impl SnapshotInstall {
             )));
         }
         let (fixed, last_key) = bytes.split_at(FIXED);
-        let done = match fixed[POSITION_SIZE_BYTES] {
-            0 => false,
-            1 => true,
-            other => return Err(corruption(format!("install record done flag {other}"))),
-        };
+        let flags = fixed[POSITION_SIZE_BYTES];
+        if flags > 0b11 {
+            return Err(corruption(format!("install record flags {flags:#x}")));
+        }
+        let (done, replacing) = (flags & 1 == 1, flags & 2 == 2);
         let entries = &fixed[POSITION_SIZE_BYTES + 1..];
         Ok(SnapshotInstall {
             position: decode_position(&fixed[..POSITION_SIZE_BYTES])?,
@@ -107,6 +117,7 @@ impl SnapshotInstall {
                 .then(|| decode_key(last_key))
                 .transpose()?,
             done,
+            replacing,
             entries_installed: u64::from_be_bytes(entries.try_into().expect("8 bytes")),
         })
     }
@@ -123,10 +134,24 @@ impl Store {
                 self.applied
             )));
         }
+        self.begin_install(position, false)
+    }
+
+    /// Starts installing the snapshot taken at `position` whatever the applied position:
+    /// for a replica whose applied state diverged from its leader's history (a deposed
+    /// leader of a lossy commit mode), which the leader's state must replace even when
+    /// the leader has applied less. The choice is recorded with the install, so a
+    /// resumed install after a crash keeps it.
+    pub fn install_begin_replacing(&mut self, position: LogPosition) -> Result<()> {
+        self.begin_install(position, true)
+    }
+
+    fn begin_install(&mut self, position: LogPosition, replacing: bool) -> Result<()> {
         let install = SnapshotInstall {
             position,
             last_key: None,
             done: false,
+            replacing,
             entries_installed: 0,
         };
         let transaction = self.begin_write(Durability::None)?;
@@ -236,7 +261,7 @@ impl Store {
                 install.position
             )));
         }
-        if install.position <= self.applied {
+        if install.position <= self.applied && !install.replacing {
             return Err(Error::InvalidInput(format!(
                 "snapshot at {} is not after the applied position {}",
                 install.position, self.applied

@@ -201,6 +201,45 @@ fn installs_refuse_stale_and_incomplete_snapshots_and_can_be_aborted() {
     assert_eq!(store.applied_position(), position(30));
 }
 
+/// A diverged replica (it applied beyond what its leader's history holds) takes the
+/// leader's state even at a lower position, and the choice survives a reopening.
+#[test]
+fn a_replacing_install_takes_a_state_behind_the_applied_position() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    let write = StoreWrite::Put {
+        key: key("diverged"),
+        value: Value::new(b"lost".to_vec()).unwrap(),
+    };
+    store.apply(&[write], position(10)).unwrap();
+    assert!(matches!(
+        store.install_begin(position(7)),
+        Err(Error::InvalidInput(_))
+    ));
+    store.install_begin_replacing(position(7)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    assert!(store.install_progress().unwrap().is_replacing());
+    let last = SnapshotChunk {
+        position: position(7),
+        after: None,
+        entries: vec![SnapshotEntry {
+            key: key("kept"),
+            version: Version(3),
+            value: Some(Value::new(b"leader".to_vec()).unwrap()),
+        }],
+        done: true,
+        sessions: Vec::new(),
+        leases: Vec::new(),
+    };
+    assert!(store.install_chunk(&last).unwrap());
+    store.install_finish().unwrap();
+    assert_eq!(store.applied_position(), position(7));
+    assert_eq!(store.version(&key("diverged")).unwrap(), Version(0));
+    assert_eq!(store.version(&key("kept")).unwrap(), Version(3));
+}
+
 #[test]
 fn an_install_in_progress_survives_reopening() {
     each_disk(|disk| {
