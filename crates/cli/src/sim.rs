@@ -9,6 +9,7 @@
 //! every event of every run to standard error.
 
 use clap::Args;
+use replikv_sim::discards::describe_acknowledged_discards;
 use replikv_sim::{FaultPreset, Model, SimulationOptions};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -20,6 +21,9 @@ use std::time::Duration;
 const SEEDS_MAX: u64 = 1_000_000;
 
 /// Flags of `replikv sim`.
+/// Most discarded writes listed per seed.
+const DISCARD_LINES_MAX: usize = 10;
+
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// The model to simulate: raft-majority, raft-all, raft-semi-sync-any-1,
@@ -99,6 +103,14 @@ pub fn run(args: &SimArgs) -> ExitCode {
     for seed in args.seed..=last {
         let report = args.model.simulate(&args.options(seed));
         println!("{}", report.summary());
+        let discards = describe_acknowledged_discards(
+            &report.history,
+            &report.discarded_writes,
+            DISCARD_LINES_MAX,
+        );
+        for line in discards {
+            println!("{line}");
+        }
         let is_last = seed == last || !report.passed();
         if let Some(path) = args.history.as_ref().filter(|_| is_last)
             && let Err(error) = write_history(path, &report.history)

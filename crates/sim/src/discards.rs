@@ -161,3 +161,146 @@ pub fn acknowledged_discards(history: &History, discarded: &[DiscardedWrite]) ->
         .filter(|identity| acknowledged.contains(identity))
         .count()
 }
+
+/// One line per reported discard whose write the client saw acknowledged (at most
+/// `lines_max`, then a count of the rest): what a failover took back, for people reading
+/// a run.
+#[must_use]
+pub fn describe_acknowledged_discards(
+    history: &History,
+    discarded: &[DiscardedWrite],
+    lines_max: usize,
+) -> Vec<String> {
+    let acknowledged = acknowledged_writes(history);
+    let lost: Vec<&DiscardedWrite> = discarded
+        .iter()
+        .filter(|write| discard_identity(write).is_some_and(|id| acknowledged.contains(&id)))
+        .collect();
+    let mut lines: Vec<String> = lost
+        .iter()
+        .take(lines_max)
+        .map(|write| {
+            let (key, value) = discard_identity(write).expect("filtered on identity");
+            let certainty = if write.certain { "" } else { " (uncertain)" };
+            format!(
+                "  acknowledged, then discarded{certainty}: {} wrote {key}={value} at {}",
+                write.request_id, write.position
+            )
+        })
+        .collect();
+    if lost.len() > lines_max {
+        lines.push(format!("  ... and {} more", lost.len() - lines_max));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replikv_check::Operation;
+    use replikv_core::{ClientId, Key, LogPosition, Value};
+    use serde_json::Value as Json;
+
+    fn write(key: &str, value: u64, kind: OperationType, at: u64) -> Operation {
+        Operation {
+            process: value,
+            key: key.into(),
+            f: Function::Write,
+            value: Json::from(value),
+            ok: None,
+            kind,
+            invoke: at,
+            complete: Some(at + 1),
+        }
+    }
+
+    fn read(key: &str, value: Option<u64>, at: u64) -> Operation {
+        Operation {
+            process: 99,
+            key: key.into(),
+            f: Function::Read,
+            value: value.map_or(Json::Null, Json::from),
+            ok: None,
+            kind: OperationType::Ok,
+            invoke: at,
+            complete: Some(at + 1),
+        }
+    }
+
+    fn discard(key: &str, value: u64, sequence: u64, certain: bool) -> DiscardedWrite {
+        DiscardedWrite {
+            request_id: RequestId {
+                client: ClientId(value),
+                sequence,
+            },
+            position: LogPosition::new(1, sequence),
+            key: Key::new(key).unwrap(),
+            value: Some(Value::new(value.to_string()).unwrap()),
+            certain,
+        }
+    }
+
+    /// k1=1 acknowledged and lost (read absent), k2=2 acknowledged and kept, k3=3 of
+    /// unknown outcome and lost.
+    fn history() -> History {
+        History {
+            operations: vec![
+                write("k1", 1, OperationType::Ok, 0),
+                write("k2", 2, OperationType::Ok, 0),
+                write("k3", 3, OperationType::Info, 0),
+                read("k1", None, 10),
+                read("k2", Some(2), 10),
+                read("k3", None, 10),
+            ],
+        }
+    }
+
+    fn verdict(discarded: &[DiscardedWrite], retried: &[RequestId]) -> Verdict {
+        let retried: BTreeSet<RequestId> = retried.iter().copied().collect();
+        check_discards(&history(), discarded, &retried)
+    }
+
+    #[test]
+    fn exactly_the_lost_acknowledged_writes_reported_is_valid() {
+        // The unknown write's report is not judged either way.
+        let reports = [discard("k1", 1, 1, true), discard("k3", 3, 3, true)];
+        assert!(verdict(&reports, &[]).is_valid());
+        let lines = describe_acknowledged_discards(&history(), &reports, 10);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("k1=1"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_silent_loss_is_invalid() {
+        let verdict = verdict(&[discard("k3", 3, 3, true)], &[]);
+        let Verdict::Invalid(violation) = verdict else {
+            panic!("{verdict:?}");
+        };
+        assert!(violation.explanation.contains("1 lost silently [k1=1]"));
+    }
+
+    #[test]
+    fn a_certain_false_alarm_is_invalid_unless_uncertain_or_retried() {
+        let false_alarm = discard("k2", 2, 2, true);
+        let reports = [discard("k1", 1, 1, true), false_alarm.clone()];
+        let verdict_certain = verdict(&reports, &[]);
+        let Verdict::Invalid(violation) = verdict_certain else {
+            panic!("{verdict_certain:?}");
+        };
+        assert!(violation.explanation.contains("[k2=2]"));
+        let uncertain = DiscardedWrite {
+            certain: false,
+            ..false_alarm.clone()
+        };
+        assert!(verdict(&[discard("k1", 1, 1, true), uncertain], &[]).is_valid());
+        assert!(verdict(&reports, &[false_alarm.request_id]).is_valid());
+    }
+
+    #[test]
+    fn unjudged_acknowledged_writes_make_the_count_impossible() {
+        let mut history = history();
+        history.operations.retain(|op| op.f == Function::Write);
+        let verdict = check_discards(&history, &[], &BTreeSet::new());
+        assert!(!verdict.is_valid(), "{verdict:?}");
+    }
+}
