@@ -219,11 +219,8 @@ mod tests {
             .unwrap();
         assert!(convergent.verdict.is_valid());
         let durable_only = Properties {
-            linearizable: false,
-            session_guarantees: false,
             durable: true,
-            convergent: false,
-            discards_reported: false,
+            ..Properties::NONE
         };
         let verdicts = check_run(&stale, &states, &[], &BTreeSet::new(), &durable_only);
         let names: Vec<&str> = verdicts.iter().map(|v| v.property).collect();
@@ -237,11 +234,8 @@ mod tests {
             operations: vec![operation(0, Function::Write, Json::from(1), 0, 10)],
         };
         let durable_only = Properties {
-            linearizable: false,
-            session_guarantees: false,
             durable: true,
-            convergent: false,
-            discards_reported: false,
+            ..Properties::NONE
         };
         let verdicts = check_run(&unjudged, &Vec::new(), &[], &BTreeSet::new(), &durable_only);
         let final_reads = verdicts

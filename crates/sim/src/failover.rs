@@ -60,16 +60,6 @@ impl FailoverStopwatch {
         }
     }
 
-    /// The established leader: every running node follows it in its term.
-    fn established_leader(nodes: &[Option<&RaftNode>]) -> Option<(NodeId, Term)> {
-        let leader = nodes.iter().flatten().find(|node| node.is_leader())?;
-        let (id, term) = (leader.id(), leader.term());
-        let followed = nodes
-            .iter()
-            .all(|node| node.is_some_and(|n| n.term() == term && n.leader() == Some(id)));
-        followed.then_some((id, term))
-    }
-
     /// Whether `node`, leading after the crash, newly committed a write of its term.
     fn committed_a_write(&mut self, node: &RaftNode) -> Result<bool, String> {
         let commit = node.commit_index();
@@ -109,7 +99,7 @@ impl Director<RaftNode> for FailoverStopwatch {
         }
         let Some((old_leader, old_term, crashed_at)) = self.crashed else {
             if now >= Instant::ZERO + self.crash_after
-                && let Some((leader, term)) = Self::established_leader(nodes)
+                && let Some((leader, term)) = established_leader(nodes)
             {
                 self.crashed = Some((leader, term, now));
                 directives.push(Directive::Crash(leader));
@@ -156,4 +146,16 @@ pub fn measure(seed: u64) -> Result<Duration, String> {
     stopwatch
         .failover
         .ok_or_else(|| format!("seed {seed}: no new leader committed a write"))
+}
+
+/// The established leader of a Raft cluster: every running node follows it in its term.
+/// For directors that act once a cluster settled.
+#[must_use]
+pub fn established_leader(nodes: &[Option<&RaftNode>]) -> Option<(NodeId, Term)> {
+    let leader = nodes.iter().flatten().find(|node| node.is_leader())?;
+    let (id, term) = (leader.id(), leader.term());
+    let followed = nodes
+        .iter()
+        .all(|node| node.is_some_and(|n| n.term() == term && n.leader() == Some(id)));
+    followed.then_some((id, term))
 }

@@ -26,6 +26,7 @@
 use replikv_core::replica::Replica;
 use replikv_core::{Instant, LogIndex, NodeId, Term};
 use replikv_replication::single_leader::RaftNode;
+use replikv_sim::failover::established_leader;
 use replikv_sim::{Directive, Director};
 use std::time::Duration;
 
@@ -65,16 +66,6 @@ impl Figure8 {
     pub fn told(&self) -> bool {
         self.step == Step::Done
     }
-}
-
-/// The established leader: every running node follows it in its term.
-fn established_leader(nodes: &[Option<&RaftNode>]) -> Option<(NodeId, Term)> {
-    let leader = nodes.iter().flatten().find(|node| node.is_leader())?;
-    let (id, term) = (leader.id(), leader.term());
-    let followed = nodes
-        .iter()
-        .all(|node| node.is_some_and(|n| n.term() == term && n.leader() == Some(id)));
-    followed.then_some((id, term))
 }
 
 impl Director<RaftNode> for Figure8 {
