@@ -7,9 +7,9 @@
 //! [`crate::limits`].
 
 use crate::error::{Error, Result};
-use crate::id::ClientId;
+use crate::id::{ClientId, NodeId};
 use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
-use crate::position::LogPosition;
+use crate::position::{LogPosition, Term};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -209,12 +209,24 @@ pub enum Request {
         lease: Key,
         token: u64,
     },
+    /// An operator's request: hand leadership of the group to voter `to` (`None`: the
+    /// leader picks the most caught-up voter), quickly and without losing anything
+    /// (Raft's leadership transfer). Not a key-value operation: it has no key and
+    /// changes no data. A strategy without leaders refuses it with
+    /// [`Error::InvalidInput`]. Answered by [`Reply::LeadershipTransferred`] once the
+    /// target leads, or by an error that says why not (not a voter, another transfer
+    /// in progress, timed out).
+    TransferLeadership {
+        to: Option<NodeId>,
+    },
 }
 
 impl Request {
+    /// The key the request is about; `None` for a request about the group rather than
+    /// a key ([`Request::TransferLeadership`]).
     #[must_use]
-    pub fn key(&self) -> &Key {
-        match self {
+    pub fn key(&self) -> Option<&Key> {
+        let key = match self {
             Request::Get { key, .. }
             | Request::Put { key, .. }
             | Request::Delete { key }
@@ -225,13 +237,19 @@ impl Request {
             Request::AcquireLease { name, .. }
             | Request::RenewLease { name, .. }
             | Request::ReleaseLease { name, .. } => name,
-        }
+            Request::TransferLeadership { .. } => return None,
+        };
+        Some(key)
     }
 
-    /// Whether the request may change state (and so needs replication).
+    /// Whether the request may change the key-value state (and so needs replication). A
+    /// leadership transfer changes who leads, not the data: not a write.
     #[must_use]
     pub fn is_write(&self) -> bool {
-        !matches!(self, Request::Get { .. })
+        !matches!(
+            self,
+            Request::Get { .. } | Request::TransferLeadership { .. }
+        )
     }
 }
 
@@ -267,12 +285,15 @@ pub enum Reply {
         token: u64,
         position: LogPosition,
     },
+    /// A [`Request::TransferLeadership`] succeeded: `leader` leads the group in `term`.
+    LeadershipTransferred { leader: NodeId, term: Term },
     /// The request failed; the error says whether it may still have taken effect.
     Failed(Error),
 }
 
 impl Reply {
-    /// The log position a successful reply carries (`None` for a failure).
+    /// The log position a successful reply carries (`None` for a failure, and for a
+    /// leadership transfer, which names no log entry).
     #[must_use]
     pub fn position(&self) -> Option<LogPosition> {
         match self {
@@ -280,7 +301,7 @@ impl Reply {
             | Reply::Written { position, .. }
             | Reply::CompareAndSet { position, .. }
             | Reply::Lease { position, .. } => Some(*position),
-            Reply::Failed(_) => None,
+            Reply::LeadershipTransferred { .. } | Reply::Failed(_) => None,
         }
     }
 }

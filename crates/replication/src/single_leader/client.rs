@@ -43,6 +43,9 @@ impl RaftNode {
         if let Request::Get { key, consistency } = request {
             return self.handle_read(now, request_id, key, consistency);
         }
+        if let Request::TransferLeadership { to } = request {
+            return self.handle_transfer_request(now, request_id, to);
+        }
         if !self.is_leader() {
             let leader = self.leader();
             self.reply(request_id, Reply::Failed(Error::NotLeader { leader }));
@@ -82,6 +85,7 @@ impl RaftNode {
             | Request::ReleaseLease { .. }
             | Request::PutFenced { .. }
             | Request::DeleteFenced { .. } => unreachable!("lease requests are proposed above"),
+            Request::TransferLeadership { .. } => unreachable!("transfers are handled above"),
         }
     }
 
@@ -92,6 +96,16 @@ impl RaftNode {
         if let Some(index) = state.proposed.get(&request_id).copied() {
             *state.joined.entry(index).or_insert(0) += 1;
             self.stats.retries_joined += 1;
+            return Ok(());
+        }
+        if let Some(target) = self.transfer_target() {
+            // New writes wait for the new leader: see `transfer.rs`.
+            self.stats.requests_refused += 1;
+            self.stats.transfer_writes_refused += 1;
+            let error = Error::Unavailable(format!(
+                "leadership transfer to {target} in progress: retry at the new leader"
+            ));
+            self.reply(request_id, Reply::Failed(error));
             return Ok(());
         }
         let index = self.log.last_position().index.next();

@@ -40,7 +40,7 @@ impl RaftNode {
             return Ok(());
         }
         if !self.config.pre_vote {
-            return self.start_election(now);
+            return self.start_election(now, false);
         }
         self.start_pre_vote(now)
     }
@@ -63,12 +63,14 @@ impl RaftNode {
         let won =
             matches!(&self.role, Role::PreCandidate { granted } if granted.len() >= self.quorum());
         if won {
-            self.start_election(now)?;
+            self.start_election(now, false)?;
         }
         Ok(())
     }
 
-    fn start_election(&mut self, now: Instant) -> Result<()> {
+    /// Campaigns for the next term; `transfer`: because the leader handed leadership
+    /// over (`transfer.rs`), which the votes say.
+    pub(super) fn start_election(&mut self, now: Instant, transfer: bool) -> Result<()> {
         self.stats.elections_started += 1;
         let term = Term(self.term.0 + 1);
         self.set_hard_state(term, Some(self.id))?;
@@ -79,7 +81,14 @@ impl RaftNode {
         self.reset_election_deadline(now);
         let last = self.log.last_position();
         for peer in self.peers.clone() {
-            self.send(peer, Message::Vote { term, last });
+            self.send(
+                peer,
+                Message::Vote {
+                    term,
+                    last,
+                    transfer,
+                },
+            );
         }
         self.maybe_win_election(now)
     }

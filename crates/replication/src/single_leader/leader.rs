@@ -113,6 +113,11 @@ pub(crate) struct LeaderState {
     pub(super) round_started: VecDeque<(u64, Instant)>,
     /// Lease reads arrived since the last round started: renew with the next heartbeat.
     pub(super) lease_renewal_wanted: bool,
+    /// The leadership transfer in progress, if any (see `transfer.rs`).
+    pub(super) transfer: Option<super::transfer::Transfer>,
+    /// This leader sent a TimeoutNow in its term: it holds no lease any more, and
+    /// confirmed rounds do not extend it (the lease argument in `transfer.rs`).
+    pub(super) lease_renounced: bool,
 }
 
 impl LeaderState {
@@ -184,6 +189,8 @@ impl RaftNode {
             lease_until: None,
             round_started: VecDeque::new(),
             lease_renewal_wanted: false,
+            transfer: None,
+            lease_renounced: false,
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;
@@ -278,7 +285,8 @@ impl RaftNode {
     }
 
     /// Answers everything a deposed leader still owes its clients.
-    pub(super) fn abandon_leadership(&mut self, state: LeaderState) {
+    pub(super) fn abandon_leadership(&mut self, mut state: LeaderState) {
+        self.hand_off_transfer(state.transfer.take());
         let unacknowledged = state
             .unacknowledged_replies
             .into_iter()

@@ -1,10 +1,12 @@
 //! What Raft peers say to each other.
 //!
-//! Eight messages, in four request/response pairs: the pre-vote (a dry run of an election
+//! Nine messages: four request/response pairs and a command. The pairs are the pre-vote (a dry run of an election
 //! that changes no state, so a node that cannot win never bumps anyone's term), the vote,
 //! AppendEntries (which doubles as heartbeat and as the leadership confirmation round
 //! of a ReadIndex read), and InstallSnapshot (one chunk of the leader's state, for a
-//! follower the log cannot catch up; see `snapshot.rs`). Every message carries the
+//! follower the log cannot catch up; see `snapshot.rs`); the command is `TimeoutNow`, a
+//! leader handing over its leadership to a caught-up follower (`transfer.rs`). Every
+//! message carries the
 //! sender's term, and term fencing is applied before anything else looks at a message
 //! (see `node.rs`).
 //!
@@ -28,8 +30,15 @@ pub enum Message {
     /// The answer to a pre-vote. `term` echoes the proposed term when granted, else the
     /// receiver's current term.
     PreVoteResponse { term: Term, granted: bool },
-    /// "Vote for me at `term`; my last entry is `last`."
-    Vote { term: Term, last: LogPosition },
+    /// "Vote for me at `term`; my last entry is `last`." `transfer`: the candidate
+    /// campaigns because its leader handed leadership over (`TimeoutNow`), so voters
+    /// that still hear from that leader do not refuse it (see `transfer.rs`).
+    Vote {
+        term: Term,
+        last: LogPosition,
+        #[serde(default)]
+        transfer: bool,
+    },
     /// The answer to a vote, sent only once the receiver's hard state is durable.
     VoteResponse { term: Term, granted: bool },
     /// Entries following `previous`, and the leader's commit index. Empty entries make a
@@ -56,6 +65,10 @@ pub enum Message {
         position: LogPosition,
         result: SnapshotResult,
     },
+    /// From the leader of `term` to a follower whose log holds everything up to `last`
+    /// (the leader's last entry): "start an election now", skipping the pre-vote and the
+    /// election timeout (leadership transfer, see `transfer.rs`).
+    TimeoutNow { term: Term, last: LogPosition },
 }
 
 impl Message {
@@ -70,7 +83,8 @@ impl Message {
             | Message::Append { term, .. }
             | Message::AppendResponse { term, .. }
             | Message::InstallSnapshot { term, .. }
-            | Message::InstallSnapshotResponse { term, .. } => *term,
+            | Message::InstallSnapshotResponse { term, .. }
+            | Message::TimeoutNow { term, .. } => *term,
         }
     }
 }

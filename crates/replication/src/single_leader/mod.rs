@@ -156,8 +156,16 @@
 //!
 //! ## Seams for what comes later
 //!
-//! Learners, membership change and leadership transfer are not implemented yet; the
-//! voters are fixed when a node opens. A session token whose index lies below a compacted prefix
+//! Learners and membership change are not implemented yet; the voters are fixed when a
+//! node opens.
+//!
+//! ## Leadership transfer
+//!
+//! `Request::TransferLeadership` hands leadership to a chosen (or the most caught-up)
+//! voter in about one round trip: the leader stops proposing writes, catches the target
+//! up, sends it `TimeoutNow`, and gives up its lease; the target campaigns at once with
+//! a vote that voters do not refuse for stickiness. `transfer.rs` has the steps, what can
+//! go wrong, and why lease reads stay safe. A session token whose index lies below a compacted prefix
 //! cannot be checked locally (`reads.rs` says what happens then).
 
 mod client;
@@ -174,6 +182,7 @@ mod planted;
 mod reads;
 mod replication;
 mod snapshot;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -186,6 +195,7 @@ pub use message::{AppendResult, Command, Message, SnapshotResult, WireChunk, Wir
 pub use node::{HARD_STATE_FILE_NAME, RaftNode, STORE_FILE_NAME, TERM_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
+pub use transfer::TRANSFER_REQUESTS_MAX;
 
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::REPLICATION_BATCH_ENTRIES_MAX;
@@ -437,4 +447,16 @@ pub struct RaftStats {
     pub retries_joined: u64,
     /// Lease expiries this node proposed as leader.
     pub lease_expiries_proposed: u64,
+    /// Leader: leadership transfers started, completed (the target, or for `to: None`
+    /// another node, leads a later term; counted when this node learns it) and aborted
+    /// (timed out, or another node won). See `transfer.rs`.
+    pub transfers_started: u64,
+    pub transfers_completed: u64,
+    pub transfers_aborted: u64,
+    /// Client writes refused because a transfer was in progress.
+    pub transfer_writes_refused: u64,
+    /// Target: elections started at once on a leader's `TimeoutNow`, and TimeoutNow
+    /// messages ignored (not from the leader it follows, or naming an entry it lacks).
+    pub transfer_elections_started: u64,
+    pub timeout_now_ignored: u64,
 }

@@ -121,6 +121,9 @@ pub struct RaftNode {
     /// With lease reads enabled, a node just opened refuses votes until then: it may have
     /// acknowledged a lease round before it crashed and forgotten its leader contact.
     pub(super) votes_refused_until: Option<Instant>,
+    /// A leadership transfer this node started as leader, stepped down during, and
+    /// still has to answer (see `transfer.rs`).
+    pub(super) transfer_handoff: Option<super::transfer::Transfer>,
 }
 
 /// How [`RaftNode::discard_log_entries`] removes entries.
@@ -213,6 +216,7 @@ impl RaftNode {
             divergence_after: None,
             session_reads: VecDeque::new(),
             votes_refused_until: None,
+            transfer_handoff: None,
         })
     }
 
@@ -237,11 +241,11 @@ impl RaftNode {
     /// For the script tests: marks `index` committed on this node alone (and applies it),
     /// as the old leader of a lossy commit mode could have told it.
     #[cfg(test)]
-    pub(super) fn force_commit(&mut self, index: LogIndex) {
+    pub(super) fn force_commit(&mut self, now: Instant, index: LogIndex) {
         let index = index.min(self.log.durable_position().index);
         self.commit = self.commit.max(index);
         self.log.mark_committed(self.commit);
-        self.after_input().expect("apply");
+        self.after_input(now).expect("apply");
     }
 
     /// The one place where log entries other than a compacted prefix are removed: a
@@ -419,9 +423,12 @@ impl RaftNode {
             match message {
                 Message::PreVote { .. } => return Ok(true),
                 Message::PreVoteResponse { granted: true, .. } => return Ok(true),
-                Message::Vote { .. } if self.in_leader_lease(now) => {
+                Message::Vote {
+                    transfer: false, ..
+                } if self.in_leader_lease(now) => {
                     // A disruptive candidate while our leader is alive: ignore (check-quorum
-                    // makes a leader that lost its majority step down by itself).
+                    // makes a leader that lost its majority step down by itself). A
+                    // transfer's vote is not refused (`transfer.rs`).
                     self.stats.votes_ignored_in_lease += 1;
                     return Ok(false);
                 }
@@ -517,13 +524,16 @@ impl RaftNode {
             assert_eq!(self.voted_for, Some(self.id), "a leader voted for itself");
         }
         assert!(self.log.last_position().term <= self.term);
+        self.assert_transfer_invariants();
     }
 
     /// Common end of every input: apply what became committed, check invariants.
-    fn after_input(&mut self) -> Result<()> {
+    fn after_input(&mut self, now: Instant) -> Result<()> {
         self.apply_committed()?;
         self.answer_acknowledged();
         self.serve_reads()?;
+        self.advance_transfer(now);
+        self.settle_handoff();
         self.assert_invariants();
         Ok(())
     }
@@ -543,14 +553,14 @@ impl Replica for RaftNode {
             return Ok(());
         }
         if !self.fence(now, from, &message)? {
-            return self.after_input();
+            return self.after_input(now);
         }
         match message {
             Message::PreVote { term, last } => self.handle_pre_vote(now, from, term, last),
             Message::PreVoteResponse { term, granted } => {
                 self.handle_pre_vote_response(now, from, term, granted)?;
             }
-            Message::Vote { term, last } => self.handle_vote(now, from, term, last)?,
+            Message::Vote { term, last, .. } => self.handle_vote(now, from, term, last)?,
             Message::VoteResponse { granted, .. } => {
                 self.handle_vote_response(now, from, granted)?;
             }
@@ -572,8 +582,9 @@ impl Replica for RaftNode {
             Message::InstallSnapshotResponse {
                 position, result, ..
             } => self.handle_install_snapshot_response(now, from, position, result)?,
+            Message::TimeoutNow { last, .. } => self.handle_timeout_now(now, from, last)?,
         }
-        self.after_input()
+        self.after_input(now)
     }
 
     fn handle_request(
@@ -583,17 +594,18 @@ impl Replica for RaftNode {
         request: Request,
     ) -> Result<()> {
         self.handle_client_request(now, request_id, request)?;
-        self.after_input()
+        self.after_input(now)
     }
 
     fn handle_tick(&mut self, now: Instant) -> Result<()> {
         self.expire_session_reads(now);
+        self.transfer_tick(now);
         if matches!(self.role, Role::Leader(_)) {
             self.leader_tick(now)?;
         } else {
             self.election_tick(now)?;
         }
-        self.after_input()
+        self.after_input(now)
     }
 
     fn handle_flush(&mut self, now: Instant) -> Result<()> {
@@ -605,7 +617,7 @@ impl Replica for RaftNode {
             }
         }
         self.leader_flush(now)?;
-        self.after_input()?;
+        self.after_input(now)?;
         // Before the store's sync: what this flush committed and applied stays in the log
         // until a later event, so that observers read every committed entry at least once.
         self.compact_log()?;
@@ -632,7 +644,11 @@ impl Replica for RaftNode {
             _ => self.election_deadline.unwrap_or(Instant::ZERO),
         };
         let session_deadline = self.session_reads.front().map(|read| read.deadline);
-        Some(session_deadline.map_or(role_deadline, |deadline| deadline.min(role_deadline)))
+        let deadline = [session_deadline, self.transfer_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(role_deadline, Instant::min);
+        Some(deadline)
     }
 
     fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {

@@ -309,6 +309,11 @@ impl RaftNode {
         let Role::Leader(state) = &mut self.role else {
             return;
         };
+        if state.lease_renounced {
+            // A transfer's TimeoutNow went out in this term: see `transfer.rs`.
+            debug_assert!(state.lease_until.is_none());
+            return;
+        }
         let mut sequences: Vec<u64> = state.progress.values().map(|p| p.read_sequence).collect();
         sequences.push(state.read_sequence);
         sequences.sort_unstable_by(|a, b| b.cmp(a));

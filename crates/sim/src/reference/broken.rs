@@ -68,7 +68,11 @@ impl Replica for LocalOnly {
         request_id: RequestId,
         request: Request,
     ) -> Result<()> {
-        let (current, version) = self.entries.get(request.key()).cloned().unwrap_or_default();
+        let (current, version) = request
+            .key()
+            .and_then(|key| self.entries.get(key))
+            .cloned()
+            .unwrap_or_default();
         let reply = match request {
             Request::Get { .. } => Reply::Read {
                 value: current,
@@ -89,6 +93,9 @@ impl Replica for LocalOnly {
             | Request::PutFenced { .. }
             | Request::DeleteFenced { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
                 "leases are not served by this reference model".into(),
+            )),
+            Request::TransferLeadership { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
+                "this reference model has no leader".into(),
             )),
             Request::CompareAndSetVersion { key, expected, new } => {
                 let swapped = expected == version;

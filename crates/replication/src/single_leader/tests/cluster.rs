@@ -32,6 +32,9 @@
 //! - `stats nX`: nX's snapshot and compaction counters.
 //! - `inject nA -> nB accepted=I`: a hand-made append acknowledgement in nB's term.
 //! - `status`: every node's state; `log nX`: its log positions.
+//! - `transfer nX to nY` (or `transfer nX` for any voter): a leadership transfer
+//!   request sent to nX; `transfer-stats nX` prints its transfer counters;
+//!   `timeout-now nA -> nB t=T last=I@T` delivers a hand-made TimeoutNow at once.
 //!
 //! After every command each running node is flushed (so durable acknowledgements go out
 //! in the same command), and every node whose state changed prints its new state.
@@ -232,12 +235,21 @@ impl Cluster {
             }
             ["force-commit", node, index] => {
                 let index = LogIndex(index.parse().expect("an index"));
-                self.node(node_id(node)).force_commit(index);
+                let now = self.now;
+                self.node(node_id(node)).force_commit(now, index);
                 self.observer_enabled = false;
                 self.out
                     .push(format!("{node} forced commit {index}; observer off"));
             }
             ["stats", node] => self.print_stats(node_id(node)),
+            ["transfer-stats", node] => self.print_transfer_stats(node_id(node)),
+            ["timeout-now", from, "->", to, term, last] => {
+                let message = Message::TimeoutNow {
+                    term: replikv_core::Term(number_after(term, "t=")),
+                    last: parse_position(last.strip_prefix("last=").expect("last=I@T")),
+                };
+                self.inject_message(node_id(from), node_id(to), message);
+            }
             ["inject", from, "->", to, accepted] => {
                 self.inject(node_id(from), node_id(to), accepted);
             }
@@ -333,6 +345,11 @@ impl Cluster {
                 };
                 (node, request)
             }
+            ["transfer", node, "to", target] => {
+                let to = Some(node_id(target));
+                (node, Request::TransferLeadership { to })
+            }
+            ["transfer", node] => (node, Request::TransferLeadership { to: None }),
             ["get", node, k] => {
                 let consistency = ReadConsistency::Linearizable;
                 (
@@ -492,6 +509,11 @@ impl Cluster {
             result: AppendResult::Accepted { matched },
             read_sequence: 0,
         };
+        self.inject_message(from, to, message);
+    }
+
+    /// Delivers a hand-made message at once.
+    fn inject_message(&mut self, from: NodeId, to: NodeId, message: Message) {
         self.out.push(format!(
             "inject {from} -> {to} {}",
             format::message(&message)
@@ -501,6 +523,25 @@ impl Cluster {
             .handle_message(now, from, message)
             .expect("message");
         self.drain(to);
+    }
+
+    fn print_transfer_stats(&mut self, id: NodeId) {
+        let stats = self.node(id).stats().clone();
+        self.out.push(format!(
+            "{id} transfer stats: started={} completed={} aborted={} writes refused={} \
+             elections started={} timeout-now ignored={} stale messages={} pre-votes={} \
+             lease reads served={} fallback={}",
+            stats.transfers_started,
+            stats.transfers_completed,
+            stats.transfers_aborted,
+            stats.transfer_writes_refused,
+            stats.transfer_elections_started,
+            stats.timeout_now_ignored,
+            stats.stale_messages,
+            stats.pre_votes_started,
+            stats.lease_reads_served,
+            stats.lease_reads_fallback
+        ));
     }
 
     fn flush_all(&mut self) {

@@ -10,7 +10,15 @@ pub(super) fn message(message: &Message) -> String {
         Message::PreVoteResponse { term, granted } => {
             format!("PreVoteResponse {term} {}", granted_word(*granted))
         }
-        Message::Vote { term, last } => format!("Vote {term} last={last}"),
+        Message::Vote {
+            term,
+            last,
+            transfer,
+        } => {
+            let transfer = if *transfer { " transfer" } else { "" };
+            format!("Vote {term} last={last}{transfer}")
+        }
+        Message::TimeoutNow { term, last } => format!("TimeoutNow {term} last={last}"),
         Message::VoteResponse { term, granted } => {
             format!("VoteResponse {term} {}", granted_word(*granted))
         }
@@ -196,6 +204,9 @@ pub(super) fn reply(reply: &Reply) -> String {
         } => {
             let holder = holder.map_or("nobody".to_owned(), |holder| holder.to_string());
             format!("lease granted={granted} holder={holder} token={token}")
+        }
+        Reply::LeadershipTransferred { leader, term } => {
+            format!("leadership transferred: {leader} leads {term}")
         }
         Reply::Failed(error) => format!("failed: {error}"),
     }

@@ -143,4 +143,8 @@ script_tests!(
     idempotent_retry,
     compare_and_set_version,
     leases,
+    transfer,
+    transfer_lagging,
+    transfer_partitioned,
+    transfer_lease,
 );

@@ -94,6 +94,7 @@ fn follower_in_term_1() -> RaftNode {
     let vote = Message::Vote {
         term: Term(1),
         last: LogPosition::new(0, 0),
+        transfer: false,
     };
     node.handle_message(Instant::from_millis(1), NodeId(3), vote)
         .expect("vote");
