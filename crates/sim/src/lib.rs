@@ -102,7 +102,7 @@ pub mod run;
 pub mod trace;
 
 pub use checking::Properties;
-pub use director::{Directive, Director, NoDirector};
+pub use director::{DIRECTOR_CLIENT_ID, Directive, Director, DirectorReply, NoDirector};
 pub use models::Model;
 pub use node::NodeSetup;
 pub use options::{

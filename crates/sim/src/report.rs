@@ -52,8 +52,10 @@ pub struct RunStats {
     pub writes_discarded: u64,
     /// Faults a [`Director`](crate::director::Director) ordered and that were carried out.
     pub directives: u64,
-    /// Directives ordered after the fault phase, ignored.
+    /// Directives ordered after the fault phase, ignored (and requests to unknown nodes).
     pub directives_ignored: u64,
+    /// Answers to a director's requests handed back to it.
+    pub director_replies: u64,
 }
 
 impl RunStats {

@@ -21,7 +21,7 @@
 
 use crate::checking::{Properties, check_run, checker_states};
 use crate::clients::{ClientAction, Clients, Ticket};
-use crate::director::{Directive, Director, NoDirector};
+use crate::director::{DIRECTOR_CLIENT_ID, Directive, Director, DirectorReply, NoDirector};
 use crate::discards::Discards;
 use crate::faults::FaultEvent;
 use crate::network::{Network, Partition, PartitionKind};
@@ -172,6 +172,8 @@ pub(crate) struct Simulation<'a, N: Replica, F> {
     pub observer: N::Observer,
     /// Every write a replica reported discarding.
     pub discards: Discards,
+    /// Requests a director ordered so far (the sequence of their request ids).
+    pub director_requests: u64,
 }
 
 impl<N: Replica, F> fmt::Debug for Simulation<'_, N, F> {
@@ -256,6 +258,7 @@ where
         final_states: Vec::new(),
         observer: N::Observer::default(),
         discards: Discards::default(),
+        director_requests: 0,
     };
     let outcome = simulation
         .start()
@@ -343,7 +346,12 @@ where
             self.stats.events += 1;
             self.trace.record(format_args!("{time} {event}"));
             let end = matches!(event, Event::End);
-            self.dispatch(event)?;
+            if let Some(reply) = director_answer(&event) {
+                self.stats.director_replies += 1;
+                director.on_reply(self.now, reply);
+            } else {
+                self.dispatch(event)?;
+            }
             self.observe_cluster()?;
             if director.watches_events() && !end {
                 director.after_event(self.now, &self.running_nodes(), &mut directives);
@@ -469,8 +477,12 @@ where
             .collect()
     }
 
-    /// Carries out a fault a director ordered (only during the fault phase).
+    /// Carries out what a director ordered: a fault only during the fault phase, a
+    /// request at any time.
     fn direct(&mut self, directive: Directive) -> Result<(), Failure> {
+        if let Directive::Request { node, tag, request } = directive {
+            return self.director_request(node, tag, request);
+        }
         if self.phase == Phase::Quiet {
             self.stats.directives_ignored += 1;
             return Ok(());
@@ -508,7 +520,45 @@ where
                 self.network.heal_partition();
                 Ok(())
             }
+            Directive::Request { .. } => unreachable!("handled above"),
         }
+    }
+
+    /// Sends a director's request to `node` like a client's, under the director's own
+    /// client id; its answer is routed back by [`director_answer`].
+    fn director_request(
+        &mut self,
+        node: NodeId,
+        tag: u64,
+        request: Request,
+    ) -> Result<(), Failure> {
+        if !self.nodes.iter().any(|slot| slot.id == node) {
+            self.stats.directives_ignored += 1;
+            return Ok(());
+        }
+        self.stats.directives += 1;
+        self.director_requests += 1;
+        let request_id = RequestId {
+            client: DIRECTOR_CLIENT_ID,
+            sequence: self.director_requests,
+        };
+        self.trace.record(format_args!(
+            "  directive request {request_id} (tag {tag}) -> {node}: {request:?}"
+        ));
+        let ticket = Ticket {
+            client: DIRECTOR_TICKET_CLIENT,
+            operation: tag,
+            attempt: 0,
+        };
+        let latency = self.options.workload.client_latency;
+        let at = self.now + latency.sample(&mut self.random.network);
+        let event = Event::Request {
+            ticket,
+            node,
+            request_id,
+            request,
+        };
+        self.schedule(at, event)
     }
 
     /// Shows the running replicas to the run's observer; its first complaint fails the run.
@@ -568,6 +618,34 @@ where
             failure: outcome.err(),
             ended_at: self.now,
         }
+    }
+}
+
+/// The ticket client index of a director's requests; no client slot has it.
+const DIRECTOR_TICKET_CLIENT: usize = usize::MAX;
+
+/// The director's answer if `event` answers one of its requests.
+fn director_answer<M>(event: &Event<M>) -> Option<DirectorReply> {
+    match event {
+        Event::Reply {
+            ticket,
+            from,
+            reply,
+        } if ticket.client == DIRECTOR_TICKET_CLIENT => Some(DirectorReply {
+            tag: ticket.operation,
+            node: *from,
+            reply: reply.clone(),
+        }),
+        Event::Refused { ticket, node } if ticket.client == DIRECTOR_TICKET_CLIENT => {
+            Some(DirectorReply {
+                tag: ticket.operation,
+                node: *node,
+                reply: Reply::Failed(replikv_core::Error::Unavailable(format!(
+                    "{node} is down: connection refused"
+                ))),
+            })
+        }
+        _ => None,
     }
 }
 
