@@ -313,11 +313,21 @@ enum Variant {
     Lease,
 }
 
+impl Variant {
+    fn model(self) -> Model {
+        match self {
+            Variant::Majority => Model::RaftMajority,
+            Variant::Lease => Model::RaftLease,
+        }
+    }
+}
+
 /// Runs one seed of `variant` under `preset` with the transfer director.
 fn run_seed(variant: Variant, preset: FaultPreset, seed: u64) -> (RunReport, TransferDirector) {
-    let (model, config) = match variant {
-        Variant::Majority => (Model::RaftMajority, RaftConfig::default()),
-        Variant::Lease => (Model::RaftLease, raft_lease_config()),
+    let model = variant.model();
+    let config = match variant {
+        Variant::Majority => RaftConfig::default(),
+        Variant::Lease => raft_lease_config(),
     };
     let options = model.adjust_options(&sweep::sweep_options(seed, preset));
     let mut director = TransferDirector::new();
@@ -336,10 +346,14 @@ fn sweep_transfers(variant: Variant, preset: FaultPreset) -> Outcomes {
     let mut total = Outcomes::default();
     for seed in sweep::seeds(SWEEP_SEEDS) {
         let (report, director) = run_seed(variant, preset, seed);
-        if let Some(text) =
-            report.failure_report(&format!("transfer {variant:?}"), Some("transfer"))
-        {
-            panic!("{text}");
+        let name = format!("{} with transfers", variant.model().name());
+        if let Some(text) = report.failure_report(&name, Some("transfer")) {
+            // The `replikv sim` command would run the model without the director.
+            let text: Vec<&str> = text
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("replay: "))
+                .collect();
+            panic!("{}", text.join("\n"));
         }
         assert!(
             director.errors.is_empty(),

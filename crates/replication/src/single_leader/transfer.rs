@@ -105,6 +105,23 @@ use std::time::Duration;
 /// Most client requests waiting for one transfer (the first and those that joined it).
 pub const TRANSFER_REQUESTS_MAX: usize = 16;
 
+#[cfg(test)]
+thread_local! {
+    /// A bug planted for `tests/transfer.rs`: when set, a leader keeps its lease when it
+    /// sends TimeoutNow, which the test shows serves a stale lease read. Per thread.
+    pub(super) static KEEP_LEASE_ON_TRANSFER: std::cell::Cell<bool> = const {
+        std::cell::Cell::new(false)
+    };
+}
+
+/// Whether the planted bug of the tests keeps the lease across a transfer.
+fn keep_lease_on_transfer() -> bool {
+    #[cfg(test)]
+    return KEEP_LEASE_ON_TRANSFER.get();
+    #[cfg(not(test))]
+    false
+}
+
 /// A transfer in progress on the leader.
 #[derive(Clone, Debug)]
 pub(super) struct Transfer {
@@ -235,8 +252,10 @@ impl RaftNode {
             return;
         }
         transfer.timeout_now_sent = Some(now);
-        state.lease_renounced = true;
-        state.lease_until = None;
+        if !keep_lease_on_transfer() {
+            state.lease_renounced = true;
+            state.lease_until = None;
+        }
         self.send(target, Message::TimeoutNow { term, last });
     }
 
@@ -372,7 +391,8 @@ impl RaftNode {
                 assert!(transfer.target != self.id && self.peers.contains(&transfer.target));
                 assert!(!transfer.requests.is_empty());
                 assert!(transfer.requests.len() <= TRANSFER_REQUESTS_MAX);
-                assert!(transfer.timeout_now_sent.is_none() || state.lease_renounced);
+                let renounced = state.lease_renounced || keep_lease_on_transfer();
+                assert!(transfer.timeout_now_sent.is_none() || renounced);
             }
             assert!(!state.lease_renounced || state.lease_until.is_none());
         }

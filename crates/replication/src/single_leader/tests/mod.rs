@@ -22,6 +22,7 @@ mod planted;
 mod reads;
 mod robustness;
 mod snapshot;
+mod transfer;
 
 use cluster::Cluster;
 use std::fs;
