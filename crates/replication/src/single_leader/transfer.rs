@@ -61,9 +61,12 @@
 //!   starts an election the leader did not want; this is only a disruption, never a
 //!   safety problem (the election is an ordinary Raft election with ordinary votes), and
 //!   the leader gave up its lease for the whole term when it first sent one (below). The
-//!   target honours a TimeoutNow only from the leader it follows, in its term, and only
-//!   if its log holds the leader's `last` entry, so a TimeoutNow from a deposed leader,
-//!   or one the target could not win with, is ignored.
+//!   target honours a TimeoutNow only from the leader it follows, in its term, only if
+//!   its log holds the leader's `last` entry, and only if it knows nothing committed
+//!   beyond it: a TimeoutNow from a deposed leader, one the target could not win with,
+//!   and one overtaken by writes the leader resumed after an abort are ignored. (One
+//!   that arrives after an abort but before anything new committed still starts an
+//!   election: a disruption, never a safety problem.)
 //! - **A forged or buggy transfer flag**: a `Vote` with `transfer: true` bypasses the
 //!   stickiness that protects a leader from a disruptive node. Peers are trusted (crash
 //!   faults, not Byzantine ones); only a node that received `TimeoutNow` from its leader
@@ -274,11 +277,13 @@ impl RaftNode {
                 self.abort_transfer(&transfer, "timed out; this node still leads");
                 return;
             }
+            let target = transfer.target;
+            let caught_up = state.progress[&target].matched >= last.index;
             if let Some(sent) = transfer.timeout_now_sent
                 && now >= sent + heartbeat
+                && caught_up
             {
                 transfer.timeout_now_sent = Some(now);
-                let target = transfer.target;
                 self.send(target, Message::TimeoutNow { term, last });
             }
             return;
@@ -370,7 +375,10 @@ impl RaftNode {
         let follows_sender =
             matches!(self.role, Role::Follower { leader: Some(leader) } if leader == from);
         let holds_last = self.log.term_at(last.index) == Some(last.term);
-        if !follows_sender || !holds_last || self.snapshot_needed {
+        // A leader in a transfer appends nothing new: a commit index beyond `last` means
+        // the transfer this TimeoutNow belonged to was aborted and writes resumed.
+        let current = self.commit <= last.index;
+        if !follows_sender || !holds_last || !current || self.snapshot_needed {
             self.stats.timeout_now_ignored += 1;
             return Ok(());
         }
