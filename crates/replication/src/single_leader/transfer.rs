@@ -157,6 +157,10 @@ impl RaftNode {
             self.reply(request_id, Reply::Failed(Error::NotLeader { leader }));
             return Ok(());
         }
+        if self.leader_state().transfer.is_some() {
+            self.join_transfer(request_id, to);
+            return Ok(());
+        }
         if to == Some(self.id) {
             let reply = Reply::LeadershipTransferred {
                 leader: self.id,
@@ -168,10 +172,6 @@ impl RaftNode {
         if let Some(target) = to.filter(|target| !self.peers.contains(target)) {
             let error = Error::InvalidInput(format!("{target} is not a voter of this group"));
             self.reply(request_id, Reply::Failed(error));
-            return Ok(());
-        }
-        if self.leader_state().transfer.is_some() {
-            self.join_transfer(request_id, to);
             return Ok(());
         }
         let Some(target) = to.or_else(|| self.most_caught_up_peer()) else {
@@ -195,7 +195,8 @@ impl RaftNode {
     }
 
     /// A transfer request while one runs: joins it if it wants the same target (or any),
-    /// and there is room; otherwise refused.
+    /// and there is room; otherwise (another target, this leader itself, a stranger)
+    /// refused as `Unavailable`.
     fn join_transfer(&mut self, request_id: RequestId, to: Option<NodeId>) {
         let state = self.leader_state();
         let transfer = state.transfer.as_mut().expect("checked by the caller");
