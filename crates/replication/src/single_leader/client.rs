@@ -56,6 +56,9 @@ impl RaftNode {
             self.reply(request_id, Reply::Failed(error));
             return Ok(());
         }
+        if let Request::ChangeMembership { change } = request {
+            return self.handle_membership_change(request_id, change);
+        }
         if let Some(write) = super::leases::lease_write(&request) {
             return match write {
                 Ok(write) => self.propose(request_id, write),
@@ -82,6 +85,7 @@ impl RaftNode {
             | Request::ReleaseLease { .. }
             | Request::PutFenced { .. }
             | Request::DeleteFenced { .. } => unreachable!("lease requests are proposed above"),
+            Request::ChangeMembership { .. } => unreachable!("handled above"),
         }
     }
 
@@ -137,9 +141,15 @@ impl RaftNode {
             assert!(last.index <= target);
             let mut writes = Vec::new();
             let mut owners: Vec<LogIndex> = Vec::new();
+            // The batch's last configuration entry: the store's configuration at `last`.
+            let mut membership = None;
             for entry in entries {
                 match Command::decode(&entry.payload) {
                     Ok(Command::Noop) => {}
+                    Ok(Command::Membership {
+                        membership: entry_membership,
+                        ..
+                    }) => membership = Some(entry_membership),
                     Ok(Command::Write {
                         request_id, write, ..
                     }) => {
@@ -160,7 +170,10 @@ impl RaftNode {
                     }
                 }
             }
-            let outcomes = self.store.apply_logged(&writes, last)?;
+            let outcomes =
+                self.store
+                    .apply_logged_with_membership(&writes, last, membership.as_ref())?;
+            self.note_applied_memberships();
             self.note_applied_leases(&writes, &outcomes)?;
             self.stats.entries_applied += last.index.0 - from.0 + 1;
             self.answer_proposals(&owners, outcomes);

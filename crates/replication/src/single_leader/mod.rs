@@ -80,6 +80,16 @@
 //! ReadIndex. The simulator keeps its clocks within the assumption for the `raft-lease`
 //! model and shows that clocks beyond it make the linearizability checker fail.
 //!
+//! ## Learners and membership change
+//!
+//! The group's configuration (voters and learners) changes one node at a time through
+//! configuration entries in the log, which take effect as soon as they are in a log;
+//! every quorum is a quorum of the current voters; learners receive the log and never
+//! count; a leader may remove itself and steps down once that is committed. The rules,
+//! and why single-server changes are safe with Ongaro's 2015 fix, are in
+//! `membership.rs`; requests are [`Request::ChangeMembership`](replikv_core::Request),
+//! answered by [`Reply::Membership`](replikv_core::Reply).
+//!
 //! ## Replication lag
 //!
 //! [`RaftNode::replication_status`] (`lag.rs`): every node's last, commit and applied
@@ -156,8 +166,7 @@
 //!
 //! ## Seams for what comes later
 //!
-//! Learners, membership change and leadership transfer are not implemented yet; the
-//! voters are fixed when a node opens. A session token whose index lies below a compacted prefix
+//! Leadership transfer is not implemented yet. A session token whose index lies below a compacted prefix
 //! cannot be checked locally (`reads.rs` says what happens then).
 
 mod client;
@@ -168,6 +177,7 @@ mod invariants;
 mod lag;
 mod leader;
 mod leases;
+pub mod membership;
 pub mod message;
 mod node;
 mod planted;
@@ -276,6 +286,10 @@ pub struct RaftConfig {
     /// (`replikv_storage::store::session`). Part of the replicated state machine's rules:
     /// every node of a cluster must use the same number.
     pub client_sessions_max: usize,
+    /// A learner is promoted to voter only if it lags at most this many entries behind
+    /// the leader's last entry (see `membership.rs`); else the promotion is refused as
+    /// `Unavailable`, to be retried once it caught up.
+    pub promotion_lag_entries_max: u64,
 }
 
 impl Default for RaftConfig {
@@ -302,6 +316,7 @@ impl Default for RaftConfig {
             session_read_wait_ms_max: 100,
             session_reads_waiting_max: 1024,
             client_sessions_max: CLIENT_SESSIONS_DEFAULT,
+            promotion_lag_entries_max: 64,
         }
     }
 }
@@ -437,4 +452,15 @@ pub struct RaftStats {
     pub retries_joined: u64,
     /// Lease expiries this node proposed as leader.
     pub lease_expiries_proposed: u64,
+    /// Configuration changes proposed as leader, and refused (see `membership.rs`).
+    pub membership_changes_proposed: u64,
+    pub membership_changes_refused: u64,
+    /// Times the configuration in force changed on this node (an entry appended, or
+    /// taken back), and configuration entries taken back by a truncation.
+    pub memberships_changed: u64,
+    pub memberships_reverted: u64,
+    /// Election timeouts that started nothing because this node is not a voter.
+    pub elections_skipped_not_voter: u64,
+    /// Times this node stepped down as leader once its own removal was committed.
+    pub removed_leader_step_downs: u64,
 }

@@ -68,7 +68,17 @@ impl Replica for LocalOnly {
         request_id: RequestId,
         request: Request,
     ) -> Result<()> {
-        let (current, version) = self.entries.get(request.key()).cloned().unwrap_or_default();
+        let Some(key) = request.key() else {
+            let error = replikv_core::Error::InvalidInput(
+                "membership changes are not served by this reference model".into(),
+            );
+            self.outputs.push_back(Output::Reply {
+                request_id,
+                reply: Reply::Failed(error),
+            });
+            return Ok(());
+        };
+        let (current, version) = self.entries.get(key).cloned().unwrap_or_default();
         let reply = match request {
             Request::Get { .. } => Reply::Read {
                 value: current,
@@ -90,6 +100,7 @@ impl Replica for LocalOnly {
             | Request::DeleteFenced { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
                 "leases are not served by this reference model".into(),
             )),
+            Request::ChangeMembership { .. } => unreachable!("keyless, answered above"),
             Request::CompareAndSetVersion { key, expected, new } => {
                 let swapped = expected == version;
                 let version = if swapped {

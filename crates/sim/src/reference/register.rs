@@ -219,7 +219,11 @@ impl Register {
     }
 
     fn serve(&mut self, request: Request) -> Result<Reply> {
-        let key = request.key().clone();
+        let Some(key) = request.key().cloned() else {
+            return Ok(Reply::Failed(Error::InvalidInput(
+                "membership changes are not served by this reference model".into(),
+            )));
+        };
         let current = self.registers.get(&key).cloned().unwrap_or_default();
         let reply = match request {
             Request::Get { .. } => Reply::Read {
@@ -250,6 +254,7 @@ impl Register {
             | Request::DeleteFenced { .. } => Reply::Failed(Error::InvalidInput(
                 "leases are not served by this reference model".into(),
             )),
+            Request::ChangeMembership { .. } => unreachable!("keyless, answered above"),
         };
         Ok(reply)
     }

@@ -143,4 +143,10 @@ script_tests!(
     idempotent_retry,
     compare_and_set_version,
     leases,
+    membership_learner,
+    membership_snapshot,
+    membership_remove,
+    membership_remove_leader,
+    membership_pending,
+    membership_revert,
 );
