@@ -410,7 +410,13 @@ impl RaftNode {
         self.config
             .commit_mode
             .validate(voters.len())
-            .map_err(|error| Error::InvalidInput(format!("change {change} refused: {error}")))?;
+            .map_err(|error| {
+                let reason = match error {
+                    Error::InvalidInput(text) => text,
+                    other => other.to_string(),
+                };
+                Error::InvalidInput(format!("change {change} refused: {reason}"))
+            })?;
         Membership::new(voters, learners).map(Some)
     }
 

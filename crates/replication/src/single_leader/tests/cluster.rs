@@ -602,14 +602,17 @@ impl Cluster {
     }
 
     fn members(&mut self, id: NodeId) {
+        let now = self.now;
         let node = self.node(id);
         let membership = node.membership();
         let text = membership_text(&membership.voters, &membership.learners);
         let pending = node
             .pending_membership_change()
             .map_or("none".to_owned(), |index| index.to_string());
-        self.out
-            .push(format!("{id} members: {text} pending={pending}"));
+        let lossy = node.replication_status(now).lossy;
+        self.out.push(format!(
+            "{id} members: {text} pending={pending} lossy={lossy}"
+        ));
     }
 
     fn status(&mut self) {

@@ -149,4 +149,6 @@ script_tests!(
     membership_remove_leader,
     membership_pending,
     membership_revert,
+    membership_restart,
+    membership_commit_mode,
 );
