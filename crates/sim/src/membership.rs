@@ -243,8 +243,19 @@ pub fn simulate_membership(
     options: &SimulationOptions,
     properties: &Properties,
 ) -> (RunReport, MembershipDirector) {
+    simulate_membership_with(options, properties, RaftConfig::default())
+}
+
+/// [`simulate_membership`] with another Raft configuration (a compacting one makes
+/// learners catch up by snapshots, which carry the configuration).
+#[must_use]
+pub fn simulate_membership_with(
+    options: &SimulationOptions,
+    properties: &Properties,
+    config: RaftConfig,
+) -> (RunReport, MembershipDirector) {
     let mut director = MembershipDirector::new(options);
-    let factory = membership_factory(RaftConfig::default());
+    let factory = membership_factory(config);
     let report = simulate_directed(options, properties, factory, &mut director);
     (report, director)
 }

@@ -5,12 +5,16 @@
 //! Raft's cross-node invariants. The sweep also proves that the changes happened: it
 //! sums the director's counts over the seeds and asserts floors (full sweeps only), and
 //! every run must end with every node a member. `SEEDS` seeds per preset by default
-//! (`REPLIKV_SIM_SEEDS=N` for more, `REPLIKV_SEED=S` for one).
+//! (`REPLIKV_SIM_SEEDS=N` for more, `REPLIKV_SEED=S` for one). A last sweep runs the
+//! same with `raft-compacting`'s aggressive compaction, so that learners and restarted
+//! nodes are seeded by snapshots that carry the configuration.
 
 #[path = "support/sweep.rs"]
 mod sweep;
 
-use replikv_sim::membership::{ChangeCounts, simulate_membership};
+use replikv_replication::single_leader::RaftConfig;
+use replikv_sim::membership::{ChangeCounts, simulate_membership_with};
+use replikv_sim::models::raft_compacting_config;
 use replikv_sim::{FaultPreset, Model};
 
 const SEEDS: u64 = 150;
@@ -18,15 +22,22 @@ const SEEDS: u64 = 150;
 /// Runs the sweep of `preset`, panicking with the first failure's replay commands, and
 /// returns the director's counts summed over the seeds.
 fn sweep_preset(preset: FaultPreset) -> ChangeCounts {
+    sweep_preset_with(preset, &RaftConfig::default(), SEEDS)
+}
+
+/// [`sweep_preset`] with `config` over `default` seeds.
+fn sweep_preset_with(preset: FaultPreset, config: &RaftConfig, default: u64) -> ChangeCounts {
     let model = Model::RaftMembership;
     let properties = model.properties();
     let mut totals = ChangeCounts::default();
-    for seed in sweep::seeds(SEEDS) {
+    for seed in sweep::seeds(default) {
         let options = model.adjust_options(&sweep::sweep_options(seed, preset));
-        let (mut report, director) = simulate_membership(&options, &properties);
+        let (mut report, director) =
+            simulate_membership_with(&options, &properties, config.clone());
         report.options = sweep::sweep_options(seed, preset);
-        if let Some(text) = report.failure_report(model.name(), Some("sweep_raft_membership")) {
-            panic!("{text}");
+        let failure = report.failure_report(model.name(), Some("sweep_raft_membership"));
+        if let Some(text) = failure {
+            panic!("config {config:?}\n{text}");
         }
         assert!(
             director.all_members_at_end,
@@ -78,4 +89,15 @@ fn raft_membership_passes_crashes() {
 #[test]
 fn raft_membership_passes_everything() {
     assert_changes_happened(&sweep_preset(FaultPreset::Everything));
+}
+
+/// Compacting aggressively: new learners and restarted nodes catch up by snapshots.
+#[test]
+fn raft_membership_with_compaction_passes_everything() {
+    let totals = sweep_preset_with(
+        FaultPreset::Everything,
+        &raft_compacting_config(),
+        SEEDS / 3,
+    );
+    assert!(totals.succeeded > 0, "{totals:?}");
 }

@@ -197,6 +197,12 @@ impl RaftNode {
     /// Entries were appended to the log: the configuration entries among them take
     /// effect now (and on a leader, its followers' progress follows).
     pub(super) fn note_appended_memberships(&mut self, entries: &[Entry]) -> Result<()> {
+        if !entries
+            .iter()
+            .any(|entry| Command::is_membership(&entry.payload))
+        {
+            return Ok(());
+        }
         let before = self.membership().clone();
         for entry in entries {
             if !Command::is_membership(&entry.payload) {
