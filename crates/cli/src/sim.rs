@@ -29,7 +29,8 @@ pub struct SimArgs {
     /// The model to simulate: raft-majority, raft-all, raft-semi-sync-any-1,
     /// raft-semi-sync-first-1, raft-async, raft-semi-sync-any-1-of-5 (five nodes whatever
     /// --nodes says), raft-lease, raft-session, raft-follower-reads, raft-compacting,
-    /// register, local-only or ack-before-sync.
+    /// raft-membership (five nodes whatever --nodes says, configuration changes all run
+    /// long), register, local-only or ack-before-sync.
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
     /// The (first) seed.

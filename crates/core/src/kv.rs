@@ -219,27 +219,74 @@ pub enum Request {
     TransferLeadership {
         to: Option<NodeId>,
     },
+    /// Change the replication group's configuration by one node (an administrative
+    /// request, keyless). Answered by [`Reply::Membership`] with the configuration after
+    /// the change, once it is committed. Strategies without configurations refuse it with
+    /// [`Error::InvalidInput`].
+    ChangeMembership {
+        change: MembershipChange,
+    },
+}
+
+/// One change of a replication group's configuration; see [`Request::ChangeMembership`].
+/// A change already in effect (adding a node that is already a learner, removing a node
+/// that is not a member) succeeds without doing anything, so a retry is harmless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add a node that receives the log but neither votes nor counts for commits.
+    AddLearner(NodeId),
+    /// Make a learner a voter, once it has caught up with the log.
+    PromoteLearner(NodeId),
+    /// Add a voter directly, without catching up as a learner first (the new voter
+    /// counts at once, so writes may stall until it caught up).
+    AddVoter(NodeId),
+    /// Remove a voter or a learner (the leader included).
+    Remove(NodeId),
+}
+
+impl MembershipChange {
+    /// The node the change is about.
+    #[must_use]
+    pub fn node(self) -> NodeId {
+        match self {
+            MembershipChange::AddLearner(node)
+            | MembershipChange::PromoteLearner(node)
+            | MembershipChange::AddVoter(node)
+            | MembershipChange::Remove(node) => node,
+        }
+    }
+}
+
+impl fmt::Display for MembershipChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MembershipChange::AddLearner(node) => write!(f, "add-learner {node}"),
+            MembershipChange::PromoteLearner(node) => write!(f, "promote {node}"),
+            MembershipChange::AddVoter(node) => write!(f, "add-voter {node}"),
+            MembershipChange::Remove(node) => write!(f, "remove {node}"),
+        }
+    }
 }
 
 impl Request {
-    /// The key the request is about; `None` for a request about the group rather than
-    /// a key ([`Request::TransferLeadership`]).
+    /// The key the request is about; `None` for an administrative request about the
+    /// group rather than a key ([`Request::ChangeMembership`],
+    /// [`Request::TransferLeadership`]).
     #[must_use]
     pub fn key(&self) -> Option<&Key> {
-        let key = match self {
+        match self {
             Request::Get { key, .. }
             | Request::Put { key, .. }
             | Request::Delete { key }
             | Request::CompareAndSet { key, .. }
             | Request::CompareAndSetVersion { key, .. }
             | Request::PutFenced { key, .. }
-            | Request::DeleteFenced { key, .. } => key,
+            | Request::DeleteFenced { key, .. } => Some(key),
             Request::AcquireLease { name, .. }
             | Request::RenewLease { name, .. }
-            | Request::ReleaseLease { name, .. } => name,
-            Request::TransferLeadership { .. } => return None,
-        };
-        Some(key)
+            | Request::ReleaseLease { name, .. } => Some(name),
+            Request::ChangeMembership { .. } | Request::TransferLeadership { .. } => None,
+        }
     }
 
     /// Whether the request may change the key-value state (and so needs replication). A
@@ -287,6 +334,13 @@ pub enum Reply {
     },
     /// A [`Request::TransferLeadership`] succeeded: `leader` leads the group in `term`.
     LeadershipTransferred { leader: NodeId, term: Term },
+    /// The group's configuration after a [`Request::ChangeMembership`]: voters and
+    /// learners in id order, and the log position of the entry that made it.
+    Membership {
+        voters: Vec<NodeId>,
+        learners: Vec<NodeId>,
+        position: LogPosition,
+    },
     /// The request failed; the error says whether it may still have taken effect.
     Failed(Error),
 }
@@ -300,7 +354,8 @@ impl Reply {
             Reply::Read { position, .. }
             | Reply::Written { position, .. }
             | Reply::CompareAndSet { position, .. }
-            | Reply::Lease { position, .. } => Some(*position),
+            | Reply::Lease { position, .. }
+            | Reply::Membership { position, .. } => Some(*position),
             Reply::LeadershipTransferred { .. } | Reply::Failed(_) => None,
         }
     }

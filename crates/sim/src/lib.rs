@@ -91,6 +91,7 @@ pub mod director;
 pub mod discards;
 pub mod failover;
 pub mod faults;
+pub mod membership;
 pub mod models;
 pub mod network;
 pub mod node;

@@ -18,7 +18,9 @@
 //! that follower reads are stale and that the checker sees it, while consistent prefix
 //! holds as long as the replica does not restart — a restarted replica re-applies from
 //! its durable store, which may be behind what it served; session reads are the mode
-//! that survives that). A model may derive its run's
+//! that survives that). `raft-membership` (five nodes, three founding voters) changes
+//! its configuration all run long while the faults strike: see [`crate::membership`]. A
+//! model may derive its run's
 //! options from the ones it is given (read mode, clocks); its report shows the options
 //! as given, which is what replays it.
 
@@ -64,10 +66,12 @@ pub enum Model {
     RaftFollowerReads,
     /// Raft in `majority` mode, compacting aggressively: snapshots in most runs.
     RaftCompacting,
+    /// Raft in `majority` mode whose configuration changes during the run (five nodes).
+    RaftMembership,
 }
 
 impl Model {
-    pub const ALL: [Model; 13] = [
+    pub const ALL: [Model; 14] = [
         Model::Register,
         Model::LocalOnly,
         Model::AckBeforeSync,
@@ -81,6 +85,7 @@ impl Model {
         Model::RaftSession,
         Model::RaftFollowerReads,
         Model::RaftCompacting,
+        Model::RaftMembership,
     ];
 
     #[must_use]
@@ -99,6 +104,7 @@ impl Model {
             Model::RaftSession => "raft-session",
             Model::RaftFollowerReads => "raft-follower-reads",
             Model::RaftCompacting => "raft-compacting",
+            Model::RaftMembership => "raft-membership",
         }
     }
 
@@ -120,7 +126,8 @@ impl Model {
             | Model::RaftSemiSyncAny
             | Model::RaftSemiSyncFirst
             | Model::RaftLease
-            | Model::RaftCompacting => Properties {
+            | Model::RaftCompacting
+            | Model::RaftMembership => Properties {
                 linearizable: true,
                 session_guarantees: true,
                 durable: true,
@@ -161,7 +168,8 @@ impl Model {
             | Model::RaftLease
             | Model::RaftSession
             | Model::RaftFollowerReads
-            | Model::RaftCompacting => Some(CommitMode::Majority),
+            | Model::RaftCompacting
+            | Model::RaftMembership => Some(CommitMode::Majority),
             Model::RaftAll => Some(CommitMode::All),
             Model::RaftSemiSyncAny | Model::RaftSemiSyncLossy => Some(semi_sync(SyncChoice::Any)),
             Model::RaftSemiSyncFirst => Some(semi_sync(SyncChoice::First)),
@@ -198,6 +206,9 @@ impl Model {
         if self == Model::RaftSemiSyncLossy {
             options.nodes = 5;
         }
+        if self == Model::RaftMembership {
+            options.nodes = crate::membership::MEMBERSHIP_MODEL_NODES;
+        }
         match self {
             Model::RaftLease => {
                 options.workload.reads = ReadMode::Lease;
@@ -227,6 +238,7 @@ impl Model {
             Model::AckBeforeSync => simulate(options, &properties, ack_before_sync),
             Model::RaftLease => simulate_raft_lease(options, raft_lease_config()),
             Model::RaftCompacting => simulate(options, &properties, raft_compacting),
+            Model::RaftMembership => crate::membership::simulate_membership(options, &properties).0,
             Model::RaftMajority
             | Model::RaftAll
             | Model::RaftSemiSyncAny

@@ -59,6 +59,12 @@ impl RaftNode {
             self.reply(request_id, Reply::Failed(error));
             return Ok(());
         }
+        if let Request::ChangeMembership { change } = request {
+            if self.refused_for_transfer(request_id) {
+                return Ok(());
+            }
+            return self.handle_membership_change(request_id, change);
+        }
         if let Some(write) = super::leases::lease_write(&request) {
             return match write {
                 Ok(write) => self.propose(request_id, write),
@@ -85,8 +91,25 @@ impl RaftNode {
             | Request::ReleaseLease { .. }
             | Request::PutFenced { .. }
             | Request::DeleteFenced { .. } => unreachable!("lease requests are proposed above"),
-            Request::TransferLeadership { .. } => unreachable!("transfers are handled above"),
+            Request::TransferLeadership { .. } | Request::ChangeMembership { .. } => {
+                unreachable!("handled above")
+            }
         }
+    }
+
+    /// While a leadership transfer runs, new writes and configuration changes wait for
+    /// the new leader (see `transfer.rs`): refuses the request, retryably, and says so.
+    fn refused_for_transfer(&mut self, request_id: RequestId) -> bool {
+        let Some(target) = self.transfer_target() else {
+            return false;
+        };
+        self.stats.requests_refused += 1;
+        self.stats.transfer_writes_refused += 1;
+        let error = Error::Unavailable(format!(
+            "leadership transfer to {target} in progress: retry at the new leader"
+        ));
+        self.reply(request_id, Reply::Failed(error));
+        true
     }
 
     /// Appends a client write to the leader's log, unless the same request is already
@@ -98,14 +121,7 @@ impl RaftNode {
             self.stats.retries_joined += 1;
             return Ok(());
         }
-        if let Some(target) = self.transfer_target() {
-            // New writes wait for the new leader: see `transfer.rs`.
-            self.stats.requests_refused += 1;
-            self.stats.transfer_writes_refused += 1;
-            let error = Error::Unavailable(format!(
-                "leadership transfer to {target} in progress: retry at the new leader"
-            ));
-            self.reply(request_id, Reply::Failed(error));
+        if self.refused_for_transfer(request_id) {
             return Ok(());
         }
         let index = self.log.last_position().index.next();
@@ -151,9 +167,15 @@ impl RaftNode {
             assert!(last.index <= target);
             let mut writes = Vec::new();
             let mut owners: Vec<LogIndex> = Vec::new();
+            // The batch's last configuration entry: the store's configuration at `last`.
+            let mut membership = None;
             for entry in entries {
                 match Command::decode(&entry.payload) {
                     Ok(Command::Noop) => {}
+                    Ok(Command::Membership {
+                        membership: entry_membership,
+                        ..
+                    }) => membership = Some(entry_membership),
                     Ok(Command::Write {
                         request_id, write, ..
                     }) => {
@@ -174,7 +196,10 @@ impl RaftNode {
                     }
                 }
             }
-            let outcomes = self.store.apply_logged(&writes, last)?;
+            let outcomes =
+                self.store
+                    .apply_logged_with_membership(&writes, last, membership.as_ref())?;
+            self.note_applied_memberships();
             self.note_applied_leases(&writes, &outcomes)?;
             self.stats.entries_applied += last.index.0 - from.0 + 1;
             self.answer_proposals(&owners, outcomes);

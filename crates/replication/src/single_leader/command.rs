@@ -23,6 +23,7 @@
 //! Renew    tag 8: header | name: key | holder: u64 LE | token: u64 LE
 //! Release  tag 9: header | name: key | holder: u64 LE | token: u64 LE
 //! Expire   tag 10: header | name: key | token: u64 LE | renewed at: u64 LE
+//! Config   tag 11: header | voters: u32 LE count | u64 LE ids | learners: same
 //! header   = origin node: u64 LE | client: u64 LE | sequence: u64 LE
 //! key, value = length: u32 LE | bytes
 //! ```
@@ -41,6 +42,13 @@
 //! without its request id cannot be deduplicated, and no store of format 1 outlives the
 //! development builds that wrote it.
 //!
+//! A **configuration** entry (tag 11, see `membership.rs`) carries the whole
+//! configuration it installs, not the change: a node that reads it needs nothing else to
+//! know who votes from that index on. It is never deduplicated by request id (applying it
+//! twice installs the same configuration twice); a retried change is recognised by the
+//! leader instead, as a change already in effect. Adding the tag changed no existing
+//! payload, so the format number stays 2.
+//!
 //! The format byte leaves room for a new encoding, the tag byte for new commands. A
 //! payload comes from a peer's message or from disk, so decoding trusts nothing: every
 //! length is checked against what remains and against the key and value limits, trailing
@@ -48,7 +56,7 @@
 
 use replikv_core::error::{Error, Result};
 use replikv_core::{ClientId, Key, LogIndex, NodeId, RequestId, Value, Version};
-use replikv_storage::store::StoreWrite;
+use replikv_storage::store::{Membership, StoreWrite};
 
 /// The encoding's format number, the payload's first byte.
 pub const COMMAND_FORMAT: u8 = 2;
@@ -71,6 +79,7 @@ const TAG_ACQUIRE_LEASE: u8 = 7;
 const TAG_RENEW_LEASE: u8 = 8;
 const TAG_RELEASE_LEASE: u8 = 9;
 const TAG_EXPIRE_LEASE: u8 = 10;
+const TAG_MEMBERSHIP: u8 = 11;
 
 /// The request id of writes a leader proposes on its own (lease expiries): client 0.
 pub const INTERNAL_REQUEST: RequestId = RequestId {
@@ -89,6 +98,14 @@ pub enum Command {
         origin: NodeId,
         request_id: RequestId,
         write: StoreWrite,
+    },
+    /// A configuration change: from this entry's index on (as soon as it is in a log, not
+    /// once committed), `membership` is the group's configuration. Proposed by the leader
+    /// `origin` for the client request `request_id`.
+    Membership {
+        origin: NodeId,
+        request_id: RequestId,
+        membership: Membership,
     },
 }
 
@@ -110,6 +127,17 @@ impl Command {
                 bytes.extend_from_slice(&request_id.client.0.to_le_bytes());
                 bytes.extend_from_slice(&request_id.sequence.to_le_bytes());
                 encode_write(&mut bytes, write);
+            }
+            Command::Membership {
+                origin,
+                request_id,
+                membership,
+            } => {
+                bytes.push(TAG_MEMBERSHIP);
+                bytes.extend_from_slice(&origin.0.to_le_bytes());
+                bytes.extend_from_slice(&request_id.client.0.to_le_bytes());
+                bytes.extend_from_slice(&request_id.sequence.to_le_bytes());
+                bytes.extend_from_slice(&membership.encode());
             }
         }
         debug_assert!(bytes.len() <= COMMAND_OVERHEAD_MAX_BYTES + self.data_size_bytes());
@@ -137,6 +165,19 @@ impl Command {
                     write,
                 }
             }
+            TAG_MEMBERSHIP => {
+                let origin = NodeId(reader.u64("origin")?);
+                let client = ClientId(reader.u64("client")?);
+                let sequence = reader.u64("sequence")?;
+                let membership = Membership::decode(reader.rest)
+                    .map_err(|error| corruption(&format!("configuration: {error}")))?;
+                reader.rest = &[];
+                Command::Membership {
+                    origin,
+                    request_id: RequestId { client, sequence },
+                    membership,
+                }
+            }
             tag => return Err(corruption(&format!("unknown tag {tag}"))),
         };
         if !reader.rest.is_empty() {
@@ -151,7 +192,15 @@ impl Command {
         match self {
             Command::Noop => 0,
             Command::Write { write, .. } => write.size_bytes(),
+            Command::Membership { membership, .. } => membership.encode().len(),
         }
+    }
+
+    /// Whether `payload` claims to be a configuration entry (its first two bytes only:
+    /// cheap enough to ask of every appended entry).
+    #[must_use]
+    pub fn is_membership(payload: &[u8]) -> bool {
+        matches!(payload, [COMMAND_FORMAT, TAG_MEMBERSHIP, ..])
     }
 }
 
@@ -327,6 +376,7 @@ pub fn kind_name(payload: &[u8]) -> &'static str {
         [COMMAND_FORMAT, TAG_RENEW_LEASE, ..] => "renew",
         [COMMAND_FORMAT, TAG_RELEASE_LEASE, ..] => "release",
         [COMMAND_FORMAT, TAG_EXPIRE_LEASE, ..] => "expire",
+        [COMMAND_FORMAT, TAG_MEMBERSHIP, ..] => "config",
         _ => "unknown",
     }
 }

@@ -13,6 +13,12 @@
 //! ours: [`LogPosition`] orders by term then index, which is exactly that comparison.
 //! Winning a majority makes the candidate leader (see `leader.rs`).
 //!
+//! Only a voter of its own current configuration campaigns (see `membership.rs`): a
+//! learner, a removed node or one not yet added keeps its timer running and does nothing
+//! when it expires. Votes are asked of the configuration's voters and only their grants
+//! count; a node answers a (pre-)vote whatever its own configuration says of the
+//! candidate (the candidate may know a newer configuration than ours).
+//!
 //! With lease reads enabled, a node just opened also refuses (pre-)votes for one minimum
 //! election timeout after its first tick: it may have confirmed a leader's lease round
 //! just before it crashed, and its leader contact did not survive the crash.
@@ -39,6 +45,12 @@ impl RaftNode {
         if now < deadline {
             return Ok(());
         }
+        if !self.is_voter(self.id) {
+            // Not a voter here: never campaign (see `membership.rs`).
+            self.stats.elections_skipped_not_voter += 1;
+            self.reset_election_deadline(now);
+            return Ok(());
+        }
         if !self.config.pre_vote {
             return self.start_election(now, false);
         }
@@ -53,15 +65,14 @@ impl RaftNode {
         self.reset_election_deadline(now);
         let term = Term(self.term.0 + 1);
         let last = self.log.last_position();
-        for peer in self.peers.clone() {
+        for peer in self.voter_peers() {
             self.send(peer, Message::PreVote { term, last });
         }
         self.maybe_win_pre_vote(now)
     }
 
     fn maybe_win_pre_vote(&mut self, now: Instant) -> Result<()> {
-        let won =
-            matches!(&self.role, Role::PreCandidate { granted } if granted.len() >= self.quorum());
+        let won = matches!(&self.role, Role::PreCandidate { granted } if self.is_quorum(granted));
         if won {
             self.start_election(now, false)?;
         }
@@ -80,7 +91,7 @@ impl RaftNode {
         };
         self.reset_election_deadline(now);
         let last = self.log.last_position();
-        for peer in self.peers.clone() {
+        for peer in self.voter_peers() {
             self.send(
                 peer,
                 Message::Vote {
@@ -94,12 +105,17 @@ impl RaftNode {
     }
 
     fn maybe_win_election(&mut self, now: Instant) -> Result<()> {
-        let won =
-            matches!(&self.role, Role::Candidate { granted } if granted.len() >= self.quorum());
+        let won = matches!(&self.role, Role::Candidate { granted } if self.is_quorum(granted));
         if won {
             self.become_leader(now)?;
         }
         Ok(())
+    }
+
+    /// Whether `granted` holds a majority of the current configuration's voters.
+    fn is_quorum(&self, granted: &BTreeSet<NodeId>) -> bool {
+        let voters = granted.iter().filter(|node| self.is_voter(**node)).count();
+        voters >= self.quorum()
     }
 
     /// Whether a candidate whose last entry is `last` may get our (pre-)vote as far as logs

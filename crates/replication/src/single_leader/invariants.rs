@@ -26,6 +26,17 @@
 //! committed in a flush until a later event, see `snapshot.rs`). The record could later
 //! keep only the indexes some node still holds (or a hash chain below them).
 //!
+//! **Membership change** needs no change here, and that is the point of it: election
+//! safety is per term whatever configuration each node believes in (single-server
+//! changes make any two majorities of consecutive configurations overlap, which is what
+//! keeps two leaders out of one term; `membership.rs`), and configuration entries are
+//! log entries, so the committed-log check compares them like any other: two nodes that
+//! committed different configurations at one index are caught as a differing committed
+//! entry. A node added later is simply a node first seen later (its cursor starts at its
+//! log's first entry); a removed node keeps being checked as long as it runs. What is
+//! particular to membership is checked locally by every node (`assert_invariants`: a
+//! leader outside its configuration must have its removal pending).
+//!
 //! The observer sees nodes through [`ObservedNode`], which [`RaftNode`] implements and
 //! the tests forge, so it is tested on sequences of states no correct node would produce.
 

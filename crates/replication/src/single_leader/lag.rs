@@ -7,6 +7,12 @@
 //! before its entry lag means anything). Only the leader knows this; every node knows its
 //! own applied and commit positions. [`RaftNode::replication_status`] gathers both; the
 //! leader's `now` is passed in, like every other time in this crate.
+//!
+//! The status also names the configuration in force on this node (voters, learners, a
+//! change not yet committed) and whether the commit mode is lossy *with the current
+//! voters*: lossiness depends on the number of voters, so a membership change can turn
+//! a safe mode lossy or back. Learners appear among the leader's followers, flagged, with
+//! their lag: that is how an operator sees when a learner is ready to be promoted.
 
 use super::node::{RaftNode, Role};
 use replikv_core::{Instant, LogIndex, LogPosition, NodeId, Term};
@@ -16,6 +22,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FollowerLag {
     pub follower: NodeId,
+    /// Whether the follower is a voter (else a learner) of the leader's configuration.
+    pub voter: bool,
     /// The highest index known durable on the follower and matching the leader's log.
     pub matched: LogIndex,
     /// The leader's last index minus `matched`.
@@ -37,6 +45,13 @@ pub struct ReplicationStatus {
     pub applied: LogPosition,
     /// Per follower, in id order; `None` unless this node leads.
     pub followers: Option<Vec<FollowerLag>>,
+    /// The configuration in force on this node.
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    /// The index of a configuration entry not yet known committed, if any.
+    pub pending_membership_change: Option<LogIndex>,
+    /// Whether the commit mode can lose acknowledged writes with the current voters.
+    pub lossy: bool,
 }
 
 impl RaftNode {
@@ -51,6 +66,7 @@ impl RaftNode {
                     .iter()
                     .map(|(follower, progress)| FollowerLag {
                         follower: *follower,
+                        voter: self.is_voter(*follower),
                         matched: progress.matched,
                         lag_entries: last.index.0.saturating_sub(progress.matched.0),
                         since_last_ack: progress
@@ -67,6 +83,10 @@ impl RaftNode {
             commit: self.commit,
             applied: self.store.applied_position(),
             followers,
+            voters: self.membership().voters.clone(),
+            learners: self.membership().learners.clone(),
+            pending_membership_change: self.pending_membership_change(),
+            lossy: self.commit_mode_is_lossy(),
         }
     }
 }

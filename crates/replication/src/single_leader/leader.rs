@@ -118,6 +118,25 @@ pub(crate) struct LeaderState {
     /// This leader sent a TimeoutNow in its term: it holds no lease any more, and
     /// confirmed rounds do not extend it (the lease argument in `transfer.rs`).
     pub(super) lease_renounced: bool,
+    /// Configuration changes waiting for their entry to commit (see `membership.rs`).
+    pub(super) membership_replies: Vec<super::membership::MembershipReply>,
+}
+
+impl Progress {
+    /// A follower the leader knows nothing of yet: probe it from `next`.
+    pub(super) fn new(next: LogIndex) -> Progress {
+        Progress {
+            next,
+            matched: LogIndex::ZERO,
+            inflight: VecDeque::new(),
+            acked_since_heartbeat: false,
+            recently_active: true,
+            read_sequence: 0,
+            last_ack: None,
+            snapshot_needed: false,
+            resend_from: next,
+        }
+    }
 }
 
 impl LeaderState {
@@ -128,6 +147,7 @@ impl LeaderState {
             + self.joined.values().sum::<usize>()
             + self.reads.len()
             + unacknowledged
+            + self.membership_replies.len()
     }
 
     /// When the leader next needs a tick.
@@ -143,22 +163,9 @@ impl RaftNode {
         let last = self.log.last_position().index;
         let noop_index = last.next();
         let progress = self
-            .peers
-            .iter()
-            .map(|peer| {
-                let progress = Progress {
-                    next: noop_index,
-                    matched: LogIndex::ZERO,
-                    inflight: VecDeque::new(),
-                    acked_since_heartbeat: false,
-                    recently_active: true,
-                    read_sequence: 0,
-                    last_ack: None,
-                    snapshot_needed: false,
-                    resend_from: noop_index,
-                };
-                (*peer, progress)
-            })
+            .replication_peers()
+            .into_iter()
+            .map(|peer| (peer, Progress::new(noop_index)))
             .collect();
         // The no-op goes into the log before the role changes: if the append fails, this
         // node never was a leader without its term's first entry.
@@ -191,6 +198,7 @@ impl RaftNode {
             lease_renewal_wanted: false,
             transfer: None,
             lease_renounced: false,
+            membership_replies: Vec::new(),
         }));
         self.election_deadline = None;
         self.stats.leaderships_won += 1;
@@ -198,7 +206,7 @@ impl RaftNode {
         self.snapshot_needed = false;
         self.divergence_after = None;
         self.restart_lease_timers(now)?;
-        for peer in self.peers.clone() {
+        for peer in self.replication_peers() {
             self.send_append(peer, true)?;
         }
         Ok(())
@@ -215,14 +223,18 @@ impl RaftNode {
     pub(super) fn leader_tick(&mut self, now: Instant) -> Result<()> {
         let heartbeat = Duration::from_millis(self.config.heartbeat_interval_ms);
         let check_quorum = Duration::from_millis(self.config.election_timeout_ms_max);
+        self.step_down_if_removed(now)?;
+        if !self.is_leader() {
+            return Ok(());
+        }
         let quorum = self.quorum();
+        let active = self
+            .per_voter(true, false, |p| p.recently_active)
+            .into_iter()
+            .filter(|active| *active)
+            .count();
         let state = self.leader_state();
         if now >= state.check_quorum_deadline {
-            let active = 1 + state
-                .progress
-                .values()
-                .filter(|p| p.recently_active)
-                .count();
             if active < quorum {
                 self.stats.check_quorum_step_downs += 1;
                 let term = self.term;
@@ -248,7 +260,7 @@ impl RaftNode {
                 }
                 progress.acked_since_heartbeat = false;
             }
-            for peer in self.peers.clone() {
+            for peer in self.replication_peers() {
                 self.send_append(peer, true)?;
             }
         }
@@ -263,6 +275,10 @@ impl RaftNode {
         }
         self.expire_leases(now)?;
         self.advance_commit(now);
+        self.step_down_if_removed(now)?;
+        if !self.is_leader() {
+            return Ok(());
+        }
         let state = self.leader_state();
         let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
         if needs_round {
@@ -277,7 +293,7 @@ impl RaftNode {
         }
         let replicate = std::mem::take(&mut state.replicate_needed);
         if replicate || needs_round {
-            for peer in self.peers.clone() {
+            for peer in self.replication_peers() {
                 self.send_append(peer, needs_round)?;
             }
         }
@@ -304,6 +320,10 @@ impl RaftNode {
         for read in state.reads {
             let error = Error::NotLeader { leader: None };
             self.reply(read.request_id, Reply::Failed(error));
+        }
+        for change in state.membership_replies {
+            let error = Error::Indeterminate("leadership lost before the change committed".into());
+            self.reply(change.request_id, Reply::Failed(error));
         }
     }
 }

@@ -80,6 +80,16 @@
 //! ReadIndex. The simulator keeps its clocks within the assumption for the `raft-lease`
 //! model and shows that clocks beyond it make the linearizability checker fail.
 //!
+//! ## Learners and membership change
+//!
+//! The group's configuration (voters and learners) changes one node at a time through
+//! configuration entries in the log, which take effect as soon as they are in a log;
+//! every quorum is a quorum of the current voters; learners receive the log and never
+//! count; a leader may remove itself and steps down once that is committed. The rules,
+//! and why single-server changes are safe with Ongaro's 2015 fix, are in
+//! `membership.rs`; requests are [`Request::ChangeMembership`](replikv_core::Request),
+//! answered by [`Reply::Membership`](replikv_core::Reply).
+//!
 //! ## Replication lag
 //!
 //! [`RaftNode::replication_status`] (`lag.rs`): every node's last, commit and applied
@@ -154,18 +164,17 @@
 //! switches on one of a few deliberate mistakes (ack before fsync, a vote without the
 //! log check, ...), which the simulator must catch; `planted.rs` is the switchboard.
 //!
-//! ## Seams for what comes later
-//!
-//! Learners and membership change are not implemented yet; the voters are fixed when a
-//! node opens.
-//!
 //! ## Leadership transfer
 //!
 //! `Request::TransferLeadership` hands leadership to a chosen (or the most caught-up)
 //! voter in about one round trip: the leader stops proposing writes, catches the target
 //! up, sends it `TimeoutNow`, and gives up its lease; the target campaigns at once with
 //! a vote that voters do not refuse for stickiness. `transfer.rs` has the steps, what can
-//! go wrong, and why lease reads stay safe. A session token whose index lies below a compacted prefix
+//! go wrong, and why lease reads stay safe.
+//!
+//! ## Seams for what comes later
+//!
+//! A session token whose index lies below a compacted prefix
 //! cannot be checked locally (`reads.rs` says what happens then).
 
 mod client;
@@ -176,6 +185,7 @@ mod invariants;
 mod lag;
 mod leader;
 mod leases;
+pub mod membership;
 pub mod message;
 mod node;
 mod planted;
@@ -286,6 +296,10 @@ pub struct RaftConfig {
     /// (`replikv_storage::store::session`). Part of the replicated state machine's rules:
     /// every node of a cluster must use the same number.
     pub client_sessions_max: usize,
+    /// A learner is promoted to voter only if it lags at most this many entries behind
+    /// the leader's last entry (see `membership.rs`); else the promotion is refused as
+    /// `Unavailable`, to be retried once it caught up.
+    pub promotion_lag_entries_max: u64,
 }
 
 impl Default for RaftConfig {
@@ -312,6 +326,7 @@ impl Default for RaftConfig {
             session_read_wait_ms_max: 100,
             session_reads_waiting_max: 1024,
             client_sessions_max: CLIENT_SESSIONS_DEFAULT,
+            promotion_lag_entries_max: 64,
         }
     }
 }
@@ -453,10 +468,22 @@ pub struct RaftStats {
     pub transfers_started: u64,
     pub transfers_completed: u64,
     pub transfers_aborted: u64,
-    /// Client writes refused because a transfer was in progress.
+    /// Client writes and configuration changes refused because a transfer was in
+    /// progress.
     pub transfer_writes_refused: u64,
     /// Target: elections started at once on a leader's `TimeoutNow`, and TimeoutNow
     /// messages ignored (not from the leader it follows, or naming an entry it lacks).
     pub transfer_elections_started: u64,
     pub timeout_now_ignored: u64,
+    /// Configuration changes proposed as leader, and refused (see `membership.rs`).
+    pub membership_changes_proposed: u64,
+    pub membership_changes_refused: u64,
+    /// Times the configuration in force changed on this node (an entry appended, or
+    /// taken back), and configuration entries taken back by a truncation.
+    pub memberships_changed: u64,
+    pub memberships_reverted: u64,
+    /// Election timeouts that started nothing because this node is not a voter.
+    pub elections_skipped_not_voter: u64,
+    /// Times this node stepped down as leader once its own removal was committed.
+    pub removed_leader_step_downs: u64,
 }

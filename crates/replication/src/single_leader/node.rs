@@ -29,7 +29,7 @@ use replikv_core::{
 };
 use replikv_storage::disk::Disk;
 use replikv_storage::log::{Log, MetadataFile};
-use replikv_storage::store::{Store, StoreOptions};
+use replikv_storage::store::{Membership, Store, StoreOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -82,8 +82,12 @@ pub(super) enum Role {
 #[derive(Debug)]
 pub struct RaftNode {
     pub(super) id: NodeId,
-    /// The other voters, in id order.
-    pub(super) peers: Vec<NodeId>,
+    /// The configuration given at open: in force until the store or the log holds one
+    /// (empty for a node that joins; see `membership.rs`).
+    pub(super) bootstrap: Membership,
+    /// The configuration entries of the log above the store's applied position, in log
+    /// order: the latest is the configuration in force (see `membership.rs`).
+    pub(super) log_memberships: VecDeque<(LogIndex, Membership)>,
     pub(super) config: RaftConfig,
     pub(super) random: ChaCha8Rng,
     pub(super) log: Log,
@@ -136,8 +140,11 @@ pub(super) enum Discard {
 }
 
 impl RaftNode {
-    /// Opens a node on `disk`: recovers the log, the hard state and the store, and resumes
-    /// as a follower of its durable term. `peers` are the other voters.
+    /// Opens a node of a group's founding configuration on `disk`: recovers the log, the
+    /// hard state and the store, and resumes as a follower of its durable term. `peers`
+    /// are the other founding voters: the configuration until a configuration entry
+    /// changes it (then the log's or the store's configuration wins, see
+    /// `membership.rs`), so a founding node must be given the same `peers` at every open.
     pub fn open(
         id: NodeId,
         peers: Vec<NodeId>,
@@ -145,14 +152,40 @@ impl RaftNode {
         seed: u64,
         config: RaftConfig,
     ) -> Result<RaftNode> {
-        config.validate()?;
-        let mut peers: Vec<NodeId> = peers.into_iter().filter(|peer| *peer != id).collect();
-        peers.sort_unstable();
-        peers.dedup();
-        if id == NodeId::NONE || peers.contains(&NodeId::NONE) {
+        let mut voters: Vec<NodeId> = peers.into_iter().filter(|peer| *peer != id).collect();
+        voters.push(id);
+        voters.sort_unstable();
+        voters.dedup();
+        if voters.contains(&NodeId::NONE) {
             return Err(Error::InvalidInput("node id 0 is reserved".into()));
         }
-        config.commit_mode.validate(peers.len() + 1)?;
+        let bootstrap = Membership::new(voters, Vec::new())?;
+        Self::open_with(id, bootstrap, disk, seed, config)
+    }
+
+    /// Opens a node that joins an existing group: it bootstraps nothing, knows no
+    /// configuration until a leader's log entries or snapshot bring one, and until it is
+    /// added (as a learner, then promoted, or as a voter) it never campaigns. After it
+    /// was added, reopening it with this function is right too: its configuration comes
+    /// from its log and store.
+    pub fn open_joining(id: NodeId, disk: Disk, seed: u64, config: RaftConfig) -> Result<RaftNode> {
+        Self::open_with(id, Membership::default(), disk, seed, config)
+    }
+
+    fn open_with(
+        id: NodeId,
+        bootstrap: Membership,
+        disk: Disk,
+        seed: u64,
+        config: RaftConfig,
+    ) -> Result<RaftNode> {
+        config.validate()?;
+        if id == NodeId::NONE {
+            return Err(Error::InvalidInput("node id 0 is reserved".into()));
+        }
+        if !bootstrap.voters.is_empty() {
+            config.commit_mode.validate(bootstrap.voters.len())?;
+        }
         let mut log = Log::open(disk.clone(), config.log_options.clone())?;
         let hard_state_file = MetadataFile::open(&disk, HARD_STATE_FILE_NAME)?;
         let hard_state = match hard_state_file.load() {
@@ -175,14 +208,6 @@ impl RaftNode {
         let store = Store::open_with(&disk, STORE_FILE_NAME, &store_options)?;
         let applied = store.applied_position();
         Self::reconcile_log_with_store(&mut log, applied)?;
-        // In a safe mode everything applied was committed. In a lossy mode this node may
-        // have applied, as leader, entries no majority holds: its commit index restarts
-        // at its compacted prefix (compaction never passes the commit index) and the
-        // next leader tells it the rest (see `commit.rs`).
-        let lossy = config.commit_mode.is_lossy(peers.len() + 1);
-        let compacted = log.first_index().previous().expect("first index >= 1");
-        let commit = if lossy { compacted } else { applied.index };
-        log.mark_committed(commit);
         let hard_state = HardState {
             voted_for: hard_state
                 .voted_for
@@ -194,9 +219,10 @@ impl RaftNode {
             voted_for: hard_state.voted_for.filter(|_| !FORGET_VOTE_ON_OPEN.get()),
             ..hard_state
         };
-        Ok(RaftNode {
+        let mut node = RaftNode {
             id,
-            peers,
+            bootstrap,
+            log_memberships: VecDeque::new(),
             config,
             random: ChaCha8Rng::seed_from_u64(seed),
             log,
@@ -205,7 +231,7 @@ impl RaftNode {
             term: hard_state.term,
             voted_for: hard_state.voted_for,
             role: Role::Follower { leader: None },
-            commit,
+            commit: LogIndex::ZERO,
             election_deadline: None,
             leader_contact: None,
             outputs: VecDeque::new(),
@@ -217,7 +243,20 @@ impl RaftNode {
             session_reads: VecDeque::new(),
             votes_refused_until: None,
             transfer_handoff: None,
-        })
+        };
+        node.load_log_memberships()?;
+        // In a safe mode everything applied was committed. In a lossy mode this node may
+        // have applied, as leader, entries no majority holds: its commit index restarts
+        // at its compacted prefix (compaction never passes the commit index) and the
+        // next leader tells it the rest (see `commit.rs`).
+        let compacted = node.log.first_index().previous().expect("first index >= 1");
+        node.commit = if node.commit_mode_is_lossy() {
+            compacted
+        } else {
+            applied.index
+        };
+        node.log.mark_committed(node.commit);
+        Ok(node)
     }
 
     /// At open: the store must not be behind the log's compacted prefix (compaction never
@@ -269,11 +308,16 @@ impl RaftNode {
                     self.report_discarded_writes(after.next(), last, true)?;
                 }
                 self.stats.entries_truncated += last.0.saturating_sub(after.0);
-                self.log.truncate_suffix(after)
+                self.log.truncate_suffix(after)?;
+                self.note_truncated_memberships(after);
+                Ok(())
             }
             Discard::ResetTo(position) => {
                 self.stats.entries_truncated += last.0.saturating_sub(position.index.0);
-                self.log.reset_to(position)
+                self.log.reset_to(position)?;
+                self.note_truncated_memberships(position.index);
+                self.note_applied_memberships();
+                Ok(())
             }
         }
     }
@@ -343,9 +387,9 @@ impl RaftNode {
         self.recent_discards.iter()
     }
 
-    /// Number of voters, this node included.
+    /// Number of voters of the current configuration (this node among them or not).
     pub(super) fn voters(&self) -> usize {
-        self.peers.len() + 1
+        self.membership().voters.len()
     }
 
     /// Votes (or acknowledgements) needed for a majority of the voters.
@@ -354,7 +398,7 @@ impl RaftNode {
     }
 
     pub(super) fn send(&mut self, to: NodeId, message: Message) {
-        debug_assert!(to != self.id && self.peers.contains(&to));
+        debug_assert!(to != self.id && to != NodeId::NONE);
         self.outputs.push_back(Output::Send { to, message });
     }
 
@@ -522,6 +566,13 @@ impl RaftNode {
         assert!(self.log.committed_index() <= self.commit);
         if let Role::Leader(_) = self.role {
             assert_eq!(self.voted_for, Some(self.id), "a leader voted for itself");
+            // A leader outside its configuration is one whose removal is not committed
+            // yet: it steps down when it is (see `membership.rs`).
+            assert!(
+                self.is_voter(self.id) || self.pending_membership_change().is_some(),
+                "{} leads outside its committed configuration",
+                self.id
+            );
         }
         assert!(self.log.last_position().term <= self.term);
         self.assert_transfer_invariants();
@@ -531,6 +582,7 @@ impl RaftNode {
     fn after_input(&mut self, now: Instant) -> Result<()> {
         self.apply_committed()?;
         self.answer_acknowledged();
+        self.answer_membership_changes();
         self.serve_reads()?;
         self.advance_transfer(now);
         self.settle_handoff();
@@ -548,7 +600,9 @@ impl Replica for RaftNode {
     }
 
     fn handle_message(&mut self, now: Instant, from: NodeId, message: Message) -> Result<()> {
-        if from == self.id || !self.peers.contains(&from) || message.term() > TERM_MAX {
+        // Any node may write to us, members or not (a new leader's configuration may be
+        // newer than ours; Raft answers without consulting its configuration).
+        if from == self.id || from == NodeId::NONE || message.term() > TERM_MAX {
             self.stats.messages_dropped += 1;
             return Ok(());
         }

@@ -304,8 +304,13 @@ impl RaftNode {
         if !self.config.lease_reads_enabled {
             return;
         }
-        let quorum = self.quorum();
         let duration = self.lease_duration();
+        let own = match &self.role {
+            Role::Leader(state) => state.read_sequence,
+            _ => return,
+        };
+        let sequences = self.per_voter(own, 0, |p| p.read_sequence);
+        let confirmed = self.quorum_value(sequences, 0);
         let Role::Leader(state) = &mut self.role else {
             return;
         };
@@ -314,10 +319,6 @@ impl RaftNode {
             debug_assert!(state.lease_until.is_none());
             return;
         }
-        let mut sequences: Vec<u64> = state.progress.values().map(|p| p.read_sequence).collect();
-        sequences.push(state.read_sequence);
-        sequences.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = sequences[quorum - 1];
         let mut latest = None;
         while let Some(&(sequence, started)) = state.round_started.front() {
             if sequence > confirmed {
@@ -335,19 +336,19 @@ impl RaftNode {
     /// Serves the pending linearizable reads whose round a majority confirmed and whose
     /// read index is applied.
     fn serve_read_index_reads(&mut self) -> Result<()> {
-        let quorum = self.quorum();
         let applied = self.store.applied_position().index;
+        let own = match &self.role {
+            Role::Leader(state) => state.read_sequence,
+            _ => return Ok(()),
+        };
+        // The highest round a majority of the voters confirmed (this node's own rounds
+        // count if it is a voter).
+        let sequences = self.per_voter(own, 0, |p| p.read_sequence);
+        let confirmed = self.quorum_value(sequences, 0);
         let Role::Leader(state) = &mut self.role else {
             return Ok(());
         };
-        let confirmed_sequence = |sequence: u64| {
-            let acks = state
-                .progress
-                .values()
-                .filter(|progress| progress.read_sequence >= sequence)
-                .count();
-            acks + 1 >= quorum
-        };
+        let confirmed_sequence = |sequence: u64| sequence <= confirmed;
         let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
             state.reads.drain(..).partition(|read| {
                 read.sequence.is_some_and(&confirmed_sequence) && read.read_index <= applied

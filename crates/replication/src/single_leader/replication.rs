@@ -340,7 +340,10 @@ impl RaftNode {
             })
             .collect();
         match self.log.append(&new) {
-            Ok(()) => Ok(Appended::Done),
+            Ok(()) => {
+                self.note_appended_memberships(&new)?;
+                Ok(Appended::Done)
+            }
             // The pending buffer is full until the next flush: drop the append unanswered
             // (the leader resends it); a peer's message must never stop this node.
             Err(Error::Overloaded(_)) => Ok(Appended::Overloaded),
@@ -419,7 +422,11 @@ impl RaftNode {
             self.stats.messages_dropped += 1;
             return Ok(());
         }
-        let progress = state.progress.get_mut(&from).expect("peers have progress");
+        let Some(progress) = state.progress.get_mut(&from) else {
+            // Not (or no longer) a member: nothing to track.
+            self.stats.messages_dropped += 1;
+            return Ok(());
+        };
         progress.recently_active = true;
         progress.last_ack = Some(now);
         progress.read_sequence = progress.read_sequence.max(read_sequence);
@@ -447,6 +454,10 @@ impl RaftNode {
                 progress.next = progress.next.max(matched.next());
                 progress.resend_from = progress.matched.next();
                 self.advance_commit(now);
+                self.step_down_if_removed(now)?;
+                if !self.is_leader() {
+                    return Ok(());
+                }
                 self.forget_snapshot_if_caught_up(from);
             }
             AppendResult::SnapshotNeeded => {
@@ -507,15 +518,11 @@ impl RaftNode {
         }
     }
 
-    /// The highest index durable on a majority of the voters (this node's entries count
-    /// once durable: `own`).
+    /// The highest index durable on a majority of the current configuration's voters
+    /// (this node's entries count once durable, `own`, if it is a voter).
     fn majority_durable_index(&mut self, own: LogIndex) -> LogIndex {
-        let quorum = self.quorum();
-        let state = self.leader_state();
-        let mut matched: Vec<LogIndex> = state.progress.values().map(|p| p.matched).collect();
-        matched.push(own);
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        matched[quorum - 1]
+        let matched = self.per_voter(own, LogIndex::ZERO, |p| p.matched);
+        self.quorum_value(matched, LogIndex::ZERO)
     }
 
     /// The highest index the commit mode would acknowledge, before the term rule.
@@ -524,9 +531,23 @@ impl RaftNode {
         if mode == CommitMode::Majority {
             return self.majority_durable_index(own);
         }
+        if !self.is_voter(self.id) {
+            // A leader removing itself does not count its own copy: until it steps
+            // down, wait for every voter (the strictest reading of any mode).
+            let matched = self.per_voter(own, LogIndex::ZERO, |p| p.matched);
+            return matched.into_iter().min().unwrap_or(LogIndex::ZERO).min(own);
+        }
         let reachable_ms = self.config.election_timeout_ms_max;
+        let voters = self.voter_peers();
         let state = self.leader_state();
-        let followers = || state.progress.values().map(|p| p.matched);
+        let voter_progress = || {
+            state
+                .progress
+                .iter()
+                .filter(|(peer, _)| voters.binary_search(peer).is_ok())
+                .map(|(_, progress)| progress)
+        };
+        let followers = || voter_progress().map(|p| p.matched);
         let index = match mode {
             CommitMode::Majority => unreachable!("handled above"),
             CommitMode::Async => own,
@@ -537,7 +558,7 @@ impl RaftNode {
             } => {
                 let mut matched: Vec<LogIndex> = followers().collect();
                 matched.sort_unstable_by(|a, b| b.cmp(a));
-                matched[count - 1]
+                matched.get(count - 1).copied().unwrap_or(LogIndex::ZERO)
             }
             CommitMode::SemiSync {
                 followers: count,
@@ -551,14 +572,18 @@ impl RaftNode {
                 // Priority is id order (the map's order): reachable followers first,
                 // then the unreachable ones, each group by priority.
                 let (mut chosen, others): (Vec<&Progress>, Vec<&Progress>) =
-                    state.progress.values().partition(|p| reachable(p));
+                    voter_progress().partition(|p| reachable(p));
                 chosen.extend(others);
-                chosen
-                    .iter()
-                    .take(count)
-                    .map(|progress| progress.matched)
-                    .min()
-                    .expect("validated: 1..voters followers")
+                if chosen.len() < count {
+                    LogIndex::ZERO
+                } else {
+                    chosen
+                        .iter()
+                        .take(count)
+                        .map(|progress| progress.matched)
+                        .min()
+                        .expect("count >= 1 followers")
+                }
             }
         };
         index.min(own)

@@ -131,7 +131,11 @@ impl RaftNode {
         let Role::Leader(state) = &mut self.role else {
             return Ok(());
         };
-        let progress = state.progress.get_mut(&from).expect("peers have progress");
+        let Some(progress) = state.progress.get_mut(&from) else {
+            // Not (or no longer) a member: nothing to track.
+            self.stats.messages_dropped += 1;
+            return Ok(());
+        };
         progress.recently_active = true;
         let Some(transfer) = state
             .snapshots
@@ -286,6 +290,7 @@ impl RaftNode {
         self.store.install_finish()?;
         if keep_suffix {
             self.commit = self.commit.max(position.index);
+            self.note_applied_memberships();
         } else {
             self.discard_log_entries(Discard::ResetTo(position))?;
             // Acknowledgements held for entries the reset just removed must not go out.

@@ -169,8 +169,17 @@ impl RaftNode {
             self.reply(request_id, reply);
             return Ok(());
         }
-        if let Some(target) = to.filter(|target| !self.peers.contains(target)) {
+        if let Some(target) = to.filter(|target| !self.is_voter(*target)) {
             let error = Error::InvalidInput(format!("{target} is not a voter of this group"));
+            self.reply(request_id, Reply::Failed(error));
+            return Ok(());
+        }
+        if let Some(index) = self.pending_membership_change() {
+            // One change of the group at a time: the target must stay a voter until it
+            // leads (see `membership.rs`).
+            let error = Error::Unavailable(format!(
+                "a membership change (log index {index}) is not committed yet"
+            ));
             self.reply(request_id, Reply::Failed(error));
             return Ok(());
         }
@@ -214,9 +223,14 @@ impl RaftNode {
     /// The voter with the highest matched index; ties go to the most recently heard
     /// from, then to the lowest id.
     fn most_caught_up_peer(&mut self) -> Option<NodeId> {
+        let voters = self.voter_peers();
         let state = self.leader_state();
         let mut best: Option<(LogIndex, Option<Instant>, NodeId)> = None;
-        for (peer, progress) in &state.progress {
+        for (peer, progress) in state
+            .progress
+            .iter()
+            .filter(|(peer, _)| voters.contains(peer))
+        {
             let candidate = (progress.matched, progress.last_ack, *peer);
             let better = best.is_none_or(|(matched, last_ack, _)| {
                 (candidate.0, candidate.1) > (matched, last_ack)
@@ -397,7 +411,7 @@ impl RaftNode {
             );
             if let Some(transfer) = &state.transfer {
                 assert_eq!(transfer.term, self.term, "a transfer of another term");
-                assert!(transfer.target != self.id && self.peers.contains(&transfer.target));
+                assert!(transfer.target != self.id && self.is_voter(transfer.target));
                 assert!(!transfer.requests.is_empty());
                 assert!(transfer.requests.len() <= TRANSFER_REQUESTS_MAX);
                 let renounced = state.lease_renounced || keep_lease_on_transfer();

@@ -68,11 +68,17 @@ impl Replica for LocalOnly {
         request_id: RequestId,
         request: Request,
     ) -> Result<()> {
-        let (current, version) = request
-            .key()
-            .and_then(|key| self.entries.get(key))
-            .cloned()
-            .unwrap_or_default();
+        let Some(key) = request.key() else {
+            let error = replikv_core::Error::InvalidInput(
+                "administrative requests (membership, leadership) are not served by this reference model".into(),
+            );
+            self.outputs.push_back(Output::Reply {
+                request_id,
+                reply: Reply::Failed(error),
+            });
+            return Ok(());
+        };
+        let (current, version) = self.entries.get(key).cloned().unwrap_or_default();
         let reply = match request {
             Request::Get { .. } => Reply::Read {
                 value: current,
@@ -94,9 +100,9 @@ impl Replica for LocalOnly {
             | Request::DeleteFenced { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
                 "leases are not served by this reference model".into(),
             )),
-            Request::TransferLeadership { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
-                "this reference model has no leader".into(),
-            )),
+            Request::ChangeMembership { .. } | Request::TransferLeadership { .. } => {
+                unreachable!("keyless, answered above")
+            }
             Request::CompareAndSetVersion { key, expected, new } => {
                 let swapped = expected == version;
                 let version = if swapped {

@@ -220,9 +220,9 @@ impl Register {
 
     fn serve(&mut self, request: Request) -> Result<Reply> {
         let Some(key) = request.key().cloned() else {
-            let error =
-                Error::InvalidInput("this reference model has no leader to transfer".into());
-            return Ok(Reply::Failed(error));
+            return Ok(Reply::Failed(Error::InvalidInput(
+                "administrative requests (membership, leadership) are not served by this reference model".into(),
+            )));
         };
         let current = self.registers.get(&key).cloned().unwrap_or_default();
         let reply = match request {
@@ -254,7 +254,9 @@ impl Register {
             | Request::DeleteFenced { .. } => Reply::Failed(Error::InvalidInput(
                 "leases are not served by this reference model".into(),
             )),
-            Request::TransferLeadership { .. } => unreachable!("keyless requests answered above"),
+            Request::ChangeMembership { .. } | Request::TransferLeadership { .. } => {
+                unreachable!("keyless, answered above")
+            }
         };
         Ok(reply)
     }

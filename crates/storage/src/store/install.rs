@@ -31,10 +31,12 @@ use super::encoding::{
     storage_error,
 };
 use super::lease::{self, LEASES, STAGING_LEASES};
+use super::membership::Membership;
 use super::session::{self, SESSION_ORDER, SESSIONS, STAGING_SESSIONS};
 use super::snapshot::{SnapshotChunk, SnapshotEntry};
 use super::{
-    DATA, META, META_APPLIED, META_INSTALL, SNAPSHOT_CHUNK_SIZE_MAX_BYTES, STAGING, Store,
+    DATA, META, META_APPLIED, META_INSTALL, META_MEMBERSHIP, META_STAGED_MEMBERSHIP,
+    SNAPSHOT_CHUNK_SIZE_MAX_BYTES, STAGING, Store,
 };
 use redb::Durability;
 use replikv_core::error::{Error, Result};
@@ -169,11 +171,12 @@ impl Store {
         transaction
             .open_table(STAGING_LEASES)
             .map_err(storage_error)?;
-        transaction
-            .open_table(META)
-            .map_err(storage_error)?
-            .insert(META_INSTALL, install.encode().as_slice())
-            .map_err(storage_error)?;
+        {
+            let mut meta = transaction.open_table(META).map_err(storage_error)?;
+            meta.insert(META_INSTALL, install.encode().as_slice())
+                .map_err(storage_error)?;
+            meta.remove(META_STAGED_MEMBERSHIP).map_err(storage_error)?;
+        }
         self.commit(transaction)?;
         self.install = Some(install);
         Ok(())
@@ -197,6 +200,11 @@ impl Store {
             return Ok(false);
         }
         check_chunk(chunk)?;
+        if let Some(membership) = &chunk.membership {
+            membership.check().map_err(|text| {
+                Error::InvalidInput(format!("snapshot chunk membership: {text}"))
+            })?;
+        }
         session::check_sessions(&chunk.sessions, install.position.index)?;
         lease::check_leases(&chunk.leases, install.position.index)?;
         let mut next = install.clone();
@@ -239,6 +247,10 @@ impl Store {
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
             meta.insert(META_INSTALL, next.encode().as_slice())
                 .map_err(storage_error)?;
+            if let Some(membership) = &chunk.membership {
+                meta.insert(META_STAGED_MEMBERSHIP, membership.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
         }
         self.commit(transaction)?;
         self.install = Some(next);
@@ -278,13 +290,25 @@ impl Store {
         transaction
             .rename_table(STAGING_LEASES, LEASES)
             .map_err(storage_error)?;
-        {
+        let membership = {
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
             meta.insert(META_APPLIED, &encode_position(position)[..])
                 .map_err(storage_error)?;
             meta.remove(META_INSTALL).map_err(storage_error)?;
-        }
+            let staged = meta
+                .remove(META_STAGED_MEMBERSHIP)
+                .map_err(storage_error)?
+                .map(|record| Membership::decode(record.value()))
+                .transpose()?;
+            match &staged {
+                Some(membership) => meta.insert(META_MEMBERSHIP, membership.encode().as_slice()),
+                None => meta.remove(META_MEMBERSHIP),
+            }
+            .map_err(storage_error)?;
+            staged
+        };
         transaction.commit().map_err(storage_error)?;
+        self.membership = membership;
         self.unsynced_commits = 0;
         self.applied = position;
         self.durable_applied = position;

@@ -80,6 +80,7 @@ pub mod backend;
 mod encoding;
 pub mod install;
 pub mod lease;
+pub mod membership;
 pub mod session;
 pub mod snapshot;
 pub mod write;
@@ -90,6 +91,7 @@ mod tests;
 pub use backend::DiskBackend;
 pub use install::SnapshotInstall;
 pub use lease::{LEASES_MAX, LeaseRecord};
+pub use membership::{MEMBERS_MAX, Membership};
 pub use session::{CLIENT_SESSIONS_DEFAULT, CLIENT_SESSIONS_LIMIT, ClientSession};
 pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
@@ -131,6 +133,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_FORMAT: &str = "format";
 const META_APPLIED: &str = "applied";
 const META_INSTALL: &str = "install";
+/// The configuration in force at the applied position ([`membership`]), if any was applied.
+const META_MEMBERSHIP: &str = "membership";
+/// The configuration of the snapshot being installed, staged until the install finishes.
+const META_STAGED_MEMBERSHIP: &str = "staged_membership";
 
 /// Version of the layout described in [`encoding`]; a store written in another one is
 /// refused rather than misread.
@@ -148,6 +154,8 @@ pub struct Store {
     install: Option<SnapshotInstall>,
     /// Most client sessions remembered ([`StoreOptions::client_sessions_max`]).
     client_sessions_max: usize,
+    /// The configuration in force at the applied position ([`membership`]).
+    membership: Option<Membership>,
 }
 
 /// A write as it comes from the log: the index of its entry and, for a client's write,
@@ -198,6 +206,7 @@ impl Store {
             unsynced_commits: 1,
             install: None,
             client_sessions_max: options.client_sessions_max,
+            membership: None,
         };
         store.load_meta()?;
         // Whatever redb serves after opening may still sit in unsynced writes of a previous
@@ -223,7 +232,18 @@ impl Store {
         if let Some(install) = meta.get(META_INSTALL).map_err(storage_error)? {
             self.install = Some(SnapshotInstall::decode(install.value())?);
         }
+        if let Some(record) = meta.get(META_MEMBERSHIP).map_err(storage_error)? {
+            self.membership = Some(Membership::decode(record.value())?);
+        }
         Ok(())
+    }
+
+    /// The configuration in force at the applied position: the last one applied with
+    /// [`Store::apply_logged_with_membership`] or installed with a snapshot; `None` if
+    /// none ever was.
+    #[must_use]
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
     }
 
     /// The file name this store lives in.
@@ -259,7 +279,7 @@ impl Store {
         applied: LogPosition,
     ) -> Result<Vec<WriteOutcome>> {
         let writes = batch.iter().map(|write| (applied.index, None, write));
-        self.apply_writes(writes, batch.len(), applied)
+        self.apply_writes(writes, batch.len(), applied, None)
     }
 
     /// [`Store::apply`] for writes that come from log entries: a write with a request id
@@ -270,6 +290,21 @@ impl Store {
         batch: &[LoggedWrite],
         applied: LogPosition,
     ) -> Result<Vec<WriteOutcome>> {
+        self.apply_logged_with_membership(batch, applied, None)
+    }
+
+    /// [`Store::apply_logged`], and, if `membership` is given, records it as the
+    /// configuration in force at `applied`, in the same transaction (the batch's entries
+    /// included the configuration entry that made it).
+    pub fn apply_logged_with_membership(
+        &mut self,
+        batch: &[LoggedWrite],
+        applied: LogPosition,
+        membership: Option<&Membership>,
+    ) -> Result<Vec<WriteOutcome>> {
+        if let Some(membership) = membership {
+            membership.check().map_err(Error::InvalidInput)?;
+        }
         for pair in batch.windows(2) {
             assert!(pair[0].index < pair[1].index, "logged writes in log order");
         }
@@ -279,7 +314,7 @@ impl Store {
         let writes = batch
             .iter()
             .map(|logged| (logged.index, logged.request_id, &logged.write));
-        self.apply_writes(writes, batch.len(), applied)
+        self.apply_writes(writes, batch.len(), applied, membership)
     }
 
     fn apply_writes<'a>(
@@ -287,6 +322,7 @@ impl Store {
         batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)> + Clone,
         length: usize,
         applied: LogPosition,
+        membership: Option<&Membership>,
     ) -> Result<Vec<WriteOutcome>> {
         assert!(
             applied > self.applied,
@@ -312,10 +348,17 @@ impl Store {
             let mut meta = transaction.open_table(META).map_err(storage_error)?;
             meta.insert(META_APPLIED, &encode_position(applied)[..])
                 .map_err(storage_error)?;
+            if let Some(membership) = membership {
+                meta.insert(META_MEMBERSHIP, membership.encode().as_slice())
+                    .map_err(storage_error)?;
+            }
             outcomes
         };
         self.commit(transaction)?;
         self.applied = applied;
+        if let Some(membership) = membership {
+            self.membership = Some(membership.clone());
+        }
         Ok(outcomes)
     }
 

@@ -24,8 +24,9 @@
 
 use super::encoding::{StoredEntry, decode_key, decode_position, storage_error};
 use super::lease::{self, LEASES, LeaseRecord};
+use super::membership::Membership;
 use super::session::{self, ClientSession, SESSIONS};
-use super::{DATA, META, META_APPLIED, SNAPSHOT_CHUNK_SIZE_MAX_BYTES};
+use super::{DATA, META, META_APPLIED, META_MEMBERSHIP, SNAPSHOT_CHUNK_SIZE_MAX_BYTES};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
 use replikv_core::error::Result;
 use replikv_core::{Key, LogPosition, Value, Version};
@@ -73,6 +74,10 @@ pub struct SnapshotChunk {
     /// The snapshot's leases, in name order: only in the last chunk.
     #[serde(default)]
     pub leases: Vec<LeaseRecord>,
+    /// The configuration in force at the snapshot's position, if the store had one:
+    /// only in the last chunk.
+    #[serde(default)]
+    pub membership: Option<Membership>,
 }
 
 impl SnapshotChunk {
@@ -100,6 +105,7 @@ pub struct StoreSnapshot {
     sessions: ReadOnlyTable<u64, &'static [u8]>,
     leases: ReadOnlyTable<&'static [u8], &'static [u8]>,
     position: LogPosition,
+    membership: Option<Membership>,
 }
 
 impl StoreSnapshot {
@@ -109,6 +115,11 @@ impl StoreSnapshot {
             Some(applied) => decode_position(applied.value())?,
             None => LogPosition::ZERO,
         };
+        let membership = meta
+            .get(META_MEMBERSHIP)
+            .map_err(storage_error)?
+            .map(|record| Membership::decode(record.value()))
+            .transpose()?;
         let data = transaction.open_table(DATA).map_err(storage_error)?;
         let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
         let leases = transaction.open_table(LEASES).map_err(storage_error)?;
@@ -117,6 +128,7 @@ impl StoreSnapshot {
             sessions,
             leases,
             position,
+            membership,
         })
     }
 
@@ -124,6 +136,12 @@ impl StoreSnapshot {
     #[must_use]
     pub fn position(&self) -> LogPosition {
         self.position
+    }
+
+    /// The configuration in force at the snapshot's position, if the store had one.
+    #[must_use]
+    pub fn membership(&self) -> Option<&Membership> {
+        self.membership.as_ref()
     }
 
     /// Number of keys in the snapshot, tombstones included.
@@ -152,6 +170,7 @@ impl StoreSnapshot {
             done: true,
             sessions: Vec::new(),
             leases: Vec::new(),
+            membership: None,
         };
         let mut size_bytes = 0;
         for item in range {
@@ -172,6 +191,7 @@ impl StoreSnapshot {
         if chunk.done {
             chunk.sessions = self.client_sessions()?;
             chunk.leases = lease::all_leases(&self.leases)?;
+            chunk.membership.clone_from(&self.membership);
         }
         Ok(chunk)
     }

@@ -7,7 +7,9 @@
 //!   enable lease reads, set the commit mode (`majority` by default; `all`, `async`,
 //!   `semi-sync-first-1`, ...), the snapshot chunk size, `log_retained_entries_max`, the
 //!   log's segment size and `store_sync_entries` (small values make compaction and
-//!   snapshots happen early).
+//!   snapshots happen early). `spare=K` makes the last K nodes spares: they are opened
+//!   with `RaftNode::open_joining` (members of nothing until a change adds them), and the
+//!   founding configuration is the other N − K nodes.
 //! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
 //!   ticks it. `tick nX` ticks at the current time; `advance MS` moves the clock only.
 //! - `deliver [nX]`: delivers the messages in flight (to nX only, if given), once; the
@@ -23,6 +25,9 @@
 //!   `get-follower` are follower reads, `get-lease` a lease read, `get-session` a session
 //!   read with the harness client's token: the highest position of any reply so far
 //!   (printed with the request), or the one `token I@T` set.
+//! - `change nX add-learner|promote|add-voter|remove nY`: a membership change request
+//!   to nX (with `id=cC#S` too). `members nX`: nX's configuration as it sees it. A node
+//!   whose configuration changes prints it (`config voters [..] learners [..]`).
 //! - `lag nX`: nX's replication status (positions, and on a leader each follower's lag).
 //! - `crash nX` (unsynced writes are lost), `restart nX`; `wipe nX` crashes nX and gives
 //!   it a fresh empty disk (a new follower, once restarted).
@@ -44,7 +49,7 @@ use crate::single_leader::message::{AppendResult, Message};
 use crate::single_leader::{RaftConfig, RaftNode, RaftObserver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use replikv_core::kv::ReadConsistency;
+use replikv_core::kv::{MembershipChange, ReadConsistency};
 use replikv_core::replica::{ClusterObserver, Output, Replica};
 use replikv_core::{
     ClientId, Instant, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Value, Version,
@@ -77,6 +82,19 @@ pub(super) struct Cluster {
     config: RaftConfig,
     /// The session token of the harness's client: the highest position replied.
     token: LogPosition,
+    /// Nodes opened as joiners (`spare=K`).
+    spares: BTreeSet<NodeId>,
+    /// Every node's configuration as last printed.
+    memberships: BTreeMap<NodeId, String>,
+}
+
+/// A configuration as scripts print it.
+fn membership_text(voters: &[NodeId], learners: &[NodeId]) -> String {
+    format!(
+        "voters {} learners {}",
+        format::ids(voters),
+        format::ids(learners)
+    )
 }
 
 fn node_id(word: &str) -> NodeId {
@@ -134,6 +152,7 @@ impl Cluster {
         let count = number_after(words[1], "nodes=");
         let seed = number_after(words[2], "seed=");
         let mut config = RaftConfig::default();
+        let mut spare_count = 0;
         for word in &words[3..] {
             if *word == "lease" {
                 config.lease_reads_enabled = true;
@@ -150,10 +169,32 @@ impl Cluster {
                 "retain" => config.log_retained_entries_max = value,
                 "segment" => config.log_options.segment_size_max_bytes = value,
                 "sync" => config.store_sync_entries = value,
+                "spare" => spare_count = value,
                 _ => panic!("unknown cluster option {word:?}"),
             }
         }
         let ids: Vec<NodeId> = (1..=count).map(NodeId).collect();
+        assert!(spare_count < count, "at least one founding node");
+        let spares: BTreeSet<NodeId> = ids[(count - spare_count) as usize..]
+            .iter()
+            .copied()
+            .collect();
+        let founders: Vec<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|id| !spares.contains(id))
+            .collect();
+        let memberships = ids
+            .iter()
+            .map(|id| {
+                let voters = if spares.contains(id) {
+                    Vec::new()
+                } else {
+                    founders.clone()
+                };
+                (*id, membership_text(&voters, &[]))
+            })
+            .collect();
         let mut cluster = Cluster {
             ids: ids.clone(),
             nodes: BTreeMap::new(),
@@ -170,6 +211,8 @@ impl Cluster {
             observer_enabled: true,
             config,
             token: LogPosition::ZERO,
+            spares,
+            memberships,
         };
         for id in ids {
             cluster.start(id);
@@ -184,16 +227,15 @@ impl Cluster {
             .ids
             .iter()
             .copied()
-            .filter(|peer| *peer != id)
+            .filter(|peer| *peer != id && !self.spares.contains(peer))
             .collect();
         let node_seed = self.seed.wrapping_mul(1000).wrapping_add(id.0);
-        let mut node = RaftNode::open(
-            id,
-            peers,
-            self.disks[&id].clone(),
-            node_seed,
-            self.config.clone(),
-        )
+        let (disk, config) = (self.disks[&id].clone(), self.config.clone());
+        let mut node = if self.spares.contains(&id) {
+            RaftNode::open_joining(id, disk, node_seed, config)
+        } else {
+            RaftNode::open(id, peers, disk, node_seed, config)
+        }
         .expect("node opens");
         node.handle_tick(self.now).expect("tick");
         self.nodes.insert(id, Some(node));
@@ -255,6 +297,7 @@ impl Cluster {
             }
             ["status"] => self.status(),
             ["lag", node] => self.lag(node_id(node)),
+            ["members", node] => self.members(node_id(node)),
             ["token", position] => self.token = parse_position(position),
             ["log", node] => self.print_log(node_id(node)),
             _ => self.request(&words),
@@ -350,6 +393,17 @@ impl Cluster {
                 (node, Request::TransferLeadership { to })
             }
             ["transfer", node] => (node, Request::TransferLeadership { to: None }),
+            ["change", node, kind, target] => {
+                let target = node_id(target);
+                let change = match *kind {
+                    "add-learner" => MembershipChange::AddLearner(target),
+                    "promote" => MembershipChange::PromoteLearner(target),
+                    "add-voter" => MembershipChange::AddVoter(target),
+                    "remove" => MembershipChange::Remove(target),
+                    _ => panic!("unknown membership change {kind:?}"),
+                };
+                (node, Request::ChangeMembership { change })
+            }
             ["get", node, k] => {
                 let consistency = ReadConsistency::Linearizable;
                 (
@@ -576,7 +630,30 @@ impl Cluster {
                 self.out.push(format!("{id}: {summary}"));
                 self.summaries.insert(id, summary);
             }
+            let Some(node) = &self.nodes[&id] else {
+                continue;
+            };
+            let membership = node.membership();
+            let text = membership_text(&membership.voters, &membership.learners);
+            if self.memberships.get(&id) != Some(&text) {
+                self.out.push(format!("{id}: config {text}"));
+                self.memberships.insert(id, text);
+            }
         }
+    }
+
+    fn members(&mut self, id: NodeId) {
+        let now = self.now;
+        let node = self.node(id);
+        let membership = node.membership();
+        let text = membership_text(&membership.voters, &membership.learners);
+        let pending = node
+            .pending_membership_change()
+            .map_or("none".to_owned(), |index| index.to_string());
+        let lossy = node.replication_status(now).lossy;
+        self.out.push(format!(
+            "{id} members: {text} pending={pending} lossy={lossy}"
+        ));
     }
 
     fn status(&mut self) {
@@ -601,8 +678,9 @@ impl Cluster {
             let silence = lag
                 .since_last_ack
                 .map_or("never".to_owned(), |silence| format!("{silence:?}"));
+            let learner = if lag.voter { "" } else { " (learner)" };
             self.out.push(format!(
-                "  {} matched={} lag={} entries, last ack {silence} ago",
+                "  {}{learner} matched={} lag={} entries, last ack {silence} ago",
                 lag.follower, lag.matched.0, lag.lag_entries
             ));
         }

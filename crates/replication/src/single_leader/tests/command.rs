@@ -91,7 +91,32 @@ fn golden() -> Vec<(Command, Vec<u8>)> {
     ]
     .into_iter()
     .chain(golden_leases())
+    .chain([golden_membership()])
     .collect()
+}
+
+/// A configuration entry: voters 1 and 2, learner 4.
+fn golden_membership() -> (Command, Vec<u8>) {
+    let membership =
+        replikv_storage::store::Membership::new(vec![NodeId(2), NodeId(1)], vec![NodeId(4)])
+            .expect("valid");
+    let command = Command::Membership {
+        origin: NodeId(3),
+        request_id: RequestId {
+            client: ClientId(5),
+            sequence: 0x0102,
+        },
+        membership,
+    };
+    let fields = [
+        &[2, 0, 0, 0][..],
+        &[1, 0, 0, 0, 0, 0, 0, 0],
+        &[2, 0, 0, 0, 0, 0, 0, 0],
+        &[1, 0, 0, 0],
+        &[4, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    (command, with_header(11, &fields))
 }
 
 /// The fenced and lease commands and their exact bytes.
@@ -168,6 +193,7 @@ fn each_kind_encodes_to_its_golden_bytes_and_back() {
         "renew",
         "release",
         "expire",
+        "config",
     ];
     assert_eq!(golden().len(), names.len());
     for ((command, bytes), name) in golden().into_iter().zip(names) {

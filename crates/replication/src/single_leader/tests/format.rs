@@ -112,6 +112,13 @@ fn entry(entry: &WireEntry) -> String {
     let command = match Command::decode(&entry.payload) {
         Ok(Command::Noop) => "noop".to_owned(),
         Ok(Command::Write { write, .. }) => store_write(&write),
+        Ok(Command::Membership { membership, .. }) => {
+            format!(
+                "config(voters {} learners {})",
+                ids(&membership.voters),
+                ids(&membership.learners)
+            )
+        }
         Err(_) => "?".to_owned(),
     };
     format!("{}:{command}", entry.position)
@@ -208,8 +215,21 @@ pub(super) fn reply(reply: &Reply) -> String {
         Reply::LeadershipTransferred { leader, term } => {
             format!("leadership transferred: {leader} leads {term}")
         }
+        Reply::Membership {
+            voters, learners, ..
+        } => format!(
+            "membership voters {} learners {}",
+            ids(voters),
+            ids(learners)
+        ),
         Reply::Failed(error) => format!("failed: {error}"),
     }
+}
+
+/// Node ids as `[1,2,3]` (`[]` when empty).
+pub(super) fn ids(ids: &[replikv_core::NodeId]) -> String {
+    let names: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+    format!("[{}]", names.join(","))
 }
 
 /// Bytes as text, abbreviated past `TEXT_SHOWN_MAX_BYTES` to their start and their length

@@ -148,4 +148,13 @@ script_tests!(
     transfer_lagging,
     transfer_partitioned,
     transfer_lease,
+    transfer_membership,
+    membership_learner,
+    membership_snapshot,
+    membership_remove,
+    membership_remove_leader,
+    membership_pending,
+    membership_revert,
+    membership_restart,
+    membership_commit_mode,
 );

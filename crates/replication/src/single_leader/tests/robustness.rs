@@ -46,7 +46,9 @@ fn absurd_peer_messages_are_dropped_and_counted() {
     let mut node = follower();
     let now = Instant::from_millis(1);
     let absurd = [
-        (NodeId(99), append(1, LogPosition::ZERO, vec![noop(1, 1)])),
+        // Node 0 is nobody. (A node outside this node's configuration is not absurd: a
+        // leader may know a newer configuration; see `membership.rs`.)
+        (NodeId::NONE, append(1, LogPosition::ZERO, vec![noop(1, 1)])),
         (NodeId(1), append(1, LogPosition::ZERO, vec![noop(1, 1)])),
         (NodeId(2), append(u64::MAX, LogPosition::ZERO, vec![])),
         (

@@ -127,6 +127,7 @@ fn store_ahead_of_log(applied: LogPosition) -> Disk {
         done: true,
         sessions: Vec::new(),
         leases: Vec::new(),
+        membership: None,
     };
     assert!(store.install_chunk(&chunk).expect("chunk"));
     store.install_finish().expect("finish");
@@ -192,6 +193,7 @@ fn a_malformed_chunk_is_dropped_and_counted() {
         done: false,
         sessions: Vec::new(),
         leases: Vec::new(),
+        membership: None,
     };
     let zero_version = SnapshotChunk {
         entries: vec![SnapshotEntry {
@@ -223,6 +225,7 @@ fn a_malformed_chunk_is_dropped_and_counted() {
         done: false,
         sessions: Vec::new(),
         leases: Vec::new(),
+        membership: None,
     };
     let message = Message::InstallSnapshot {
         term: Term(1),

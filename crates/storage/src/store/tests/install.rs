@@ -113,6 +113,7 @@ fn malformed_chunks_are_refused_and_change_nothing() {
         done,
         sessions: Vec::new(),
         leases: Vec::new(),
+        membership: None,
     };
     let oversized = (0..5)
         .map(|n| SnapshotEntry {
@@ -177,6 +178,7 @@ fn installs_refuse_stale_and_incomplete_snapshots_and_can_be_aborted() {
         done: true,
         sessions: Vec::new(),
         leases: Vec::new(),
+        membership: None,
     };
     assert!(store.install_chunk(&last).unwrap());
     // Applying past the snapshot meanwhile makes it stale at finish.
@@ -232,6 +234,7 @@ fn a_replacing_install_takes_a_state_behind_the_applied_position() {
         done: true,
         sessions: Vec::new(),
         leases: Vec::new(),
+        membership: None,
     };
     assert!(store.install_chunk(&last).unwrap());
     store.install_finish().unwrap();

@@ -8,6 +8,7 @@
 mod crash;
 mod install;
 mod leases;
+mod membership;
 mod semantics;
 mod sessions;
 mod snapshot;

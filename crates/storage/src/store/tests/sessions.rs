@@ -289,6 +289,7 @@ fn malformed_sessions_in_a_chunk_are_refused() {
         done,
         sessions,
         leases: Vec::new(),
+        membership: None,
     };
     let superseded = ClientSession {
         outcome: WriteOutcome::Superseded { latest_sequence: 2 },
