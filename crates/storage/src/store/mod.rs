@@ -428,12 +428,12 @@ impl Store {
 
     /// The record of lease `name`, if it was ever granted.
     pub fn lease(&self, name: &Key) -> Result<Option<LeaseRecord>> {
-        read_table!(self, LEASES, |leases| { lease::read_lease(&leases, name) })
+        read_table!(self, LEASES, |leases| lease::read_lease(&leases, name))
     }
 
     /// Every lease the store knows (held or not), in name order.
     pub fn leases(&self) -> Result<Vec<LeaseRecord>> {
-        read_table!(self, LEASES, |leases| { lease::all_leases(&leases) })
+        read_table!(self, LEASES, |leases| lease::all_leases(&leases))
     }
 
     /// Every client session the store keeps, in client order.
