@@ -64,8 +64,9 @@
 //! virtual time from the leader's crash to the first client write committed by a new
 //! leader; p50 and p99 in milliseconds and in election timeouts (the base timeout
 //! `election_timeout_ms_min` = 150 ms; timeouts are drawn from 150..=300 ms). Figures
-//! on the same machine, 2026-11-22 (virtual time, so load does not matter; the store's
-//! open transaction changes what a crash keeps, hence a few seeds' times):
+//! on the same machine, 2026-11-22 (virtual time, so load does not matter; p50 was
+//! 208.5 ms before this branch's changes, probably because the store's open transaction
+//! changes what a crash keeps, and so a few seeds' runs):
 //!
 //! - failover over 1,000 seeds: **p50 208.6 ms = 1.39 election timeouts, p99 329.8 ms
 //!   = 2.20** (max 576.5 ms), counting in the base timeout of 150 ms; in the maximum
