@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Whether an operation that returned an error may have taken effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Outcome {
     /// The operation certainly did not take effect (history type `fail`).
     Failed,
@@ -20,7 +20,7 @@ pub enum Outcome {
 }
 
 /// An error a replica returns to a client, or a storage layer returns to a replica.
-#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Error, Serialize, Deserialize)]
 pub enum Error {
     /// This node cannot serve the request; `leader` is its best guess of who can.
     #[error("not the leader (leader hint: {leader:?})")]

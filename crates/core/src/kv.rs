@@ -128,7 +128,7 @@ impl fmt::Display for Value {
 /// serve and how; a level a strategy cannot serve is rejected with
 /// [`Error::InvalidInput`], never silently weakened (serving a *stronger* level instead is
 /// allowed: a lease read may fall back to a linearizable one).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ReadConsistency {
     /// The read reflects every write acknowledged before it began (the default).
     #[default]
@@ -148,7 +148,7 @@ pub enum ReadConsistency {
 }
 
 /// A client operation on one key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Request {
     Get {
         key: Key,
@@ -305,7 +305,7 @@ impl Request {
 /// that made it. A client keeps the highest one it has seen as its session token
 /// ([`ReadConsistency::Session`]). Strategies that serve no session reads (the
 /// simulator's reference models) answer [`LogPosition::ZERO`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Reply {
     /// A read's result: the value (absent: `None`) and the key's version.
     Read {

@@ -116,6 +116,20 @@ impl<R> ClusterObserver<R> for NoObserver {
     }
 }
 
+/// Feeds the `Debug` text of `value` to `hasher`, piece by piece, without allocating: the
+/// default of [`Replica::hash_message`], and the fallback of overrides for rare messages.
+pub fn hash_debug(value: &impl fmt::Debug, hasher: &mut dyn std::hash::Hasher) {
+    struct Feed<'a>(&'a mut dyn std::hash::Hasher);
+    impl fmt::Write for Feed<'_> {
+        fn write_str(&mut self, text: &str) -> fmt::Result {
+            self.0.write(text.as_bytes());
+            Ok(())
+        }
+    }
+    use fmt::Write as _;
+    write!(Feed(hasher), "{value:?}").expect("feeding a hasher cannot fail");
+}
+
 /// A replication strategy's node, driven by the simulator and by the server alike.
 pub trait Replica {
     /// What peers of this strategy say to each other.
@@ -126,6 +140,18 @@ pub trait Replica {
     type Observer: ClusterObserver<Self> + Default + fmt::Debug
     where
         Self: Sized;
+
+    /// Feeds a compact, deterministic fingerprint of `message` to `hasher`: the simulator
+    /// folds every message it sends and delivers into its trace hash this way, so two
+    /// different messages must feed different data. The default feeds the message's
+    /// `Debug` text, which is exact but slow; a strategy whose messages are frequent
+    /// overrides it with their fields.
+    fn hash_message(message: &Self::Message, hasher: &mut dyn std::hash::Hasher)
+    where
+        Self: Sized,
+    {
+        hash_debug(message, hasher);
+    }
 
     /// This replica's id.
     fn id(&self) -> NodeId;

@@ -129,7 +129,7 @@ fn sorted(nodes: &[NodeId]) -> Vec<NodeId> {
 }
 
 /// Why a message was not delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Loss {
     /// Random loss.
     Dropped,
@@ -140,7 +140,7 @@ pub enum Loss {
 }
 
 /// What happens to one sent message: up to two delivery times (a duplicate is a second).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Plan {
     Lost(Loss),
     Deliver {

@@ -39,6 +39,8 @@ use replikv_core::replica::{DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output, R
 use replikv_core::{Instant, NodeId, Request, RequestId};
 use replikv_storage::disk::{Disk, SimDisk};
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::hash::Hash;
 use std::time::Duration;
 
 /// Most client requests a node may hold without replying.
@@ -494,8 +496,14 @@ where
             from,
             to,
         );
-        self.trace
-            .record(format_args!("  send {from}->{to} {message:?}: {plan:?}"));
+        self.trace.record_with(
+            |hasher| {
+                let mut hasher = hasher;
+                (from, to, plan).hash(&mut hasher);
+                N::hash_message(&message, hasher);
+            },
+            |line| write!(line, "  send {from}->{to} {message:?}: {plan:?}"),
+        );
         let (first, duplicate) = match plan {
             Plan::Lost(loss) => {
                 match loss {

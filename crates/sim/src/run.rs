@@ -35,7 +35,8 @@ use rand_chacha::ChaCha8Rng;
 use replikv_core::error::Result as ReplicaResult;
 use replikv_core::replica::{ClusterObserver, Replica};
 use replikv_core::{Instant, NodeId, Reply, Request, RequestId};
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
 
 /// Something scheduled to happen at a virtual instant.
 #[derive(Debug)]
@@ -132,6 +133,54 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
             Event::HealAll => f.write_str("heal all faults, stop the workload"),
             Event::FinalReads => f.write_str("final reads"),
             Event::End => f.write_str("end"),
+        }
+    }
+}
+
+impl<M> Event<M> {
+    /// Feeds the event, at virtual `time`, to the trace hash: a tag per kind and its
+    /// fields, a message through `message` (the strategy's `Replica::hash_message`).
+    fn fingerprint(&self, time: Instant, hasher: &mut dyn Hasher, message: fn(&M, &mut dyn Hasher))
+    where
+        M: fmt::Debug,
+    {
+        let mut hasher = hasher;
+        time.hash(&mut hasher);
+        match self {
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                message: delivered,
+            } => {
+                (0u8, from, to, incarnation).hash(&mut hasher);
+                message(delivered, hasher);
+            }
+            Event::Request {
+                ticket,
+                node,
+                request_id,
+                request,
+            } => (1u8, ticket, node, request_id, request).hash(&mut hasher),
+            Event::Reply {
+                ticket,
+                from,
+                reply,
+            } => (2u8, ticket, from, reply).hash(&mut hasher),
+            Event::Refused { ticket, node } => (3u8, ticket, node).hash(&mut hasher),
+            Event::ClientStart { client } => (4u8, client).hash(&mut hasher),
+            Event::ClientTimeout { client, operation } => {
+                (5u8, client, operation).hash(&mut hasher);
+            }
+            Event::Timer { node, generation } => (6u8, node, generation).hash(&mut hasher),
+            Event::Flush { node, incarnation } => (7u8, node, incarnation).hash(&mut hasher),
+            Event::Fault(fault) => {
+                8u8.hash(&mut hasher);
+                replikv_core::replica::hash_debug(fault, hasher);
+            }
+            Event::HealAll => 9u8.hash(&mut hasher),
+            Event::FinalReads => 10u8.hash(&mut hasher),
+            Event::End => 11u8.hash(&mut hasher),
         }
     }
 }
@@ -344,7 +393,10 @@ where
             assert!(time >= self.now, "virtual time never goes backwards");
             self.now = time;
             self.stats.events += 1;
-            self.trace.record(format_args!("{time} {event}"));
+            self.trace.record_with(
+                |hasher| event.fingerprint(time, hasher, N::hash_message),
+                |line| write!(line, "{time} {event}"),
+            );
             let end = matches!(event, Event::End);
             if let Some(reply) = director_answer(&event) {
                 self.stats.director_replies += 1;

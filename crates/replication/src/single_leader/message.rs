@@ -20,6 +20,7 @@ use replikv_core::{Key, LogIndex, LogPosition, Term};
 use replikv_storage::store::SnapshotChunk;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::hash::Hasher;
 
 /// A message between two Raft peers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +86,58 @@ impl Message {
             | Message::InstallSnapshot { term, .. }
             | Message::InstallSnapshotResponse { term, .. }
             | Message::TimeoutNow { term, .. } => *term,
+        }
+    }
+}
+
+impl Message {
+    /// Feeds the simulator's trace hash ([`Replica::hash_message`]): appends and their
+    /// answers, which are most of the traffic, field by field (an entry by its position
+    /// and payload bytes); the rarer messages by their `Debug` text.
+    ///
+    /// [`Replica::hash_message`]: replikv_core::replica::Replica::hash_message
+    pub fn fingerprint(&self, hasher: &mut dyn Hasher) {
+        match self {
+            Message::Append {
+                term,
+                previous,
+                entries,
+                commit,
+                read_sequence,
+            } => {
+                hasher.write_u8(1);
+                for number in [term.0, previous.term.0, previous.index.0, commit.0] {
+                    hasher.write_u64(number);
+                }
+                hasher.write_u64(*read_sequence);
+                hasher.write_usize(entries.len());
+                for entry in entries {
+                    hasher.write_u64(entry.position.term.0);
+                    hasher.write_u64(entry.position.index.0);
+                    hasher.write_usize(entry.payload.len());
+                    hasher.write(&entry.payload);
+                }
+            }
+            Message::AppendResponse {
+                term,
+                result,
+                read_sequence,
+            } => {
+                hasher.write_u8(2);
+                hasher.write_u64(term.0);
+                hasher.write_u64(*read_sequence);
+                let (kind, index) = match result {
+                    AppendResult::Accepted { matched } => (0, matched.0),
+                    AppendResult::Rejected { next } => (1, next.0),
+                    AppendResult::SnapshotNeeded => (2, 0),
+                };
+                hasher.write_u8(kind);
+                hasher.write_u64(index);
+            }
+            other => {
+                hasher.write_u8(0);
+                replikv_core::replica::hash_debug(other, hasher);
+            }
         }
     }
 }

@@ -595,6 +595,10 @@ impl Replica for RaftNode {
     type Message = Message;
     type Observer = RaftObserver;
 
+    fn hash_message(message: &Message, hasher: &mut dyn std::hash::Hasher) {
+        message.fingerprint(hasher);
+    }
+
     fn id(&self) -> NodeId {
         self.id
     }

@@ -63,7 +63,7 @@ use serde_json::Value as Json;
 use std::collections::{BTreeSet, VecDeque};
 
 /// Identifies one attempt of one operation, so that stale replies can be recognised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ticket {
     pub client: usize,
     pub operation: u64,

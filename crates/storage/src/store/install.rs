@@ -308,9 +308,11 @@ impl Store {
             staged
         };
         transaction.commit().map_err(storage_error)?;
+        self.committed_membership.clone_from(&membership);
         self.membership = membership;
         self.unsynced_commits = 0;
         self.applied = position;
+        self.committed_applied = position;
         self.durable_applied = position;
         self.install = None;
         Ok(())

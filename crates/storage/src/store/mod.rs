@@ -34,14 +34,23 @@
 //!
 //! ## Applying, and what is durable when
 //!
-//! [`Store::apply`] applies a batch of [`StoreWrite`]s atomically, in one redb
+//! [`Store::apply`] applies a batch of [`StoreWrite`]s atomically, in a redb write
 //! transaction that also records the log position the batch comes from. The state and its
 //! position therefore always agree, after any crash. Applying does not fsync: the
-//! replication log is the source of truth, so `apply` uses redb's non-durable commit
-//! (visible at once, lost on a crash) and [`Store::sync`] makes everything applied so far
-//! durable with one durable commit. After a crash the store reopens at the position of its
-//! last sync (or later), and the strategy re-applies its log from
-//! [`Store::applied_position`].
+//! replication log is the source of truth, so the store may lag durably behind what it
+//! applied, and [`Store::sync`] makes everything applied so far durable with one durable
+//! commit. After a crash the store reopens at the position of its last sync (or later),
+//! and the strategy re-applies its log from [`Store::applied_position`].
+//!
+//! A redb commit costs far more than the inserts of a small batch, even a non-durable
+//! one, so the store does not commit after every batch: it keeps its write transaction
+//! open across `apply` calls and commits it (non-durably) only when it would outgrow the
+//! limits of one batch, or when another transaction needs it — a sync (which makes it the
+//! durable commit), a snapshot, an install — or when the store is dropped. Reads go
+//! through the open transaction, so every applied write is visible at once. If an apply
+//! fails in the middle, the open transaction is lost with everything it held, and the
+//! store reports the applied position of its last commit, from which its owner
+//! re-applies, as it would after a crash.
 //!
 //! That gives the contract with log compaction: **the log must never be compacted past
 //! [`Store::durable_applied_position`]**, or a crash would leave the store behind a log
@@ -142,12 +151,39 @@ const META_STAGED_MEMBERSHIP: &str = "staged_membership";
 /// refused rather than misread.
 const FORMAT_VERSION: u64 = 2;
 
+/// Runs `$body` with `$table` opened on the open apply transaction if there is one (so
+/// that reads see every applied write), else on a new read transaction.
+macro_rules! read_table {
+    ($store:expr, $definition:expr, |$table:ident| $body:expr) => {
+        match &$store.pending {
+            Some(pending) => {
+                let $table = pending
+                    .transaction
+                    .open_table($definition)
+                    .map_err(storage_error)?;
+                $body
+            }
+            None => {
+                let transaction = $store.database.begin_read().map_err(storage_error)?;
+                let $table = transaction.open_table($definition).map_err(storage_error)?;
+                $body
+            }
+        }
+    };
+}
+
 /// The applied key-value state of one replica; see the module documentation.
 #[derive(Debug)]
 pub struct Store {
+    /// The open apply transaction, if any. Declared before `database` so that it is
+    /// dropped (aborted) first.
+    pending: Option<PendingApply>,
     database: redb::Database,
     name: String,
     applied: LogPosition,
+    /// The applied position the last committed transaction recorded: what reopening
+    /// (without a crash) finds, and where a failed apply leaves the store.
+    committed_applied: LogPosition,
     durable_applied: LogPosition,
     /// Commits since the last durable one: `sync` has work to do.
     unsynced_commits: u64,
@@ -156,6 +192,27 @@ pub struct Store {
     client_sessions_max: usize,
     /// The configuration in force at the applied position ([`membership`]).
     membership: Option<Membership>,
+    /// The configuration the last committed transaction recorded (like
+    /// `committed_applied`).
+    committed_membership: Option<Membership>,
+}
+
+/// The write transaction that [`Store::apply`] keeps open across batches, and what it
+/// holds so far (bounded like one batch: [`APPLY_BATCH_WRITES_MAX`],
+/// [`APPLY_BATCH_SIZE_MAX_BYTES`]).
+struct PendingApply {
+    transaction: redb::WriteTransaction,
+    writes: usize,
+    size_bytes: usize,
+}
+
+impl std::fmt::Debug for PendingApply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingApply")
+            .field("writes", &self.writes)
+            .field("size_bytes", &self.size_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A write as it comes from the log: the index of its entry and, for a client's write,
@@ -199,14 +256,17 @@ impl Store {
             .create_with_backend(DiskBackend::new(file))
             .map_err(storage_error)?;
         let mut store = Store {
+            pending: None,
             database,
             name: name.to_owned(),
             applied: LogPosition::ZERO,
+            committed_applied: LogPosition::ZERO,
             durable_applied: LogPosition::ZERO,
             unsynced_commits: 1,
             install: None,
             client_sessions_max: options.client_sessions_max,
             membership: None,
+            committed_membership: None,
         };
         store.load_meta()?;
         // Whatever redb serves after opening may still sit in unsynced writes of a previous
@@ -216,26 +276,28 @@ impl Store {
     }
 
     fn load_meta(&mut self) -> Result<()> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let meta = transaction.open_table(META).map_err(storage_error)?;
-        let format = meta.get(META_FORMAT).map_err(storage_error)?;
-        let format = format.as_ref().map(|guard| guard.value());
-        if format != Some(&FORMAT_VERSION.to_be_bytes()[..]) {
-            return Err(encoding::corruption(format!(
-                "{:?} has format {format:?}, expected {FORMAT_VERSION}",
-                self.name
-            )));
-        }
-        if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
-            self.applied = decode_position(applied.value())?;
-        }
-        if let Some(install) = meta.get(META_INSTALL).map_err(storage_error)? {
-            self.install = Some(SnapshotInstall::decode(install.value())?);
-        }
-        if let Some(record) = meta.get(META_MEMBERSHIP).map_err(storage_error)? {
-            self.membership = Some(Membership::decode(record.value())?);
-        }
-        Ok(())
+        read_table!(self, META, |meta| {
+            let format = meta.get(META_FORMAT).map_err(storage_error)?;
+            let format = format.as_ref().map(|guard| guard.value());
+            if format != Some(&FORMAT_VERSION.to_be_bytes()[..]) {
+                return Err(encoding::corruption(format!(
+                    "{:?} has format {format:?}, expected {FORMAT_VERSION}",
+                    self.name
+                )));
+            }
+            if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
+                self.applied = decode_position(applied.value())?;
+                self.committed_applied = self.applied;
+            }
+            if let Some(install) = meta.get(META_INSTALL).map_err(storage_error)? {
+                self.install = Some(SnapshotInstall::decode(install.value())?);
+            }
+            if let Some(record) = meta.get(META_MEMBERSHIP).map_err(storage_error)? {
+                self.membership = Some(Membership::decode(record.value())?);
+                self.committed_membership = self.membership.clone();
+            }
+            Ok(())
+        })
     }
 
     /// The configuration in force at the applied position: the last one applied with
@@ -329,85 +391,131 @@ impl Store {
             "applied position must increase: {applied} after {}",
             self.applied
         );
-        check_batch(batch.clone().map(|(_, _, write)| write), length)?;
-        let transaction = self.begin_write(Durability::None)?;
-        let outcomes = {
-            let mut tables = ApplyTables {
-                data: transaction.open_table(DATA).map_err(storage_error)?,
-                sessions: transaction.open_table(SESSIONS).map_err(storage_error)?,
-                order: transaction
-                    .open_table(SESSION_ORDER)
-                    .map_err(storage_error)?,
-                leases: transaction.open_table(LEASES).map_err(storage_error)?,
-                sessions_max: self.client_sessions_max,
-            };
-            let mut outcomes = Vec::with_capacity(length);
-            for (index, request_id, write) in batch {
-                outcomes.push(tables.apply_one(index, request_id, write)?);
+        let size_bytes = check_batch(batch.clone().map(|(_, _, write)| write), length)?;
+        let mut pending = self.pending_for(length, size_bytes)?;
+        match apply_in(
+            &pending.transaction,
+            batch,
+            length,
+            applied,
+            membership,
+            self.client_sessions_max,
+        ) {
+            Ok(outcomes) => {
+                pending.writes += length;
+                pending.size_bytes += size_bytes;
+                self.pending = Some(pending);
+                self.applied = applied;
+                if let Some(membership) = membership {
+                    self.membership = Some(membership.clone());
+                }
+                Ok(outcomes)
             }
-            let mut meta = transaction.open_table(META).map_err(storage_error)?;
-            meta.insert(META_APPLIED, &encode_position(applied)[..])
-                .map_err(storage_error)?;
-            if let Some(membership) = membership {
-                meta.insert(META_MEMBERSHIP, membership.encode().as_slice())
-                    .map_err(storage_error)?;
+            Err(error) => {
+                // Everything the open transaction held is lost with it: the store is back
+                // at its last commit, and the caller re-applies from there.
+                drop(pending);
+                self.revert_to_committed();
+                Err(error)
             }
-            outcomes
-        };
-        self.commit(transaction)?;
-        self.applied = applied;
-        if let Some(membership) = membership {
-            self.membership = Some(membership.clone());
         }
-        Ok(outcomes)
+    }
+
+    /// The open apply transaction, with room for `writes` more writes of `size_bytes`:
+    /// the one kept open, committed first if it would grow beyond one batch's limits,
+    /// or a new one.
+    fn pending_for(&mut self, writes: usize, size_bytes: usize) -> Result<PendingApply> {
+        if let Some(pending) = self.pending.take() {
+            let full = pending.writes + writes > APPLY_BATCH_WRITES_MAX
+                || pending.size_bytes + size_bytes > APPLY_BATCH_SIZE_MAX_BYTES;
+            if !full {
+                return Ok(pending);
+            }
+            self.commit_pending(pending, Durability::None)?;
+        }
+        Ok(PendingApply {
+            transaction: self.begin_write(Durability::None)?,
+            writes: 0,
+            size_bytes: 0,
+        })
+    }
+
+    /// Commits the open apply transaction (not durably), so that a read transaction or
+    /// another write transaction sees it.
+    fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
+        let mut transaction = pending.transaction;
+        let committed = match transaction.set_durability(durability) {
+            Ok(()) => self.commit(transaction),
+            Err(error) => Err(Error::Io(format!("state store: {error}"))),
+        };
+        if let Err(error) = committed {
+            self.revert_to_committed();
+            return Err(error);
+        }
+        self.committed_applied = self.applied;
+        self.committed_membership.clone_from(&self.membership);
+        Ok(())
+    }
+
+    /// After a failed apply or commit: the store is what its last commit left.
+    fn revert_to_committed(&mut self) {
+        self.applied = self.committed_applied;
+        self.membership.clone_from(&self.committed_membership);
+    }
+
+    /// Commits the open apply transaction, if any.
+    fn flush_pending(&mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(pending) => self.commit_pending(pending, Durability::None),
+            None => Ok(()),
+        }
     }
 
     /// The session the store keeps for `client`, if it is remembered.
     pub fn client_session(&self, client: replikv_core::ClientId) -> Result<Option<ClientSession>> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
-        session::read_session(&sessions, client)
+        read_table!(self, SESSIONS, |sessions| {
+            session::read_session(&sessions, client)
+        })
     }
 
     /// The record of lease `name`, if it was ever granted.
     pub fn lease(&self, name: &Key) -> Result<Option<LeaseRecord>> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
-        lease::read_lease(&leases, name)
+        read_table!(self, LEASES, |leases| lease::read_lease(&leases, name))
     }
 
     /// Every lease the store knows (held or not), in name order.
     pub fn leases(&self) -> Result<Vec<LeaseRecord>> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let leases = transaction.open_table(LEASES).map_err(storage_error)?;
-        lease::all_leases(&leases)
+        read_table!(self, LEASES, |leases| lease::all_leases(&leases))
     }
 
     /// Every client session the store keeps, in client order.
     pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
-        session::all_sessions(&sessions)
+        read_table!(self, SESSIONS, |sessions| {
+            session::all_sessions(&sessions)
+        })
     }
 
     /// Makes everything applied (and any install progress) durable: one redb durable
     /// commit, skipped when nothing changed since the last one.
     pub fn sync(&mut self) -> Result<()> {
-        if self.unsynced_commits > 0 {
+        if let Some(pending) = self.pending.take() {
+            // The open apply transaction becomes the durable commit.
+            self.commit_pending(pending, Durability::Immediate)?;
+        } else if self.unsynced_commits > 0 {
             let transaction = self.begin_write(Durability::Immediate)?;
             self.commit(transaction)?;
-            self.unsynced_commits = 0;
         }
+        self.unsynced_commits = 0;
         self.durable_applied = self.applied;
         Ok(())
     }
 
     /// The key's value (absent if never written or deleted) and its version.
     pub fn read(&self, key: &Key) -> Result<(Option<Value>, Version)> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let data = transaction.open_table(DATA).map_err(storage_error)?;
-        Ok(read_entry(&data, key.as_bytes())?
-            .map_or((None, Version(0)), |entry| (entry.value, entry.version)))
+        read_table!(self, DATA, |data| {
+            Ok(read_entry(&data, key.as_bytes())?
+                .map_or((None, Version(0)), |entry| (entry.value, entry.version)))
+        })
     }
 
     /// The key's value and version, or `None` if it is absent (never written or deleted).
@@ -424,26 +532,30 @@ impl Store {
     /// Every present key and its value (tombstones left out). Reads the whole state into
     /// memory: for convergence checks in tests and debugging, not for serving requests.
     pub fn visible_state(&self) -> Result<BTreeMap<Key, Value>> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let data = transaction.open_table(DATA).map_err(storage_error)?;
-        let mut state = BTreeMap::new();
-        for item in data.iter().map_err(storage_error)? {
-            let (key, entry) = item.map_err(storage_error)?;
-            if let Some(value) = StoredEntry::decode(entry.value())?.value {
-                state.insert(decode_key(key.value())?, value);
+        read_table!(self, DATA, |data| {
+            let mut state = BTreeMap::new();
+            for item in data.iter().map_err(storage_error)? {
+                let (key, entry) = item.map_err(storage_error)?;
+                if let Some(value) = StoredEntry::decode(entry.value())?.value {
+                    state.insert(decode_key(key.value())?, value);
+                }
             }
-        }
-        Ok(state)
+            Ok(state)
+        })
     }
 
     /// A consistent snapshot of the applied state and its position, backed by a redb read
     /// transaction: applying continues while it is held.
-    pub fn snapshot(&self) -> Result<StoreSnapshot> {
+    pub fn snapshot(&mut self) -> Result<StoreSnapshot> {
+        self.flush_pending()?;
         let transaction = self.database.begin_read().map_err(storage_error)?;
         StoreSnapshot::new(&transaction)
     }
 
-    fn begin_write(&self, durability: Durability) -> Result<redb::WriteTransaction> {
+    /// A new write transaction, after committing the open apply transaction (redb has
+    /// one writer at a time).
+    fn begin_write(&mut self, durability: Durability) -> Result<redb::WriteTransaction> {
+        self.flush_pending()?;
         let mut transaction = self.database.begin_write().map_err(storage_error)?;
         transaction
             .set_durability(durability)
@@ -455,6 +567,20 @@ impl Store {
         transaction.commit().map_err(storage_error)?;
         self.unsynced_commits += 1;
         Ok(())
+    }
+}
+
+impl Drop for Store {
+    /// Commits the open apply transaction (not durably), as redb keeps its earlier
+    /// non-durable commits when a database is closed without a crash: a store that is
+    /// closed and reopened finds everything it applied. Nothing is promised: a failure
+    /// (a crashed disk) leaves the store at an earlier position, from which its owner
+    /// re-applies the log, exactly as after a crash.
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            // Best effort by design: see above.
+            let _ignored = pending.transaction.commit();
+        }
     }
 }
 
@@ -534,7 +660,8 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     database.close().map_err(storage_error)
 }
 
-fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -> Result<()> {
+/// Checks a batch against the limits and returns its size in bytes.
+fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -> Result<usize> {
     if length > APPLY_BATCH_WRITES_MAX {
         return Err(Error::InvalidInput(format!(
             "batch of {length} writes exceeds the limit of {APPLY_BATCH_WRITES_MAX}"
@@ -546,7 +673,40 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
             "batch of {size_bytes} bytes exceeds the limit of {APPLY_BATCH_SIZE_MAX_BYTES}"
         )));
     }
-    Ok(())
+    Ok(size_bytes)
+}
+
+/// Applies a batch of writes in `transaction` and records `applied` as the position it
+/// comes from; one outcome per write, in order.
+fn apply_in<'a>(
+    transaction: &redb::WriteTransaction,
+    batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)>,
+    length: usize,
+    applied: LogPosition,
+    membership: Option<&Membership>,
+    sessions_max: usize,
+) -> Result<Vec<WriteOutcome>> {
+    let mut tables = ApplyTables {
+        data: transaction.open_table(DATA).map_err(storage_error)?,
+        sessions: transaction.open_table(SESSIONS).map_err(storage_error)?,
+        order: transaction
+            .open_table(SESSION_ORDER)
+            .map_err(storage_error)?,
+        leases: transaction.open_table(LEASES).map_err(storage_error)?,
+        sessions_max,
+    };
+    let mut outcomes = Vec::with_capacity(length);
+    for (index, request_id, write) in batch {
+        outcomes.push(tables.apply_one(index, request_id, write)?);
+    }
+    let mut meta = transaction.open_table(META).map_err(storage_error)?;
+    meta.insert(META_APPLIED, &encode_position(applied)[..])
+        .map_err(storage_error)?;
+    if let Some(membership) = membership {
+        meta.insert(META_MEMBERSHIP, membership.encode().as_slice())
+            .map_err(storage_error)?;
+    }
+    Ok(outcomes)
 }
 
 /// The tables one apply transaction writes.

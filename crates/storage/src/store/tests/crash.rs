@@ -84,9 +84,14 @@ impl Workload {
         sim(disk).schedule_crash(crash_at, seed);
         let mut synced = 0;
         let store = self.apply_until_failure(disk, &mut synced);
-        if let Some(store) = store {
+        if let Some(mut store) = store {
             // Reaching the end: fail the power between calls, before the store is dropped.
-            assert!(!crash_unless_struck(disk, seed), "a call hid the crash");
+            // A crash may have struck inside the last calls only in a best-effort writeback
+            // of the open, non-durable apply transaction, which redb does not report; the
+            // commit that would need that write does.
+            if crash_unless_struck(disk, seed) {
+                assert!(store.sync().is_err(), "a call hid the crash");
+            }
             drop(store);
         }
         synced
@@ -115,7 +120,7 @@ impl Workload {
     /// Opens the store after a crash and checks it holds the log's state at a position no
     /// earlier than `synced`; returns it and that position.
     fn check_recovered(&self, disk: &Disk, synced: usize, context: &str) -> (Store, usize) {
-        let store = Store::open(disk, STORE_NAME)
+        let mut store = Store::open(disk, STORE_NAME)
             .unwrap_or_else(|error| panic!("{context}: reopen: {error}"));
         let recovered = store.applied_position().index.0 as usize;
         assert!(
@@ -123,7 +128,7 @@ impl Workload {
             "{context}: recovered {recovered} before synced {synced}"
         );
         assert_eq!(
-            full_state(&store),
+            full_state(&mut store),
             self.history.states[recovered].entries,
             "{context}: state differs from the log at {recovered}"
         );
@@ -268,10 +273,10 @@ fn a_crash_anywhere_in_creation_leaves_no_store_or_an_empty_one() {
             } else {
                 store_missing += 1;
             }
-            let store =
+            let mut store =
                 Store::open(&disk, STORE_NAME).unwrap_or_else(|error| panic!("{context}: {error}"));
             assert_eq!(store.applied_position(), LogPosition::ZERO, "{context}");
-            assert!(full_state(&store).is_empty(), "{context}");
+            assert!(full_state(&mut store).is_empty(), "{context}");
             assert!(!disk.exists(&format!("{STORE_NAME}.creating")).unwrap());
         }
     }
@@ -396,7 +401,7 @@ fn a_crash_anywhere_in_an_install_leaves_the_old_state_or_the_new() {
             "{context}: at {recovered}"
         );
         assert_eq!(
-            full_state(&follower),
+            full_state(&mut follower),
             history.states[recovered].entries,
             "{context}"
         );
@@ -408,7 +413,7 @@ fn a_crash_anywhere_in_an_install_leaves_the_old_state_or_the_new() {
         old_states += 1;
         complete_install(&mut follower, &snapshot, 2000);
         assert_eq!(
-            full_state(&follower),
+            full_state(&mut follower),
             history.states[30].entries,
             "{context}"
         );

@@ -51,12 +51,12 @@ fn an_installed_snapshot_makes_equal_stores() {
         assert!(follower.install_progress().is_none());
         assert_eq!(follower.applied_position(), position(30));
         assert_eq!(follower.durable_applied_position(), position(30));
-        assert_eq!(full_state(&follower), history.states[30].entries);
+        assert_eq!(full_state(&mut follower), history.states[30].entries);
 
         // The follower catches up from the snapshot's position with the log.
         history.apply(&mut follower, 31, 51);
         history.apply(&mut leader, 41, 51);
-        assert_eq!(full_state(&follower), full_state(&leader));
+        assert_eq!(full_state(&mut follower), full_state(&mut leader));
         assert_eq!(
             follower.visible_state().unwrap(),
             history.states[50].visible()
@@ -69,7 +69,7 @@ fn duplicate_stale_and_foreign_chunks_are_ignored() {
     let disk = Disk::simulated();
     let mut random = ChaCha8Rng::seed_from_u64(22);
     let history = History::generate(&mut random, 20);
-    let leader = leader(&disk, &history, 20);
+    let mut leader = leader(&disk, &history, 20);
     let snapshot = leader.snapshot().unwrap();
     let mut follower = Store::open(&disk, STORE_NAME).unwrap();
     let first = snapshot.read_chunk(None, 50).unwrap();
@@ -92,7 +92,7 @@ fn duplicate_stale_and_foreign_chunks_are_ignored() {
         "after the last chunk"
     );
     follower.install_finish().unwrap();
-    assert_eq!(full_state(&follower), history.states[20].entries);
+    assert_eq!(full_state(&mut follower), history.states[20].entries);
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn installs_refuse_stale_and_incomplete_snapshots_and_can_be_aborted() {
     };
     assert!(store.install_chunk(&last).unwrap());
     store.install_finish().unwrap();
-    assert!(full_state(&store).is_empty());
+    assert!(full_state(&mut store).is_empty());
     assert_eq!(store.applied_position(), position(30));
 }
 
@@ -248,7 +248,7 @@ fn an_install_in_progress_survives_reopening() {
     each_disk(|disk| {
         let mut random = ChaCha8Rng::seed_from_u64(23);
         let history = History::generate(&mut random, 20);
-        let leader = leader(disk, &history, 20);
+        let mut leader = leader(disk, &history, 20);
         let snapshot = leader.snapshot().unwrap();
         let mut follower = Store::open(disk, STORE_NAME).unwrap();
         follower.install_begin(snapshot.position()).unwrap();
@@ -262,7 +262,7 @@ fn an_install_in_progress_survives_reopening() {
         assert_eq!(install.resume_after(), first.last_key());
         install_rest(&mut follower, &snapshot, 40);
         follower.install_finish().unwrap();
-        assert_eq!(full_state(&follower), history.states[20].entries);
+        assert_eq!(full_state(&mut follower), history.states[20].entries);
     });
 }
 
@@ -277,7 +277,7 @@ fn a_crash_in_the_middle_of_an_install_resumes() {
         let mut random = ChaCha8Rng::seed_from_u64(1000 + seed);
         let history = History::generate(&mut random, 25);
         let leader_disk = Disk::simulated();
-        let leader = leader(&leader_disk, &history, 25);
+        let mut leader = leader(&leader_disk, &history, 25);
         let snapshot = leader.snapshot().unwrap();
 
         let disk = Disk::simulated();
@@ -305,7 +305,7 @@ fn a_crash_in_the_middle_of_an_install_resumes() {
         let mut follower = Store::open(&disk, STORE_NAME).unwrap();
         assert_eq!(follower.applied_position(), position(5), "seed {seed}");
         assert_eq!(
-            full_state(&follower),
+            full_state(&mut follower),
             history.states[5].entries,
             "seed {seed}"
         );
@@ -325,10 +325,10 @@ fn a_crash_in_the_middle_of_an_install_resumes() {
         // finish is durable: a crash right after it keeps the new state.
         sim(&disk).crash(&mut ChaCha8Rng::seed_from_u64(seed + 1));
         drop(follower);
-        let follower = Store::open(&disk, STORE_NAME).unwrap();
+        let mut follower = Store::open(&disk, STORE_NAME).unwrap();
         assert_eq!(follower.applied_position(), position(25), "seed {seed}");
         assert_eq!(
-            full_state(&follower),
+            full_state(&mut follower),
             history.states[25].entries,
             "seed {seed}"
         );

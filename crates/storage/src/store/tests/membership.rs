@@ -118,7 +118,7 @@ fn a_snapshot_carries_the_membership_and_an_install_replaces_it() {
 
     // A snapshot without a configuration leaves none behind.
     let empty_disk = Disk::simulated();
-    let empty = Store::open(&empty_disk, STORE_NAME).unwrap();
+    let mut empty = Store::open(&empty_disk, STORE_NAME).unwrap();
     let mut bare = empty.snapshot().unwrap().read_chunk(None, 1).unwrap();
     bare.position = position(9);
     let mut follower = Store::open(&follower_disk, STORE_NAME).unwrap();

@@ -83,7 +83,7 @@ fn read_all(snapshot: &StoreSnapshot, bytes_max: usize) -> FullState {
 }
 
 /// The whole state of a store.
-fn full_state(store: &Store) -> FullState {
+fn full_state(store: &mut Store) -> FullState {
     read_all(&store.snapshot().unwrap(), SNAPSHOT_CHUNK_SIZE_MAX_BYTES)
 }
 

@@ -227,7 +227,7 @@ fn reopening_keeps_state_positions_and_versions() {
         let mut store = Store::open(disk, STORE_NAME).unwrap();
         assert_eq!(store.applied_position(), position(30));
         assert_eq!(store.durable_applied_position(), position(30));
-        assert_eq!(full_state(&store), history.states[30].entries);
+        assert_eq!(full_state(&mut store), history.states[30].entries);
         assert_eq!(store.visible_state().unwrap(), history.states[30].visible());
         // And it keeps working.
         store.apply(&[put("k0", "after")], position(31)).unwrap();
@@ -246,10 +246,10 @@ fn dropping_without_sync_keeps_a_consistent_prefix() {
         store.sync().unwrap();
         history.apply(&mut store, 6, 13);
         drop(store);
-        let store = Store::open(disk, STORE_NAME).unwrap();
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
         let index = store.applied_position().index.0 as usize;
         assert!(index >= 5, "lost synced state: {index}");
-        assert_eq!(full_state(&store), history.states[index].entries);
+        assert_eq!(full_state(&mut store), history.states[index].entries);
         assert_eq!(store.durable_applied_position(), store.applied_position());
     });
 }
@@ -342,10 +342,14 @@ fn damaged_files_are_refused_or_read_correctly_never_misread() {
             sim(&copy).corrupt_bit(STORE_NAME, offset, bit).unwrap();
             let context = format!("bit {bit} at {offset}");
             match Store::open(&copy, STORE_NAME) {
-                Ok(store) => {
+                Ok(mut store) => {
                     accepted += 1;
                     assert_eq!(store.applied_position(), position(20), "{context}");
-                    assert_eq!(full_state(&store), history.states[20].entries, "{context}");
+                    assert_eq!(
+                        full_state(&mut store),
+                        history.states[20].entries,
+                        "{context}"
+                    );
                 }
                 Err(error) => {
                     refused += 1;
@@ -385,10 +389,41 @@ proptest! {
         let disk = Disk::simulated();
         let mut store = Store::open(&disk, STORE_NAME).unwrap();
         history.apply(&mut store, 1, length + 1);
-        prop_assert_eq!(full_state(&store), history.states[length].entries.clone());
+        prop_assert_eq!(full_state(&mut store), history.states[length].entries.clone());
         prop_assert_eq!(store.visible_state().unwrap(), history.states[length].visible());
         for (k, (version, value)) in &history.states[length].entries {
             prop_assert_eq!(store.read(k).unwrap(), (value.clone(), *version));
         }
     }
+}
+
+/// Applies stay in one open write transaction across calls (committed when it would
+/// outgrow one batch's limits, or before a snapshot, sync or install): reads see them at
+/// once, a snapshot sees them, and a store closed without a crash keeps them.
+#[test]
+fn applies_are_visible_before_their_transaction_commits() {
+    each_disk(|disk| {
+        let name = key("counter");
+        let writes = APPLY_BATCH_WRITES_MAX as u64 + 50;
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
+        for index in 1..=writes {
+            let put = StoreWrite::Put {
+                key: name.clone(),
+                value: value(&index.to_string()),
+            };
+            store.apply(&[put], position(index)).unwrap();
+            let expected = Some((value(&index.to_string()), Version(index)));
+            assert_eq!(store.get(&name).unwrap(), expected, "after {index}");
+            if index == 100 {
+                let snapshot = store.snapshot().unwrap();
+                assert_eq!(snapshot.position(), position(100));
+                assert_eq!(snapshot.len().unwrap(), 1);
+            }
+        }
+        assert!(store.durable_applied_position() < position(writes));
+        drop(store);
+        let store = Store::open(disk, STORE_NAME).unwrap();
+        assert_eq!(store.applied_position(), position(writes));
+        assert_eq!(store.version(&name).unwrap(), Version(writes));
+    });
 }

@@ -25,7 +25,7 @@ fn a_snapshot_keeps_its_state_while_writes_continue() {
             snapshot.len().unwrap(),
             history.states[30].entries.len() as u64
         );
-        assert_eq!(full_state(&store), history.states[60].entries);
+        assert_eq!(full_state(&mut store), history.states[60].entries);
     });
 }
 
@@ -66,7 +66,7 @@ fn chunks_respect_the_budget_and_resume_after_any_key() {
 #[test]
 fn an_empty_store_snapshots_as_one_empty_chunk() {
     each_disk(|disk| {
-        let store = Store::open(disk, STORE_NAME).unwrap();
+        let mut store = Store::open(disk, STORE_NAME).unwrap();
         let snapshot = store.snapshot().unwrap();
         assert!(snapshot.is_empty().unwrap());
         let chunk = snapshot.read_chunk(None, 100).unwrap();
