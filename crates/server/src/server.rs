@@ -95,12 +95,27 @@ pub fn read_resp_endpoint(data_dir: &Path) -> Option<SocketAddr> {
 impl RunningServer {
     /// Starts a node; see the module documentation.
     pub async fn start(config: &ServerConfig) -> Result<RunningServer> {
+        let peer_listener = std::net::TcpListener::bind(config.peer_address)?;
+        let resp_listener = std::net::TcpListener::bind(config.resp_address)?;
+        RunningServer::start_with_listeners(config, peer_listener, resp_listener).await
+    }
+
+    /// Starts a node on listeners bound by the caller (the configured addresses are
+    /// then ignored, except the peers'): tests bind port 0 first, so that nodes in one
+    /// process learn each other's ports without a race.
+    pub async fn start_with_listeners(
+        config: &ServerConfig,
+        peer_listener: std::net::TcpListener,
+        resp_listener: std::net::TcpListener,
+    ) -> Result<RunningServer> {
         let valid = config.validate()?;
         let data_dir = valid.config.data_dir.clone();
         let lock = lock_data_dir(&data_dir)?;
         let node = open_node(&valid, data_dir.join(DEFAULT_GROUP_DIRECTORY)).await?;
-        let peer_listener = TcpListener::bind(valid.config.peer_address).await?;
-        let resp_listener = TcpListener::bind(valid.config.resp_address).await?;
+        peer_listener.set_nonblocking(true)?;
+        resp_listener.set_nonblocking(true)?;
+        let peer_listener = TcpListener::from_std(peer_listener)?;
+        let resp_listener = TcpListener::from_std(resp_listener)?;
         let peer_address = peer_listener.local_addr()?;
         let resp_address = resp_listener.local_addr()?;
 
