@@ -95,8 +95,8 @@ pub fn read_resp_endpoint(data_dir: &Path) -> Option<SocketAddr> {
 impl RunningServer {
     /// Starts a node; see the module documentation.
     pub async fn start(config: &ServerConfig) -> Result<RunningServer> {
-        let peer_listener = std::net::TcpListener::bind(config.peer_address)?;
-        let resp_listener = std::net::TcpListener::bind(config.resp_address)?;
+        let peer_listener = bind(config.peer_address)?;
+        let resp_listener = bind(config.resp_address)?;
         RunningServer::start_with_listeners(config, peer_listener, resp_listener).await
     }
 
@@ -210,6 +210,21 @@ impl RunningServer {
         tracing::info!(node = %self.id, "node stopped");
         result
     }
+}
+
+/// Binds a listener with `SO_REUSEADDR`, so that a node restarted right after a crash
+/// can bind its ports again while its old connections linger in `TIME_WAIT`.
+fn bind(address: SocketAddr) -> Result<std::net::TcpListener> {
+    /// Connections waiting to be accepted.
+    const BACKLOG: u32 = 1024;
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket.listen(BACKLOG)?.into_std()?)
 }
 
 async fn open_node(valid: &ValidConfig, directory: PathBuf) -> Result<RaftNode> {
