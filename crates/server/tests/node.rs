@@ -207,6 +207,15 @@ fn writes_through_any_node_are_read_from_every_node() {
     let values: Vec<Option<String>> =
         query(&mut reader, &["MGET", "colour", "n", "absent"]).unwrap();
     assert_eq!(values, vec![Some("red".into()), Some("4".into()), None]);
+    // Session reads on a follower see the connection's own writes at once.
+    let mut session = cluster.client(follower);
+    let _: () = query(&mut session, &["READCONSISTENCY", "session"]).unwrap();
+    for round in 0..20 {
+        let value = round.to_string();
+        let _: () = query(&mut session, &["SET", "mine", &value]).unwrap();
+        let read: Option<String> = query(&mut session, &["GET", "mine"]).unwrap();
+        assert_eq!(read, Some(value), "read-your-writes on a follower");
+    }
     // Follower reads on every node converge on the same value.
     for index in 0..3 {
         let mut connection = cluster.client(index);
