@@ -3,7 +3,8 @@
 //! Starts `--nodes` child processes of this very executable (`replikv server`), each a
 //! full node with its own data directory under `--data-dir` (`n1`, `n2`, ...) and its
 //! log file beside it (`n1.log`, ...), on loopback: node i serves RESP on
-//! `base-port + i - 1` and talks to its peers on that port plus 10000. It waits until
+//! `base-port + i - 1`, HTTP on that port plus 1000, and talks to its peers on the
+//! RESP port plus 10000. It waits until
 //! the nodes agree on a leader (asking each over RESP with `INFO`), prints the
 //! endpoints and how to connect, then supervises: a child that dies (say, `kill -9`'d to
 //! watch a failover) is reported and the others go on; on Ctrl-C or SIGTERM it sends
@@ -28,6 +29,8 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 const NODES_MAX: u16 = 9;
 /// Peer ports are RESP ports plus this.
 const PEER_PORT_OFFSET: u16 = 10_000;
+/// HTTP ports are RESP ports plus this.
+const HTTP_PORT_OFFSET: u16 = 1_000;
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
@@ -120,11 +123,13 @@ impl Drop for Children {
     }
 }
 
+/// Node `node`'s RESP and peer ports.
 fn ports(up: &UpArgs, node: u16) -> Result<(u16, u16), String> {
     let resp = up.base_port.checked_add(node - 1);
     let peer = resp.and_then(|port| port.checked_add(PEER_PORT_OFFSET));
-    match (resp, peer) {
-        (Some(resp), Some(peer)) => Ok((resp, peer)),
+    let http = resp.and_then(|port| port.checked_add(HTTP_PORT_OFFSET));
+    match (resp, peer, http) {
+        (Some(resp), Some(peer), Some(_)) => Ok((resp, peer)),
         _ => Err(format!(
             "--base-port {} leaves no room for {} nodes",
             up.base_port, up.nodes
@@ -147,6 +152,10 @@ fn spawn_node(up: &UpArgs, node: u16, executable: &Path) -> Result<Child, String
         .args(["--node-id", &node.to_string()])
         .args(["--peer-address", &format!("127.0.0.1:{peer}")])
         .args(["--resp-address", &format!("127.0.0.1:{resp}")])
+        .args([
+            "--http-address",
+            &format!("127.0.0.1:{}", resp + HTTP_PORT_OFFSET),
+        ])
         .arg("--data-dir")
         .arg(up.data_dir.join(format!("n{node}")))
         .args(["--commit-mode", &up.commit_mode]);
@@ -242,12 +251,18 @@ fn print_endpoints(up: &UpArgs, leader: u16) -> Result<(), String> {
         let (resp, peer) = ports(up, node)?;
         let role = if node == leader { "leader" } else { "follower" };
         println!(
-            "  node {node}: RESP 127.0.0.1:{resp}  peers 127.0.0.1:{peer}  ({role})  log {}",
+            "  node {node}: RESP 127.0.0.1:{resp}  HTTP 127.0.0.1:{}  peers 127.0.0.1:{peer}  ({role})  log {}",
+            resp + HTTP_PORT_OFFSET,
             up.data_dir.join(format!("n{node}.log")).display()
         );
     }
     let (first, _) = ports(up, 1)?;
     println!("connect with: redis-cli -p {first}   (any node accepts any command)");
+    println!(
+        "or HTTP:      curl -X PUT --data-binary v 127.0.0.1:{}/v1/kv/k; curl 127.0.0.1:{}/v1/status",
+        first + HTTP_PORT_OFFSET,
+        first + HTTP_PORT_OFFSET
+    );
     println!(
         "Ctrl-C stops every node; `replikv cluster up` again with the same --data-dir restarts them."
     );

@@ -28,6 +28,9 @@ pub struct ServerArgs {
     /// The Redis-protocol address (port 0: any free port, written to DATA_DIR/endpoints).
     #[arg(long)]
     resp_address: Option<SocketAddr>,
+    /// The HTTP API's address (none: no HTTP API).
+    #[arg(long)]
+    http_address: Option<SocketAddr>,
     /// The data directory (locked while the node runs).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -74,6 +77,9 @@ impl ServerArgs {
         override_with(&mut config.peer_address, self.peer_address);
         override_with(&mut config.resp_address, self.resp_address);
         override_with(&mut config.data_dir, self.data_dir.clone());
+        if self.http_address.is_some() {
+            config.http_address = self.http_address;
+        }
         if !self.peers.is_empty() {
             config.peers.clone_from(&self.peers);
         }

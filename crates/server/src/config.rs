@@ -8,6 +8,7 @@
 //! node_id = 1
 //! peer_address = "127.0.0.1:17001"   # where peers connect; outgoing connections bind its IP
 //! resp_address = "127.0.0.1:7001"    # the Redis-protocol port (port 0: any free port)
+//! http_address = "127.0.0.1:8001"    # optional: the HTTP API
 //! data_dir = "data/n1"
 //! peers = ["2=127.0.0.1:17002", "3=127.0.0.1:17003"]
 //! cluster_name = "replikv"
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub node_id: u64,
     pub peer_address: SocketAddr,
     pub resp_address: SocketAddr,
+    /// The HTTP API's address; none: no HTTP API.
+    pub http_address: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// The other members, as `id=host:port` (their peer addresses).
     pub peers: Vec<String>,
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             node_id: 1,
             peer_address: SocketAddr::from(([127, 0, 0, 1], 17001)),
             resp_address: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            http_address: None,
             data_dir: PathBuf::from("data/n1"),
             peers: Vec::new(),
             cluster_name: "replikv".into(),

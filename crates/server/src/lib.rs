@@ -24,6 +24,7 @@
 //! - [`peer`]: TCP between nodes: handshake, length-delimited postcard frames,
 //!   reconnects, bounded queues, request forwarding.
 //! - [`resp`]: the Redis-protocol API.
+//! - [`http`]: the HTTP API (keys and status).
 //! - [`keyspace`]: the seam where keyspaces and other replication strategies plug in.
 //! - [`config`]: a node's configuration (TOML or flags).
 //! - [`server`]: start-up and shutdown order, the data directory's lock.
@@ -33,6 +34,7 @@
 //! machine exactly as the simulator drives it.
 
 pub mod config;
+pub mod http;
 pub mod keyspace;
 pub mod node_loop;
 pub mod peer;

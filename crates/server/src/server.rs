@@ -5,7 +5,7 @@
 //! since Rust 1.89, so no crate is needed: two processes never open one directory, and
 //! the kernel releases the lock when a process dies, even by `kill -9`); open the
 //! replica from the directory's durable state (the default keyspace's group lives in
-//! `default/`); bind the peer and RESP listeners (port 0 picks a free port); write the
+//! `default/`); bind the peer, RESP and (if configured) HTTP listeners (port 0 picks a free port); write the
 //! bound addresses to `endpoints` in the data directory (so that tests and scripts learn
 //! the ports without guessing); start the node loop thread, the outgoing peer
 //! connections and both listeners.
@@ -50,6 +50,7 @@ pub struct RunningServer {
     pub id: NodeId,
     pub resp_address: SocketAddr,
     pub peer_address: SocketAddr,
+    pub http_address: Option<SocketAddr>,
     node: NodeHandle,
     shutdown: watch::Sender<bool>,
     loop_done: Option<oneshot::Receiver<Result<()>>>,
@@ -76,9 +77,18 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<fs::File> {
     }
 }
 
-fn write_endpoints(data_dir: &Path, resp: SocketAddr, peer: SocketAddr) -> Result<()> {
+fn write_endpoints(
+    data_dir: &Path,
+    resp: SocketAddr,
+    peer: SocketAddr,
+    http: Option<SocketAddr>,
+) -> Result<()> {
     let temporary = data_dir.join(format!("{ENDPOINTS_FILE_NAME}.tmp"));
-    fs::write(&temporary, format!("resp={resp}\npeer={peer}\n"))?;
+    let mut text = format!("resp={resp}\npeer={peer}\n");
+    if let Some(http) = http {
+        text.push_str(&format!("http={http}\n"));
+    }
+    fs::write(&temporary, text)?;
     fs::rename(&temporary, data_dir.join(ENDPOINTS_FILE_NAME))?;
     Ok(())
 }
@@ -116,6 +126,14 @@ impl RunningServer {
         resp_listener.set_nonblocking(true)?;
         let peer_listener = TcpListener::from_std(peer_listener)?;
         let resp_listener = TcpListener::from_std(resp_listener)?;
+        let http_listener = match valid.config.http_address {
+            Some(address) => Some(TcpListener::from_std(bind(address)?)?),
+            None => None,
+        };
+        let http_address = http_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let peer_address = peer_listener.local_addr()?;
         let resp_address = resp_listener.local_addr()?;
 
@@ -143,15 +161,7 @@ impl RunningServer {
         );
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
-        let transport = Arc::new(PeerTransportConfig {
-            id: valid.id,
-            local_ip: peer_address.ip(),
-            peers: valid.peers.clone(),
-            authenticator: Authenticator::new(
-                valid.config.cluster_name.clone(),
-                valid.config.cluster_secret.clone().map(String::into_bytes),
-            ),
-        });
+        let transport = transport_config(&valid, peer_address);
         peer::spawn_outgoing(&transport, receivers, &shutdown_receiver);
         tokio::spawn(peer::run_listener(
             peer_listener,
@@ -160,18 +170,14 @@ impl RunningServer {
             senders,
             shutdown_receiver.clone(),
         ));
-        let keyspaces = Keyspaces::new(handle.clone());
-        tokio::spawn(resp::run_listener(
-            resp_listener,
-            keyspaces,
-            shutdown_receiver,
-        ));
-        write_endpoints(&data_dir, resp_address, peer_address)?;
+        spawn_client_apis(&handle, resp_listener, http_listener, shutdown_receiver);
+        write_endpoints(&data_dir, resp_address, peer_address, http_address)?;
         tracing::info!(node = %valid.id, %resp_address, %peer_address, "node started");
         Ok(RunningServer {
             id: valid.id,
             resp_address,
             peer_address,
+            http_address,
             node: handle,
             shutdown,
             loop_done: Some(done_receiver),
@@ -210,6 +216,33 @@ impl RunningServer {
         tracing::info!(node = %self.id, "node stopped");
         result
     }
+}
+
+fn transport_config(valid: &ValidConfig, peer_address: SocketAddr) -> Arc<PeerTransportConfig> {
+    Arc::new(PeerTransportConfig {
+        id: valid.id,
+        local_ip: peer_address.ip(),
+        peers: valid.peers.clone(),
+        authenticator: Authenticator::new(
+            valid.config.cluster_name.clone(),
+            valid.config.cluster_secret.clone().map(String::into_bytes),
+        ),
+    })
+}
+
+/// Starts the client APIs: RESP, and HTTP if it has a listener.
+fn spawn_client_apis(
+    handle: &NodeHandle,
+    resp_listener: TcpListener,
+    http_listener: Option<TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let keyspaces = Keyspaces::new(handle.clone());
+    if let Some(listener) = http_listener {
+        let (keyspaces, shutdown) = (keyspaces.clone(), shutdown.clone());
+        tokio::spawn(crate::http::run_listener(listener, keyspaces, shutdown));
+    }
+    tokio::spawn(resp::run_listener(resp_listener, keyspaces, shutdown));
 }
 
 /// Binds a listener with `SO_REUSEADDR`, so that a node restarted right after a crash

@@ -50,6 +50,7 @@ fn start_cluster(nodes: u64) -> Cluster {
             data_dir: directory.path().join(format!("n{}", index + 1)),
             peers: peers.clone(),
             cluster_secret: Some(SECRET.into()),
+            http_address: Some("127.0.0.1:0".parse().unwrap()),
             election_timeout_ms_min: 150,
             election_timeout_ms_max: 300,
             heartbeat_interval_ms: 30,
@@ -364,4 +365,56 @@ fn a_data_directory_is_locked_while_a_node_runs() {
     );
     drop(lock);
     replikv_server::server::lock_data_dir(directory.path()).unwrap();
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: the status code and the raw response.
+fn http(address: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let output = exchange(address, request.as_bytes(), usize::MAX);
+    let text = String::from_utf8_lossy(&output).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[test]
+fn the_http_api_serves_keys_and_status() {
+    let cluster = start_cluster(3);
+    let leader = cluster.wait_for_leader();
+    let follower = cluster.servers[(leader + 1) % 3].http_address.unwrap();
+    let other = cluster.servers[(leader + 2) % 3].http_address.unwrap();
+    let (status, text) = http(follower, "PUT", "/v1/kv/city", "", "Paris");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("x-replikv-version: 1\r\n"), "{text}");
+    let (status, text) = http(other, "GET", "/v1/kv/city", "", "");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("\r\n\r\nParis"), "{text}");
+    let (status, _) = http(other, "DELETE", "/v1/kv/city", "", "");
+    assert_eq!(status, 200);
+    let (status, _) = http(follower, "GET", "/v1/kv/city", "", "");
+    assert_eq!(status, 404);
+    let (status, _) = http(
+        other,
+        "GET",
+        "/v1/kv/city",
+        "x-replikv-consistency: eventual\r\n",
+        "",
+    );
+    assert_eq!(status, 400);
+    let huge_key = "k".repeat(replikv_core::limits::KEY_SIZE_MAX_BYTES + 1);
+    let (status, _) = http(other, "PUT", &format!("/v1/kv/{huge_key}"), "", "v");
+    assert_eq!(status, 400);
+    let leader_http = cluster.servers[leader].http_address.unwrap();
+    let (status, text) = http(leader_http, "GET", "/v1/status", "", "");
+    assert_eq!(status, 200, "{text}");
+    let json = text.split("\r\n\r\n").nth(1).unwrap();
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["role"], "leader");
+    assert_eq!(json["followers"].as_array().unwrap().len(), 2);
+    cluster.shutdown();
 }
