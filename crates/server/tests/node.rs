@@ -256,9 +256,10 @@ fn hello_3_switches_the_connection_to_resp3() {
         text.ends_with("_\r\n+OK\r\n"),
         "a RESP3 null for the absent key: {text:?}"
     );
-    let input = [&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..], QUIT].concat();
-    let output = exchange(address, &input, 10);
-    assert_eq!(output, b"$-1\r\n+OK\r\n", "a new connection speaks RESP2");
+    let config_get = b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n";
+    let input = [&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..], config_get, QUIT].concat();
+    let output = exchange(address, &input, 14);
+    assert_eq!(output, b"$-1\r\n*0\r\n+OK\r\n", "a new connection speaks RESP2");
     cluster.shutdown();
 }
 
