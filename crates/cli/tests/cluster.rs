@@ -85,9 +85,9 @@ impl Cluster {
             .args(["--resp-address", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--election-timeout-ms-min", "150"])
-            .args(["--election-timeout-ms-max", "300"])
-            .args(["--heartbeat-interval-ms", "30"]);
+            .args(["--election-timeout-ms-min", "300"])
+            .args(["--election-timeout-ms-max", "600"])
+            .args(["--heartbeat-interval-ms", "50"]);
         for peer in &peers {
             command.args(["--peer", peer]);
         }

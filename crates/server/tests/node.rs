@@ -51,9 +51,9 @@ fn start_cluster(nodes: u64) -> Cluster {
             peers: peers.clone(),
             cluster_secret: Some(SECRET.into()),
             http_address: Some("127.0.0.1:0".parse().unwrap()),
-            election_timeout_ms_min: 150,
-            election_timeout_ms_max: 300,
-            heartbeat_interval_ms: 30,
+            election_timeout_ms_min: 300,
+            election_timeout_ms_max: 600,
+            heartbeat_interval_ms: 50,
             ..ServerConfig::default()
         };
         let server = runtime
