@@ -25,6 +25,10 @@ struct Cluster {
 }
 
 fn start_cluster(nodes: u64) -> Cluster {
+    start_cluster_with(nodes, 5000)
+}
+
+fn start_cluster_with(nodes: u64, request_timeout_ms: u64) -> Cluster {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -51,6 +55,7 @@ fn start_cluster(nodes: u64) -> Cluster {
             peers: peers.clone(),
             cluster_secret: Some(SECRET.into()),
             http_address: Some("127.0.0.1:0".parse().unwrap()),
+            request_timeout_ms,
             election_timeout_ms_min: 300,
             election_timeout_ms_max: 600,
             heartbeat_interval_ms: 50,
@@ -259,7 +264,10 @@ fn hello_3_switches_the_connection_to_resp3() {
     let config_get = b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n";
     let input = [&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"[..], config_get, QUIT].concat();
     let output = exchange(address, &input, 14);
-    assert_eq!(output, b"$-1\r\n*0\r\n+OK\r\n", "a new connection speaks RESP2");
+    assert_eq!(
+        output, b"$-1\r\n*0\r\n+OK\r\n",
+        "a new connection speaks RESP2"
+    );
     cluster.shutdown();
 }
 
@@ -417,5 +425,36 @@ fn the_http_api_serves_keys_and_status() {
     let json: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(json["role"], "leader");
     assert_eq!(json["followers"].as_array().unwrap().len(), 2);
+    cluster.shutdown();
+}
+
+#[test]
+fn a_write_without_a_quorum_reports_an_unknown_outcome() {
+    let mut cluster = start_cluster_with(3, 1000);
+    let leader = cluster.wait_for_leader();
+    let mut connection = cluster.client(leader);
+    let _: () = query(&mut connection, &["SET", "before", "1"]).unwrap();
+    // Stop both followers: the leader can still accept a write, never commit it.
+    let leader_id = cluster.servers[leader].id;
+    let servers = std::mem::take(&mut cluster.servers);
+    for server in servers {
+        if server.id == leader_id {
+            cluster.servers.push(server);
+        } else {
+            cluster.runtime.block_on(server.shutdown()).unwrap();
+        }
+    }
+    let error = query::<()>(&mut connection, &["SET", "after", "1"]).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("UNKNOWN"), "{text}");
+    // Either the leader stepped down ("outcome unknown: leadership lost before commit")
+    // or the request timed out first ("unknown outcome"): both say the write may exist.
+    assert!(
+        text.contains("outcome unknown") || text.contains("unknown outcome"),
+        "{text}"
+    );
+    // A read cannot be confirmed either; it is certainly not a write, so: unavailable.
+    let error = query::<Option<String>>(&mut connection, &["GET", "before"]).unwrap_err();
+    assert!(error.to_string().contains("UNAVAILABLE"), "{error}");
     cluster.shutdown();
 }
