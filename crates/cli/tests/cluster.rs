@@ -203,6 +203,41 @@ fn write_until(address: SocketAddr, target: usize, acknowledged: &Mutex<Vec<usiz
     }
 }
 
+/// SIGTERM: a graceful shutdown that exits successfully.
+fn stop_gracefully(cluster: &mut Cluster, index: usize) {
+    let mut child = cluster.nodes[index].child.take().unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < DEADLINE, "SIGTERM did not stop the node");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+}
+
+/// Writes through `writer` (a follower), kills `leader` after 50 acknowledged writes,
+/// and goes on until 200 were acknowledged; returns the acknowledged writes.
+fn kill_leader_while_writing(cluster: &mut Cluster, leader: usize, writer: usize) -> Vec<usize> {
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let acknowledged = Arc::clone(&acknowledged);
+        let address = cluster.nodes[writer].resp.unwrap();
+        std::thread::spawn(move || write_until(address, 200, &acknowledged))
+    };
+    let start = Instant::now();
+    while acknowledged.lock().unwrap().len() < 50 {
+        assert!(start.elapsed() < DEADLINE, "writes before the kill stalled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cluster.kill(leader);
+    writer.join().unwrap();
+    acknowledged.lock().unwrap().clone()
+}
+
 #[test]
 fn a_killed_leader_loses_no_acknowledged_write_and_catches_up_after_restart() {
     let mut cluster = Cluster::new(3);
@@ -223,24 +258,11 @@ fn a_killed_leader_loses_no_acknowledged_write_and_catches_up_after_restart() {
     );
 
     // Kill the leader while a client writes through the follower.
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let acknowledged = Arc::clone(&acknowledged);
-        let address = cluster.nodes[follower].resp.unwrap();
-        std::thread::spawn(move || write_until(address, 200, &acknowledged))
-    };
-    let start = Instant::now();
-    while acknowledged.lock().unwrap().len() < 50 {
-        assert!(start.elapsed() < DEADLINE, "writes before the kill stalled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cluster.kill(leader);
-    writer.join().unwrap();
+    let acknowledged = kill_leader_while_writing(&mut cluster, leader, follower);
     let new_leader = cluster.wait_for_leader();
     assert_ne!(new_leader, leader);
 
     // Every acknowledged write is there, read linearizably through both survivors.
-    let acknowledged = acknowledged.lock().unwrap().clone();
     for index in [follower, other] {
         let mut connection = cluster.connect(index);
         for value in &acknowledged {
@@ -279,17 +301,5 @@ fn a_killed_leader_loses_no_acknowledged_write_and_catches_up_after_restart() {
     }
     assert_eq!(get(&mut restarted, "greeting").as_deref(), Some("hello"));
 
-    // SIGTERM: a graceful shutdown that exits successfully.
-    let mut child = cluster.nodes[leader].child.take().unwrap();
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < DEADLINE, "SIGTERM did not stop the node");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success(), "{status}");
+    stop_gracefully(&mut cluster, leader);
 }

@@ -134,17 +134,7 @@ async fn run_data(
         }
         "MSET" => {
             arity(!arguments.is_empty() && arguments.len().is_multiple_of(2))?;
-            let pairs: Vec<(Key, Value)> = arguments
-                .chunks_exact(2)
-                .map(|pair| Ok((key(&pair[0])?, value(&pair[1])?)))
-                .collect::<Result<_, Response>>()?;
-            for (key, value) in pairs {
-                let response = session.put(key, value).await;
-                if matches!(response, Response::Error(_)) {
-                    return Err(response);
-                }
-            }
-            Ok(Response::ok())
+            mset(session, arguments).await
         }
         "STRLEN" => {
             arity(arguments.len() == 1)?;
@@ -166,6 +156,21 @@ async fn run_data(
             "internal: {name} is not a data command"
         ))),
     }
+}
+
+/// MSET: every pair checked first, then written key by key.
+async fn mset(session: &mut Session, arguments: &[Bytes]) -> Result<Response, Response> {
+    let pairs: Vec<(Key, Value)> = arguments
+        .chunks_exact(2)
+        .map(|pair| Ok((key(&pair[0])?, value(&pair[1])?)))
+        .collect::<Result<_, Response>>()?;
+    for (key, value) in pairs {
+        let response = session.put(key, value).await;
+        if matches!(response, Response::Error(_)) {
+            return Err(response);
+        }
+    }
+    Ok(Response::ok())
 }
 
 /// The options of SET this server understands.
