@@ -4,7 +4,8 @@
 //! command: `HELLO` to pick the protocol version, `COMMAND DOCS` for hints, `CLIENT
 //! SETINFO` to name the library, `SELECT 0`, `PING`. These are answered here, with what
 //! a single-database Redis would answer, plus replikv's own: `INFO` (with a replication
-//! section: role, leader, term, commit and applied positions, each follower's lag) and
+//! section: role, leader, term, commit and applied positions, each follower's lag;
+//! `INFO replication` or `INFO server` selects one) and
 //! `READCONSISTENCY linearizable|lease|follower|session` (this connection's read level;
 //! without an argument it names the current one).
 
@@ -38,7 +39,7 @@ pub async fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) -> 
         },
         "COMMAND" => command(arguments),
         "CLIENT" => client(session, arguments),
-        "INFO" => info(session).await,
+        "INFO" => info(session, arguments).await,
         // redis-benchmark asks for `save` and `appendonly`: replikv has no such settings.
         "CONFIG" => match arguments.first().map(|word| word.to_ascii_uppercase()) {
             Some(word) if word.as_slice() == b"GET" => Response::Map(Vec::new()),
@@ -169,12 +170,36 @@ fn read_consistency(session: &mut Session, arguments: &[Bytes]) -> Response {
     }
 }
 
-async fn info(session: &Session) -> Response {
+async fn info(session: &Session, sections: &[Bytes]) -> Response {
     let node = session.keyspaces.default_group();
     match node.status().await {
-        Some(status) => Response::Text(info_text(&status)),
+        Some(status) => Response::Text(select_sections(&info_text(&status), sections)),
         None => Response::Error("UNAVAILABLE the node is stopped or overloaded".into()),
     }
+}
+
+/// The sections of INFO's text a client asked for (all of them for none, `all`,
+/// `default` or `everything`; none for names this server does not have).
+fn select_sections(text: &str, wanted: &[Bytes]) -> String {
+    let wanted: Vec<String> = wanted
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).to_ascii_lowercase())
+        .collect();
+    let everything = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|name| matches!(name.as_str(), "all" | "default" | "everything"));
+    if everything {
+        return text.to_owned();
+    }
+    text.split("\r\n\r\n")
+        .filter(|section| {
+            let name = section.lines().next().unwrap_or_default();
+            let name = name.trim_start_matches("# ").to_ascii_lowercase();
+            wanted.contains(&name)
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n\r\n")
 }
 
 /// INFO's text: Redis's `# Section` and `field:value` lines.
@@ -212,4 +237,23 @@ pub fn info_text(status: &NodeStatus) -> String {
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_sections_are_selected_by_name() {
+        let text = "# Server\r\na:1\r\n\r\n# Replication\r\nb:2\r\n";
+        let select = |names: &[&'static str]| {
+            let names: Vec<Bytes> = names.iter().map(|name| Bytes::from(*name)).collect();
+            select_sections(text, &names)
+        };
+        assert_eq!(select(&[]), text);
+        assert_eq!(select(&["ALL"]), text);
+        assert_eq!(select(&["replication"]), "# Replication\r\nb:2\r\n");
+        assert_eq!(select(&["server"]), "# Server\r\na:1");
+        assert_eq!(select(&["keyspace"]), "");
+    }
 }
