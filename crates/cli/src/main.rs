@@ -3,6 +3,8 @@
 //! a thin shell over a library crate; no replication logic lives here.
 
 mod check;
+mod cluster;
+mod server;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -22,11 +24,17 @@ enum Command {
     Check(check::CheckArgs),
     /// Run the deterministic simulator over one seed or a range of seeds.
     Sim(sim::SimArgs),
+    /// Run one node of a cluster in this process.
+    Server(server::ServerArgs),
+    /// Start a local cluster of server processes.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(arguments) => check::run(&arguments),
         Command::Sim(args) => sim::run(&args),
+        Command::Server(args) => server::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
     }
 }

@@ -1,0 +1,130 @@
+//! `replikv server`: run one node of a cluster in this process.
+//!
+//! Settings come from `--config FILE.toml` (see `replikv_server::config` for the keys)
+//! and/or flags; a flag overrides the file. The cluster secret is read from the
+//! environment (`REPLIKV_CLUSTER_SECRET`) or the file, never from a flag, so that it
+//! does not show in the process list. Logs go to stderr (`RUST_LOG` filters them,
+//! `info` by default). The process runs until SIGTERM or Ctrl-C, then shuts down
+//! gracefully; it exits non-zero if the node cannot start or its storage fails.
+
+use clap::Args;
+use replikv_server::ServerConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Flags of `replikv server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// A TOML file with the node's settings; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (1 or more, unique in the cluster).
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Where peers connect (outgoing peer connections bind this IP).
+    #[arg(long)]
+    peer_address: Option<SocketAddr>,
+    /// The Redis-protocol address (port 0: any free port, written to DATA_DIR/endpoints).
+    #[arg(long)]
+    resp_address: Option<SocketAddr>,
+    /// The HTTP API's address (none: no HTTP API).
+    #[arg(long)]
+    http_address: Option<SocketAddr>,
+    /// The data directory (locked while the node runs).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Another member, as id=host:port (its peer address); repeat for each.
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// The cluster's name; peers of another cluster are refused.
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// majority, all, async, "semi-sync any K" or "semi-sync first K".
+    #[arg(long)]
+    commit_mode: Option<String>,
+    #[arg(long)]
+    election_timeout_ms_min: Option<u64>,
+    #[arg(long)]
+    election_timeout_ms_max: Option<u64>,
+    #[arg(long)]
+    heartbeat_interval_ms: Option<u64>,
+    /// Serve lease reads from the leader's lease (trusts the clock-drift bound).
+    #[arg(long)]
+    lease_reads: bool,
+    /// How long a client request may wait before its outcome is reported unknown.
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+}
+
+fn override_with<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+impl ServerArgs {
+    fn config(&self) -> Result<ServerConfig, String> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                ServerConfig::from_toml(&text).map_err(|error| error.to_string())?
+            }
+            None => ServerConfig::default(),
+        };
+        override_with(&mut config.node_id, self.node_id);
+        override_with(&mut config.peer_address, self.peer_address);
+        override_with(&mut config.resp_address, self.resp_address);
+        override_with(&mut config.data_dir, self.data_dir.clone());
+        if self.http_address.is_some() {
+            config.http_address = self.http_address;
+        }
+        if !self.peers.is_empty() {
+            config.peers.clone_from(&self.peers);
+        }
+        override_with(&mut config.cluster_name, self.cluster_name.clone());
+        override_with(&mut config.commit_mode, self.commit_mode.clone());
+        override_with(
+            &mut config.election_timeout_ms_min,
+            self.election_timeout_ms_min,
+        );
+        override_with(
+            &mut config.election_timeout_ms_max,
+            self.election_timeout_ms_max,
+        );
+        override_with(
+            &mut config.heartbeat_interval_ms,
+            self.heartbeat_interval_ms,
+        );
+        override_with(&mut config.request_timeout_ms, self.request_timeout_ms);
+        config.lease_reads_enabled |= self.lease_reads;
+        if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
+            config.cluster_secret = Some(secret);
+        }
+        Ok(config)
+    }
+}
+
+pub fn run(args: &ServerArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("replikv server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match replikv_server::run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("replikv server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! A node's configuration: who it is, where it listens, who its peers are, how it
+//! replicates.
+//!
+//! The same structure comes from a TOML file (`replikv server --config node.toml`) or
+//! from flags, and the CLI lets flags override the file. Field names are the TOML keys:
+//!
+//! ```toml
+//! node_id = 1
+//! peer_address = "127.0.0.1:17001"   # where peers connect; outgoing connections bind its IP
+//! resp_address = "127.0.0.1:7001"    # the Redis-protocol port (port 0: any free port)
+//! http_address = "127.0.0.1:8001"    # optional: the HTTP API
+//! data_dir = "data/n1"
+//! peers = ["2=127.0.0.1:17002", "3=127.0.0.1:17003"]
+//! cluster_name = "replikv"
+//! # cluster_secret = "..."           # peers must prove it (HMAC) to join
+//! commit_mode = "majority"           # all, async, semi-sync any K, semi-sync first K
+//! election_timeout_ms_min = 300
+//! election_timeout_ms_max = 600
+//! heartbeat_interval_ms = 75
+//! lease_reads_enabled = false
+//! request_timeout_ms = 5000
+//! ```
+//!
+//! [`ServerConfig::validate`] checks everything a node needs before it touches its data
+//! directory, and turns the replication settings into a [`RaftConfig`] checked by the
+//! replication crate's own validation. Timeouts default higher than the simulator's:
+//! a real disk's fsync and a loaded machine's scheduling add milliseconds the
+//! simulator does not have, and a needless election costs more than a slower failover.
+
+use crate::peer::CLUSTER_NAME_SIZE_MAX_BYTES;
+use crate::peer::PEER_FRAME_SIZE_MAX_BYTES;
+use replikv_core::NodeId;
+use replikv_core::error::{Error, Result};
+use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
+use replikv_replication::single_leader::{CommitMode, RaftConfig};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Most peers one node may have.
+pub const PEERS_MAX: usize = 64;
+
+/// Longest accepted request timeout.
+pub const REQUEST_TIMEOUT_LIMIT_MS: u64 = 600_000;
+
+/// Most inputs waiting for the node loop; beyond, requests are refused (`Overloaded`)
+/// and peer messages dropped.
+pub const INPUT_QUEUE_LIMIT: usize = 1 << 20;
+
+/// One node's configuration; see the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub node_id: u64,
+    pub peer_address: SocketAddr,
+    pub resp_address: SocketAddr,
+    /// The HTTP API's address; none: no HTTP API.
+    pub http_address: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    /// The other members, as `id=host:port` (their peer addresses).
+    pub peers: Vec<String>,
+    pub cluster_name: String,
+    pub cluster_secret: Option<String>,
+    pub commit_mode: String,
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    pub heartbeat_interval_ms: u64,
+    pub lease_reads_enabled: bool,
+    pub store_sync_entries: u64,
+    pub request_timeout_ms: u64,
+    pub input_queue_max: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            node_id: 1,
+            peer_address: SocketAddr::from(([127, 0, 0, 1], 17001)),
+            resp_address: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            http_address: None,
+            data_dir: PathBuf::from("data/n1"),
+            peers: Vec::new(),
+            cluster_name: "replikv".into(),
+            cluster_secret: None,
+            commit_mode: "majority".into(),
+            election_timeout_ms_min: 300,
+            election_timeout_ms_max: 600,
+            heartbeat_interval_ms: 75,
+            lease_reads_enabled: false,
+            store_sync_entries: 64,
+            request_timeout_ms: 5000,
+            input_queue_max: 16 * 1024,
+        }
+    }
+}
+
+/// A configuration that passed [`ServerConfig::validate`].
+#[derive(Clone, Debug)]
+pub struct ValidConfig {
+    pub config: ServerConfig,
+    pub id: NodeId,
+    pub peers: Vec<(NodeId, SocketAddr)>,
+    pub raft: RaftConfig,
+    pub request_timeout: Duration,
+}
+
+fn invalid<T>(text: impl Into<String>) -> Result<T> {
+    Err(Error::InvalidInput(text.into()))
+}
+
+/// Parses `id=host:port`.
+pub fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr)> {
+    let Some((id, address)) = text.split_once('=') else {
+        return invalid(format!("peer {text:?}: expected id=host:port"));
+    };
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("peer {text:?}: the id is not a number")))?;
+    let address: SocketAddr = address
+        .trim()
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("peer {text:?}: bad address")))?;
+    if id == 0 {
+        return invalid(format!("peer {text:?}: node id 0 is reserved"));
+    }
+    Ok((NodeId(id), address))
+}
+
+impl ServerConfig {
+    /// Parses a TOML file's text.
+    pub fn from_toml(text: &str) -> Result<ServerConfig> {
+        toml::from_str(text).map_err(|error| Error::InvalidInput(format!("config: {error}")))
+    }
+
+    /// Checks the configuration; see the module documentation.
+    pub fn validate(&self) -> Result<ValidConfig> {
+        if self.node_id == 0 {
+            return invalid("node_id 0 is reserved");
+        }
+        let id = NodeId(self.node_id);
+        let mut peers = Vec::new();
+        for text in &self.peers {
+            let (peer, address) = parse_peer(text)?;
+            if peer == id {
+                continue; // a shared member list may name this node too
+            }
+            if peers.iter().any(|(known, _)| *known == peer) {
+                return invalid(format!("peer {peer} listed twice"));
+            }
+            peers.push((peer, address));
+        }
+        if peers.len() > PEERS_MAX {
+            return invalid(format!("at most {PEERS_MAX} peers"));
+        }
+        if self.cluster_name.is_empty() || self.cluster_name.len() > CLUSTER_NAME_SIZE_MAX_BYTES {
+            return invalid(format!(
+                "cluster_name must be 1..={CLUSTER_NAME_SIZE_MAX_BYTES} bytes"
+            ));
+        }
+        if self.cluster_secret.as_ref().is_some_and(String::is_empty) {
+            return invalid("cluster_secret must not be empty when set");
+        }
+        if !(1..=REQUEST_TIMEOUT_LIMIT_MS).contains(&self.request_timeout_ms) {
+            return invalid(format!(
+                "request_timeout_ms outside 1..={REQUEST_TIMEOUT_LIMIT_MS}"
+            ));
+        }
+        if !(1..=INPUT_QUEUE_LIMIT).contains(&self.input_queue_max) {
+            return invalid(format!("input_queue_max outside 1..={INPUT_QUEUE_LIMIT}"));
+        }
+        let raft = self.raft_config()?;
+        raft.commit_mode.validate(peers.len() + 1)?;
+        Ok(ValidConfig {
+            config: self.clone(),
+            id,
+            peers,
+            raft,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        })
+    }
+
+    fn raft_config(&self) -> Result<RaftConfig> {
+        let commit_mode: CommitMode = self.commit_mode.parse()?;
+        let raft = RaftConfig {
+            commit_mode,
+            election_timeout_ms_min: self.election_timeout_ms_min,
+            election_timeout_ms_max: self.election_timeout_ms_max,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            lease_reads_enabled: self.lease_reads_enabled,
+            store_sync_entries: self.store_sync_entries,
+            ..RaftConfig::default()
+        };
+        raft.validate()?;
+        // One append (its byte limit plus one entry of any size) or one snapshot chunk
+        // must fit in a peer frame, with room for the message's own fields.
+        let append_bytes = raft.append_size_max_bytes + LOG_RECORD_SIZE_MAX_BYTES;
+        let largest = append_bytes.max(raft.snapshot_chunk_size_max_bytes);
+        if largest + 64 * 1024 > PEER_FRAME_SIZE_MAX_BYTES {
+            return invalid("replication batches would exceed the peer frame size limit");
+        }
+        Ok(raft)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_and_validates() {
+        let text = r#"
+            node_id = 2
+            peer_address = "127.0.0.1:17002"
+            resp_address = "127.0.0.1:0"
+            data_dir = "d"
+            peers = ["1=127.0.0.1:17001", "2=127.0.0.1:17002", "3=127.0.0.1:17003"]
+            commit_mode = "semi-sync any 1"
+        "#;
+        let config = ServerConfig::from_toml(text).unwrap();
+        let valid = config.validate().unwrap();
+        assert_eq!(valid.id, NodeId(2));
+        assert_eq!(
+            valid.peers.iter().map(|(id, _)| id.0).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(valid.raft.election_timeout_ms_min, 300);
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_a_reason() {
+        assert!(
+            ServerConfig::from_toml("node_idd = 1").is_err(),
+            "unknown field"
+        );
+        let cases = [
+            ServerConfig {
+                node_id: 0,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                peers: vec!["x".into()],
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                peers: vec!["0=127.0.0.1:1".into()],
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                peers: vec!["2=127.0.0.1:1".into(), "2=127.0.0.1:2".into()],
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                commit_mode: "sometimes".into(),
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                heartbeat_interval_ms: 1000,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                cluster_name: String::new(),
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                request_timeout_ms: 0,
+                ..ServerConfig::default()
+            },
+        ];
+        for config in cases {
+            assert!(config.validate().is_err(), "{config:?}");
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! The node loop: one OS thread that owns a replica and drives it with real time.
+//!
+//! The replication strategies are sans-IO state machines ([`Replica`]): they never read a
+//! clock, never touch a socket, never decide when to sync. Something must do all three,
+//! and that is this loop. It runs on a dedicated `std::thread`, not on a tokio worker,
+//! because [`Replica::handle_flush`] fsyncs: a group commit that blocks for a millisecond
+//! would otherwise stall every connection scheduled on the same worker.
+//!
+//! Everything reaches the replica through one **bounded** channel of [`Input`]s: peer
+//! messages, client requests (each with the channel its reply goes back on), status
+//! queries and the shutdown order. The loop waits until either an input arrives or the
+//! replica's next deadline ([`Replica::poll_timeout`]) passes, then drains up to
+//! [`INPUT_BATCH_MAX`] inputs without waiting, ticks if a deadline passed, and calls
+//! `handle_flush` **once** for the whole batch: that one fsync is the group commit, and
+//! the busier the node the more writes share it. Outputs are dispatched after every
+//! input and after the flush: messages go to the peer transport's bounded per-peer
+//! queues (a full queue drops the message and counts it: Raft tolerates loss), replies
+//! go to the waiting client, and discarded writes (a lossy commit mode's failover) are
+//! logged one by one with their key, request id and position, and counted.
+//!
+//! Time is the process's monotonic clock, as nanoseconds since the loop started.
+//!
+//! **Storage failure stops the node.** An `Err` from the replica means its own storage
+//! failed; the replica is unusable, so the loop answers every waiting client with an
+//! unknown outcome and ends. The server then exits, and a restart recovers from the
+//! durable state (crash rather than diverge).
+//!
+//! [`NodeHandle`] is what the APIs use: it sends requests into the loop (a full queue
+//! answers `Overloaded`, certainly not attempted), waits for the reply within a
+//! configured timeout (past it the answer is an *unknown outcome*), and forwards a
+//! request that this node cannot serve to the leader through the peer transport.
+
+use crate::peer::PeerSenders;
+use replikv_core::error::{Error, Result};
+use replikv_core::replica::{DiscardedWrite, Output, Replica};
+use replikv_core::{ClientId, Instant, LogIndex, NodeId, Reply, Request, RequestId, Term};
+use replikv_replication::single_leader::{Message, RaftNode, RaftStats, ReplicationStatus};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Most inputs handled between two flushes: bounds the latency a batch adds and the
+/// work one fsync covers.
+pub const INPUT_BATCH_MAX: usize = 1024;
+
+/// Longest the loop sleeps when the replica wants no tick at all.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Most client requests waiting for their reply inside the loop; beyond, `Overloaded`.
+pub const REQUESTS_WAITING_MAX: usize = 64 * 1024;
+
+/// Something for the node loop to do.
+#[derive(Debug)]
+pub enum Input {
+    /// A message from peer `from`.
+    Message { from: NodeId, message: Message },
+    /// A client request; its reply goes back on `reply`.
+    Request {
+        request_id: RequestId,
+        request: Request,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// A status query.
+    Status { reply: oneshot::Sender<NodeStatus> },
+    /// Flush and stop.
+    Shutdown,
+}
+
+/// A snapshot of what one node knows, for INFO, status pages and `cluster up`.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    pub role: &'static str,
+    pub leader: Option<NodeId>,
+    pub term: Term,
+    pub commit: LogIndex,
+    pub applied: LogIndex,
+    pub replication: ReplicationStatus,
+    /// The commit mode and what it guarantees (`CommitMode::describe`).
+    pub commit_mode: String,
+    pub stats: RaftStats,
+    /// Discarded writes reported by the replica since the process started.
+    pub writes_discarded: u64,
+    /// Outgoing peer messages dropped because a peer's queue was full or it had no
+    /// connection.
+    pub peer_messages_dropped: u64,
+}
+
+/// Counters shared between the loop and its handles.
+#[derive(Debug, Default)]
+pub struct LoopCounters {
+    pub inputs_refused: AtomicU64,
+    pub writes_discarded: AtomicU64,
+}
+
+/// The monotonic clock handed to the replica.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    origin: std::time::Instant,
+}
+
+impl Clock {
+    fn now(self) -> Instant {
+        let nanos = self.origin.elapsed().as_nanos();
+        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+/// The replica and everything the loop needs beside it.
+struct NodeLoop {
+    node: RaftNode,
+    inputs: Receiver<Input>,
+    peers: PeerSenders,
+    clock: Clock,
+    /// Reply channels by request id; several when a retry joined a pending request.
+    waiting: HashMap<RequestId, VecDeque<oneshot::Sender<Reply>>>,
+    waiting_count: usize,
+    counters: Arc<LoopCounters>,
+    commit_mode: String,
+}
+
+/// Starts the loop on its own thread. The loop ends after [`Input::Shutdown`] (`Ok`),
+/// when every sender is gone, or when storage failed (`Err`), and sends that result on
+/// `done`.
+pub fn spawn(
+    node: RaftNode,
+    inputs: Receiver<Input>,
+    peers: PeerSenders,
+    counters: Arc<LoopCounters>,
+    commit_mode: String,
+    done: oneshot::Sender<Result<()>>,
+) -> std::io::Result<()> {
+    let name = format!("node-loop-{}", node.id().0);
+    let node_loop = NodeLoop {
+        node,
+        inputs,
+        peers,
+        clock: Clock {
+            origin: std::time::Instant::now(),
+        },
+        waiting: HashMap::new(),
+        waiting_count: 0,
+        counters,
+        commit_mode,
+    };
+    std::thread::Builder::new().name(name).spawn(move || {
+        let _ = done.send(node_loop.run());
+    })?;
+    Ok(())
+}
+
+/// Whether the loop goes on after an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl NodeLoop {
+    fn run(mut self) -> Result<()> {
+        let result = self.run_until_stopped();
+        if let Err(error) = &result {
+            tracing::error!(node = %self.node.id(), %error, "storage failed: the node stops");
+        }
+        // Whatever happened, nobody waits forever: the outcome of a pending write is
+        // unknown (it may commit through another leader).
+        for (_, senders) in self.waiting.drain() {
+            for sender in senders {
+                let error = Error::Indeterminate("the node stopped; unknown outcome".into());
+                let _ = sender.send(Reply::Failed(error));
+            }
+        }
+        result
+    }
+
+    fn run_until_stopped(&mut self) -> Result<()> {
+        loop {
+            let now = self.clock.now();
+            let wait = self
+                .node
+                .poll_timeout()
+                .map_or(IDLE_WAIT, |deadline| {
+                    deadline.saturating_duration_since(now)
+                })
+                .min(IDLE_WAIT);
+            let mut flow = match self.inputs.recv_timeout(wait) {
+                Ok(input) => self.handle_input(input)?,
+                Err(RecvTimeoutError::Timeout) => Flow::Continue,
+                Err(RecvTimeoutError::Disconnected) => Flow::Stop,
+            };
+            let mut handled = 1;
+            while flow == Flow::Continue && handled < INPUT_BATCH_MAX {
+                match self.inputs.try_recv() {
+                    Ok(input) => flow = self.handle_input(input)?,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => flow = Flow::Stop,
+                }
+                handled += 1;
+            }
+            let now = self.clock.now();
+            if self
+                .node
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now)
+            {
+                self.node.handle_tick(now)?;
+                self.dispatch_outputs();
+            }
+            self.node.handle_flush(self.clock.now())?;
+            self.dispatch_outputs();
+            if flow == Flow::Stop {
+                tracing::info!(node = %self.node.id(), "node loop stopped after a final flush");
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) -> Result<Flow> {
+        let now = self.clock.now();
+        match input {
+            Input::Message { from, message } => self.node.handle_message(now, from, message)?,
+            Input::Request {
+                request_id,
+                request,
+                reply,
+            } => {
+                if self.waiting_count >= REQUESTS_WAITING_MAX {
+                    let error =
+                        Error::Overloaded(format!("{REQUESTS_WAITING_MAX} requests waiting"));
+                    let _ = reply.send(Reply::Failed(error));
+                    return Ok(Flow::Continue);
+                }
+                self.waiting.entry(request_id).or_default().push_back(reply);
+                self.waiting_count += 1;
+                self.node.handle_request(now, request_id, request)?;
+            }
+            Input::Status { reply } => {
+                let _ = reply.send(self.status(now));
+            }
+            Input::Shutdown => return Ok(Flow::Stop),
+        }
+        self.dispatch_outputs();
+        Ok(Flow::Continue)
+    }
+
+    fn dispatch_outputs(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Send { to, message } => self.peers.send_raft(to, message),
+                Output::Reply { request_id, reply } => self.reply(request_id, reply),
+                Output::Discarded { writes } => self.report_discarded(&writes),
+            }
+        }
+    }
+
+    fn reply(&mut self, request_id: RequestId, reply: Reply) {
+        let Some(senders) = self.waiting.get_mut(&request_id) else {
+            tracing::debug!(%request_id, "a reply nobody waits for");
+            return;
+        };
+        let sender = senders.pop_front();
+        if senders.is_empty() {
+            self.waiting.remove(&request_id);
+        }
+        if let Some(sender) = sender {
+            self.waiting_count -= 1;
+            // The client may have given up (timeout, closed connection): nothing to do.
+            let _ = sender.send(reply);
+        }
+    }
+
+    fn report_discarded(&self, writes: &[DiscardedWrite]) {
+        for write in writes {
+            tracing::warn!(
+                node = %self.node.id(),
+                key = %write.key,
+                request_id = %write.request_id,
+                position = %write.position,
+                certain = write.certain,
+                "an accepted write was discarded by a failover (lossy commit mode)"
+            );
+        }
+        let count = u64::try_from(writes.len()).unwrap_or(u64::MAX);
+        self.counters
+            .writes_discarded
+            .fetch_add(count, Ordering::Relaxed);
+    }
+
+    fn status(&self, now: Instant) -> NodeStatus {
+        NodeStatus {
+            id: self.node.id(),
+            role: self.node.role_name(),
+            leader: self.node.leader(),
+            term: self.node.term(),
+            commit: self.node.commit_index(),
+            applied: self.node.applied_index(),
+            replication: self.node.replication_status(now),
+            commit_mode: self.commit_mode.clone(),
+            stats: self.node.stats().clone(),
+            writes_discarded: self.counters.writes_discarded.load(Ordering::Relaxed),
+            peer_messages_dropped: self.peers.messages_dropped(),
+        }
+    }
+}
+
+/// How requests reach the node loop, and the leader when this node is not it. Cheap to
+/// clone: every connection holds one.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    id: NodeId,
+    inputs: SyncSender<Input>,
+    peers: PeerSenders,
+    request_timeout: Duration,
+    counters: Arc<LoopCounters>,
+}
+
+/// Longest one forwarded attempt waits for the leader's reply before the request is
+/// tried again (under the same request id, so a write still applies once): a leader
+/// that died or was deposed must not hold the request until its deadline.
+const FORWARD_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Longest pause between two attempts of a request that found no leader.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(100);
+
+impl NodeHandle {
+    #[must_use]
+    pub fn new(
+        id: NodeId,
+        inputs: SyncSender<Input>,
+        peers: PeerSenders,
+        request_timeout: Duration,
+        counters: Arc<LoopCounters>,
+    ) -> NodeHandle {
+        NodeHandle {
+            inner: Arc::new(HandleInner {
+                id,
+                inputs,
+                peers,
+                request_timeout,
+                counters,
+            }),
+        }
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// A fresh client identity: random, so that it never repeats across connections,
+    /// nodes and restarts (the state machine's client sessions are keyed by it, and a
+    /// reused id would answer a new request from an old one's outcome).
+    #[must_use]
+    pub fn new_client_id() -> ClientId {
+        ClientId(rand::random::<u64>() | 1)
+    }
+
+    /// Serves `request` wherever it can be served: here, or forwarded to the leader when
+    /// this node answers `NotLeader`. Retries (under the same request id, which the state
+    /// machine applies once) until the configured timeout; then a write whose outcome
+    /// is not certain is answered with an unknown outcome.
+    ///
+    /// One client must not have two requests in flight: request ids of one client are
+    /// sequential (see `replikv_storage::store::session`).
+    pub async fn request(&self, request_id: RequestId, request: Request) -> Reply {
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        let mut backoff = Duration::from_millis(5);
+        let mut outcome_unknown = false;
+        let last_failure = loop {
+            let attempt = self.attempt(request_id, &request, &mut outcome_unknown);
+            let reply = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(reply) => reply,
+                Err(_) => return self.timed_out(outcome_unknown || request.is_write()),
+            };
+            match reply {
+                Reply::Failed(Error::NotLeader { .. } | Error::Unavailable(_)) => {}
+                reply => return reply,
+            }
+            if tokio::time::Instant::now() + backoff >= deadline {
+                break reply;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+        };
+        if outcome_unknown {
+            return self.timed_out(true);
+        }
+        last_failure
+    }
+
+    /// One attempt: the local node, then the leader it names if that is another node.
+    async fn attempt(
+        &self,
+        request_id: RequestId,
+        request: &Request,
+        outcome_unknown: &mut bool,
+    ) -> Reply {
+        let reply = self.request_local(request_id, request.clone()).await;
+        let Reply::Failed(Error::NotLeader {
+            leader: Some(leader),
+        }) = reply
+        else {
+            return reply;
+        };
+        if leader == self.inner.id {
+            return reply;
+        }
+        match self
+            .inner
+            .peers
+            .forward(leader, request_id, request.clone())
+        {
+            Err(error) => Reply::Failed(error),
+            Ok(pending) => {
+                // From here the leader may apply the write even if no answer comes back.
+                *outcome_unknown |= request.is_write();
+                let waited = tokio::time::timeout(FORWARD_ATTEMPT_TIMEOUT, pending.reply()).await;
+                waited.ok().flatten().unwrap_or_else(|| {
+                    Reply::Failed(Error::Unavailable(format!(
+                        "leader {leader} did not answer the forwarded request"
+                    )))
+                })
+            }
+        }
+    }
+
+    fn timed_out(&self, outcome_unknown: bool) -> Reply {
+        let timeout_ms = self.inner.request_timeout.as_millis();
+        if outcome_unknown {
+            Reply::Failed(Error::Indeterminate(format!(
+                "no reply within {timeout_ms} ms: unknown outcome, the write may or may not \
+                 have taken effect"
+            )))
+        } else {
+            Reply::Failed(Error::Unavailable(format!(
+                "no reply within {timeout_ms} ms"
+            )))
+        }
+    }
+
+    /// Serves `request` on this node only (no forwarding): what a forwarded request from
+    /// a peer uses, so a request travels at most one hop.
+    pub async fn request_local(&self, request_id: RequestId, request: Request) -> Reply {
+        let (sender, receiver) = oneshot::channel();
+        let input = Input::Request {
+            request_id,
+            request,
+            reply: sender,
+        };
+        if let Err(error) = self.try_send(input) {
+            return Reply::Failed(error);
+        }
+        receiver.await.unwrap_or_else(|_| {
+            Reply::Failed(Error::Indeterminate(
+                "the node stopped; unknown outcome".into(),
+            ))
+        })
+    }
+
+    /// What the node knows now; `None` if the loop has stopped or is overloaded.
+    pub async fn status(&self) -> Option<NodeStatus> {
+        let (sender, receiver) = oneshot::channel();
+        self.try_send(Input::Status { reply: sender }).ok()?;
+        receiver.await.ok()
+    }
+
+    /// Hands a peer's message to the loop; a full queue drops it (counted).
+    pub fn deliver(&self, from: NodeId, message: Message) {
+        if self.try_send(Input::Message { from, message }).is_err() {
+            tracing::debug!(%from, "node input queue full: peer message dropped");
+        }
+    }
+
+    /// Asks the loop to flush and stop. Waits for room in the queue: shutdown must not
+    /// be dropped.
+    pub fn shutdown(&self) {
+        let _ = self.inner.inputs.send(Input::Shutdown);
+    }
+
+    /// Inputs refused because the loop's queue was full.
+    #[must_use]
+    pub fn inputs_refused(&self) -> u64 {
+        self.inner.counters.inputs_refused.load(Ordering::Relaxed)
+    }
+
+    fn try_send(&self, input: Input) -> Result<()> {
+        match self.inner.inputs.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.inner
+                    .counters
+                    .inputs_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(Error::Overloaded("the node's input queue is full".into()))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(Error::Unavailable("the node has stopped".into()))
+            }
+        }
+    }
+}
