@@ -124,32 +124,45 @@ impl RaftNode {
         if self.refused_for_transfer(request_id) {
             return Ok(());
         }
+        let command = Command::Write {
+            origin: self.id,
+            request_id,
+            write,
+        };
+        let Some(index) = self.append_for_request(request_id, &command)? else {
+            return Ok(());
+        };
+        let state = self.leader_state();
+        state.proposals.insert(index, request_id);
+        state.proposed.insert(request_id, index);
+        state.replicate_needed = true;
+        Ok(())
+    }
+
+    /// Appends `command`, made for client request `request_id`, as the next entry of
+    /// this leader's term, and returns its index; `None` when the log refused it (full, or
+    /// too large): the request is then answered with that error.
+    pub(super) fn append_for_request(
+        &mut self,
+        request_id: RequestId,
+        command: &Command,
+    ) -> Result<Option<LogIndex>> {
         let index = self.log.last_position().index.next();
         let entry = Entry {
             position: LogPosition {
                 term: self.term,
                 index,
             },
-            payload: Command::Write {
-                origin: self.id,
-                request_id,
-                write,
-            }
-            .encode(),
+            payload: command.encode(),
         };
         match self.log.append(&[entry]) {
-            Ok(()) => {}
+            Ok(()) => Ok(Some(index)),
             Err(error @ (Error::Overloaded(_) | Error::InvalidInput(_))) => {
                 self.reply(request_id, Reply::Failed(error));
-                return Ok(());
+                Ok(None)
             }
-            Err(error) => return Err(error),
+            Err(error) => Err(error),
         }
-        let state = self.leader_state();
-        state.proposals.insert(index, request_id);
-        state.proposed.insert(request_id, index);
-        state.replicate_needed = true;
-        Ok(())
     }
 
     /// Applies committed, locally durable entries to the store, in batches, and answers

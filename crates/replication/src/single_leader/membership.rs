@@ -203,7 +203,6 @@ impl RaftNode {
         {
             return Ok(());
         }
-        let before = self.membership().clone();
         for entry in entries {
             if !Command::is_membership(&entry.payload) {
                 continue;
@@ -211,19 +210,25 @@ impl RaftNode {
             let Command::Membership { membership, .. } = Command::decode(&entry.payload)? else {
                 unreachable!("the tag says configuration");
             };
-            assert!(
-                self.log_memberships
-                    .back()
-                    .is_none_or(|(index, _)| *index < entry.position.index),
-                "configuration entries in log order"
-            );
-            self.log_memberships
-                .push_back((entry.position.index, membership));
-        }
-        if *self.membership() != before {
-            self.membership_changed();
+            self.note_appended_membership(entry.position.index, membership);
         }
         Ok(())
+    }
+
+    /// The configuration entry at `index` was appended to this node's log: it is in
+    /// force from now on (single-server changes take effect when appended).
+    fn note_appended_membership(&mut self, index: LogIndex, membership: Membership) {
+        assert!(
+            self.log_memberships
+                .back()
+                .is_none_or(|(last, _)| *last < index),
+            "configuration entries in log order"
+        );
+        let changed = *self.membership() != membership;
+        self.log_memberships.push_back((index, membership));
+        if changed {
+            self.membership_changed();
+        }
     }
 
     /// The log lost every entry after `after`: configurations they made are taken back.
@@ -305,29 +310,16 @@ impl RaftNode {
                 return Ok(());
             }
         };
-        let index = self.log.last_position().index.next();
-        let entry = Entry {
-            position: LogPosition {
-                term: self.term,
-                index,
-            },
-            payload: Command::Membership {
-                origin: self.id,
-                request_id,
-                membership: next.clone(),
-            }
-            .encode(),
+        let command = Command::Membership {
+            origin: self.id,
+            request_id,
+            membership: next.clone(),
         };
-        match self.log.append(std::slice::from_ref(&entry)) {
-            Ok(()) => {}
-            Err(error @ (Error::Overloaded(_) | Error::InvalidInput(_))) => {
-                self.reply(request_id, Reply::Failed(error));
-                return Ok(());
-            }
-            Err(error) => return Err(error),
-        }
+        let Some(index) = self.append_for_request(request_id, &command)? else {
+            return Ok(());
+        };
         self.stats.membership_changes_proposed += 1;
-        self.note_appended_memberships(std::slice::from_ref(&entry))?;
+        self.note_appended_membership(index, next.clone());
         let state = self.leader_state();
         state.membership_replies.push(MembershipReply {
             index,
