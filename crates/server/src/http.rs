@@ -4,8 +4,13 @@
 //!   `x-replikv-version` and the read's log position in `x-replikv-position`.
 //! - `PUT /v1/kv/{key}` with the value as the body: 200; version and position headers.
 //! - `DELETE /v1/kv/{key}`: 200; version and position headers.
-//! - `GET /v1/status`: role, leader, term, positions, commit mode, per-follower lag,
-//!   discarded writes, as JSON.
+//! - `GET /v1/status`: role, leader, term, positions, commit mode (and whether it is
+//!   lossy with the current voters), voters and learners, per-follower lag, discarded
+//!   writes, as JSON.
+//! - `POST /v1/admin/transfer-leadership` with a node id as the body (empty: the leader
+//!   picks the most caught-up voter): Raft's leadership transfer, answered once the
+//!   target leads, with `{"leader": id, "term": t}`. Any node accepts it (forwarded to
+//!   the leader); while it runs the leader refuses writes with 503, retryable.
 //!
 //! Keys are the URL's last path segment, percent-decoded (so UTF-8 keys; binary keys
 //! need the RESP API). Reads take `x-replikv-consistency: linearizable` (default),
@@ -29,11 +34,11 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use replikv_core::error::Error;
 use replikv_core::kv::ReadConsistency;
 use replikv_core::limits::VALUE_SIZE_MAX_BYTES;
-use replikv_core::{ClientId, Key, LogPosition, Reply, Request, RequestId, Value};
+use replikv_core::{ClientId, Key, LogPosition, NodeId, Reply, Request, RequestId, Value};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -96,6 +101,7 @@ pub fn router(keyspaces: Keyspaces) -> Router {
     Router::new()
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/status", get(status))
+        .route("/v1/admin/transfer-leadership", post(transfer_leadership))
         .layer(DefaultBodyLimit::max(VALUE_SIZE_MAX_BYTES))
         .with_state(state)
 }
@@ -239,6 +245,27 @@ async fn status(State(state): State<HttpState>) -> Response {
     }
 }
 
+/// `POST /v1/admin/transfer-leadership`: the body names the target node (or is empty).
+async fn transfer_leadership(State(state): State<HttpState>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body);
+    let to = match text.trim() {
+        "" => None,
+        id => match id.parse::<u64>() {
+            Ok(id) if id > 0 => Some(NodeId(id)),
+            _ => {
+                let error = format!("the body must be a node id (or empty), not {id:?}");
+                return error_response(&Error::InvalidInput(error));
+            }
+        },
+    };
+    match state.call(Request::TransferLeadership { to }).await {
+        Reply::LeadershipTransferred { leader, term } => {
+            axum::Json(serde_json::json!({"leader": leader.0, "term": term.0})).into_response()
+        }
+        other => reply_response(other),
+    }
+}
+
 /// The status as JSON (also what `replikv status` will print as a table).
 #[must_use]
 pub fn status_json(status: &NodeStatus) -> serde_json::Value {
@@ -265,6 +292,9 @@ pub fn status_json(status: &NodeStatus) -> serde_json::Value {
         "commit_index": status.commit.0,
         "applied_index": status.applied.0,
         "commit_mode": status.commit_mode,
+        "lossy": status.replication.lossy,
+        "voters": status.replication.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
+        "learners": status.replication.learners.iter().map(|id| id.0).collect::<Vec<_>>(),
         "writes_discarded": status.writes_discarded,
         "peer_messages_dropped": status.peer_messages_dropped,
         "elections_started": status.stats.elections_started,

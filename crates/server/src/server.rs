@@ -10,7 +10,10 @@
 //! the ports without guessing); start the node loop thread, the outgoing peer
 //! connections and both listeners.
 //!
-//! **Stop** ([`RunningServer::shutdown`], on SIGTERM or Ctrl-C): stop accepting and
+//! **Stop** ([`RunningServer::shutdown`], on SIGTERM or Ctrl-C): a leader first hands
+//! its leadership to the most caught-up voter (a leadership transfer, bounded by one
+//! maximum election timeout), so the cluster does not wait an election timeout for a
+//! node that was stopped on purpose; then stop accepting and
 //! close connections (a watch channel every task selects on), then ask the node loop to
 //! flush and stop, and wait for it. Nothing acknowledged depends on the shutdown being
 //! graceful: a write is acknowledged only once durable, so `kill -9` is always safe, and
@@ -24,8 +27,8 @@ use crate::keyspace::Keyspaces;
 use crate::node_loop::{self, LoopCounters, NodeHandle};
 use crate::peer::{self, Authenticator, PeerSenders, PeerTransportConfig};
 use crate::resp;
-use replikv_core::NodeId;
 use replikv_core::error::{Error, Result};
+use replikv_core::{NodeId, Reply, Request, RequestId};
 use replikv_replication::single_leader::RaftNode;
 use replikv_storage::disk::Disk;
 use std::fs;
@@ -205,6 +208,7 @@ impl RunningServer {
 
     /// Stops accepting, closes connections, then flushes and stops the node loop.
     pub async fn shutdown(mut self) -> Result<()> {
+        self.hand_over_leadership().await;
         let _ = self.shutdown.send(true);
         let node = self.node.clone();
         // `shutdown` may wait for room in a full input queue: off the async threads.
@@ -215,6 +219,31 @@ impl RunningServer {
         };
         tracing::info!(node = %self.id, "node stopped");
         result
+    }
+
+    /// A leader that stops gracefully first hands its leadership to the most caught-up
+    /// voter (Raft's leadership transfer): the cluster goes on at once instead of
+    /// waiting an election timeout for the silence to be noticed. Bounded by the
+    /// transfer's own deadline (one maximum election timeout); any failure only means
+    /// the ordinary election follows.
+    async fn hand_over_leadership(&self) {
+        let leads = self.node.status().await.is_some_and(|status| {
+            status.leader == Some(self.id) && status.replication.voters.len() > 1
+        });
+        if !leads {
+            return;
+        }
+        let request_id = RequestId {
+            client: NodeHandle::new_client_id(),
+            sequence: 1,
+        };
+        let request = Request::TransferLeadership { to: None };
+        match self.node.request_local(request_id, request).await {
+            Reply::LeadershipTransferred { leader, term } => {
+                tracing::info!(node = %self.id, %leader, %term, "leadership handed over before stopping");
+            }
+            other => tracing::info!(node = %self.id, ?other, "leadership not handed over"),
+        }
     }
 }
 

@@ -94,10 +94,12 @@ impl Cluster {
                     status.leader
                 })
                 .collect();
+            // A stopped node may still be named until the others notice its silence.
             if let Some(leader) = leaders[0]
                 && leaders.iter().all(|known| *known == Some(leader))
+                && let Some(index) = self.servers.iter().position(|s| s.id == leader)
             {
-                return self.servers.iter().position(|s| s.id == leader).unwrap();
+                return index;
             }
             std::thread::yield_now();
         }
@@ -425,6 +427,36 @@ fn the_http_api_serves_keys_and_status() {
     let json: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(json["role"], "leader");
     assert_eq!(json["followers"].as_array().unwrap().len(), 2);
+    assert_eq!(json["voters"].as_array().unwrap().len(), 3);
+    assert_eq!(json["lossy"], false);
+    cluster.shutdown();
+}
+
+#[test]
+fn leadership_moves_where_the_admin_endpoint_says() {
+    let cluster = start_cluster(3);
+    let leader = cluster.wait_for_leader();
+    let target = (leader + 1) % 3;
+    let through = cluster.servers[(leader + 2) % 3].http_address.unwrap();
+    let target_id = cluster.servers[target].node().id().0;
+    let (status, text) = http(
+        through,
+        "POST",
+        "/v1/admin/transfer-leadership",
+        "",
+        &target_id.to_string(),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&format!("\"leader\":{target_id}")), "{text}");
+    assert_eq!(cluster.wait_for_leader(), target);
+    let (status, text) = http(through, "POST", "/v1/admin/transfer-leadership", "", "x");
+    assert_eq!(status, 400, "{text}");
+    let mut client = cluster.client(leader);
+    let _: () = redis::cmd("SET")
+        .arg("after")
+        .arg("transfer")
+        .query(&mut client)
+        .unwrap();
     cluster.shutdown();
 }
 
@@ -456,5 +488,24 @@ fn a_write_without_a_quorum_reports_an_unknown_outcome() {
     // A read cannot be confirmed either; it is certainly not a write, so: unavailable.
     let error = query::<Option<String>>(&mut connection, &["GET", "before"]).unwrap_err();
     assert!(error.to_string().contains("UNAVAILABLE"), "{error}");
+    cluster.shutdown();
+}
+
+#[test]
+fn a_leader_that_stops_gracefully_hands_its_leadership_over() {
+    let mut cluster = start_cluster(3);
+    let leader = cluster.wait_for_leader();
+    let stopped = cluster.servers.remove(leader);
+    cluster.runtime.block_on(stopped.shutdown()).unwrap();
+    // A transfer, not an election after a timeout: the new leader campaigned on the old
+    // one's TimeoutNow.
+    let leader = cluster.wait_for_leader();
+    let status = cluster
+        .runtime
+        .block_on(cluster.servers[leader].node().status())
+        .unwrap();
+    assert_eq!(status.stats.transfer_elections_started, 1, "{status:?}");
+    let mut connection = cluster.client(1 - leader);
+    let _: () = query(&mut connection, &["SET", "after", "handover"]).unwrap();
     cluster.shutdown();
 }
