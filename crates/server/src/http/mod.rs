@@ -1,0 +1,179 @@
+//! The HTTP API (axum): keys over REST, and the node's status as JSON.
+//!
+//! - `GET /v1/kv/{key}`: 200 with the value as the body, or 404; the key's version in
+//!   `x-replikv-version` and the read's log position in `x-replikv-position`.
+//! - `PUT /v1/kv/{key}` with the value as the body: 200; version and position headers.
+//! - `DELETE /v1/kv/{key}`: 200; version and position headers.
+//! - `GET /v1/status`: role, leader, term, positions, commit mode (and whether it is
+//!   lossy with the current voters), voters and learners, per-follower lag, discarded
+//!   writes, as JSON.
+//! - `POST /v1/admin/transfer-leadership` with a node id as the body (empty: the leader
+//!   picks the most caught-up voter): Raft's leadership transfer, answered once the
+//!   target leads, with `{"leader": id, "term": t}`. Any node accepts it (forwarded to
+//!   the leader); while it runs the leader refuses writes with 503, retryable.
+//!
+//! Keys are the URL's last path segment, percent-decoded (so UTF-8 keys; binary keys
+//! need the RESP API). Reads take `x-replikv-consistency: linearizable` (default),
+//! `lease`, `follower` or `session`; a session read also takes `x-replikv-session`,
+//! the highest `x-replikv-position` the client has seen (`index@term`).
+//!
+//! HTTP requests have no connection-long session, so each borrows a client identity
+//! from a small pool ([`CLIENT_POOL_MAX`]) and returns it afterwards: the state
+//! machine's table of client sessions then holds as many HTTP clients as there are
+//! concurrent HTTP requests, not one per request (which would evict the RESP
+//! connections' sessions and with them their protection against retried writes).
+//!
+//! Errors map to statuses by what the client may assume: 400 invalid (not applied),
+//! 429 overloaded and 503 unavailable (not applied, retry), 504 unknown outcome (the
+//! write may or may not have taken effect), 500 storage failure.
+
+mod admin;
+mod kv;
+
+pub use admin::status_json;
+
+use crate::keyspace::Keyspaces;
+use crate::node_loop::NodeHandle;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use replikv_core::error::Error;
+use replikv_core::limits::VALUE_SIZE_MAX_BYTES;
+use replikv_core::{ClientId, LogPosition, Reply, Request, RequestId};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Most idle client identities kept for reuse.
+pub const CLIENT_POOL_MAX: usize = 256;
+
+/// Client identities lent to HTTP requests, with their last sequence number.
+#[derive(Debug, Default)]
+struct ClientPool {
+    free: Mutex<Vec<(ClientId, u64)>>,
+}
+
+impl ClientPool {
+    fn take(&self) -> (ClientId, u64) {
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        free.pop()
+            .unwrap_or_else(|| (NodeHandle::new_client_id(), 0))
+    }
+
+    fn give_back(&self, client: (ClientId, u64)) {
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if free.len() < CLIENT_POOL_MAX {
+            free.push(client);
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct HttpState {
+    pub(crate) keyspaces: Keyspaces,
+    clients: Arc<ClientPool>,
+}
+
+impl HttpState {
+    pub(crate) async fn call(&self, request: Request) -> Reply {
+        let (client, sequence) = self.clients.take();
+        let request_id = RequestId {
+            client,
+            sequence: sequence + 1,
+        };
+        let node = self.keyspaces.route(&request).clone();
+        let reply = node.request(request_id, request).await;
+        self.clients.give_back((client, sequence + 1));
+        reply
+    }
+}
+
+/// The HTTP routes over `keyspaces`.
+pub fn router(keyspaces: Keyspaces) -> Router {
+    let state = HttpState {
+        keyspaces,
+        clients: Arc::new(ClientPool::default()),
+    };
+    Router::new()
+        .route(
+            "/v1/kv/{key}",
+            get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
+        )
+        .route("/v1/status", get(admin::status))
+        .route(
+            "/v1/admin/transfer-leadership",
+            post(admin::transfer_leadership),
+        )
+        .layer(DefaultBodyLimit::max(VALUE_SIZE_MAX_BYTES))
+        .with_state(state)
+}
+
+/// Serves HTTP on `listener` until shutdown.
+pub async fn run_listener(
+    listener: tokio::net::TcpListener,
+    keyspaces: Keyspaces,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    if let Err(error) = axum::serve(listener, router(keyspaces))
+        .with_graceful_shutdown(stopping)
+        .await
+    {
+        tracing::warn!(%error, "the HTTP server stopped");
+    }
+}
+
+pub(crate) fn error_response(error: &Error) -> Response {
+    let status = match error {
+        Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+        Error::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::NotLeader { .. } | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Indeterminate(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::Corruption(_) | Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, format!("{error}\n")).into_response()
+}
+
+fn written(version: u64, position: LogPosition, body: Vec<u8>, status: StatusCode) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-replikv-version", HeaderValue::from(version));
+    if let Ok(position) = HeaderValue::from_str(&position.to_string()) {
+        headers.insert("x-replikv-position", position);
+    }
+    response
+}
+
+pub(crate) fn reply_response(reply: Reply) -> Response {
+    match reply {
+        Reply::Read {
+            value: Some(value),
+            version,
+            position,
+        } => written(version.0, position, value.into_bytes(), StatusCode::OK),
+        Reply::Read {
+            value: None,
+            version,
+            position,
+        } => written(
+            version.0,
+            position,
+            b"not found\n".to_vec(),
+            StatusCode::NOT_FOUND,
+        ),
+        Reply::Written { version, position } => {
+            written(version.0, position, Vec::new(), StatusCode::OK)
+        }
+        Reply::Failed(error) => error_response(&error),
+        other => error_response(&Error::InvalidInput(format!("unexpected reply {other:?}"))),
+    }
+}
