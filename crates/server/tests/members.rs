@@ -6,7 +6,8 @@
 //! started with `join` is added as a learner through `POST /v1/admin/members` on a
 //! *follower* (forwarded to the leader), learns the data, is promoted, and once removed
 //! through `DELETE` every other node forgets its address (the address book follows the
-//! configuration). Every wait polls a condition with a deadline.
+//! configuration); a founder restarted in between learns the address again from its
+//! own store. Every wait polls a condition with a deadline.
 
 use replikv_core::NodeId;
 use replikv_server::{RunningServer, ServerConfig};
@@ -187,6 +188,27 @@ fn a_joining_node_is_added_promoted_and_removed_over_http() {
     let members = json(&text);
     assert_eq!(members["addresses"]["4"], addresses[3].to_string());
     assert_eq!(members["learners"], serde_json::json!([4]));
+
+    // A founder restarted from its data directory learns node 4's address again from
+    // its own store: the address survives restarts. (This restart inside the process
+    // also caught incoming peer connections outliving their node's shutdown: the
+    // leader kept writing into the dead node's connection and never reconnected.)
+    let restarted = (0..3)
+        .find(|index| *index != follower && servers[*index].id != leader)
+        .unwrap();
+    let old = servers.remove(restarted);
+    let id = old.id.0;
+    runtime.block_on(old.shutdown()).unwrap();
+    let mut again = config(id, directory.path(), &founders, false);
+    again.peer_address = addresses[restarted];
+    again.resp_address = "127.0.0.1:0".parse().unwrap();
+    servers.insert(
+        restarted,
+        runtime.block_on(RunningServer::start(&again)).unwrap(),
+    );
+    wait_until("the restarted founder knows node 4's address", || {
+        servers[restarted].node().peer_addresses().get(&NodeId(4)) == Some(&addresses[3])
+    });
 
     let (status, text) = http(joined, "POST", "/v1/admin/members/4/promote", "");
     assert_eq!(status, 200, "{text}");

@@ -225,9 +225,18 @@ pub async fn run_listener(
                 Ok((stream, remote)) => {
                     let config = Arc::clone(&config);
                     let (node, senders) = (node.clone(), senders.clone());
+                    // An incoming connection ends at shutdown too: a node stopped
+                    // inside a process that goes on (tests, embedding) must not leave
+                    // its peers writing into a connection nobody reads.
+                    let stopping = wait_for_shutdown(shutdown.clone());
                     tokio::spawn(async move {
-                        if let Err(reason) = serve_incoming(stream, &config, node, senders).await {
-                            tracing::info!(%remote, %reason, "peer connection closed");
+                        tokio::select! {
+                            result = serve_incoming(stream, &config, node, senders) => {
+                                if let Err(reason) = result {
+                                    tracing::info!(%remote, %reason, "peer connection closed");
+                                }
+                            }
+                            () = stopping => {}
                         }
                     });
                 }
@@ -240,7 +249,7 @@ pub async fn run_listener(
     };
     tokio::select! {
         () = accept_loop => {}
-        () = wait_for_shutdown(shutdown) => {}
+        () = wait_for_shutdown(shutdown.clone()) => {}
     }
 }
 
