@@ -4,7 +4,8 @@
 //! What they establish: the cluster's reserved keys (`\0replikv/...`, where members'
 //! peer addresses live) are refused to clients through both RESP and HTTP; and a node
 //! started with `join` is added as a learner through `POST /v1/admin/members` on a
-//! *follower* (forwarded to the leader), learns the data, is promoted, and once removed
+//! *follower* (forwarded to the leader), learns the data, is promoted (node 5 is added
+//! as a voter in one request), and once removed
 //! through `DELETE` every other node forgets its address (the address book follows the
 //! configuration); a founder restarted in between learns the address again from its
 //! own store. Every wait polls a condition with a deadline.
@@ -136,7 +137,7 @@ fn reserved_keys_are_refused_through_resp_and_http() {
 fn a_joining_node_is_added_promoted_and_removed_over_http() {
     let runtime = runtime();
     let directory = tempfile::tempdir().unwrap();
-    let listeners: Vec<TcpListener> = (0..4)
+    let listeners: Vec<TcpListener> = (0..5)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
     let addresses: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
@@ -146,7 +147,7 @@ fn a_joining_node_is_added_promoted_and_removed_over_http() {
     let mut servers = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
         let id = index as u64 + 1;
-        let join = id == 4;
+        let join = id >= 4;
         servers.push(start(
             &runtime,
             &config(id, directory.path(), &founders, join),
@@ -216,12 +217,22 @@ fn a_joining_node_is_added_promoted_and_removed_over_http() {
     let (status, _) = http(through, "POST", "/v1/admin/members/9/promote", "");
     assert_eq!(status, 400, "9 is not a learner");
 
+    // Node 5 in one request: a learner, promoted once it caught up.
+    let body = format!(
+        r#"{{"id": 5, "peer_address": "{}", "voter": true}}"#,
+        addresses[4]
+    );
+    let (status, text) = http(through, "POST", "/v1/admin/members", &body);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 4, 5]));
+
     let (status, text) = http(through, "DELETE", "/v1/admin/members/4", "");
     assert_eq!(status, 200, "{text}");
-    assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3]));
-    wait_until("every founder forgot node 4", || {
-        servers[..3]
+    assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 5]));
+    wait_until("every other node forgot node 4", || {
+        servers
             .iter()
+            .filter(|server| server.id != NodeId(4))
             .all(|server| !server.node().peer_addresses().contains_key(&NodeId(4)))
     });
     let (status, _) = http(through, "PUT", "/v1/kv/after", "removed");
