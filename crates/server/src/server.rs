@@ -170,6 +170,7 @@ impl RunningServer {
             senders.clone(),
             Arc::clone(&transport),
             shutdown_receiver.clone(),
+            peer_address,
         );
         tokio::spawn(peer::address_book::run_reconciler(book, handle.clone()));
         tokio::spawn(peer::run_listener(

@@ -11,6 +11,7 @@
 //! own store. Every wait polls a condition with a deadline.
 
 use replikv_core::NodeId;
+use replikv_server::peer::address_book::lookup_member_address;
 use replikv_server::{RunningServer, ServerConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -189,6 +190,15 @@ fn a_joining_node_is_added_promoted_and_removed_over_http() {
     let members = json(&text);
     assert_eq!(members["addresses"]["4"], addresses[3].to_string());
     assert_eq!(members["learners"], serde_json::json!([4]));
+    // Every member registers its own address, founders included: node 4, which has
+    // only its configured peers' addresses, finds all of them in its store.
+    wait_until("every member's address is in node 4's store", || {
+        (0..4).all(|index| {
+            let member = NodeId(index as u64 + 1);
+            let found = runtime.block_on(lookup_member_address(servers[3].node(), member));
+            found.ok().flatten() == Some(addresses[index])
+        })
+    });
 
     // A founder restarted from its data directory learns node 4's address again from
     // its own store: the address survives restarts. (This restart inside the process

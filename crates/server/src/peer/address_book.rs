@@ -41,6 +41,14 @@
 //! started with `--join`, not yet added) keeps its configured peers: it must answer the
 //! leader that adds it. A configured peer's address is never overridden by the key: the
 //! key only fills gaps. The book is bounded by `PEERS_MAX`.
+//!
+//! **Registering oneself.** The founding members' addresses are in the nodes' `peers`
+//! settings, not in the store, so a node that joins later with only some of them as
+//! peers could not find the others. So every member also writes its *own* address
+//! under its key, once, when it finds the key missing or different from the address it
+//! listens on (a local read, then an ordinary write forwarded to the leader, tried
+//! again in later rounds until it is committed). A node that listens on an unspecified
+//! address (`0.0.0.0`) cannot tell where it is reachable and registers nothing.
 
 use super::transport::spawn_one_outgoing;
 use super::{PeerSenders, PeerTransportConfig};
@@ -48,10 +56,11 @@ use crate::config::PEERS_MAX;
 use crate::node_loop::NodeHandle;
 use replikv_core::error::{Error, Result};
 use replikv_core::kv::ReadConsistency;
-use replikv_core::{Key, NodeId, Reply, Request, RequestId};
+use replikv_core::{Key, NodeId, Reply, Request, RequestId, Value};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -107,6 +116,12 @@ pub struct AddressBook {
     senders: PeerSenders,
     transport: Arc<PeerTransportConfig>,
     shutdown: watch::Receiver<bool>,
+    /// Where this node listens for peers; `None` if that is an unspecified address.
+    own_address: Option<SocketAddr>,
+    /// Whether this node's own key holds `own_address` (committed).
+    registered: Arc<AtomicBool>,
+    /// Whether a registration is running (at most one at a time).
+    registering: Arc<AtomicBool>,
 }
 
 impl AddressBook {
@@ -115,11 +130,15 @@ impl AddressBook {
         senders: PeerSenders,
         transport: Arc<PeerTransportConfig>,
         shutdown: watch::Receiver<bool>,
+        own_address: SocketAddr,
     ) -> AddressBook {
         AddressBook {
             senders,
             transport,
             shutdown,
+            own_address: (!own_address.ip().is_unspecified()).then_some(own_address),
+            registered: Arc::new(AtomicBool::new(false)),
+            registering: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -156,13 +175,15 @@ impl AddressBook {
         if replication.voters.is_empty() {
             return; // no configuration yet: a joining node keeps its configured peers
         }
-        let members: BTreeSet<NodeId> = replication
+        let mut members: BTreeSet<NodeId> = replication
             .voters
             .iter()
             .chain(&replication.learners)
             .copied()
-            .filter(|member| *member != self.transport.id)
             .collect();
+        if members.remove(&self.transport.id) && status.leader.is_some() {
+            self.spawn_registration(node);
+        }
         let known = self.senders.peer_addresses();
         for peer in known.keys().filter(|peer| !members.contains(peer)) {
             self.forget(*peer);
@@ -177,6 +198,59 @@ impl AddressBook {
                 Ok(None) => tracing::debug!(%member, "member address not applied here yet"),
                 Err(error) => tracing::warn!(%member, %error, "member address unreadable"),
             }
+        }
+    }
+}
+
+impl AddressBook {
+    /// Registers this node's own address in a task of its own (a write may wait up to
+    /// the request timeout, which must not hold up the reconciling rounds).
+    fn spawn_registration(&self, node: &NodeHandle) {
+        if self.own_address.is_none()
+            || self.registered.load(Ordering::Relaxed)
+            || self.registering.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (book, node) = (self.clone(), node.clone());
+        tokio::spawn(async move {
+            book.register(&node).await;
+            book.registering.store(false, Ordering::Release);
+        });
+    }
+
+    /// Writes this node's own address under its key unless it is there already; see
+    /// the module documentation.
+    async fn register(&self, node: &NodeHandle) {
+        let Some(own_address) = self.own_address else {
+            return;
+        };
+        let id = self.transport.id;
+        match lookup_member_address(node, id).await {
+            Ok(Some(address)) if address == own_address => {
+                self.registered.store(true, Ordering::Relaxed);
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => return tracing::debug!(%error, "own address unreadable for now"),
+        }
+        let request_id = RequestId {
+            client: NodeHandle::new_client_id(),
+            sequence: 1,
+        };
+        let Ok(value) = Value::new(own_address.to_string().into_bytes()) else {
+            return; // an address's text is far below the value size limit
+        };
+        let request = Request::Put {
+            key: member_key(id),
+            value,
+        };
+        match node.request(request_id, request).await {
+            Reply::Written { .. } => {
+                tracing::info!(node = %id, address = %own_address, "own peer address registered");
+                self.registered.store(true, Ordering::Relaxed);
+            }
+            other => tracing::debug!(?other, "registering the own address: retried later"),
         }
     }
 }
