@@ -231,22 +231,25 @@ impl Writer {
     }
 }
 
-/// Retries `replikv member promote` while the leader refuses (the learner lags).
-fn promote(through: &Node, id: u64) {
+/// Runs `replikv member ...` until it succeeds, retrying while the answer is a
+/// conflict of the moment (409: a learner still behind, a change pending) or a
+/// transient one (503 no leader, 504 unknown outcome: every change is idempotent, so a
+/// retry is harmless); any other failure fails the test. Returns stdout.
+fn member_until_done(through: &Node, arguments: &[&str]) -> String {
     let start = Instant::now();
     loop {
-        let output = member(through, &["promote", &id.to_string()]);
+        let output = member(through, arguments);
         if output.status.success() {
-            let text = String::from_utf8_lossy(&output.stdout);
-            assert!(text.contains("\"voters\""), "{text}");
-            return;
+            return String::from_utf8_lossy(&output.stdout).into_owned();
         }
         let error = String::from_utf8_lossy(&output.stderr);
         assert!(
-            error.contains("409"),
-            "promote failed for another reason: {error}"
+            ["409", "503", "504"]
+                .iter()
+                .any(|code| error.contains(code)),
+            "member {arguments:?} failed: {error}"
         );
-        assert!(start.elapsed() < DEADLINE, "never caught up: {error}");
+        assert!(start.elapsed() < DEADLINE, "member {arguments:?}: {error}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -297,10 +300,10 @@ fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
     let joining = start_node(directory.path(), 4, ports[3], &founders, true);
     assert_eq!(status(&joining).unwrap()["leader"], serde_json::Value::Null);
     let address = format!("127.0.0.1:{}", joining.peer_port);
-    let added = member(&nodes[1], &["add", "4", &address]);
-    assert!(added.status.success(), "{added:?}");
-    assert!(String::from_utf8_lossy(&added.stdout).contains("\"learners\""));
-    promote(&nodes[2], 4);
+    let added = member_until_done(&nodes[1], &["add", "4", &address]);
+    assert!(added.contains("\"learners\""), "{added}");
+    let promoted = member_until_done(&nodes[2], &["promote", "4"]);
+    assert!(promoted.contains("\"voters\""), "{promoted}");
     let listed = member(&joining, &["list"]);
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(
@@ -338,8 +341,7 @@ fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
     // Shrink: remove a founder that does not lead, stop it, and keep writing.
     let removed = nodes.iter().position(|node| node.id != leader).unwrap();
     let removed_id = nodes[removed].id.to_string();
-    let output = member(&joining, &["remove", &removed_id]);
-    assert!(output.status.success(), "{output:?}");
+    member_until_done(&joining, &["remove", &removed_id]);
     drop(nodes.remove(removed));
     let writer = Writer::start(joining.resp);
     writer.wait_for(50);

@@ -224,6 +224,15 @@ fn a_joining_node_is_added_promoted_and_removed_over_http() {
     let (status, text) = http(joined, "POST", "/v1/admin/members/4/promote", "");
     assert_eq!(status, 200, "{text}");
     assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 4]));
+    let again = format!(r#"{{"id": 1, "peer_address": "{}"}}"#, addresses[3]);
+    let (status, text) = http(through, "POST", "/v1/admin/members", &again);
+    assert_eq!(status, 409, "a voter is not added again: {text}");
+    let found = runtime.block_on(lookup_member_address(servers[0].node(), NodeId(1)));
+    assert_ne!(
+        found.unwrap(),
+        Some(addresses[3]),
+        "its address is untouched"
+    );
     let (status, _) = http(through, "POST", "/v1/admin/members/9/promote", "");
     assert_eq!(status, 400, "9 is not a learner");
 

@@ -8,7 +8,9 @@
 //!   `peer/address_book.rs`: that is how every node, now or later, learns where it
 //!   listens), waits until that write is committed, then adds the node as a learner.
 //!   With `"voter": true` it then asks, again and again within [`PROMOTION_WAIT_MAX`],
-//!   to promote the learner, which the leader grants once the learner caught up.
+//!   to promote the learner, which the leader grants once the learner caught up. An id
+//!   that is already a voter is refused (409) before anything is written, so a typo
+//!   cannot overwrite a voter's address; adding a learner again is a harmless retry.
 //! - `POST /v1/admin/members/{id}/promote`: makes a learner a voter (409 while it lags).
 //! - `DELETE /v1/admin/members/{id}`: removes a voter or a learner, then deletes its
 //!   address key (the address goes after the member: never a member without one).
@@ -156,6 +158,13 @@ pub(super) async fn add(State(state): State<HttpState>, body: Bytes) -> Response
         Err(error) => return error_response(&error),
     };
     let id = NodeId(request.id);
+    // A typo must not overwrite a voter's address: refuse before writing anything.
+    // (This node's view may lag the leader's; the leader refuses the change anyway.)
+    let status = state.keyspaces.default_group().status().await;
+    if status.is_some_and(|status| status.replication.voters.contains(&id)) {
+        let text = format!("node {id} is already a voter; remove it first to add it again\n");
+        return (StatusCode::CONFLICT, text).into_response();
+    }
     let address = request.peer_address.to_string();
     let value = match Value::new(address.into_bytes()) {
         Ok(value) => value,
