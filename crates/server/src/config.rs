@@ -41,7 +41,7 @@ use replikv_core::NodeId;
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
 use replikv_replication::single_leader::{CommitMode, RaftConfig};
-use replikv_storage::log::LogOptions;
+use replikv_storage::log::{LogOptions, SEGMENT_SIZE_MAX_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -186,6 +186,11 @@ impl ServerConfig {
         if !(1..=INPUT_QUEUE_LIMIT).contains(&self.input_queue_max) {
             return invalid(format!("input_queue_max outside 1..={INPUT_QUEUE_LIMIT}"));
         }
+        if !(1..=SEGMENT_SIZE_MAX_BYTES_LIMIT).contains(&self.log_segment_size_max_bytes) {
+            return invalid(format!(
+                "log_segment_size_max_bytes outside 1..={SEGMENT_SIZE_MAX_BYTES_LIMIT}"
+            ));
+        }
         let raft = self.raft_config()?;
         raft.commit_mode.validate(peers.len() + 1)?;
         Ok(ValidConfig {
@@ -246,6 +251,21 @@ mod tests {
             vec![1, 3]
         );
         assert_eq!(valid.raft.election_timeout_ms_min, 300);
+    }
+
+    #[test]
+    fn join_and_the_log_segment_size_come_from_toml() {
+        let config =
+            ServerConfig::from_toml("join = true\nlog_segment_size_max_bytes = 4096").unwrap();
+        assert!(config.join);
+        let valid = config.validate().unwrap();
+        assert_eq!(valid.raft.log_options.segment_size_max_bytes, 4096);
+        assert!(!ServerConfig::default().join);
+        let zero = ServerConfig {
+            log_segment_size_max_bytes: 0,
+            ..ServerConfig::default()
+        };
+        assert!(zero.validate().is_err(), "a zero segment size is refused");
     }
 
     #[test]

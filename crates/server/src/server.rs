@@ -323,3 +323,19 @@ fn holds_state(directory: &Path) -> Result<bool> {
         Err(error) => Err(Error::from(error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_group_directory_with_something_in_it_holds_state() {
+        let directory = tempfile::tempdir().unwrap();
+        let group = directory.path().join(DEFAULT_GROUP_DIRECTORY);
+        assert!(!holds_state(&group).unwrap(), "missing");
+        fs::create_dir(&group).unwrap();
+        assert!(!holds_state(&group).unwrap(), "empty");
+        fs::write(group.join("log-0"), b"x").unwrap();
+        assert!(holds_state(&group).unwrap(), "a restart: join is ignored");
+    }
+}
