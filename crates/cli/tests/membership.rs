@@ -274,30 +274,10 @@ fn get(connection: &mut redis::Connection, key: &str) -> Option<String> {
     redis::cmd("GET").arg(key).query(connection).unwrap()
 }
 
-#[test]
-fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
-    let directory = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let founders: Vec<String> = (0..3)
-        .map(|index| format!("{}=127.0.0.1:{}", index + 1, ports[index]))
-        .collect();
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|index| {
-            start_node(
-                directory.path(),
-                index as u64 + 1,
-                ports[index],
-                &founders,
-                false,
-            )
-        })
-        .collect();
-    let leader = wait_for_leader(&nodes.iter().collect::<Vec<_>>());
-    let writer = Writer::start(nodes[0].resp);
-    writer.wait_for(WRITES_BEFORE_JOIN);
-
-    // Node 4 joins while the writes go on.
-    let joining = start_node(directory.path(), 4, ports[3], &founders, true);
+/// Starts node 4 with `--join` while `writer` goes on, adds it as a learner and
+/// promotes it through the CLI (through other nodes: forwarded to the leader).
+fn join_node_4(directory: &Path, port: u16, founders: &[String], nodes: &[Node]) -> Node {
+    let joining = start_node(directory, 4, port, founders, true);
     assert_eq!(status(&joining).unwrap()["leader"], serde_json::Value::Null);
     let address = format!("127.0.0.1:{}", joining.peer_port);
     let added = member_until_done(&nodes[1], &["add", "4", &address]);
@@ -310,20 +290,24 @@ fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
         listed.contains(&address),
         "node 4 knows its own address: {listed}"
     );
+    joining
+}
 
-    let before_stop = writer.count();
-    writer.wait_for(before_stop + 50);
-    let acknowledged = writer.stop();
-    let leader_node = nodes.iter().find(|node| node.id == leader).unwrap();
-    let commit = number(&status(leader_node).unwrap(), "commit_index");
-    wait_for_applied(&joining, commit);
-
+/// Every acknowledged write is on `joining`, read with follower reads once it applied
+/// the highest commit index any node reports; and it got there through a snapshot.
+fn check_caught_up_from_a_snapshot(joining: &Node, nodes: &[Node], acknowledged: &[usize]) {
+    let commit = nodes
+        .iter()
+        .filter_map(|node| Some(number(&status(node)?, "commit_index")))
+        .max()
+        .unwrap();
+    wait_for_applied(joining, commit);
     let mut on_new_node = connect(joining.resp);
     let _: () = redis::cmd("READCONSISTENCY")
         .arg("follower")
         .query(&mut on_new_node)
         .unwrap();
-    for value in &acknowledged {
+    for value in acknowledged {
         let key = format!("w{value}");
         assert_eq!(
             get(&mut on_new_node, &key),
@@ -331,31 +315,54 @@ fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
             "{key}"
         );
     }
-    let joined_status = status(&joining).unwrap();
+    let joined_status = status(joining).unwrap();
     assert!(
         number(&joined_status, "snapshots_installed") >= 1,
         "node 4 caught up without a snapshot: {joined_status}"
     );
     assert_eq!(joined_status["voters"], serde_json::json!([1, 2, 3, 4]));
+}
 
-    // Shrink: remove a founder that does not lead, stop it, and keep writing.
+/// Removes a founder that does not lead, stops it, and keeps writing.
+fn remove_a_founder_and_keep_writing(nodes: &mut Vec<Node>, joining: &Node, leader: u64) {
     let removed = nodes.iter().position(|node| node.id != leader).unwrap();
     let removed_id = nodes[removed].id.to_string();
-    member_until_done(&joining, &["remove", &removed_id]);
+    member_until_done(joining, &["remove", &removed_id]);
     drop(nodes.remove(removed));
     let writer = Writer::start(joining.resp);
     writer.wait_for(50);
     let acknowledged = writer.stop();
-    let mut on_leader = connect(leader_node_resp(&nodes, leader));
-    let last = format!("w{}", acknowledged.last().unwrap());
+    let last = *acknowledged.last().unwrap();
+    let mut on_founder = connect(nodes[0].resp);
     assert_eq!(
-        get(&mut on_leader, &last),
-        Some(acknowledged.last().unwrap().to_string())
+        get(&mut on_founder, &format!("w{last}")),
+        Some(last.to_string())
     );
-    let voters = status(&joining).unwrap()["voters"].clone();
+    let voters = status(joining).unwrap()["voters"].clone();
     assert_eq!(voters.as_array().unwrap().len(), 3, "{voters}");
 }
 
-fn leader_node_resp(nodes: &[Node], leader: u64) -> SocketAddr {
-    nodes.iter().find(|node| node.id == leader).unwrap().resp
+#[test]
+fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
+    let directory = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let founders: Vec<String> = (0..3)
+        .map(|index| format!("{}=127.0.0.1:{}", index + 1, ports[index]))
+        .collect();
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|index| {
+            let id = index as u64 + 1;
+            start_node(directory.path(), id, ports[index], &founders, false)
+        })
+        .collect();
+    let leader = wait_for_leader(&nodes.iter().collect::<Vec<_>>());
+    let writer = Writer::start(nodes[0].resp);
+    writer.wait_for(WRITES_BEFORE_JOIN);
+
+    let joining = join_node_4(directory.path(), ports[3], &founders, &nodes);
+    writer.wait_for(writer.count() + 50);
+    let acknowledged = writer.stop();
+    check_caught_up_from_a_snapshot(&joining, &nodes, &acknowledged);
+
+    remove_a_founder_and_keep_writing(&mut nodes, &joining, leader);
 }

@@ -132,131 +132,181 @@ fn reserved_keys_are_refused_through_resp_and_http() {
     runtime.block_on(server.shutdown()).unwrap();
 }
 
-/// Adds node 4 through a follower, promotes it, removes it; checks what every node
-/// knows at each step.
+/// Three founders and two nodes started with `join`, in one process.
+struct Scenario {
+    runtime: tokio::runtime::Runtime,
+    directory: tempfile::TempDir,
+    servers: Vec<RunningServer>,
+    /// Peer addresses, by index (node id - 1).
+    addresses: Vec<SocketAddr>,
+    founders: Vec<String>,
+    leader: NodeId,
+    /// The index of a founder that does not lead: admin requests go through it.
+    follower: usize,
+}
+
+impl Scenario {
+    fn start() -> Scenario {
+        let runtime = runtime();
+        let directory = tempfile::tempdir().unwrap();
+        let listeners: Vec<TcpListener> = (0..5)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addresses: Vec<SocketAddr> =
+            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let founders: Vec<String> = (0..3)
+            .map(|index| format!("{}={}", index + 1, addresses[index]))
+            .collect();
+        let mut servers = Vec::new();
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let id = index as u64 + 1;
+            let config = config(id, directory.path(), &founders, id >= 4);
+            servers.push(start(&runtime, &config, listener));
+        }
+        wait_until("a founder leads", || {
+            let leader = leader_of(&runtime, &servers[0]);
+            leader.is_some() && (1..3).all(|index| leader_of(&runtime, &servers[index]) == leader)
+        });
+        let leader = leader_of(&runtime, &servers[0]).unwrap();
+        let follower = (0..3).find(|index| servers[*index].id != leader).unwrap();
+        Scenario {
+            runtime,
+            directory,
+            servers,
+            addresses,
+            founders,
+            leader,
+            follower,
+        }
+    }
+
+    /// The HTTP address admin requests go through (a follower: they are forwarded).
+    fn through(&self) -> SocketAddr {
+        self.servers[self.follower].http_address.unwrap()
+    }
+
+    fn lookup(&self, index: usize, member: NodeId) -> Option<SocketAddr> {
+        let node = self.servers[index].node();
+        self.runtime
+            .block_on(lookup_member_address(node, member))
+            .unwrap()
+    }
+
+    fn add_node_4_as_a_learner(&self) {
+        let through = self.through();
+        let (status, _) = http(through, "PUT", "/v1/kv/before", "joined");
+        assert_eq!(status, 200);
+        let waiting = leader_of(&self.runtime, &self.servers[3]);
+        assert_eq!(waiting, None, "the joining node disrupts nobody");
+        let bad = r#"{"id": 0, "peer_address": "127.0.0.1:1"}"#;
+        assert_eq!(http(through, "POST", "/v1/admin/members", bad).0, 400);
+        let body = format!(r#"{{"id": 4, "peer_address": "{}"}}"#, self.addresses[3]);
+        let (status, text) = http(through, "POST", "/v1/admin/members", &body);
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(json(&text)["learners"], serde_json::json!([4]));
+
+        let joined = self.servers[3].http_address.unwrap();
+        wait_until("node 4 applied the data", || {
+            let (status, body) = http(joined, "GET", "/v1/kv/before", "");
+            status == 200 && body == "joined"
+        });
+        let (status, text) = http(through, "GET", "/v1/admin/members", "");
+        assert_eq!(status, 200, "{text}");
+        let members = json(&text);
+        assert_eq!(members["addresses"]["4"], self.addresses[3].to_string());
+        assert_eq!(members["learners"], serde_json::json!([4]));
+        // Every member registers its own address, founders included: node 4, which
+        // has only its configured peers' addresses, finds all of them in its store.
+        wait_until("every member's address is in node 4's store", || {
+            (0..4).all(|index| {
+                self.lookup(3, NodeId(index as u64 + 1)) == Some(self.addresses[index])
+            })
+        });
+    }
+
+    /// A founder restarted from its data directory learns node 4's address again from
+    /// its own store: the address survives restarts. (This restart inside the process
+    /// also caught incoming peer connections outliving their node's shutdown: the
+    /// leader kept writing into the dead node's connection and never reconnected.)
+    fn restart_a_founder(&mut self) {
+        let restarted = (0..3)
+            .find(|index| *index != self.follower && self.servers[*index].id != self.leader)
+            .unwrap();
+        let old = self.servers.remove(restarted);
+        let id = old.id.0;
+        self.runtime.block_on(old.shutdown()).unwrap();
+        let mut again = config(id, self.directory.path(), &self.founders, false);
+        again.peer_address = self.addresses[restarted];
+        again.resp_address = "127.0.0.1:0".parse().unwrap();
+        let server = self.runtime.block_on(RunningServer::start(&again)).unwrap();
+        self.servers.insert(restarted, server);
+        wait_until("the restarted founder knows node 4's address", || {
+            let known = self.servers[restarted].node().peer_addresses();
+            known.get(&NodeId(4)) == Some(&self.addresses[3])
+        });
+    }
+
+    fn promote_node_4_and_refuse_mistakes(&self) {
+        let joined = self.servers[3].http_address.unwrap();
+        let (status, text) = http(joined, "POST", "/v1/admin/members/4/promote", "");
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 4]));
+        let through = self.through();
+        let again = format!(r#"{{"id": 1, "peer_address": "{}"}}"#, self.addresses[3]);
+        let (status, text) = http(through, "POST", "/v1/admin/members", &again);
+        assert_eq!(status, 409, "a voter is not added again: {text}");
+        let untouched = self.lookup(0, NodeId(1));
+        assert_ne!(
+            untouched,
+            Some(self.addresses[3]),
+            "its address is untouched"
+        );
+        let (status, _) = http(through, "POST", "/v1/admin/members/9/promote", "");
+        assert_eq!(status, 400, "9 is not a learner");
+    }
+
+    /// Node 5 in one request: a learner, promoted once it caught up.
+    fn add_node_5_as_a_voter(&self) {
+        let body = format!(
+            r#"{{"id": 5, "peer_address": "{}", "voter": true}}"#,
+            self.addresses[4]
+        );
+        let (status, text) = http(self.through(), "POST", "/v1/admin/members", &body);
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 4, 5]));
+    }
+
+    fn remove_node_4(&self) {
+        let through = self.through();
+        let (status, text) = http(through, "DELETE", "/v1/admin/members/4", "");
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 5]));
+        wait_until("every other node forgot node 4", || {
+            self.servers
+                .iter()
+                .filter(|server| server.id != NodeId(4))
+                .all(|server| !server.node().peer_addresses().contains_key(&NodeId(4)))
+        });
+        let (status, _) = http(through, "PUT", "/v1/kv/after", "removed");
+        assert_eq!(status, 200, "the cluster keeps writing");
+    }
+
+    fn shutdown(self) {
+        for server in self.servers {
+            self.runtime.block_on(server.shutdown()).unwrap();
+        }
+    }
+}
+
+/// Adds node 4 through a follower, promotes it, adds node 5 as a voter, removes node
+/// 4; checks what every node knows at each step.
 #[test]
 fn a_joining_node_is_added_promoted_and_removed_over_http() {
-    let runtime = runtime();
-    let directory = tempfile::tempdir().unwrap();
-    let listeners: Vec<TcpListener> = (0..5)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addresses: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    let founders: Vec<String> = (0..3)
-        .map(|index| format!("{}={}", index + 1, addresses[index]))
-        .collect();
-    let mut servers = Vec::new();
-    for (index, listener) in listeners.into_iter().enumerate() {
-        let id = index as u64 + 1;
-        let join = id >= 4;
-        servers.push(start(
-            &runtime,
-            &config(id, directory.path(), &founders, join),
-            listener,
-        ));
-    }
-    wait_until("a founder leads", || {
-        let leader = leader_of(&runtime, &servers[0]);
-        leader.is_some() && (1..3).all(|index| leader_of(&runtime, &servers[index]) == leader)
-    });
-    let leader = leader_of(&runtime, &servers[0]).unwrap();
-    let follower = servers
-        .iter()
-        .position(|s| s.id != leader && s.id.0 <= 3)
-        .unwrap();
-    let through = servers[follower].http_address.unwrap();
-    let (status, _) = http(through, "PUT", "/v1/kv/before", "joined");
-    assert_eq!(status, 200);
-    assert_eq!(
-        leader_of(&runtime, &servers[3]),
-        None,
-        "the joining node disrupts nobody"
-    );
-
-    let bad = r#"{"id": 0, "peer_address": "127.0.0.1:1"}"#;
-    assert_eq!(http(through, "POST", "/v1/admin/members", bad).0, 400);
-    let body = format!(r#"{{"id": 4, "peer_address": "{}"}}"#, addresses[3]);
-    let (status, text) = http(through, "POST", "/v1/admin/members", &body);
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(json(&text)["learners"], serde_json::json!([4]));
-
-    let joined = servers[3].http_address.unwrap();
-    wait_until("node 4 applied the data", || {
-        let (status, body) = http(joined, "GET", "/v1/kv/before", "");
-        status == 200 && body == "joined"
-    });
-    let (status, text) = http(through, "GET", "/v1/admin/members", "");
-    assert_eq!(status, 200, "{text}");
-    let members = json(&text);
-    assert_eq!(members["addresses"]["4"], addresses[3].to_string());
-    assert_eq!(members["learners"], serde_json::json!([4]));
-    // Every member registers its own address, founders included: node 4, which has
-    // only its configured peers' addresses, finds all of them in its store.
-    wait_until("every member's address is in node 4's store", || {
-        (0..4).all(|index| {
-            let member = NodeId(index as u64 + 1);
-            let found = runtime.block_on(lookup_member_address(servers[3].node(), member));
-            found.ok().flatten() == Some(addresses[index])
-        })
-    });
-
-    // A founder restarted from its data directory learns node 4's address again from
-    // its own store: the address survives restarts. (This restart inside the process
-    // also caught incoming peer connections outliving their node's shutdown: the
-    // leader kept writing into the dead node's connection and never reconnected.)
-    let restarted = (0..3)
-        .find(|index| *index != follower && servers[*index].id != leader)
-        .unwrap();
-    let old = servers.remove(restarted);
-    let id = old.id.0;
-    runtime.block_on(old.shutdown()).unwrap();
-    let mut again = config(id, directory.path(), &founders, false);
-    again.peer_address = addresses[restarted];
-    again.resp_address = "127.0.0.1:0".parse().unwrap();
-    servers.insert(
-        restarted,
-        runtime.block_on(RunningServer::start(&again)).unwrap(),
-    );
-    wait_until("the restarted founder knows node 4's address", || {
-        servers[restarted].node().peer_addresses().get(&NodeId(4)) == Some(&addresses[3])
-    });
-
-    let (status, text) = http(joined, "POST", "/v1/admin/members/4/promote", "");
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 4]));
-    let again = format!(r#"{{"id": 1, "peer_address": "{}"}}"#, addresses[3]);
-    let (status, text) = http(through, "POST", "/v1/admin/members", &again);
-    assert_eq!(status, 409, "a voter is not added again: {text}");
-    let found = runtime.block_on(lookup_member_address(servers[0].node(), NodeId(1)));
-    assert_ne!(
-        found.unwrap(),
-        Some(addresses[3]),
-        "its address is untouched"
-    );
-    let (status, _) = http(through, "POST", "/v1/admin/members/9/promote", "");
-    assert_eq!(status, 400, "9 is not a learner");
-
-    // Node 5 in one request: a learner, promoted once it caught up.
-    let body = format!(
-        r#"{{"id": 5, "peer_address": "{}", "voter": true}}"#,
-        addresses[4]
-    );
-    let (status, text) = http(through, "POST", "/v1/admin/members", &body);
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 4, 5]));
-
-    let (status, text) = http(through, "DELETE", "/v1/admin/members/4", "");
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(json(&text)["voters"], serde_json::json!([1, 2, 3, 5]));
-    wait_until("every other node forgot node 4", || {
-        servers
-            .iter()
-            .filter(|server| server.id != NodeId(4))
-            .all(|server| !server.node().peer_addresses().contains_key(&NodeId(4)))
-    });
-    let (status, _) = http(through, "PUT", "/v1/kv/after", "removed");
-    assert_eq!(status, 200, "the cluster keeps writing");
-    for server in servers {
-        runtime.block_on(server.shutdown()).unwrap();
-    }
+    let mut scenario = Scenario::start();
+    scenario.add_node_4_as_a_learner();
+    scenario.restart_a_founder();
+    scenario.promote_node_4_and_refuse_mistakes();
+    scenario.add_node_5_as_a_voter();
+    scenario.remove_node_4();
+    scenario.shutdown();
 }
