@@ -4,6 +4,7 @@
 
 mod check;
 mod cluster;
+mod member;
 mod server;
 mod sim;
 
@@ -28,6 +29,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Start a local cluster of server processes.
     Cluster(cluster::ClusterArgs),
+    /// Grow and shrink a running cluster: list, add, promote and remove members.
+    Member(member::MemberArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +39,6 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Cluster(args) => cluster::run(&args),
+        Command::Member(args) => member::run(&args),
     }
 }

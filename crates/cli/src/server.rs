@@ -55,6 +55,13 @@ pub struct ServerArgs {
     /// How long a client request may wait before its outcome is reported unknown.
     #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// Start as a new node that waits to be added (`replikv member add`); `--peer`
+    /// names the existing members. Ignored when the data directory holds state.
+    #[arg(long)]
+    join: bool,
+    /// The log's segment size: the log is compacted by whole segments.
+    #[arg(long)]
+    log_segment_size_max_bytes: Option<u64>,
 }
 
 fn override_with<T>(field: &mut T, value: Option<T>) {
@@ -99,6 +106,11 @@ impl ServerArgs {
         );
         override_with(&mut config.request_timeout_ms, self.request_timeout_ms);
         config.lease_reads_enabled |= self.lease_reads;
+        config.join |= self.join;
+        override_with(
+            &mut config.log_segment_size_max_bytes,
+            self.log_segment_size_max_bytes,
+        );
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);
         }

@@ -19,7 +19,15 @@
 //! heartbeat_interval_ms = 75
 //! lease_reads_enabled = false
 //! request_timeout_ms = 5000
+//! # join = true                      # a new node that waits to be added (see below)
+//! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
 //! ```
+//!
+//! `join = true` (`replikv server --join`) starts a node that is not a member yet: it
+//! opens with `RaftNode::open_joining`, knows no configuration, never campaigns, and
+//! waits until an operator adds it (`replikv member add`); its `peers` name the
+//! existing members. A node whose data directory already holds state ignores `join`:
+//! that is a restart, and its configuration comes from its log and store.
 //!
 //! [`ServerConfig::validate`] checks everything a node needs before it touches its data
 //! directory, and turns the replication settings into a [`RaftConfig`] checked by the
@@ -33,6 +41,7 @@ use replikv_core::NodeId;
 use replikv_core::error::{Error, Result};
 use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
 use replikv_replication::single_leader::{CommitMode, RaftConfig};
+use replikv_storage::log::{LogOptions, SEGMENT_SIZE_MAX_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +79,11 @@ pub struct ServerConfig {
     pub store_sync_entries: u64,
     pub request_timeout_ms: u64,
     pub input_queue_max: usize,
+    /// Start as a node waiting to be added to an existing cluster (ignored on restart).
+    pub join: bool,
+    /// The replication log's segment size; the log is compacted by whole segments, so
+    /// this is also how soon a node compacts (and a new member needs a snapshot).
+    pub log_segment_size_max_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +105,8 @@ impl Default for ServerConfig {
             store_sync_entries: 64,
             request_timeout_ms: 5000,
             input_queue_max: 16 * 1024,
+            join: false,
+            log_segment_size_max_bytes: LogOptions::default().segment_size_max_bytes,
         }
     }
 }
@@ -170,6 +186,11 @@ impl ServerConfig {
         if !(1..=INPUT_QUEUE_LIMIT).contains(&self.input_queue_max) {
             return invalid(format!("input_queue_max outside 1..={INPUT_QUEUE_LIMIT}"));
         }
+        if !(1..=SEGMENT_SIZE_MAX_BYTES_LIMIT).contains(&self.log_segment_size_max_bytes) {
+            return invalid(format!(
+                "log_segment_size_max_bytes outside 1..={SEGMENT_SIZE_MAX_BYTES_LIMIT}"
+            ));
+        }
         let raft = self.raft_config()?;
         raft.commit_mode.validate(peers.len() + 1)?;
         Ok(ValidConfig {
@@ -190,6 +211,10 @@ impl ServerConfig {
             heartbeat_interval_ms: self.heartbeat_interval_ms,
             lease_reads_enabled: self.lease_reads_enabled,
             store_sync_entries: self.store_sync_entries,
+            log_options: LogOptions {
+                segment_size_max_bytes: self.log_segment_size_max_bytes,
+                ..LogOptions::default()
+            },
             ..RaftConfig::default()
         };
         raft.validate()?;
@@ -226,6 +251,21 @@ mod tests {
             vec![1, 3]
         );
         assert_eq!(valid.raft.election_timeout_ms_min, 300);
+    }
+
+    #[test]
+    fn join_and_the_log_segment_size_come_from_toml() {
+        let config =
+            ServerConfig::from_toml("join = true\nlog_segment_size_max_bytes = 4096").unwrap();
+        assert!(config.join);
+        let valid = config.validate().unwrap();
+        assert_eq!(valid.raft.log_options.segment_size_max_bytes, 4096);
+        assert!(!ServerConfig::default().join);
+        let zero = ServerConfig {
+            log_segment_size_max_bytes: 0,
+            ..ServerConfig::default()
+        };
+        assert!(zero.validate().is_err(), "a zero segment size is refused");
     }
 
     #[test]

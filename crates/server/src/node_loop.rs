@@ -487,6 +487,12 @@ impl NodeHandle {
         let _ = self.inner.inputs.send(Input::Shutdown);
     }
 
+    /// The peers this node talks to and their addresses (the live address book).
+    #[must_use]
+    pub fn peer_addresses(&self) -> std::collections::BTreeMap<NodeId, std::net::SocketAddr> {
+        self.inner.peers.peer_addresses()
+    }
+
     /// Inputs refused because the loop's queue was full.
     #[must_use]
     pub fn inputs_refused(&self) -> u64 {

@@ -5,10 +5,11 @@
 //! since Rust 1.89, so no crate is needed: two processes never open one directory, and
 //! the kernel releases the lock when a process dies, even by `kill -9`); open the
 //! replica from the directory's durable state (the default keyspace's group lives in
-//! `default/`); bind the peer, RESP and (if configured) HTTP listeners (port 0 picks a free port); write the
+//! `default/`; with `join` and no state yet, as a node waiting to be added); bind the peer, RESP and (if configured) HTTP listeners (port 0 picks a free port); write the
 //! bound addresses to `endpoints` in the data directory (so that tests and scripts learn
 //! the ports without guessing); start the node loop thread, the outgoing peer
-//! connections and both listeners.
+//! connections, the address book's reconciler (`peer/address_book.rs`: members added
+//! while running) and the listeners.
 //!
 //! **Stop** ([`RunningServer::shutdown`], on SIGTERM or Ctrl-C): a leader first hands
 //! its leadership to the most caught-up voter (a leadership transfer, bounded by one
@@ -25,7 +26,7 @@
 use crate::config::{ServerConfig, ValidConfig};
 use crate::keyspace::Keyspaces;
 use crate::node_loop::{self, LoopCounters, NodeHandle};
-use crate::peer::{self, Authenticator, PeerSenders, PeerTransportConfig};
+use crate::peer::{self, AddressBook, Authenticator, PeerSenders, PeerTransportConfig};
 use crate::resp;
 use replikv_core::error::{Error, Result};
 use replikv_core::{NodeId, Reply, Request, RequestId};
@@ -140,8 +141,7 @@ impl RunningServer {
         let peer_address = peer_listener.local_addr()?;
         let resp_address = resp_listener.local_addr()?;
 
-        let peer_ids: Vec<NodeId> = valid.peers.iter().map(|(id, _)| *id).collect();
-        let (senders, receivers) = PeerSenders::new(&peer_ids);
+        let (senders, receivers) = PeerSenders::new(&valid.peers);
         let (input_sender, input_receiver) =
             std::sync::mpsc::sync_channel(valid.config.input_queue_max);
         let counters = Arc::new(LoopCounters::default());
@@ -166,6 +166,13 @@ impl RunningServer {
         let (shutdown, shutdown_receiver) = watch::channel(false);
         let transport = transport_config(&valid, peer_address);
         peer::spawn_outgoing(&transport, receivers, &shutdown_receiver);
+        let book = AddressBook::new(
+            senders.clone(),
+            Arc::clone(&transport),
+            shutdown_receiver.clone(),
+            peer_address,
+        );
+        tokio::spawn(peer::address_book::run_reconciler(book, handle.clone()));
         tokio::spawn(peer::run_listener(
             peer_listener,
             transport,
@@ -251,7 +258,6 @@ fn transport_config(valid: &ValidConfig, peer_address: SocketAddr) -> Arc<PeerTr
     Arc::new(PeerTransportConfig {
         id: valid.id,
         local_ip: peer_address.ip(),
-        peers: valid.peers.clone(),
         authenticator: Authenticator::new(
             valid.config.cluster_name.clone(),
             valid.config.cluster_secret.clone().map(String::into_bytes),
@@ -294,10 +300,42 @@ async fn open_node(valid: &ValidConfig, directory: PathBuf) -> Result<RaftNode> 
     let peers: Vec<NodeId> = valid.peers.iter().map(|(id, _)| *id).collect();
     let raft = valid.raft.clone();
     let seed: u64 = rand::random();
+    let join = valid.config.join;
     tokio::task::spawn_blocking(move || {
+        let joining = join && !holds_state(&directory)?;
         let disk = Disk::os(directory)?;
-        RaftNode::open(id, peers, disk, seed, raft)
+        if joining {
+            tracing::info!(node = %id, "joining: waiting to be added to the cluster");
+            RaftNode::open_joining(id, disk, seed, raft)
+        } else {
+            RaftNode::open(id, peers, disk, seed, raft)
+        }
     })
     .await
     .map_err(|error| Error::Io(format!("opening the node panicked: {error}")))?
+}
+
+/// Whether a group directory holds any state: then `join` is ignored (a restart).
+fn holds_state(directory: &Path) -> Result<bool> {
+    match fs::read_dir(directory) {
+        Ok(mut entries) => Ok(entries.next().is_some()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(Error::from(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_group_directory_with_something_in_it_holds_state() {
+        let directory = tempfile::tempdir().unwrap();
+        let group = directory.path().join(DEFAULT_GROUP_DIRECTORY);
+        assert!(!holds_state(&group).unwrap(), "missing");
+        fs::create_dir(&group).unwrap();
+        assert!(!holds_state(&group).unwrap(), "empty");
+        fs::write(group.join("log-0"), b"x").unwrap();
+        assert!(holds_state(&group).unwrap(), "a restart: join is ignored");
+    }
 }

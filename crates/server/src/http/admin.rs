@@ -70,6 +70,7 @@ pub fn status_json(status: &NodeStatus) -> serde_json::Value {
         "writes_discarded": status.writes_discarded,
         "peer_messages_dropped": status.peer_messages_dropped,
         "elections_started": status.stats.elections_started,
+        "snapshots_installed": status.stats.snapshots_installed,
         "followers": followers,
     })
 }

@@ -35,6 +35,7 @@ fn consistency(headers: &HeaderMap) -> Result<ReadConsistency, Error> {
 }
 
 fn key(text: String) -> Result<Key, Error> {
+    crate::peer::address_book::check_client_key(text.as_bytes())?;
     Key::new(text.into_bytes())
 }
 

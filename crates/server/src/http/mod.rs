@@ -11,6 +11,9 @@
 //!   picks the most caught-up voter): Raft's leadership transfer, answered once the
 //!   target leads, with `{"leader": id, "term": t}`. Any node accepts it (forwarded to
 //!   the leader); while it runs the leader refuses writes with 503, retryable.
+//! - `GET/POST /v1/admin/members`, `POST /v1/admin/members/{id}/promote`,
+//!   `DELETE /v1/admin/members/{id}`: list, add (learner or voter), promote and remove
+//!   members of a running cluster (`members.rs`).
 //!
 //! Keys are the URL's last path segment, percent-decoded (so UTF-8 keys; binary keys
 //! need the RESP API). Reads take `x-replikv-consistency: linearizable` (default),
@@ -29,6 +32,7 @@
 
 mod admin;
 mod kv;
+mod members;
 
 pub use admin::status_json;
 
@@ -38,7 +42,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use replikv_core::error::Error;
 use replikv_core::limits::VALUE_SIZE_MAX_BYTES;
 use replikv_core::{ClientId, LogPosition, Reply, Request, RequestId};
@@ -111,6 +115,9 @@ pub fn router(keyspaces: Keyspaces) -> Router {
             "/v1/admin/transfer-leadership",
             post(admin::transfer_leadership),
         )
+        .route("/v1/admin/members", get(members::list).post(members::add))
+        .route("/v1/admin/members/{id}/promote", post(members::promote))
+        .route("/v1/admin/members/{id}", delete(members::remove))
         .layer(DefaultBodyLimit::max(VALUE_SIZE_MAX_BYTES))
         .with_state(state)
 }

@@ -23,6 +23,12 @@
 //! name, sender and addressee ids, and a proof of the shared cluster secret (HMAC over
 //! the acceptor's fresh nonce) when one is configured.
 //!
+//! **Address book** (`address_book.rs`): the peers a node talks to change while it
+//! runs. A member added to the configuration gets a queue and an outgoing connection
+//! when the node learns its address (from the replicated log); a removed one has its
+//! queue dropped, which ends its connection. [`PeerSenders`] is that book: the queues by
+//! peer, each with the address its connection dials, bounded by `PEERS_MAX`.
+//!
 //! **Forwarding.** Any node accepts any client request. A node that is not the leader
 //! forwards the request, under its original request id, to the leader it knows
 //! ([`PeerFrame::Forward`]); the leader serves it locally (never forwarding it again: one
@@ -30,9 +36,11 @@
 //! ([`PeerFrame::ForwardReply`]). Forwards waiting for a reply are bounded
 //! ([`FORWARDS_PENDING_MAX`]).
 
+pub mod address_book;
 mod handshake;
 mod transport;
 
+pub use address_book::AddressBook;
 pub use handshake::{
     Authenticator, CLUSTER_NAME_SIZE_MAX_BYTES, Handshake, PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
@@ -43,8 +51,9 @@ use replikv_core::{NodeId, Reply, Request, RequestId};
 use replikv_replication::single_leader::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest frame a peer may send: an append carries up to `append_size_max_bytes` of
@@ -74,8 +83,9 @@ pub enum PeerFrame {
     ForwardReply { forward_id: u64, reply: Reply },
 }
 
-/// The sending side of the transport: one bounded queue per peer, and the forwards
-/// waiting for their reply. Cheap to clone.
+/// The sending side of the transport: one bounded queue per peer (with the address its
+/// connection dials), and the forwards waiting for their reply. Peers come and go while
+/// the node runs (see `address_book.rs`). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PeerSenders {
     inner: Arc<SendersInner>,
@@ -83,33 +93,94 @@ pub struct PeerSenders {
 
 #[derive(Debug)]
 struct SendersInner {
-    queues: BTreeMap<NodeId, mpsc::Sender<PeerFrame>>,
+    queues: RwLock<BTreeMap<NodeId, PeerQueue>>,
     dropped: AtomicU64,
     next_forward_id: AtomicU64,
     forwards: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
 }
 
+/// One peer's queue and the address its outgoing connection dials.
+#[derive(Debug)]
+struct PeerQueue {
+    sender: mpsc::Sender<PeerFrame>,
+    address: SocketAddr,
+}
+
+/// The receiving ends of new peer queues, for the outgoing connections to drain.
+pub type PeerReceivers = BTreeMap<NodeId, (SocketAddr, mpsc::Receiver<PeerFrame>)>;
+
 impl PeerSenders {
     /// Creates the queues for `peers`; returns the receivers for the outgoing
     /// connections to drain.
     #[must_use]
-    pub fn new(peers: &[NodeId]) -> (PeerSenders, BTreeMap<NodeId, mpsc::Receiver<PeerFrame>>) {
-        let mut queues = BTreeMap::new();
-        let mut receivers = BTreeMap::new();
-        for peer in peers {
-            let (sender, receiver) = mpsc::channel(PEER_QUEUE_MAX);
-            queues.insert(*peer, sender);
-            receivers.insert(*peer, receiver);
-        }
+    pub fn new(peers: &[(NodeId, SocketAddr)]) -> (PeerSenders, PeerReceivers) {
         let senders = PeerSenders {
             inner: Arc::new(SendersInner {
-                queues,
+                queues: RwLock::new(BTreeMap::new()),
                 dropped: AtomicU64::new(0),
                 next_forward_id: AtomicU64::new(1),
                 forwards: Mutex::new(HashMap::new()),
             }),
         };
+        let mut receivers = BTreeMap::new();
+        for (peer, address) in peers {
+            if let Some(receiver) = senders.add_peer(*peer, *address) {
+                receivers.insert(*peer, (*address, receiver));
+            }
+        }
         (senders, receivers)
+    }
+
+    /// Adds a queue for `peer` dialing `address`; returns its receiving end for a new
+    /// outgoing connection. `None` if the peer is already known at that address. A
+    /// known peer at another address gets a new queue (its old connection ends).
+    pub fn add_peer(&self, peer: NodeId, address: SocketAddr) -> Option<mpsc::Receiver<PeerFrame>> {
+        let mut queues = self.queues_mut();
+        if queues
+            .get(&peer)
+            .is_some_and(|queue| queue.address == address)
+        {
+            return None;
+        }
+        let (sender, receiver) = mpsc::channel(PEER_QUEUE_MAX);
+        queues.insert(peer, PeerQueue { sender, address });
+        Some(receiver)
+    }
+
+    /// Forgets `peer`: its queue is dropped, which ends its outgoing connection once
+    /// the frames already queued are written. `true` if it was known.
+    pub fn remove_peer(&self, peer: NodeId) -> bool {
+        self.queues_mut().remove(&peer).is_some()
+    }
+
+    /// The known peers and their addresses, in id order.
+    #[must_use]
+    pub fn peer_addresses(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.queues()
+            .iter()
+            .map(|(peer, queue)| (*peer, queue.address))
+            .collect()
+    }
+
+    /// Whether `peer` is known (the handshake refuses unknown senders).
+    #[must_use]
+    pub fn knows(&self, peer: NodeId) -> bool {
+        self.queues().contains_key(&peer)
+    }
+
+    fn queues(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, PeerQueue>> {
+        // A panic while holding this lock would be a bug of ours; the map stays usable.
+        self.inner
+            .queues
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn queues_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<NodeId, PeerQueue>> {
+        self.inner
+            .queues
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Queues a replication message; drops and counts it if the queue is full.
@@ -122,10 +193,9 @@ impl PeerSenders {
     /// Queues a frame; `false` (and counted) if it was dropped.
     pub fn send(&self, to: NodeId, frame: PeerFrame) -> bool {
         let sent = self
-            .inner
-            .queues
+            .queues()
             .get(&to)
-            .is_some_and(|queue| queue.try_send(frame).is_ok());
+            .is_some_and(|queue| queue.sender.try_send(frame).is_ok());
         if !sent {
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -279,7 +349,8 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts() {
-        let (senders, _receivers) = PeerSenders::new(&[NodeId(2)]);
+        let address = SocketAddr::from(([127, 0, 0, 1], 1));
+        let (senders, _receivers) = PeerSenders::new(&[(NodeId(2), address)]);
         let heartbeat = || Message::PreVoteResponse {
             term: Term(1),
             granted: false,
@@ -291,5 +362,35 @@ mod tests {
         senders.send_raft(NodeId(2), heartbeat());
         senders.send_raft(NodeId(9), heartbeat());
         assert_eq!(senders.messages_dropped(), 2);
+    }
+
+    #[test]
+    fn peers_are_added_moved_and_removed() {
+        let first = SocketAddr::from(([127, 0, 0, 1], 1));
+        let second = SocketAddr::from(([127, 0, 0, 1], 2));
+        let (senders, receivers) = PeerSenders::new(&[(NodeId(2), first)]);
+        assert_eq!(receivers.len(), 1);
+        assert!(
+            senders.add_peer(NodeId(2), first).is_none(),
+            "already known"
+        );
+        let mut moved = senders.add_peer(NodeId(2), second).expect("a new address");
+        assert_eq!(senders.peer_addresses().get(&NodeId(2)), Some(&second));
+        let (_, mut old) = receivers.into_values().next().unwrap();
+        assert!(old.is_closed(), "the old connection's queue is closed");
+        assert!(old.try_recv().is_err());
+        assert!(senders.send(
+            NodeId(2),
+            PeerFrame::ForwardReply {
+                forward_id: 1,
+                reply: Reply::Failed(Error::Unavailable("x".into())),
+            }
+        ));
+        assert!(moved.try_recv().is_ok());
+        assert!(senders.knows(NodeId(2)));
+        assert!(senders.remove_peer(NodeId(2)));
+        assert!(!senders.knows(NodeId(2)));
+        assert!(moved.is_closed(), "removal ends the connection");
+        assert!(!senders.remove_peer(NodeId(2)));
     }
 }

@@ -7,7 +7,9 @@
 //! connection and the task reconnects after a backoff that doubles from
 //! [`RECONNECT_BACKOFF_MIN`] up to [`RECONNECT_BACKOFF_MAX`], and resets once a
 //! handshake succeeds. Frames that pile up meanwhile stay in the bounded queue, and
-//! whatever does not fit is dropped by the sender.
+//! whatever does not fit is dropped by the sender. The task ends when its queue closes:
+//! the peer was removed from the address book (or moved to another address, which
+//! starts a new task), or the node is stopping.
 //!
 //! An incoming connection runs the acceptor's half of the handshake, then reads frames
 //! until the peer closes or misbehaves (a frame above the size limit, bytes that do not
@@ -46,7 +48,6 @@ pub struct PeerTransportConfig {
     pub id: NodeId,
     /// The IP outgoing connections are bound to: the node's own peer listen IP.
     pub local_ip: IpAddr,
-    pub peers: Vec<(NodeId, SocketAddr)>,
     pub authenticator: Authenticator,
 }
 
@@ -75,22 +76,31 @@ async fn receive_handshake(framed: &mut PeerFramed) -> Result<Handshake> {
 /// Spawns one outgoing connection task per peer, each draining its queue.
 pub fn spawn_outgoing(
     config: &Arc<PeerTransportConfig>,
-    mut receivers: std::collections::BTreeMap<NodeId, mpsc::Receiver<PeerFrame>>,
+    receivers: super::PeerReceivers,
     shutdown: &watch::Receiver<bool>,
 ) {
-    for (peer, address) in config.peers.clone() {
-        let Some(receiver) = receivers.remove(&peer) else {
-            continue;
-        };
-        let config = Arc::clone(config);
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = run_outgoing(config, peer, address, receiver) => {}
-                () = wait_for_shutdown(shutdown) => {}
-            }
-        });
+    for (peer, (address, receiver)) in receivers {
+        spawn_one_outgoing(config, peer, address, receiver, shutdown);
     }
+}
+
+/// Spawns the outgoing connection task of one peer; it ends when `receiver`'s queue
+/// closes or at shutdown.
+pub fn spawn_one_outgoing(
+    config: &Arc<PeerTransportConfig>,
+    peer: NodeId,
+    address: SocketAddr,
+    receiver: mpsc::Receiver<PeerFrame>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let config = Arc::clone(config);
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = run_outgoing(config, peer, address, receiver) => {}
+            () = wait_for_shutdown(shutdown) => {}
+        }
+    });
 }
 
 async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
@@ -105,12 +115,16 @@ async fn run_outgoing(
 ) {
     let mut backoff = RECONNECT_BACKOFF_MIN;
     loop {
+        if queue.is_closed() {
+            tracing::info!(%peer, %address, "peer forgotten: its connection ends");
+            return;
+        }
         match connect(&config, peer, address).await {
             Ok(mut framed) => {
                 backoff = RECONNECT_BACKOFF_MIN;
                 tracing::info!(%peer, %address, "peer connection established");
                 match write_frames(&mut framed, &mut queue).await {
-                    Ok(()) => return, // the queue closed: the node is stopping
+                    Ok(()) => return, // the queue closed: peer removed, or the node stops
                     Err(error) => tracing::info!(%peer, %error, "peer connection lost"),
                 }
             }
@@ -211,9 +225,18 @@ pub async fn run_listener(
                 Ok((stream, remote)) => {
                     let config = Arc::clone(&config);
                     let (node, senders) = (node.clone(), senders.clone());
+                    // An incoming connection ends at shutdown too: a node stopped
+                    // inside a process that goes on (tests, embedding) must not leave
+                    // its peers writing into a connection nobody reads.
+                    let stopping = wait_for_shutdown(shutdown.clone());
                     tokio::spawn(async move {
-                        if let Err(reason) = serve_incoming(stream, &config, node, senders).await {
-                            tracing::info!(%remote, %reason, "peer connection closed");
+                        tokio::select! {
+                            result = serve_incoming(stream, &config, node, senders) => {
+                                if let Err(reason) = result {
+                                    tracing::info!(%remote, %reason, "peer connection closed");
+                                }
+                            }
+                            () = stopping => {}
                         }
                     });
                 }
@@ -226,18 +249,21 @@ pub async fn run_listener(
     };
     tokio::select! {
         () = accept_loop => {}
-        () = wait_for_shutdown(shutdown) => {}
+        () = wait_for_shutdown(shutdown.clone()) => {}
     }
 }
 
 async fn accept_handshake(
     stream: TcpStream,
     config: &PeerTransportConfig,
+    senders: &PeerSenders,
 ) -> Result<(NodeId, PeerFramed)> {
     stream.set_nodelay(true)?;
     let mut framed = framed(stream);
     let hello = receive_handshake(&mut framed).await?;
-    let known: Vec<NodeId> = config.peers.iter().map(|(id, _)| *id).collect();
+    // The address book as it is now: a member added while running is known here once
+    // this node learned its address.
+    let known: Vec<NodeId> = senders.peer_addresses().into_keys().collect();
     let authenticator = &config.authenticator;
     let from = match authenticator.check_hello(&hello, config.id, &known) {
         Ok(from) => from,
@@ -277,11 +303,13 @@ async fn serve_incoming(
     node: NodeHandle,
     senders: PeerSenders,
 ) -> std::result::Result<(), String> {
-    let (from, mut framed) =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, accept_handshake(stream, config))
-            .await
-            .map_err(|_| "handshake timed out".to_string())?
-            .map_err(|error| error.to_string())?;
+    let (from, mut framed) = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        accept_handshake(stream, config, &senders),
+    )
+    .await
+    .map_err(|_| "handshake timed out".to_string())?
+    .map_err(|error| error.to_string())?;
     tracing::debug!(%from, "peer connected");
     let forwards = Arc::new(Semaphore::new(FORWARDS_SERVED_PER_CONNECTION_MAX));
     while let Some(bytes) = framed.next().await {

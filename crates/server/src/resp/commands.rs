@@ -77,6 +77,7 @@ pub fn arity_error(name: &str) -> Response {
 }
 
 fn key(bytes: &Bytes) -> Result<Key, Response> {
+    crate::peer::address_book::check_client_key(bytes).map_err(|error| error_response(&error))?;
     Key::new(bytes.to_vec()).map_err(|error| error_response(&error))
 }
 
