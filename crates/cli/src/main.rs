@@ -3,6 +3,7 @@
 //! a thin shell over a library crate; no replication logic lives here.
 
 mod check;
+mod client_commands;
 mod cluster;
 mod server;
 mod sim;
@@ -28,6 +29,16 @@ enum Command {
     Server(server::ServerArgs),
     /// Start a local cluster of server processes.
     Cluster(cluster::ClusterArgs),
+    /// Show every node's role, term, positions, the leader and its followers' lag.
+    Status(client_commands::StatusArgs),
+    /// Read a key (exit code 1 if it is absent).
+    Get(client_commands::GetArgs),
+    /// Write a key.
+    Put(client_commands::PutArgs),
+    /// Delete a key.
+    Del(client_commands::DelArgs),
+    /// Compare-and-set a key (exit code 1 if it did not swap).
+    Cas(client_commands::CasArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +47,10 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(&args),
         Command::Server(args) => server::run(&args),
         Command::Cluster(args) => cluster::run(&args),
+        Command::Status(args) => client_commands::status(&args),
+        Command::Get(args) => client_commands::get(&args),
+        Command::Put(args) => client_commands::put(&args),
+        Command::Del(args) => client_commands::del(&args),
+        Command::Cas(args) => client_commands::cas(&args),
     }
 }

@@ -43,14 +43,16 @@
 //! ```
 //!
 //! Modules: [`wire`] (header names, parsing, what a status code means for a retry),
-//! [`status`] (the cluster status and its table), [`error`]; the request loop is in
-//! `transport`.
+//! [`status`] (the cluster status and its table), [`error`], [`blocking`] (the same
+//! client for synchronous programs); the request loop is in `transport`.
 
+pub mod blocking;
 pub mod error;
 pub mod status;
 mod transport;
 pub mod wire;
 
+pub use blocking::BlockingClient;
 pub use error::{ClientError, Result};
 pub use replikv_core::LogPosition;
 pub use status::{ClusterStatus, EndpointStatus, FollowerStatus, NodeStatus};

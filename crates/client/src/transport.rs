@@ -370,7 +370,7 @@ impl Client {
         }
         let endpoint = display(endpoint);
         let response = request.send().await.map_err(|error| Failure {
-            detail: format!("{endpoint}: {error}"),
+            detail: format!("{endpoint}: {}", describe(&error)),
             maybe_sent: !error.is_connect(),
         })?;
         let status = response.status().as_u16();
@@ -477,7 +477,7 @@ async fn node_status(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| describe(&error))?;
     let status = response.status();
     let body = read_body(response, limit).await?;
     if !status.is_success() {
@@ -503,7 +503,7 @@ async fn read_body(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|error| format!("reading the body: {error}"))?
+        .map_err(|error| format!("reading the body: {}", describe(&error)))?
     {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -511,6 +511,29 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// An error with its causes (reqwest's own message leaves out why: "connection
+/// refused", "timed out").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    let mut depth = 0;
+    while let Some(cause) = source
+        && depth < 4
+    {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+        depth += 1;
+    }
+    text
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
