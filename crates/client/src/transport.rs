@@ -179,7 +179,7 @@ impl Client {
                 value: answer.body,
                 served_by: answer.endpoint,
             })),
-            404 => Ok(None),
+            404 if answer.version.is_some() => Ok(None),
             _ => Err(unexpected(&answer)),
         }
     }
@@ -225,7 +225,7 @@ impl Client {
         match answer.status {
             200 => Ok(CasOutcome::Swapped(written(&answer)?)),
             409 => Ok(CasOutcome::Differs),
-            404 => Ok(CasOutcome::Absent),
+            404 if answer.version.is_some() => Ok(CasOutcome::Absent),
             _ => Err(unexpected(&answer)),
         }
     }
@@ -582,8 +582,8 @@ fn written(answer: &Answer) -> Result<Written> {
     })
 }
 
-/// A definite answer the operation has no meaning for (a 404 from a server without the
-/// route, a 409 to a plain read).
+/// A definite answer the operation has no meaning for: a 404 without a version header
+/// (a server without the route, not a key found absent), a 409 to a plain read.
 fn unexpected(answer: &Answer) -> ClientError {
     ClientError::Protocol {
         endpoint: answer.endpoint.clone(),
