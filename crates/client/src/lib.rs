@@ -76,6 +76,11 @@ pub struct ClientOptions {
     pub backoff_initial_ms: u64,
     /// Most backoff between two attempts.
     pub backoff_max_ms: u64,
+    /// How long a discovered leader is trusted before it is looked up again (a
+    /// leadership transfer does not make the old leader fail, only forward).
+    pub leader_refresh_ms: u64,
+    /// How long session and follower reads skip an endpoint that refused a connection.
+    pub endpoint_down_ms: u64,
     /// Largest response body accepted.
     pub body_size_max_bytes: usize,
     /// The client identity; `None` picks a random one (what applications want: two
@@ -92,6 +97,8 @@ impl Default for ClientOptions {
             attempts_max: 10,
             backoff_initial_ms: 20,
             backoff_max_ms: 1_000,
+            leader_refresh_ms: 10_000,
+            endpoint_down_ms: 1_000,
             body_size_max_bytes: replikv_core::limits::VALUE_SIZE_MAX_BYTES + 64 * 1024,
             client_id: None,
         }

@@ -11,6 +11,12 @@
 //! applied (sent and not answered, or answered 504), which decides between
 //! [`ClientError::Unavailable`] and [`ClientError::OutcomeUnknown`] when it gives up.
 //! Every successful answer's position raises the session token.
+//!
+//! Two refinements keep requests off dead ends: a discovered leader is trusted for
+//! [`ClientOptions::leader_refresh_ms`] only (after a leadership transfer the old leader
+//! still answers, by forwarding, so nothing else would reveal the change), and an
+//! endpoint that refused a connection is skipped by the rotation for
+//! [`ClientOptions::endpoint_down_ms`] (unless every endpoint is).
 
 use crate::error::{ClientError, Result};
 use crate::status::{ClusterStatus, EndpointStatus, NodeStatus};
@@ -21,6 +27,7 @@ use reqwest::{Method, Url};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Most endpoints a client takes.
 pub const ENDPOINTS_MAX: usize = 64;
@@ -35,8 +42,10 @@ pub struct Client {
     client_id: u64,
     /// The last sequence number used; locked for a whole write, so one is in flight.
     sequence: tokio::sync::Mutex<u64>,
-    /// Index into `endpoints` of the node believed to lead.
-    leader: Mutex<Option<usize>>,
+    /// Index into `endpoints` of the node believed to lead, and when that was learned.
+    leader: Mutex<Option<(usize, Instant)>>,
+    /// Per endpoint, until when it is skipped by the rotation (a refused connection).
+    down_until: Mutex<Vec<Option<Instant>>>,
     /// The highest position seen in any answer: the session token.
     session: Mutex<LogPosition>,
     /// Rotation over the endpoints for reads that any node serves.
@@ -129,6 +138,7 @@ impl Client {
         let client_id = options
             .client_id
             .unwrap_or_else(|| rand::random::<u64>().max(1));
+        let down_until = Mutex::new(vec![None; endpoints.len()]);
         Ok(Client {
             http,
             endpoints,
@@ -136,6 +146,7 @@ impl Client {
             client_id,
             sequence: tokio::sync::Mutex::new(0),
             leader: Mutex::new(None),
+            down_until,
             session: Mutex::new(LogPosition::ZERO),
             next_endpoint: AtomicUsize::new(0),
         })
@@ -156,7 +167,7 @@ impl Client {
     /// The endpoint currently believed to lead, if any.
     #[must_use]
     pub fn leader_endpoint(&self) -> Option<String> {
-        lock(&self.leader).map(|index| display(&self.endpoints[index]))
+        lock(&self.leader).map(|(index, _)| display(&self.endpoints[index]))
     }
 
     /// Reads `key`; `None` if it is absent.
@@ -326,6 +337,9 @@ impl Client {
                     }
                 },
                 Err(failure) => {
+                    if !failure.maybe_sent {
+                        self.mark_down(index);
+                    }
                     maybe_applied |= failure.maybe_sent && is_write;
                     last = failure.detail;
                 }
@@ -398,7 +412,10 @@ impl Client {
     /// The leader's endpoint index, discovering it if unknown; when no node names a
     /// leader among the endpoints, the next endpoint in rotation (it forwards).
     async fn leader_index(&self) -> usize {
-        if let Some(index) = *lock(&self.leader) {
+        let refresh = Duration::from_millis(self.options.leader_refresh_ms);
+        if let Some((index, learned)) = *lock(&self.leader)
+            && learned.elapsed() < refresh
+        {
             return index;
         }
         let status = self.status().await;
@@ -411,7 +428,7 @@ impl Client {
         });
         match found {
             Some(index) => {
-                *lock(&self.leader) = Some(index);
+                *lock(&self.leader) = Some((index, Instant::now()));
                 index
             }
             None => self.rotate(),
@@ -420,13 +437,36 @@ impl Client {
 
     fn forget_leader(&self, index: usize) {
         let mut leader = lock(&self.leader);
-        if *leader == Some(index) {
+        if leader.is_some_and(|(known, _)| known == index) {
             *leader = None;
         }
     }
 
+    /// The next endpoint in rotation, skipping those recently found down (unless all
+    /// are).
     fn rotate(&self) -> usize {
-        self.next_endpoint.fetch_add(1, Ordering::Relaxed) % self.endpoints.len()
+        let count = self.endpoints.len();
+        let first = self.next_endpoint.fetch_add(1, Ordering::Relaxed) % count;
+        let down_until = lock(&self.down_until);
+        let now = Instant::now();
+        let up = (0..count)
+            .map(|offset| (first + offset) % count)
+            .find(|index| down_until[*index].is_none_or(|until| until <= now));
+        match up {
+            Some(index) => {
+                // Continue the rotation after the endpoint chosen.
+                let skipped = (index + count - first) % count;
+                self.next_endpoint.fetch_add(skipped, Ordering::Relaxed);
+                index
+            }
+            None => first,
+        }
+    }
+
+    /// Skips endpoint `index` in the rotation for a while: it refused a connection.
+    fn mark_down(&self, index: usize) {
+        let until = Instant::now() + Duration::from_millis(self.options.endpoint_down_ms);
+        lock(&self.down_until)[index] = Some(until);
     }
 
     /// Raises the session token to `position`.
@@ -653,5 +693,25 @@ mod tests {
             [client.rotate(), client.rotate(), client.rotate()],
             [0, 1, 0]
         );
+    }
+
+    #[test]
+    fn the_rotation_skips_endpoints_found_down_until_all_are() {
+        let client = Client::new(&["a:1", "b:2", "c:3"], ClientOptions::default()).unwrap();
+        client.mark_down(1);
+        let chosen: Vec<usize> = (0..4).map(|_| client.rotate()).collect();
+        assert_eq!(chosen, [0, 2, 0, 2]);
+        client.mark_down(0);
+        client.mark_down(2);
+        let mut chosen: Vec<usize> = (0..3).map(|_| client.rotate()).collect();
+        chosen.sort_unstable();
+        assert_eq!(chosen, [0, 1, 2], "all down: plain rotation");
+        let options = ClientOptions {
+            endpoint_down_ms: 0,
+            ..ClientOptions::default()
+        };
+        let client = Client::new(&["a:1", "b:2"], options).unwrap();
+        client.mark_down(0);
+        assert_eq!([client.rotate(), client.rotate()], [0, 1]);
     }
 }
