@@ -42,6 +42,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
+    /// The key (UTF-8; the RESP API takes binary keys).
     key: String,
     /// linearizable (leader), lease (leader), follower or session (any node).
     #[arg(long, default_value = "linearizable", value_parser = parse_consistency)]
@@ -55,7 +56,9 @@ pub struct GetArgs {
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
+    /// The key (UTF-8; the RESP API takes binary keys).
     key: String,
+    /// The value.
     value: String,
     #[command(flatten)]
     connection: Connection,
@@ -63,6 +66,7 @@ pub struct PutArgs {
 
 #[derive(Debug, Args)]
 pub struct DelArgs {
+    /// The key (UTF-8; the RESP API takes binary keys).
     key: String,
     #[command(flatten)]
     connection: Connection,
@@ -70,6 +74,7 @@ pub struct DelArgs {
 
 #[derive(Debug, Args)]
 pub struct CasArgs {
+    /// The key (UTF-8; the RESP API takes binary keys).
     key: String,
     /// The new value.
     new: String,
