@@ -3,6 +3,7 @@
 //! a thin shell over a library crate; no replication logic lives here.
 
 mod check;
+mod client_commands;
 mod cluster;
 mod member;
 mod server;
@@ -31,6 +32,16 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Grow and shrink a running cluster: list, add, promote and remove members.
     Member(member::MemberArgs),
+    /// Show every node's role, term, positions, the leader and its followers' lag.
+    Status(client_commands::StatusArgs),
+    /// Read a key (exit code 1 if it is absent).
+    Get(client_commands::GetArgs),
+    /// Write a key.
+    Put(client_commands::PutArgs),
+    /// Delete a key.
+    Del(client_commands::DelArgs),
+    /// Compare-and-set a key (exit code 1 if it did not swap).
+    Cas(client_commands::CasArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +51,10 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(&args),
         Command::Cluster(args) => cluster::run(&args),
         Command::Member(args) => member::run(&args),
+        Command::Status(args) => client_commands::status(&args),
+        Command::Get(args) => client_commands::get(&args),
+        Command::Put(args) => client_commands::put(&args),
+        Command::Del(args) => client_commands::del(&args),
+        Command::Cas(args) => client_commands::cas(&args),
     }
 }

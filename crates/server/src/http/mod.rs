@@ -4,6 +4,13 @@
 //!   `x-replikv-version` and the read's log position in `x-replikv-position`.
 //! - `PUT /v1/kv/{key}` with the value as the body: 200; version and position headers.
 //! - `DELETE /v1/kv/{key}`: 200; version and position headers.
+//! - `POST /v1/kv/{key}/cas` with `{"expected": "..." | null, "new": "..."}`: 200
+//!   swapped, 409 the value differs, 404 the key is absent (RESP's `CAS`); and
+//!   `PUT /v1/kv/{key}?if-version=N`: written only if the key's version is still `N`
+//!   (409 otherwise).
+//! - Every key route takes an optional request id, `x-replikv-client` and
+//!   `x-replikv-sequence` (nonzero u64s, both or neither): a retry under the same id is
+//!   applied once (see `kv`).
 //! - `GET /v1/status`: role, leader, term, positions, commit mode (and whether it is
 //!   lossy with the current voters), voters and learners, per-follower lag, discarded
 //!   writes, as JSON.
@@ -20,8 +27,8 @@
 //! `lease`, `follower` or `session`; a session read also takes `x-replikv-session`,
 //! the highest `x-replikv-position` the client has seen (`index@term`).
 //!
-//! HTTP requests have no connection-long session, so each borrows a client identity
-//! from a small pool ([`CLIENT_POOL_MAX`]) and returns it afterwards: the state
+//! HTTP requests without request-id headers have no connection-long session, so each
+//! borrows a client identity from a small pool ([`CLIENT_POOL_MAX`]) and returns it afterwards: the state
 //! machine's table of client sessions then holds as many HTTP clients as there are
 //! concurrent HTTP requests, not one per request (which would evict the RESP
 //! connections' sessions and with them their protection against retried writes).
@@ -110,6 +117,7 @@ pub fn router(keyspaces: Keyspaces) -> Router {
             "/v1/kv/{key}",
             get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
         )
+        .route("/v1/kv/{key}/cas", post(kv::compare_and_set))
         .route("/v1/status", get(admin::status))
         .route(
             "/v1/admin/transfer-leadership",
