@@ -25,6 +25,7 @@
 //!   reconnects, bounded queues, request forwarding.
 //! - [`resp`]: the Redis-protocol API.
 //! - [`http`]: the HTTP API (keys and status).
+//! - [`metrics`]: the node's Prometheus metrics (`GET /metrics`).
 //! - [`keyspace`]: the seam where keyspaces and other replication strategies plug in.
 //! - [`config`]: a node's configuration (TOML or flags).
 //! - [`server`]: start-up and shutdown order, the data directory's lock.
@@ -36,6 +37,7 @@
 pub mod config;
 pub mod http;
 pub mod keyspace;
+pub mod metrics;
 pub mod node_loop;
 pub mod peer;
 pub mod resp;

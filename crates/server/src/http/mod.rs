@@ -4,6 +4,7 @@
 //!   `x-replikv-version` and the read's log position in `x-replikv-position`.
 //! - `PUT /v1/kv/{key}` with the value as the body: 200; version and position headers.
 //! - `DELETE /v1/kv/{key}`: 200; version and position headers.
+//! - `GET /metrics`: the node's metrics in Prometheus's text format (`metrics.rs`).
 //! - `GET /v1/status`: role, leader, term, positions, commit mode (and whether it is
 //!   lossy with the current voters), voters and learners, per-follower lag, discarded
 //!   writes, as JSON.
@@ -29,6 +30,7 @@
 
 mod admin;
 mod kv;
+mod metrics;
 
 pub use admin::status_json;
 
@@ -107,10 +109,15 @@ pub fn router(keyspaces: Keyspaces) -> Router {
             get(kv::get_key).put(kv::put_key).delete(kv::delete_key),
         )
         .route("/v1/status", get(admin::status))
+        .route("/metrics", get(metrics::scrape))
         .route(
             "/v1/admin/transfer-leadership",
             post(admin::transfer_leadership),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(VALUE_SIZE_MAX_BYTES))
         .with_state(state)
 }

@@ -49,6 +49,23 @@ pub const COMMAND_NAMES: &[&str] = &[
     "strlen",
 ];
 
+/// The command's name as a metrics label: one of [`COMMAND_NAMES`] (or `config`), or
+/// `other` for anything else, so that clients cannot grow the label set.
+#[must_use]
+pub fn metric_name(command: &Command) -> &'static str {
+    let Some(name) = command.first() else {
+        return "other";
+    };
+    if name.eq_ignore_ascii_case(b"config") {
+        return "config";
+    }
+    COMMAND_NAMES
+        .iter()
+        .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+        .copied()
+        .unwrap_or("other")
+}
+
 /// Runs one command.
 pub async fn execute(session: &mut Session, command: Command) -> (Response, After) {
     let Some(name) = command.first() else {

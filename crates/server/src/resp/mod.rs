@@ -20,6 +20,7 @@ pub mod commands;
 pub mod session;
 
 use crate::keyspace::Keyspaces;
+use crate::metrics::{Api, Outcome};
 use codec::{RespCodec, Response};
 use commands::After;
 use futures_util::{SinkExt, StreamExt};
@@ -99,7 +100,11 @@ async fn serve(
                 return Err(error.0);
             }
         };
+        let started = std::time::Instant::now();
+        let name = commands::metric_name(&command);
         let (response, after) = commands::execute(&mut session, command).await;
+        let metrics = session.keyspaces.default_group().metrics();
+        metrics.record_request(Api::Resp, name, outcome(&response), started.elapsed());
         framed.codec_mut().protocol = session.protocol;
         framed.feed(response).await.map_err(|error| error.0)?;
         if after == After::Close {
@@ -109,5 +114,22 @@ async fn serve(
         if framed.read_buffer().is_empty() {
             framed.flush().await.map_err(|error| error.0)?;
         }
+    }
+}
+
+/// How a reply ended, for the request metrics: by the error's prefix word (see
+/// `session.rs` for what each means).
+#[must_use]
+pub fn outcome(response: &Response) -> Outcome {
+    let Response::Error(text) = response else {
+        return Outcome::Ok;
+    };
+    match text.split(' ').next().unwrap_or_default() {
+        "NOAUTH" | "WRONGPASS" => Outcome::Unauthorized,
+        "UNAVAILABLE" => Outcome::Unavailable,
+        "OVERLOADED" => Outcome::Overloaded,
+        "UNKNOWN" => Outcome::Unknown,
+        "IOERR" => Outcome::StorageFailed,
+        _ => Outcome::Invalid,
     }
 }
