@@ -3,8 +3,9 @@
 //! Settings come from `--config FILE.toml` (see `replikv_server::config` for the keys)
 //! and/or flags; a flag overrides the file. The cluster secret is read from the
 //! environment (`REPLIKV_CLUSTER_SECRET`) or the file, never from a flag, so that it
-//! does not show in the process list. Logs go to stderr (`RUST_LOG` filters them,
-//! `info` by default). The process runs until SIGTERM or Ctrl-C, then shuts down
+//! does not show in the process list. The client password comes from
+//! `REPLIKV_CLIENT_PASSWORD` (preferred), `--client-password` or the file. Logs go to
+//! stderr (`RUST_LOG` filters them, `info` by default). The process runs until SIGTERM or Ctrl-C, then shuts down
 //! gracefully; it exits non-zero if the node cannot start or its storage fails.
 
 use clap::Args;
@@ -55,6 +56,10 @@ pub struct ServerArgs {
     /// How long a client request may wait before its outcome is reported unknown.
     #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// The password clients must present (RESP AUTH, HTTP bearer token). Prefer the
+    /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
+    #[arg(long)]
+    client_password: Option<String>,
 }
 
 fn override_with<T>(field: &mut T, value: Option<T>) {
@@ -101,6 +106,12 @@ impl ServerArgs {
         config.lease_reads_enabled |= self.lease_reads;
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);
+        }
+        if let Ok(password) = std::env::var("REPLIKV_CLIENT_PASSWORD") {
+            config.client_password = Some(password);
+        }
+        if self.client_password.is_some() {
+            config.client_password.clone_from(&self.client_password);
         }
         Ok(config)
     }

@@ -13,6 +13,7 @@
 //! peers = ["2=127.0.0.1:17002", "3=127.0.0.1:17003"]
 //! cluster_name = "replikv"
 //! # cluster_secret = "..."           # peers must prove it (HMAC) to join
+//! # client_password = "..."          # clients must AUTH / send a bearer token
 //! commit_mode = "majority"           # all, async, semi-sync any K, semi-sync first K
 //! election_timeout_ms_min = 300
 //! election_timeout_ms_max = 600
@@ -27,6 +28,7 @@
 //! a real disk's fsync and a loaded machine's scheduling add milliseconds the
 //! simulator does not have, and a needless election costs more than a slower failover.
 
+use crate::auth::CLIENT_PASSWORD_SIZE_MAX_BYTES;
 use crate::peer::CLUSTER_NAME_SIZE_MAX_BYTES;
 use crate::peer::PEER_FRAME_SIZE_MAX_BYTES;
 use replikv_core::NodeId;
@@ -62,6 +64,8 @@ pub struct ServerConfig {
     pub peers: Vec<String>,
     pub cluster_name: String,
     pub cluster_secret: Option<String>,
+    /// When set, RESP clients must `AUTH` and HTTP clients send `Authorization: Bearer`.
+    pub client_password: Option<String>,
     pub commit_mode: String,
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             peers: Vec::new(),
             cluster_name: "replikv".into(),
             cluster_secret: None,
+            client_password: None,
             commit_mode: "majority".into(),
             election_timeout_ms_min: 300,
             election_timeout_ms_max: 600,
@@ -161,6 +166,13 @@ impl ServerConfig {
         }
         if self.cluster_secret.as_ref().is_some_and(String::is_empty) {
             return invalid("cluster_secret must not be empty when set");
+        }
+        if self.client_password.as_ref().is_some_and(|password| {
+            password.is_empty() || password.len() > CLIENT_PASSWORD_SIZE_MAX_BYTES
+        }) {
+            return invalid(format!(
+                "client_password must be 1..={CLIENT_PASSWORD_SIZE_MAX_BYTES} bytes when set"
+            ));
         }
         if !(1..=REQUEST_TIMEOUT_LIMIT_MS).contains(&self.request_timeout_ms) {
             return invalid(format!(
@@ -265,6 +277,10 @@ mod tests {
             },
             ServerConfig {
                 request_timeout_ms: 0,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                client_password: Some(String::new()),
                 ..ServerConfig::default()
             },
         ];

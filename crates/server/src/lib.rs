@@ -27,6 +27,7 @@
 //! - [`http`]: the HTTP API (keys and status).
 //! - [`metrics`]: the node's Prometheus metrics (`GET /metrics`).
 //! - [`keyspace`]: the seam where keyspaces and other replication strategies plug in.
+//! - [`auth`]: the client password (RESP AUTH, HTTP bearer token).
 //! - [`config`]: a node's configuration (TOML or flags).
 //! - [`server`]: start-up and shutdown order, the data directory's lock.
 //!
@@ -34,6 +35,7 @@
 //! through its bounded input channel, so the replica stays a single-threaded state
 //! machine exactly as the simulator drives it.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod keyspace;

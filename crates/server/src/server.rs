@@ -22,6 +22,7 @@
 //! If the node loop stops on its own (its storage failed), [`RunningServer::stopped`]
 //! returns its error and the process should exit non-zero.
 
+use crate::auth::ClientAuth;
 use crate::config::{ServerConfig, ValidConfig};
 use crate::keyspace::Keyspaces;
 use crate::node_loop::{self, LoopCounters, NodeHandle};
@@ -173,7 +174,14 @@ impl RunningServer {
             senders,
             shutdown_receiver.clone(),
         ));
-        spawn_client_apis(&handle, resp_listener, http_listener, shutdown_receiver);
+        let auth = ClientAuth::new(valid.config.client_password.as_deref());
+        spawn_client_apis(
+            &handle,
+            &auth,
+            resp_listener,
+            http_listener,
+            shutdown_receiver,
+        );
         write_endpoints(&data_dir, resp_address, peer_address, http_address)?;
         tracing::info!(node = %valid.id, %resp_address, %peer_address, "node started");
         Ok(RunningServer {
@@ -262,6 +270,7 @@ fn transport_config(valid: &ValidConfig, peer_address: SocketAddr) -> Arc<PeerTr
 /// Starts the client APIs: RESP, and HTTP if it has a listener.
 fn spawn_client_apis(
     handle: &NodeHandle,
+    auth: &ClientAuth,
     resp_listener: TcpListener,
     http_listener: Option<TcpListener>,
     shutdown: watch::Receiver<bool>,
@@ -269,9 +278,13 @@ fn spawn_client_apis(
     let keyspaces = Keyspaces::new(handle.clone());
     if let Some(listener) = http_listener {
         let (keyspaces, shutdown) = (keyspaces.clone(), shutdown.clone());
-        tokio::spawn(crate::http::run_listener(listener, keyspaces, shutdown));
+        let auth = auth.clone();
+        tokio::spawn(crate::http::run_listener(
+            listener, keyspaces, auth, shutdown,
+        ));
     }
-    tokio::spawn(resp::run_listener(resp_listener, keyspaces, shutdown));
+    let auth = auth.clone();
+    tokio::spawn(resp::run_listener(resp_listener, keyspaces, auth, shutdown));
 }
 
 /// Binds a listener with `SO_REUSEADDR`, so that a node restarted right after a crash

@@ -13,6 +13,9 @@
 //!   target leads, with `{"leader": id, "term": t}`. Any node accepts it (forwarded to
 //!   the leader); while it runs the leader refuses writes with 503, retryable.
 //!
+//! With a client password configured (`client_password`), every route answers 401
+//! unless the request carries `Authorization: Bearer <password>`.
+//!
 //! Keys are the URL's last path segment, percent-decoded (so UTF-8 keys; binary keys
 //! need the RESP API). Reads take `x-replikv-consistency: linearizable` (default),
 //! `lease`, `follower` or `session`; a session read also takes `x-replikv-session`,
@@ -34,11 +37,13 @@ mod metrics;
 
 pub use admin::status_json;
 
+use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
 use crate::node_loop::NodeHandle;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use replikv_core::error::Error;
@@ -81,6 +86,7 @@ impl ClientPool {
 pub(crate) struct HttpState {
     pub(crate) keyspaces: Keyspaces,
     clients: Arc<ClientPool>,
+    auth: ClientAuth,
 }
 
 impl HttpState {
@@ -97,11 +103,12 @@ impl HttpState {
     }
 }
 
-/// The HTTP routes over `keyspaces`.
-pub fn router(keyspaces: Keyspaces) -> Router {
+/// The HTTP routes over `keyspaces`, each behind `auth` when it requires a password.
+pub fn router(keyspaces: Keyspaces, auth: ClientAuth) -> Router {
     let state = HttpState {
         keyspaces,
         clients: Arc::new(ClientPool::default()),
+        auth,
     };
     Router::new()
         .route(
@@ -116,6 +123,10 @@ pub fn router(keyspaces: Keyspaces) -> Router {
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            authorize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::record,
         ))
         .layer(DefaultBodyLimit::max(VALUE_SIZE_MAX_BYTES))
@@ -126,17 +137,40 @@ pub fn router(keyspaces: Keyspaces) -> Router {
 pub async fn run_listener(
     listener: tokio::net::TcpListener,
     keyspaces: Keyspaces,
+    auth: ClientAuth,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let stopping = async move {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
     };
-    if let Err(error) = axum::serve(listener, router(keyspaces))
+    if let Err(error) = axum::serve(listener, router(keyspaces, auth))
         .with_graceful_shutdown(stopping)
         .await
     {
         tracing::warn!(%error, "the HTTP server stopped");
     }
+}
+
+/// The authentication layer: with a client password configured, every route (
+/// `/metrics` included: Prometheus sends bearer tokens too) wants `Authorization:
+/// Bearer <password>`, else 401.
+async fn authorize(
+    State(state): State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.auth.required() {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+        if !presented.is_some_and(|token| state.auth.check(token)) {
+            let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"replikv\"")];
+            let text = "authentication required: Authorization: Bearer <client password>\n";
+            return (StatusCode::UNAUTHORIZED, challenge, text).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 pub(crate) fn error_response(error: &Error) -> Response {

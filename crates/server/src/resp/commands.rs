@@ -73,6 +73,11 @@ pub async fn execute(session: &mut Session, command: Command) -> (Response, Afte
     };
     let name = String::from_utf8_lossy(name).to_ascii_uppercase();
     let arguments = &command[1..];
+    let allowed_before_auth = matches!(name.as_str(), "AUTH" | "HELLO" | "PING" | "QUIT");
+    if !session.authenticated && !allowed_before_auth {
+        let error = Response::Error("NOAUTH Authentication required.".into());
+        return (error, After::Continue);
+    }
     let response = match name.as_str() {
         "QUIT" => return (Response::ok(), After::Close),
         "GET" | "SET" | "DEL" | "EXISTS" | "MGET" | "MSET" | "APPEND" | "STRLEN" | "CAS" => {

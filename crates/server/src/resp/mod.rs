@@ -9,6 +9,10 @@
 //! lets a connection be one client session of the state machine (one request in flight,
 //! sequential request ids).
 //!
+//! With a client password configured, a connection must authenticate (`AUTH`, or
+//! `HELLO ... AUTH`) before any command but PING, HELLO, AUTH and QUIT, which are
+//! answered `-NOAUTH Authentication required.`
+//!
 //! Bad input never panics the server: malformed RESP gets an error reply and the
 //! connection is closed (the byte stream cannot be resynchronised); unknown commands
 //! and wrong arities get an error reply and the connection goes on. Connections are
@@ -19,6 +23,7 @@ pub mod codec;
 pub mod commands;
 pub mod session;
 
+use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
 use crate::metrics::{Api, Outcome};
 use codec::{RespCodec, Response};
@@ -38,6 +43,7 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 pub async fn run_listener(
     listener: TcpListener,
     keyspaces: Keyspaces,
+    auth: ClientAuth,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -60,7 +66,9 @@ pub async fn run_listener(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let session = Session::new(keyspaces.clone(), next_id.fetch_add(1, Ordering::Relaxed));
+        let mut session = Session::new(keyspaces.clone(), next_id.fetch_add(1, Ordering::Relaxed));
+        session.authenticated = !auth.required();
+        session.auth = auth.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             if let Err(reason) = serve(stream, session, shutdown).await {

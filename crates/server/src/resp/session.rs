@@ -24,6 +24,7 @@
 //! write may or may not have taken effect), `IOERR` (the node's storage failed).
 
 use super::codec::Response;
+use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
 use bytes::Bytes;
 use replikv_core::error::Error;
@@ -76,6 +77,9 @@ pub struct Session {
     pub read_level: ReadLevel,
     /// The highest log position a reply carried.
     pub token: LogPosition,
+    /// The password this connection must present, and whether it did (or needs none).
+    pub auth: ClientAuth,
+    pub authenticated: bool,
     client: ClientId,
     sequence: u64,
 }
@@ -93,6 +97,8 @@ impl Session {
             protocol: 2,
             read_level: ReadLevel::Linearizable,
             token: LogPosition::ZERO,
+            auth: ClientAuth::default(),
+            authenticated: true,
             client: crate::node_loop::NodeHandle::new_client_id(),
             sequence: 0,
         }

@@ -6,6 +6,7 @@
 //! HTTP bytes over TCP, raw peer frames. Conditions are polled with a deadline, never
 //! slept for. One test binary holds every module, so the crate links once.
 
+mod auth;
 mod bad_input;
 mod metrics;
 mod support;

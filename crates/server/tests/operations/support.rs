@@ -126,6 +126,9 @@ pub fn query<T: redis::FromRedisValue>(
     command.query(connection)
 }
 
+/// The QUIT command: the server answers `+OK` and closes.
+pub const QUIT: &[u8] = b"*1\r\n$4\r\nQUIT\r\n";
+
 /// Sends raw bytes and reads until `expected` bytes arrived or the peer closed.
 pub fn exchange(address: SocketAddr, input: &[u8], expected: usize) -> Vec<u8> {
     let mut stream = TcpStream::connect(address).unwrap();
