@@ -47,6 +47,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "select",
     "set",
     "strlen",
+    "wait",
 ];
 
 /// The command's name as a metrics label: one of [`COMMAND_NAMES`] (or `config`), or
@@ -84,6 +85,7 @@ pub async fn execute(session: &mut Session, command: Command) -> (Response, Afte
             execute_data(session, &name, arguments).await
         }
         "INCR" | "DECR" | "INCRBY" | "DECRBY" => execute_counter(session, &name, arguments).await,
+        "WAIT" => super::wait::execute(session, arguments).await,
         _ => admin::execute(session, &name, arguments).await,
     };
     (response, After::Continue)

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod codec;
 pub mod commands;
 pub mod session;
+pub mod wait;
 
 use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;

@@ -80,6 +80,8 @@ pub struct Session {
     /// The password this connection must present, and whether it did (or needs none).
     pub auth: ClientAuth,
     pub authenticated: bool,
+    /// The log position of this connection's last write, for WAIT.
+    pub last_write: Option<LogPosition>,
     client: ClientId,
     sequence: u64,
 }
@@ -99,6 +101,7 @@ impl Session {
             token: LogPosition::ZERO,
             auth: ClientAuth::default(),
             authenticated: true,
+            last_write: None,
             client: crate::node_loop::NodeHandle::new_client_id(),
             sequence: 0,
         }
@@ -115,6 +118,15 @@ impl Session {
         let reply = node.request(request_id, request).await;
         if let Some(position) = reply.position() {
             self.token = self.token.max(position);
+        }
+        if let Reply::Written { position, .. }
+        | Reply::CompareAndSet {
+            swapped: true,
+            position,
+            ..
+        } = &reply
+        {
+            self.last_write = Some(self.last_write.unwrap_or(*position).max(*position));
         }
         reply
     }

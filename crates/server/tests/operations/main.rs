@@ -10,3 +10,4 @@ mod auth;
 mod bad_input;
 mod metrics;
 mod support;
+mod wait;
