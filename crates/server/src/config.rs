@@ -20,6 +20,8 @@
 //! heartbeat_interval_ms = 75
 //! lease_reads_enabled = false
 //! request_timeout_ms = 5000
+//! key_size_max_bytes = 4096          # at most replikv_core::limits::KEY_SIZE_MAX_BYTES
+//! value_size_max_bytes = 1048576     # at most replikv_core::limits::VALUE_SIZE_MAX_BYTES
 //! ```
 //!
 //! [`ServerConfig::validate`] checks everything a node needs before it touches its data
@@ -33,7 +35,7 @@ use crate::peer::CLUSTER_NAME_SIZE_MAX_BYTES;
 use crate::peer::PEER_FRAME_SIZE_MAX_BYTES;
 use replikv_core::NodeId;
 use replikv_core::error::{Error, Result};
-use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, LOG_RECORD_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_replication::single_leader::{CommitMode, RaftConfig};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -74,6 +76,9 @@ pub struct ServerConfig {
     pub store_sync_entries: u64,
     pub request_timeout_ms: u64,
     pub input_queue_max: usize,
+    /// Largest key and value a client may send (lower than or equal to the core limits).
+    pub key_size_max_bytes: usize,
+    pub value_size_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +101,8 @@ impl Default for ServerConfig {
             store_sync_entries: 64,
             request_timeout_ms: 5000,
             input_queue_max: 16 * 1024,
+            key_size_max_bytes: KEY_SIZE_MAX_BYTES,
+            value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
         }
     }
 }
@@ -181,6 +188,16 @@ impl ServerConfig {
         }
         if !(1..=INPUT_QUEUE_LIMIT).contains(&self.input_queue_max) {
             return invalid(format!("input_queue_max outside 1..={INPUT_QUEUE_LIMIT}"));
+        }
+        if !(1..=KEY_SIZE_MAX_BYTES).contains(&self.key_size_max_bytes) {
+            return invalid(format!(
+                "key_size_max_bytes outside 1..={KEY_SIZE_MAX_BYTES}"
+            ));
+        }
+        if !(1..=VALUE_SIZE_MAX_BYTES).contains(&self.value_size_max_bytes) {
+            return invalid(format!(
+                "value_size_max_bytes outside 1..={VALUE_SIZE_MAX_BYTES}"
+            ));
         }
         let raft = self.raft_config()?;
         raft.commit_mode.validate(peers.len() + 1)?;
@@ -281,6 +298,14 @@ mod tests {
             },
             ServerConfig {
                 client_password: Some(String::new()),
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                key_size_max_bytes: KEY_SIZE_MAX_BYTES + 1,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                value_size_max_bytes: 0,
                 ..ServerConfig::default()
             },
         ];

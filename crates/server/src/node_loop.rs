@@ -33,8 +33,9 @@
 use crate::metrics::Metrics;
 use crate::peer::PeerSenders;
 use replikv_core::error::{Error, Result};
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_core::replica::{DiscardedWrite, Output, Replica};
-use replikv_core::{ClientId, Instant, LogIndex, NodeId, Reply, Request, RequestId, Term};
+use replikv_core::{ClientId, Instant, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
 use replikv_replication::single_leader::{Message, RaftNode, RaftStats, ReplicationStatus};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -364,6 +365,9 @@ struct HandleInner {
     peers: PeerSenders,
     request_timeout: Duration,
     counters: Arc<LoopCounters>,
+    /// The configured client limits (at most the core limits).
+    key_size_max_bytes: usize,
+    value_size_max_bytes: usize,
 }
 
 /// Longest one forwarded attempt waits for the leader's reply before the request is
@@ -390,8 +394,60 @@ impl NodeHandle {
                 peers,
                 request_timeout,
                 counters,
+                key_size_max_bytes: KEY_SIZE_MAX_BYTES,
+                value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
             }),
         }
+    }
+
+    /// Lowers the largest key and value clients may send (clamped to the core limits).
+    /// Only on a handle not yet cloned: the limits are fixed before serving.
+    #[must_use]
+    pub fn with_size_limits(
+        mut self,
+        key_size_max_bytes: usize,
+        value_size_max_bytes: usize,
+    ) -> NodeHandle {
+        let inner = Arc::get_mut(&mut self.inner);
+        assert!(
+            inner.is_some(),
+            "size limits are set before the handle is shared"
+        );
+        if let Some(inner) = inner {
+            inner.key_size_max_bytes = key_size_max_bytes.min(KEY_SIZE_MAX_BYTES);
+            inner.value_size_max_bytes = value_size_max_bytes.min(VALUE_SIZE_MAX_BYTES);
+        }
+        self
+    }
+
+    /// `Err` (invalid input) if a key or value of `request` exceeds the configured
+    /// limits: such a request is refused before it reaches the node.
+    pub fn check_sizes(&self, request: &Request) -> Result<()> {
+        let check = |what: &str, size: usize, limit: usize| {
+            if size > limit {
+                return Err(Error::InvalidInput(format!(
+                    "{what} of {size} bytes exceeds the limit of {limit} bytes"
+                )));
+            }
+            Ok(())
+        };
+        if let Some(key) = request.key() {
+            check("key", key.as_bytes().len(), self.inner.key_size_max_bytes)?;
+        }
+        let values: [Option<&Value>; 2] = match request {
+            Request::Put { value, .. } | Request::PutFenced { value, .. } => [Some(value), None],
+            Request::CompareAndSet { expected, new, .. } => [expected.as_ref(), Some(new)],
+            Request::CompareAndSetVersion { new, .. } => [Some(new), None],
+            _ => [None, None],
+        };
+        for value in values.into_iter().flatten() {
+            check(
+                "value",
+                value.as_bytes().len(),
+                self.inner.value_size_max_bytes,
+            )?;
+        }
+        Ok(())
     }
 
     /// This node's id.
@@ -416,6 +472,9 @@ impl NodeHandle {
     /// One client must not have two requests in flight: request ids of one client are
     /// sequential (see `replikv_storage::store::session`).
     pub async fn request(&self, request_id: RequestId, request: Request) -> Reply {
+        if let Err(error) = self.check_sizes(&request) {
+            return Reply::Failed(error);
+        }
         let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
         let mut backoff = Duration::from_millis(5);
         let mut outcome_unknown = false;

@@ -162,6 +162,10 @@ impl RunningServer {
             senders.clone(),
             valid.request_timeout,
             counters,
+        )
+        .with_size_limits(
+            valid.config.key_size_max_bytes,
+            valid.config.value_size_max_bytes,
         );
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
