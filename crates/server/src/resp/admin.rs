@@ -4,7 +4,9 @@
 //! command: `HELLO` to pick the protocol version, `COMMAND DOCS` for hints, `CLIENT
 //! SETINFO` to name the library, `SELECT 0`, `PING`. These are answered here, with what
 //! a single-database Redis would answer, plus replikv's own: `INFO` (with a replication
-//! section: role, leader, term, commit and applied positions, each follower's lag;
+//! section: role, leader, term, last, commit and applied positions, commit mode and
+//! whether it is lossy, voters and learners, and on the leader each follower's matched
+//! index, lag in entries and time since its last answer;
 //! `INFO replication` or `INFO server` selects one) and
 //! `AUTH [default] password` (when a client password is configured) and
 //! `READCONSISTENCY linearizable|lease|follower|session` (this connection's read level;
@@ -266,14 +268,30 @@ pub fn info_text(status: &NodeStatus) -> String {
         status.peer_messages_dropped,
         status.stats.elections_started,
     );
+    let ids = |ids: &[replikv_core::NodeId]| {
+        let ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+        ids.join(",")
+    };
+    let _ = write!(
+        text,
+        "lossy:{}\r\nvoters:{}\r\nlearners:{}\r\nconnected_followers:{}\r\n",
+        u8::from(replication.lossy),
+        ids(&replication.voters),
+        ids(&replication.learners),
+        replication.followers.as_ref().map_or(0, Vec::len),
+    );
     for follower in replication.followers.iter().flatten() {
         let since = follower.since_last_ack.map_or(-1, |since| {
             i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
         });
         let _ = write!(
             text,
-            "follower_{}:matched={},lag_entries={},last_ack_ms_ago={}\r\n",
-            follower.follower.0, follower.matched.0, follower.lag_entries, since
+            "follower_{}:voter={},matched={},lag_entries={},last_ack_ms_ago={}\r\n",
+            follower.follower.0,
+            u8::from(follower.voter),
+            follower.matched.0,
+            follower.lag_entries,
+            since
         );
     }
     text

@@ -8,6 +8,7 @@
 
 mod auth;
 mod bad_input;
+mod info;
 mod metrics;
 mod support;
 mod wait;

@@ -2,7 +2,7 @@
 
 use super::support::{query, start_cluster};
 
-fn wait(connection: &mut redis::Connection, replicas: u64, timeout_ms: u64) -> i64 {
+pub fn wait(connection: &mut redis::Connection, replicas: u64, timeout_ms: u64) -> i64 {
     redis::cmd("WAIT")
         .arg(replicas)
         .arg(timeout_ms)
