@@ -430,3 +430,37 @@ fn advance(counter: &IntCounter, total: u64) {
 fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_registry_renders_every_event_metric_at_zero() {
+        let metrics = Metrics::new();
+        let text = metrics.render(None);
+        for line in [
+            "replikv_commit_duration_seconds_count 0",
+            "replikv_flush_duration_seconds_count 0",
+            "replikv_batch_inputs_count 0",
+            "replikv_elections_started_total 0",
+        ] {
+            assert!(text.lines().any(|found| found == line), "{line} in {text}");
+        }
+        metrics.record_flush(Duration::from_millis(3), 5);
+        metrics.record_request(Api::Resp, "get", Outcome::Ok, Duration::from_micros(70));
+        let text = metrics.render(None);
+        assert!(text.contains("replikv_batch_inputs_sum 5\n"), "{text}");
+        let requests = r#"replikv_client_requests_total{api="resp",command="get",outcome="ok"} 1"#;
+        assert!(text.contains(requests), "{text}");
+    }
+
+    #[test]
+    fn status_counters_only_move_up() {
+        let counter = IntCounter::new("c", "c").unwrap();
+        for (total, expected) in [(3, 3), (7, 7), (5, 7), (7, 7), (9, 9)] {
+            advance(&counter, total);
+            assert_eq!(counter.get(), expected);
+        }
+    }
+}

@@ -178,10 +178,9 @@ impl RunningServer {
             senders,
             shutdown_receiver.clone(),
         ));
-        let auth = ClientAuth::new(valid.config.client_password.as_deref());
         spawn_client_apis(
+            &valid,
             &handle,
-            &auth,
             resp_listener,
             http_listener,
             shutdown_receiver,
@@ -273,13 +272,14 @@ fn transport_config(valid: &ValidConfig, peer_address: SocketAddr) -> Arc<PeerTr
 
 /// Starts the client APIs: RESP, and HTTP if it has a listener.
 fn spawn_client_apis(
+    valid: &ValidConfig,
     handle: &NodeHandle,
-    auth: &ClientAuth,
     resp_listener: TcpListener,
     http_listener: Option<TcpListener>,
     shutdown: watch::Receiver<bool>,
 ) {
     let keyspaces = Keyspaces::new(handle.clone());
+    let auth = ClientAuth::new(valid.config.client_password.as_deref());
     if let Some(listener) = http_listener {
         let (keyspaces, shutdown) = (keyspaces.clone(), shutdown.clone());
         let auth = auth.clone();
@@ -287,7 +287,6 @@ fn spawn_client_apis(
             listener, keyspaces, auth, shutdown,
         ));
     }
-    let auth = auth.clone();
     tokio::spawn(resp::run_listener(resp_listener, keyspaces, auth, shutdown));
 }
 

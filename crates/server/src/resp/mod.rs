@@ -142,3 +142,41 @@ pub fn outcome(response: &Response) -> Outcome {
         _ => Outcome::Invalid,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn metric_labels_are_bounded_and_outcomes_follow_error_prefixes() {
+        let command = |words: &[&'static str]| -> codec::Command {
+            words.iter().map(|word| Bytes::from(*word)).collect()
+        };
+        assert_eq!(commands::metric_name(&command(&["gEt", "k"])), "get");
+        assert_eq!(commands::metric_name(&command(&["WAIT", "1", "0"])), "wait");
+        assert_eq!(
+            commands::metric_name(&command(&["config", "get"])),
+            "config"
+        );
+        assert_eq!(commands::metric_name(&command(&["made-up"])), "other");
+        assert_eq!(commands::metric_name(&command(&[])), "other");
+        let cases = [
+            (Response::ok(), Outcome::Ok),
+            (Response::Null, Outcome::Ok),
+            (Response::error("syntax error"), Outcome::Invalid),
+            (Response::Error("NOAUTH x".into()), Outcome::Unauthorized),
+            (Response::Error("WRONGPASS x".into()), Outcome::Unauthorized),
+            (
+                Response::Error("UNAVAILABLE x".into()),
+                Outcome::Unavailable,
+            ),
+            (Response::Error("OVERLOADED x".into()), Outcome::Overloaded),
+            (Response::Error("UNKNOWN x".into()), Outcome::Unknown),
+            (Response::Error("IOERR x".into()), Outcome::StorageFailed),
+        ];
+        for (response, expected) in cases {
+            assert_eq!(outcome(&response), expected, "{response:?}");
+        }
+    }
+}
