@@ -139,3 +139,23 @@ pub fn run(args: &ServerArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    #[test]
+    fn the_client_password_flag_overrides_the_environment_and_the_file() {
+        let command = Command::parse_from(["replikv", "--client-password", "from the flag"]);
+        let config = command.server.config().unwrap();
+        assert_eq!(config.client_password.as_deref(), Some("from the flag"));
+        assert!(config.validate().is_ok());
+    }
+}
