@@ -212,7 +212,7 @@ impl NodeLoop {
                 Err(RecvTimeoutError::Timeout) => Flow::Continue,
                 Err(RecvTimeoutError::Disconnected) => Flow::Stop,
             };
-            while flow == Flow::Continue && handled > 0 && handled < INPUT_BATCH_MAX {
+            while flow == Flow::Continue && handled < INPUT_BATCH_MAX {
                 match self.inputs.try_recv() {
                     Ok(input) => {
                         handled += 1;
