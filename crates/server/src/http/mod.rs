@@ -163,7 +163,7 @@ async fn authorize(
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+            .and_then(|value| bearer_token(value.as_bytes()));
         if !presented.is_some_and(|token| state.auth.check(token)) {
             let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"replikv\"")];
             let text = "authentication required: Authorization: Bearer <client password>\n";
@@ -171,6 +171,12 @@ async fn authorize(
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme's case is free).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 pub(crate) fn error_response(error: &Error) -> Response {

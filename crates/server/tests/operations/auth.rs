@@ -101,6 +101,8 @@ fn http_requests_need_the_bearer_token_on_every_route() {
     }
     let (status, _) = http(address, "PUT", "/v1/kv/k", &good, b"v");
     assert_eq!(status, 200);
+    let lower_case = format!("authorization: bearer {PASSWORD}\r\n");
+    assert_eq!(http(address, "GET", "/v1/kv/k", &lower_case, b"").0, 200);
     let (status, response) = http(address, "GET", "/v1/kv/k", &good, b"");
     assert_eq!((status, body(&response)), (200, "v"));
     let (status, response) = http(address, "GET", "/metrics", &good, b"");
