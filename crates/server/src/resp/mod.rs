@@ -10,8 +10,9 @@
 //! sequential request ids).
 //!
 //! With a client password configured, a connection must authenticate (`AUTH`, or
-//! `HELLO ... AUTH`) before any command but PING, HELLO, AUTH and QUIT, which are
-//! answered `-NOAUTH Authentication required.`
+//! `HELLO ... AUTH`) before any command but PING, HELLO, AUTH and QUIT; the others are
+//! answered `-NOAUTH Authentication required.` Until it has, its requests may occupy
+//! at most [`codec::UNAUTHENTICATED_REQUEST_SIZE_MAX_BYTES`] while being received.
 //!
 //! Bad input never panics the server: malformed RESP gets an error reply and the
 //! connection is closed (the byte stream cannot be resynchronised); unknown commands
@@ -94,6 +95,7 @@ async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut framed = Framed::new(stream, RespCodec::new());
+    framed.codec_mut().request_size_max_bytes = request_size_max_bytes(&session);
     loop {
         let next = tokio::select! {
             next = framed.next() => next,
@@ -115,6 +117,7 @@ async fn serve(
         let metrics = session.keyspaces.default_group().metrics();
         metrics.record_request(Api::Resp, name, outcome(&response), started.elapsed());
         framed.codec_mut().protocol = session.protocol;
+        framed.codec_mut().request_size_max_bytes = request_size_max_bytes(&session);
         framed.feed(response).await.map_err(|error| error.0)?;
         if after == After::Close {
             framed.flush().await.map_err(|error| error.0)?;
@@ -123,6 +126,15 @@ async fn serve(
         if framed.read_buffer().is_empty() {
             framed.flush().await.map_err(|error| error.0)?;
         }
+    }
+}
+
+/// The largest incomplete request the connection may buffer now.
+fn request_size_max_bytes(session: &Session) -> usize {
+    if session.authenticated {
+        codec::REQUEST_SIZE_MAX_BYTES
+    } else {
+        codec::UNAUTHENTICATED_REQUEST_SIZE_MAX_BYTES
     }
 }
 

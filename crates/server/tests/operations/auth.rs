@@ -1,6 +1,7 @@
 //! Client authentication: RESP AUTH (and HELLO's AUTH option) and HTTP bearer tokens.
 
-use super::support::{QUIT, body, exchange, http, query, start_cluster};
+use super::support::{DEADLINE, QUIT, body, exchange, http, query, start_cluster};
+use std::io::{Read, Write};
 
 const PASSWORD: &str = "open sesame";
 
@@ -55,6 +56,49 @@ fn resp_clients_must_authenticate_when_a_password_is_configured() {
         error.to_string().contains("Authentication required"),
         "{error}"
     );
+    cluster.shutdown();
+}
+
+#[test]
+fn an_unauthenticated_connection_cannot_make_the_node_buffer_a_large_request() {
+    let cluster = start_cluster(1, |config| config.client_password = Some(PASSWORD.into()));
+    cluster.wait_for_leader();
+    let value_size_bytes = 200_000;
+    let head = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${value_size_bytes}\r\n");
+    // Unauthenticated: an incomplete request over 64 KiB is an error, then a close.
+    let mut stream = std::net::TcpStream::connect(cluster.resp(0)).unwrap();
+    let _ = stream.write_all(&[head.as_bytes(), &vec![b'v'; 100_000]].concat());
+    // The node closes with some of our bytes unread, so the kernel may reset the
+    // connection and drop the error line: a reset counts as the close, a timeout not.
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut received = Vec::new();
+    let closed = loop {
+        let mut buffer = [0u8; 4096];
+        match stream.read(&mut buffer) {
+            Ok(0) => break true,
+            Ok(read) => received.extend_from_slice(&buffer[..read]),
+            Err(error) => break error.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    };
+    assert!(
+        closed,
+        "the node waited for the rest of an unauthenticated request"
+    );
+    let text = String::from_utf8_lossy(&received);
+    let error = "-ERR Protocol error: request larger than 65536 bytes\r\n";
+    assert!(text.is_empty() || text == error, "{text:?}");
+    // Authenticated: the same request, complete, is served.
+    let auth = b"*2\r\n$4\r\nAUTH\r\n$11\r\nopen sesame\r\n";
+    let request = [
+        &auth[..],
+        head.as_bytes(),
+        &vec![b'v'; value_size_bytes],
+        b"\r\n",
+        QUIT,
+    ]
+    .concat();
+    let output = exchange(cluster.resp(0), &request, usize::MAX);
+    assert_eq!(output, b"+OK\r\n+OK\r\n+OK\r\n");
     cluster.shutdown();
 }
 
