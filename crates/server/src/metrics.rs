@@ -172,40 +172,40 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> Hi
 }
 
 impl StatusCounters {
-    fn new(r: &Registry) -> StatusCounters {
+    fn new(registry: &Registry) -> StatusCounters {
         StatusCounters {
             elections_started: counter(
-                r,
+                registry,
                 "replikv_elections_started_total",
                 "Elections this node started.",
             ),
             leaderships_won: counter(
-                r,
+                registry,
                 "replikv_leaderships_won_total",
                 "Elections this node won.",
             ),
             writes_discarded: counter(
-                r,
+                registry,
                 "replikv_writes_discarded_total",
                 "Accepted writes a failover discarded (lossy commit modes).",
             ),
             snapshots_sent: counter(
-                r,
+                registry,
                 "replikv_snapshots_sent_total",
                 "Leader: snapshot transfers completed (the follower installed it).",
             ),
             snapshots_installed: counter(
-                r,
+                registry,
                 "replikv_snapshots_installed_total",
                 "Follower: snapshots installed.",
             ),
             peer_messages_dropped: counter(
-                r,
+                registry,
                 "replikv_peer_messages_dropped_total",
                 "Outgoing peer messages dropped (full queue or no connection).",
             ),
             inputs_refused: counter(
-                r,
+                registry,
                 "replikv_node_inputs_refused_total",
                 "Inputs refused because the node loop's queue was full.",
             ),
@@ -214,58 +214,61 @@ impl StatusCounters {
 }
 
 impl StatusGauges {
-    fn new(r: &Registry) -> StatusGauges {
+    fn new(registry: &Registry) -> StatusGauges {
         let follower = &["follower"];
         let ack_age = Opts::new(
             "replikv_follower_last_ack_age_seconds",
             "Leader: time since each follower last answered (-1: not since this leadership began).",
         );
         StatusGauges {
-            term: gauge(r, "replikv_term", "The node's current term."),
+            term: gauge(registry, "replikv_term", "The node's current term."),
             role: gauge_vec(
-                r,
+                registry,
                 "replikv_role",
                 "1 for the node's current role, 0 for the others.",
                 &["role"],
             ),
             last_index: gauge(
-                r,
+                registry,
                 "replikv_last_index",
                 "The index of the last entry of the local log.",
             ),
             commit_index: gauge(
-                r,
+                registry,
                 "replikv_commit_index",
                 "The highest index known committed.",
             ),
             applied_index: gauge(
-                r,
+                registry,
                 "replikv_applied_index",
                 "The index of the last entry applied to the store.",
             ),
             input_queue_depth: gauge(
-                r,
+                registry,
                 "replikv_node_input_queue_depth",
                 "Inputs waiting in the node loop's queue.",
             ),
             requests_waiting: gauge(
-                r,
+                registry,
                 "replikv_node_requests_waiting",
                 "Client requests waiting for their reply inside the node loop.",
             ),
             follower_matched_index: gauge_vec(
-                r,
+                registry,
                 "replikv_follower_matched_index",
                 "Leader: the highest index known durable on each follower.",
                 follower,
             ),
             follower_lag_entries: gauge_vec(
-                r,
+                registry,
                 "replikv_follower_lag_entries",
                 "Leader: each follower's lag behind the leader's last entry, in entries.",
                 follower,
             ),
-            follower_last_ack_age_seconds: register(r, built(GaugeVec::new(ack_age, follower))),
+            follower_last_ack_age_seconds: register(
+                registry,
+                built(GaugeVec::new(ack_age, follower)),
+            ),
         }
     }
 }
@@ -275,13 +278,12 @@ impl Metrics {
     #[must_use]
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let r = &registry;
         let requests = Opts::new(
             "replikv_client_requests_total",
             "Client requests served, by API, command and outcome.",
         );
         let client_requests = register(
-            r,
+            &registry,
             built(IntCounterVec::new(requests, &["api", "command", "outcome"])),
         );
         let durations = HistogramOpts::new(
@@ -289,28 +291,30 @@ impl Metrics {
             "Time from a client command's arrival to its reply, by API and command.",
         )
         .buckets(LATENCY_BUCKETS_SECONDS.to_vec());
-        let client_request_duration =
-            register(r, built(HistogramVec::new(durations, &["api", "command"])));
+        let client_request_duration = register(
+            &registry,
+            built(HistogramVec::new(durations, &["api", "command"])),
+        );
         let commit_duration = histogram(
-            r,
+            &registry,
             "replikv_commit_duration_seconds",
             "Leader: time from a write's arrival in the node loop to its reply (durable and committed).",
             LATENCY_BUCKETS_SECONDS,
         );
         let flush_duration = histogram(
-            r,
+            &registry,
             "replikv_flush_duration_seconds",
             "Time of one group commit (handle_flush, with its fsync) per batch of inputs.",
             LATENCY_BUCKETS_SECONDS,
         );
         let batch_inputs = histogram(
-            r,
+            &registry,
             "replikv_batch_inputs",
             "Inputs handled by the node loop between two flushes.",
             BATCH_BUCKETS,
         );
-        let counters = StatusCounters::new(r);
-        let gauges = StatusGauges::new(r);
+        let counters = StatusCounters::new(&registry);
+        let gauges = StatusGauges::new(&registry);
         Metrics {
             registry,
             client_requests,
