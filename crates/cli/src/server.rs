@@ -3,8 +3,9 @@
 //! Settings come from `--config FILE.toml` (see `replikv_server::config` for the keys)
 //! and/or flags; a flag overrides the file. The cluster secret is read from the
 //! environment (`REPLIKV_CLUSTER_SECRET`) or the file, never from a flag, so that it
-//! does not show in the process list. Logs go to stderr (`RUST_LOG` filters them,
-//! `info` by default). The process runs until SIGTERM or Ctrl-C, then shuts down
+//! does not show in the process list. The client password comes from
+//! `REPLIKV_CLIENT_PASSWORD` (preferred), `--client-password` or the file. Logs go to
+//! stderr (`RUST_LOG` filters them, `info` by default). The process runs until SIGTERM or Ctrl-C, then shuts down
 //! gracefully; it exits non-zero if the node cannot start or its storage fails.
 
 use clap::Args;
@@ -62,6 +63,10 @@ pub struct ServerArgs {
     /// The log's segment size: the log is compacted by whole segments.
     #[arg(long)]
     log_segment_size_max_bytes: Option<u64>,
+    /// The password clients must present (RESP AUTH, HTTP bearer token). Prefer the
+    /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
+    #[arg(long)]
+    client_password: Option<String>,
 }
 
 fn override_with<T>(field: &mut T, value: Option<T>) {
@@ -114,6 +119,12 @@ impl ServerArgs {
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);
         }
+        if let Ok(password) = std::env::var("REPLIKV_CLIENT_PASSWORD") {
+            config.client_password = Some(password);
+        }
+        if self.client_password.is_some() {
+            config.client_password.clone_from(&self.client_password);
+        }
         Ok(config)
     }
 }
@@ -138,5 +149,25 @@ pub fn run(args: &ServerArgs) -> ExitCode {
             eprintln!("replikv server: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    #[test]
+    fn the_client_password_flag_overrides_the_environment_and_the_file() {
+        let command = Command::parse_from(["replikv", "--client-password", "from the flag"]);
+        let config = command.server.config().unwrap();
+        assert_eq!(config.client_password.as_deref(), Some("from the flag"));
+        assert!(config.validate().is_ok());
     }
 }

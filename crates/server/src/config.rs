@@ -13,6 +13,7 @@
 //! peers = ["2=127.0.0.1:17002", "3=127.0.0.1:17003"]
 //! cluster_name = "replikv"
 //! # cluster_secret = "..."           # peers must prove it (HMAC) to join
+//! # client_password = "..."          # clients must AUTH / send a bearer token
 //! commit_mode = "majority"           # all, async, semi-sync any K, semi-sync first K
 //! election_timeout_ms_min = 300
 //! election_timeout_ms_max = 600
@@ -21,6 +22,8 @@
 //! request_timeout_ms = 5000
 //! # join = true                      # a new node that waits to be added (see below)
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
+//! key_size_max_bytes = 4096          # at most replikv_core::limits::KEY_SIZE_MAX_BYTES
+//! value_size_max_bytes = 1048576     # at most replikv_core::limits::VALUE_SIZE_MAX_BYTES
 //! ```
 //!
 //! `join = true` (`replikv server --join`) starts a node that is not a member yet: it
@@ -35,11 +38,12 @@
 //! a real disk's fsync and a loaded machine's scheduling add milliseconds the
 //! simulator does not have, and a needless election costs more than a slower failover.
 
+use crate::auth::CLIENT_PASSWORD_SIZE_MAX_BYTES;
 use crate::peer::CLUSTER_NAME_SIZE_MAX_BYTES;
 use crate::peer::PEER_FRAME_SIZE_MAX_BYTES;
 use replikv_core::NodeId;
 use replikv_core::error::{Error, Result};
-use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, LOG_RECORD_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_replication::single_leader::{CommitMode, RaftConfig};
 use replikv_storage::log::{LogOptions, SEGMENT_SIZE_MAX_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
@@ -71,6 +75,8 @@ pub struct ServerConfig {
     pub peers: Vec<String>,
     pub cluster_name: String,
     pub cluster_secret: Option<String>,
+    /// When set, RESP clients must `AUTH` and HTTP clients send `Authorization: Bearer`.
+    pub client_password: Option<String>,
     pub commit_mode: String,
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
@@ -84,6 +90,9 @@ pub struct ServerConfig {
     /// The replication log's segment size; the log is compacted by whole segments, so
     /// this is also how soon a node compacts (and a new member needs a snapshot).
     pub log_segment_size_max_bytes: u64,
+    /// Largest key and value a client may send (lower than or equal to the core limits).
+    pub key_size_max_bytes: usize,
+    pub value_size_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +106,7 @@ impl Default for ServerConfig {
             peers: Vec::new(),
             cluster_name: "replikv".into(),
             cluster_secret: None,
+            client_password: None,
             commit_mode: "majority".into(),
             election_timeout_ms_min: 300,
             election_timeout_ms_max: 600,
@@ -107,6 +117,8 @@ impl Default for ServerConfig {
             input_queue_max: 16 * 1024,
             join: false,
             log_segment_size_max_bytes: LogOptions::default().segment_size_max_bytes,
+            key_size_max_bytes: KEY_SIZE_MAX_BYTES,
+            value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
         }
     }
 }
@@ -178,6 +190,13 @@ impl ServerConfig {
         if self.cluster_secret.as_ref().is_some_and(String::is_empty) {
             return invalid("cluster_secret must not be empty when set");
         }
+        if self.client_password.as_ref().is_some_and(|password| {
+            password.is_empty() || password.len() > CLIENT_PASSWORD_SIZE_MAX_BYTES
+        }) {
+            return invalid(format!(
+                "client_password must be 1..={CLIENT_PASSWORD_SIZE_MAX_BYTES} bytes when set"
+            ));
+        }
         if !(1..=REQUEST_TIMEOUT_LIMIT_MS).contains(&self.request_timeout_ms) {
             return invalid(format!(
                 "request_timeout_ms outside 1..={REQUEST_TIMEOUT_LIMIT_MS}"
@@ -189,6 +208,16 @@ impl ServerConfig {
         if !(1..=SEGMENT_SIZE_MAX_BYTES_LIMIT).contains(&self.log_segment_size_max_bytes) {
             return invalid(format!(
                 "log_segment_size_max_bytes outside 1..={SEGMENT_SIZE_MAX_BYTES_LIMIT}"
+            ));
+        }
+        if !(1..=KEY_SIZE_MAX_BYTES).contains(&self.key_size_max_bytes) {
+            return invalid(format!(
+                "key_size_max_bytes outside 1..={KEY_SIZE_MAX_BYTES}"
+            ));
+        }
+        if !(1..=VALUE_SIZE_MAX_BYTES).contains(&self.value_size_max_bytes) {
+            return invalid(format!(
+                "value_size_max_bytes outside 1..={VALUE_SIZE_MAX_BYTES}"
             ));
         }
         let raft = self.raft_config()?;
@@ -305,6 +334,18 @@ mod tests {
             },
             ServerConfig {
                 request_timeout_ms: 0,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                client_password: Some(String::new()),
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                key_size_max_bytes: KEY_SIZE_MAX_BYTES + 1,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                value_size_max_bytes: 0,
                 ..ServerConfig::default()
             },
         ];

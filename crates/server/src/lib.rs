@@ -25,7 +25,9 @@
 //!   reconnects, bounded queues, request forwarding.
 //! - [`resp`]: the Redis-protocol API.
 //! - [`http`]: the HTTP API (keys and status).
+//! - [`metrics`]: the node's Prometheus metrics (`GET /metrics`).
 //! - [`keyspace`]: the seam where keyspaces and other replication strategies plug in.
+//! - [`auth`]: the client password (RESP AUTH, HTTP bearer token).
 //! - [`config`]: a node's configuration (TOML or flags).
 //! - [`server`]: start-up and shutdown order, the data directory's lock.
 //!
@@ -33,9 +35,11 @@
 //! through its bounded input channel, so the replica stays a single-threaded state
 //! machine exactly as the simulator drives it.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod keyspace;
+pub mod metrics;
 pub mod node_loop;
 pub mod peer;
 pub mod resp;

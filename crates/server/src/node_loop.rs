@@ -30,14 +30,16 @@
 //! configured timeout (past it the answer is an *unknown outcome*), and forwards a
 //! request that this node cannot serve to the leader through the peer transport.
 
+use crate::metrics::Metrics;
 use crate::peer::PeerSenders;
 use replikv_core::error::{Error, Result};
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_core::replica::{DiscardedWrite, Output, Replica};
-use replikv_core::{ClientId, Instant, LogIndex, NodeId, Reply, Request, RequestId, Term};
+use replikv_core::{ClientId, Instant, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
 use replikv_replication::single_leader::{Message, RaftNode, RaftStats, ReplicationStatus};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -88,6 +90,11 @@ pub struct NodeStatus {
     /// Outgoing peer messages dropped because a peer's queue was full or it had no
     /// connection.
     pub peer_messages_dropped: u64,
+    /// Inputs refused because the loop's queue was full, since the process started.
+    pub inputs_refused: u64,
+    /// Inputs waiting in the loop's queue, and client requests waiting for a reply.
+    pub input_queue_depth: u64,
+    pub requests_waiting: u64,
 }
 
 /// Counters shared between the loop and its handles.
@@ -95,6 +102,12 @@ pub struct NodeStatus {
 pub struct LoopCounters {
     pub inputs_refused: AtomicU64,
     pub writes_discarded: AtomicU64,
+    /// Inputs sent and not yet received by the loop (may briefly read one low or high:
+    /// the two sides update it on either side of the channel).
+    pub inputs_queued: AtomicI64,
+    /// The node's metrics: the loop records commit and flush timings, the APIs their
+    /// requests, and a scrape reads them all.
+    pub metrics: Metrics,
 }
 
 /// The monotonic clock handed to the replica.
@@ -119,6 +132,8 @@ struct NodeLoop {
     /// Reply channels by request id; several when a retry joined a pending request.
     waiting: HashMap<RequestId, VecDeque<oneshot::Sender<Reply>>>,
     waiting_count: usize,
+    /// When each pending write reached the loop: its commit latency's start.
+    writes_started: HashMap<RequestId, std::time::Instant>,
     counters: Arc<LoopCounters>,
     commit_mode: String,
 }
@@ -144,6 +159,7 @@ pub fn spawn(
         },
         waiting: HashMap::new(),
         waiting_count: 0,
+        writes_started: HashMap::new(),
         counters,
         commit_mode,
     };
@@ -187,19 +203,24 @@ impl NodeLoop {
                     deadline.saturating_duration_since(now)
                 })
                 .min(IDLE_WAIT);
+            let mut handled = 0;
             let mut flow = match self.inputs.recv_timeout(wait) {
-                Ok(input) => self.handle_input(input)?,
+                Ok(input) => {
+                    handled += 1;
+                    self.handle_input(input)?
+                }
                 Err(RecvTimeoutError::Timeout) => Flow::Continue,
                 Err(RecvTimeoutError::Disconnected) => Flow::Stop,
             };
-            let mut handled = 1;
             while flow == Flow::Continue && handled < INPUT_BATCH_MAX {
                 match self.inputs.try_recv() {
-                    Ok(input) => flow = self.handle_input(input)?,
+                    Ok(input) => {
+                        handled += 1;
+                        flow = self.handle_input(input)?;
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => flow = Flow::Stop,
                 }
-                handled += 1;
             }
             let now = self.clock.now();
             if self
@@ -210,7 +231,12 @@ impl NodeLoop {
                 self.node.handle_tick(now)?;
                 self.dispatch_outputs();
             }
+            let flush_started = std::time::Instant::now();
             self.node.handle_flush(self.clock.now())?;
+            if handled > 0 {
+                let metrics = &self.counters.metrics;
+                metrics.record_flush(flush_started.elapsed(), handled);
+            }
             self.dispatch_outputs();
             if flow == Flow::Stop {
                 tracing::info!(node = %self.node.id(), "node loop stopped after a final flush");
@@ -220,6 +246,7 @@ impl NodeLoop {
     }
 
     fn handle_input(&mut self, input: Input) -> Result<Flow> {
+        self.counters.inputs_queued.fetch_sub(1, Ordering::Relaxed);
         let now = self.clock.now();
         match input {
             Input::Message { from, message } => self.node.handle_message(now, from, message)?,
@@ -236,6 +263,10 @@ impl NodeLoop {
                 }
                 self.waiting.entry(request_id).or_default().push_back(reply);
                 self.waiting_count += 1;
+                if request.is_write() {
+                    let started = std::time::Instant::now();
+                    self.writes_started.entry(request_id).or_insert(started);
+                }
                 self.node.handle_request(now, request_id, request)?;
             }
             Input::Status { reply } => {
@@ -258,6 +289,11 @@ impl NodeLoop {
     }
 
     fn reply(&mut self, request_id: RequestId, reply: Reply) {
+        if let Some(started) = self.writes_started.remove(&request_id)
+            && matches!(reply, Reply::Written { .. } | Reply::CompareAndSet { .. })
+        {
+            self.counters.metrics.record_commit(started.elapsed());
+        }
         let Some(senders) = self.waiting.get_mut(&request_id) else {
             tracing::debug!(%request_id, "a reply nobody waits for");
             return;
@@ -265,6 +301,10 @@ impl NodeLoop {
         let sender = senders.pop_front();
         if senders.is_empty() {
             self.waiting.remove(&request_id);
+            if self.waiting.is_empty() {
+                // Bounded: a write whose reply never came is forgotten here.
+                self.writes_started.clear();
+            }
         }
         if let Some(sender) = sender {
             self.waiting_count -= 1;
@@ -303,6 +343,10 @@ impl NodeLoop {
             stats: self.node.stats().clone(),
             writes_discarded: self.counters.writes_discarded.load(Ordering::Relaxed),
             peer_messages_dropped: self.peers.messages_dropped(),
+            inputs_refused: self.counters.inputs_refused.load(Ordering::Relaxed),
+            input_queue_depth: u64::try_from(self.counters.inputs_queued.load(Ordering::Relaxed))
+                .unwrap_or(0),
+            requests_waiting: self.waiting_count as u64,
         }
     }
 }
@@ -321,6 +365,9 @@ struct HandleInner {
     peers: PeerSenders,
     request_timeout: Duration,
     counters: Arc<LoopCounters>,
+    /// The configured client limits (at most the core limits).
+    key_size_max_bytes: usize,
+    value_size_max_bytes: usize,
 }
 
 /// Longest one forwarded attempt waits for the leader's reply before the request is
@@ -347,8 +394,60 @@ impl NodeHandle {
                 peers,
                 request_timeout,
                 counters,
+                key_size_max_bytes: KEY_SIZE_MAX_BYTES,
+                value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
             }),
         }
+    }
+
+    /// Lowers the largest key and value clients may send (clamped to the core limits).
+    /// Only on a handle not yet cloned: the limits are fixed before serving.
+    #[must_use]
+    pub fn with_size_limits(
+        mut self,
+        key_size_max_bytes: usize,
+        value_size_max_bytes: usize,
+    ) -> NodeHandle {
+        let inner = Arc::get_mut(&mut self.inner);
+        assert!(
+            inner.is_some(),
+            "size limits are set before the handle is shared"
+        );
+        if let Some(inner) = inner {
+            inner.key_size_max_bytes = key_size_max_bytes.min(KEY_SIZE_MAX_BYTES);
+            inner.value_size_max_bytes = value_size_max_bytes.min(VALUE_SIZE_MAX_BYTES);
+        }
+        self
+    }
+
+    /// `Err` (invalid input) if a key or value of `request` exceeds the configured
+    /// limits: such a request is refused before it reaches the node.
+    pub fn check_sizes(&self, request: &Request) -> Result<()> {
+        let check = |what: &str, size: usize, limit: usize| {
+            if size > limit {
+                return Err(Error::InvalidInput(format!(
+                    "{what} of {size} bytes exceeds the limit of {limit} bytes"
+                )));
+            }
+            Ok(())
+        };
+        if let Some(key) = request.key() {
+            check("key", key.as_bytes().len(), self.inner.key_size_max_bytes)?;
+        }
+        let values: [Option<&Value>; 2] = match request {
+            Request::Put { value, .. } | Request::PutFenced { value, .. } => [Some(value), None],
+            Request::CompareAndSet { expected, new, .. } => [expected.as_ref(), Some(new)],
+            Request::CompareAndSetVersion { new, .. } => [Some(new), None],
+            _ => [None, None],
+        };
+        for value in values.into_iter().flatten() {
+            check(
+                "value",
+                value.as_bytes().len(),
+                self.inner.value_size_max_bytes,
+            )?;
+        }
+        Ok(())
     }
 
     /// This node's id.
@@ -373,6 +472,9 @@ impl NodeHandle {
     /// One client must not have two requests in flight: request ids of one client are
     /// sequential (see `replikv_storage::store::session`).
     pub async fn request(&self, request_id: RequestId, request: Request) -> Reply {
+        if let Err(error) = self.check_sizes(&request) {
+            return Reply::Failed(error);
+        }
         let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
         let mut backoff = Duration::from_millis(5);
         let mut outcome_unknown = false;
@@ -484,7 +586,10 @@ impl NodeHandle {
     /// Asks the loop to flush and stop. Waits for room in the queue: shutdown must not
     /// be dropped.
     pub fn shutdown(&self) {
-        let _ = self.inner.inputs.send(Input::Shutdown);
+        if self.inner.inputs.send(Input::Shutdown).is_ok() {
+            let counters = &self.inner.counters;
+            counters.inputs_queued.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The peers this node talks to and their addresses (the live address book).
@@ -499,9 +604,21 @@ impl NodeHandle {
         self.inner.counters.inputs_refused.load(Ordering::Relaxed)
     }
 
+    /// The node's metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.counters.metrics
+    }
+
     fn try_send(&self, input: Input) -> Result<()> {
         match self.inner.inputs.try_send(input) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.inner
+                    .counters
+                    .inputs_queued
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Err(TrySendError::Full(_)) => {
                 self.inner
                     .counters

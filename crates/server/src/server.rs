@@ -23,6 +23,7 @@
 //! If the node loop stops on its own (its storage failed), [`RunningServer::stopped`]
 //! returns its error and the process should exit non-zero.
 
+use crate::auth::ClientAuth;
 use crate::config::{ServerConfig, ValidConfig};
 use crate::keyspace::Keyspaces;
 use crate::node_loop::{self, LoopCounters, NodeHandle};
@@ -161,6 +162,10 @@ impl RunningServer {
             senders.clone(),
             valid.request_timeout,
             counters,
+        )
+        .with_size_limits(
+            valid.config.key_size_max_bytes,
+            valid.config.value_size_max_bytes,
         );
 
         let (shutdown, shutdown_receiver) = watch::channel(false);
@@ -180,7 +185,13 @@ impl RunningServer {
             senders,
             shutdown_receiver.clone(),
         ));
-        spawn_client_apis(&handle, resp_listener, http_listener, shutdown_receiver);
+        spawn_client_apis(
+            &valid,
+            &handle,
+            resp_listener,
+            http_listener,
+            shutdown_receiver,
+        );
         write_endpoints(&data_dir, resp_address, peer_address, http_address)?;
         tracing::info!(node = %valid.id, %resp_address, %peer_address, "node started");
         Ok(RunningServer {
@@ -267,17 +278,22 @@ fn transport_config(valid: &ValidConfig, peer_address: SocketAddr) -> Arc<PeerTr
 
 /// Starts the client APIs: RESP, and HTTP if it has a listener.
 fn spawn_client_apis(
+    valid: &ValidConfig,
     handle: &NodeHandle,
     resp_listener: TcpListener,
     http_listener: Option<TcpListener>,
     shutdown: watch::Receiver<bool>,
 ) {
     let keyspaces = Keyspaces::new(handle.clone());
+    let auth = ClientAuth::new(valid.config.client_password.as_deref());
     if let Some(listener) = http_listener {
         let (keyspaces, shutdown) = (keyspaces.clone(), shutdown.clone());
-        tokio::spawn(crate::http::run_listener(listener, keyspaces, shutdown));
+        let auth = auth.clone();
+        tokio::spawn(crate::http::run_listener(
+            listener, keyspaces, auth, shutdown,
+        ));
     }
-    tokio::spawn(resp::run_listener(resp_listener, keyspaces, shutdown));
+    tokio::spawn(resp::run_listener(resp_listener, keyspaces, auth, shutdown));
 }
 
 /// Binds a listener with `SO_REUSEADDR`, so that a node restarted right after a crash

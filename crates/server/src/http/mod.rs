@@ -11,6 +11,7 @@
 //! - Every key route takes an optional request id, `x-replikv-client` and
 //!   `x-replikv-sequence` (nonzero u64s, both or neither): a retry under the same id is
 //!   applied once (see `kv`).
+//! - `GET /metrics`: the node's metrics in Prometheus's text format (`metrics.rs`).
 //! - `GET /v1/status`: role, leader, term, positions, commit mode (and whether it is
 //!   lossy with the current voters), voters and learners, per-follower lag, discarded
 //!   writes, as JSON.
@@ -21,6 +22,9 @@
 //! - `GET/POST /v1/admin/members`, `POST /v1/admin/members/{id}/promote`,
 //!   `DELETE /v1/admin/members/{id}`: list, add (learner or voter), promote and remove
 //!   members of a running cluster (`members.rs`).
+//!
+//! With a client password configured (`client_password`), every route answers 401
+//! unless the request carries `Authorization: Bearer <password>`.
 //!
 //! Keys are the URL's last path segment, percent-decoded (so UTF-8 keys; binary keys
 //! need the RESP API). Reads take `x-replikv-consistency: linearizable` (default),
@@ -40,14 +44,17 @@
 mod admin;
 mod kv;
 mod members;
+mod metrics;
 
 pub use admin::status_json;
 
+use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
 use crate::node_loop::NodeHandle;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use replikv_core::error::Error;
@@ -90,6 +97,7 @@ impl ClientPool {
 pub(crate) struct HttpState {
     pub(crate) keyspaces: Keyspaces,
     clients: Arc<ClientPool>,
+    auth: ClientAuth,
 }
 
 impl HttpState {
@@ -106,11 +114,12 @@ impl HttpState {
     }
 }
 
-/// The HTTP routes over `keyspaces`.
-pub fn router(keyspaces: Keyspaces) -> Router {
+/// The HTTP routes over `keyspaces`, each behind `auth` when it requires a password.
+pub fn router(keyspaces: Keyspaces, auth: ClientAuth) -> Router {
     let state = HttpState {
         keyspaces,
         clients: Arc::new(ClientPool::default()),
+        auth,
     };
     Router::new()
         .route(
@@ -119,6 +128,7 @@ pub fn router(keyspaces: Keyspaces) -> Router {
         )
         .route("/v1/kv/{key}/cas", post(kv::compare_and_set))
         .route("/v1/status", get(admin::status))
+        .route("/metrics", get(metrics::scrape))
         .route(
             "/v1/admin/transfer-leadership",
             post(admin::transfer_leadership),
@@ -126,6 +136,14 @@ pub fn router(keyspaces: Keyspaces) -> Router {
         .route("/v1/admin/members", get(members::list).post(members::add))
         .route("/v1/admin/members/{id}/promote", post(members::promote))
         .route("/v1/admin/members/{id}", delete(members::remove))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .layer(DefaultBodyLimit::max(VALUE_SIZE_MAX_BYTES))
         .with_state(state)
 }
@@ -134,17 +152,46 @@ pub fn router(keyspaces: Keyspaces) -> Router {
 pub async fn run_listener(
     listener: tokio::net::TcpListener,
     keyspaces: Keyspaces,
+    auth: ClientAuth,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let stopping = async move {
         let _ = shutdown.wait_for(|stopping| *stopping).await;
     };
-    if let Err(error) = axum::serve(listener, router(keyspaces))
+    if let Err(error) = axum::serve(listener, router(keyspaces, auth))
         .with_graceful_shutdown(stopping)
         .await
     {
         tracing::warn!(%error, "the HTTP server stopped");
     }
+}
+
+/// The authentication layer: with a client password configured, every route (
+/// `/metrics` included: Prometheus sends bearer tokens too) wants `Authorization:
+/// Bearer <password>`, else 401.
+async fn authorize(
+    State(state): State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.auth.required() {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| bearer_token(value.as_bytes()));
+        if !presented.is_some_and(|token| state.auth.check(token)) {
+            let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"replikv\"")];
+            let text = "authentication required: Authorization: Bearer <client password>\n";
+            return (StatusCode::UNAUTHORIZED, challenge, text).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme's case is free).
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
 }
 
 pub(crate) fn error_response(error: &Error) -> Response {

@@ -4,8 +4,11 @@
 //! command: `HELLO` to pick the protocol version, `COMMAND DOCS` for hints, `CLIENT
 //! SETINFO` to name the library, `SELECT 0`, `PING`. These are answered here, with what
 //! a single-database Redis would answer, plus replikv's own: `INFO` (with a replication
-//! section: role, leader, term, commit and applied positions, each follower's lag;
+//! section: role, leader, term, last, commit and applied positions, commit mode and
+//! whether it is lossy, voters and learners, and on the leader each follower's matched
+//! index, lag in entries and time since its last answer;
 //! `INFO replication` or `INFO server` selects one) and
+//! `AUTH [default] password` (when a client password is configured) and
 //! `READCONSISTENCY linearizable|lease|follower|session` (this connection's read level;
 //! without an argument it names the current one).
 
@@ -29,9 +32,11 @@ pub async fn execute(session: &mut Session, name: &str, arguments: &[Bytes]) -> 
             _ => arity_error(name),
         },
         "HELLO" => hello(session, arguments),
-        "AUTH" => Response::error(
-            "AUTH <password> called without any password configured for the default user",
-        ),
+        "AUTH" => match arguments {
+            [password] => authenticate(session, None, password),
+            [user, password] => authenticate(session, Some(user), password),
+            _ => arity_error(name),
+        },
         "SELECT" => match arguments {
             [database] if database.as_ref() == b"0" => Response::ok(),
             [_] => Response::error("DB index is out of range (replikv has database 0 only)"),
@@ -67,27 +72,64 @@ fn printable(bytes: &[u8]) -> String {
     text.replace(['\r', '\n'], " ")
 }
 
+/// `AUTH [username] password`: the only user is `default`.
+fn authenticate(session: &mut Session, user: Option<&Bytes>, password: &Bytes) -> Response {
+    if !session.auth.required() {
+        return Response::error(
+            "AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        );
+    }
+    let user_is_default = user.is_none_or(|user| user.as_ref() == b"default");
+    if user_is_default && session.auth.check(password) {
+        session.authenticated = true;
+        return Response::ok();
+    }
+    Response::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
+}
+
 fn hello(session: &mut Session, arguments: &[Bytes]) -> Response {
     let mut rest = arguments;
+    let mut protocol = session.protocol;
     if let Some((version, tail)) = rest.split_first() {
         match version.as_ref() {
-            b"2" => session.protocol = 2,
-            b"3" => session.protocol = 3,
+            b"2" => protocol = 2,
+            b"3" => protocol = 3,
             _ => return Response::Error("NOPROTO unsupported protocol version".into()),
         }
         rest = tail;
     }
+    let mut name = None;
+    let mut credentials = None;
     while let Some((option, tail)) = rest.split_first() {
         match (option.to_ascii_uppercase().as_slice(), tail) {
-            (b"AUTH", [_, _, ..]) => {
-                return Response::error("AUTH is not configured on this server");
+            (b"AUTH", [user, password, ..]) => {
+                credentials = Some((user.clone(), password.clone()));
+                rest = &tail[2..];
             }
-            (b"SETNAME", [name, ..]) => {
-                session.name = Some(name.clone());
+            (b"SETNAME", [new_name, ..]) => {
+                name = Some(new_name.clone());
                 rest = &tail[1..];
             }
             _ => return Response::error("syntax error in HELLO"),
         }
+    }
+    if let Some((user, password)) = credentials {
+        let response = authenticate(session, Some(&user), &password);
+        if matches!(response, Response::Error(_)) {
+            return response;
+        }
+    } else if !session.authenticated {
+        return Response::Error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time"
+                .into(),
+        );
+    }
+    session.protocol = protocol;
+    if name.is_some() {
+        session.name = name;
     }
     let text = |text: &str| Response::bulk(Bytes::copy_from_slice(text.as_bytes()));
     Response::Map(vec![
@@ -226,14 +268,30 @@ pub fn info_text(status: &NodeStatus) -> String {
         status.peer_messages_dropped,
         status.stats.elections_started,
     );
+    let ids = |ids: &[replikv_core::NodeId]| {
+        let ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+        ids.join(",")
+    };
+    let _ = write!(
+        text,
+        "lossy:{}\r\nvoters:{}\r\nlearners:{}\r\nconnected_followers:{}\r\n",
+        u8::from(replication.lossy),
+        ids(&replication.voters),
+        ids(&replication.learners),
+        replication.followers.as_ref().map_or(0, Vec::len),
+    );
     for follower in replication.followers.iter().flatten() {
         let since = follower.since_last_ack.map_or(-1, |since| {
             i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
         });
         let _ = write!(
             text,
-            "follower_{}:matched={},lag_entries={},last_ack_ms_ago={}\r\n",
-            follower.follower.0, follower.matched.0, follower.lag_entries, since
+            "follower_{}:voter={},matched={},lag_entries={},last_ack_ms_ago={}\r\n",
+            follower.follower.0,
+            u8::from(follower.voter),
+            follower.matched.0,
+            follower.lag_entries,
+            since
         );
     }
     text

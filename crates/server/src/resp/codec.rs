@@ -25,6 +25,11 @@ use tokio_util::codec::{Decoder, Encoder};
 pub const REQUEST_SIZE_MAX_BYTES: usize =
     4 * (VALUE_SIZE_MAX_BYTES + KEY_SIZE_MAX_BYTES) + 64 * 1024;
 
+/// Most bytes one request may occupy while it is being received on a connection that
+/// must still authenticate: AUTH and HELLO are small, and 10,000 unauthenticated
+/// connections must not be able to make the node buffer gigabytes.
+pub const UNAUTHENTICATED_REQUEST_SIZE_MAX_BYTES: usize = 64 * 1024;
+
 /// Most arguments of one command.
 pub const REQUEST_ARGUMENTS_MAX: usize = 16 * 1024;
 
@@ -148,6 +153,9 @@ pub struct RespCodec {
     resp3: Resp3,
     /// The protocol version replies are encoded with: 2 or 3.
     pub protocol: u8,
+    /// Most bytes an incomplete request may occupy: [`REQUEST_SIZE_MAX_BYTES`], or
+    /// [`UNAUTHENTICATED_REQUEST_SIZE_MAX_BYTES`] until the connection authenticated.
+    pub request_size_max_bytes: usize,
 }
 
 impl RespCodec {
@@ -155,6 +163,7 @@ impl RespCodec {
     pub fn new() -> RespCodec {
         RespCodec {
             protocol: 2,
+            request_size_max_bytes: REQUEST_SIZE_MAX_BYTES,
             ..RespCodec::default()
         }
     }
@@ -166,9 +175,10 @@ impl Decoder for RespCodec {
 
     fn decode(&mut self, source: &mut BytesMut) -> Result<Option<Command>, DecodeError> {
         let Some(frame) = self.decoder.decode(source)? else {
-            if source.len() > REQUEST_SIZE_MAX_BYTES {
+            let limit = self.request_size_max_bytes.min(REQUEST_SIZE_MAX_BYTES);
+            if source.len() > limit {
                 return Err(DecodeError(format!(
-                    "Protocol error: request larger than {REQUEST_SIZE_MAX_BYTES} bytes"
+                    "Protocol error: request larger than {limit} bytes"
                 )));
             }
             return Ok(None);

@@ -4,7 +4,9 @@
 //! Redis's own error for a wrong one (`ERR wrong number of arguments for 'get'
 //! command`), and an unknown command gets Redis's `ERR unknown command`. Keys and values
 //! are checked against `replikv_core::limits` where bytes become [`Key`]s and
-//! [`Value`]s: an oversized one is an error reply, the request is not attempted.
+//! [`Value`]s, and against the server's configured (lower) limits when a request is
+//! sent (`NodeHandle::check_sizes`; MSET checks every pair before writing any): an
+//! oversized one is an error reply, the request is not attempted.
 //! The connection-level commands (PING, HELLO, CLIENT, COMMAND, INFO...) are in
 //! `admin.rs`; this file holds the key-value ones, whose semantics `session.rs`
 //! explains.
@@ -13,7 +15,7 @@ use super::admin;
 use super::codec::{Command, Response};
 use super::session::{Session, error_response};
 use bytes::Bytes;
-use replikv_core::{Key, Value};
+use replikv_core::{Key, Request, Value};
 
 /// What the connection does after answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +49,25 @@ pub const COMMAND_NAMES: &[&str] = &[
     "select",
     "set",
     "strlen",
+    "wait",
 ];
+
+/// The command's name as a metrics label: one of [`COMMAND_NAMES`] (or `config`), or
+/// `other` for anything else, so that clients cannot grow the label set.
+#[must_use]
+pub fn metric_name(command: &Command) -> &'static str {
+    let Some(name) = command.first() else {
+        return "other";
+    };
+    if name.eq_ignore_ascii_case(b"config") {
+        return "config";
+    }
+    COMMAND_NAMES
+        .iter()
+        .find(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+        .copied()
+        .unwrap_or("other")
+}
 
 /// Runs one command.
 pub async fn execute(session: &mut Session, command: Command) -> (Response, After) {
@@ -56,12 +76,18 @@ pub async fn execute(session: &mut Session, command: Command) -> (Response, Afte
     };
     let name = String::from_utf8_lossy(name).to_ascii_uppercase();
     let arguments = &command[1..];
+    let allowed_before_auth = matches!(name.as_str(), "AUTH" | "HELLO" | "PING" | "QUIT");
+    if !session.authenticated && !allowed_before_auth {
+        let error = Response::Error("NOAUTH Authentication required.".into());
+        return (error, After::Continue);
+    }
     let response = match name.as_str() {
         "QUIT" => return (Response::ok(), After::Close),
         "GET" | "SET" | "DEL" | "EXISTS" | "MGET" | "MSET" | "APPEND" | "STRLEN" | "CAS" => {
             execute_data(session, &name, arguments).await
         }
         "INCR" | "DECR" | "INCRBY" | "DECRBY" => execute_counter(session, &name, arguments).await,
+        "WAIT" => super::wait::execute(session, arguments).await,
         _ => admin::execute(session, &name, arguments).await,
     };
     (response, After::Continue)
@@ -151,6 +177,7 @@ async fn run_data(
             arity(arguments.len() == 3)?;
             let key = key(&arguments[0])?;
             let new = value(&arguments[2])?;
+            check_put(session, &key, &new)?;
             Ok(session.compare_and_set(&key, &arguments[1], new).await)
         }
         _ => Err(Response::error(format!(
@@ -159,12 +186,27 @@ async fn run_data(
     }
 }
 
+/// Checks `key` and `value` against the server's configured limits before a
+/// conditional command reads (which could answer without ever trying to write).
+fn check_put(session: &Session, key: &Key, value: &Value) -> Result<(), Response> {
+    let request = Request::Put {
+        key: key.clone(),
+        value: value.clone(),
+    };
+    let node = session.keyspaces.default_group();
+    node.check_sizes(&request)
+        .map_err(|error| error_response(&error))
+}
+
 /// MSET: every pair checked first, then written key by key.
 async fn mset(session: &mut Session, arguments: &[Bytes]) -> Result<Response, Response> {
     let pairs: Vec<(Key, Value)> = arguments
         .chunks_exact(2)
         .map(|pair| Ok((key(&pair[0])?, value(&pair[1])?)))
         .collect::<Result<_, Response>>()?;
+    for (key, value) in &pairs {
+        check_put(session, key, value)?;
+    }
     for (key, value) in pairs {
         let response = session.put(key, value).await;
         if matches!(response, Response::Error(_)) {
@@ -207,6 +249,7 @@ async fn set(session: &mut Session, arguments: &[Bytes]) -> Result<Response, Res
     let key = key(&arguments[0])?;
     let new = value(&arguments[1])?;
     let options = parse_set_options(&arguments[2..])?;
+    check_put(session, &key, &new)?;
     if options == SetOptions::default() {
         return Ok(session.put(key, new).await);
     }

@@ -9,6 +9,11 @@
 //! lets a connection be one client session of the state machine (one request in flight,
 //! sequential request ids).
 //!
+//! With a client password configured, a connection must authenticate (`AUTH`, or
+//! `HELLO ... AUTH`) before any command but PING, HELLO, AUTH and QUIT; the others are
+//! answered `-NOAUTH Authentication required.` Until it has, its requests may occupy
+//! at most [`codec::UNAUTHENTICATED_REQUEST_SIZE_MAX_BYTES`] while being received.
+//!
 //! Bad input never panics the server: malformed RESP gets an error reply and the
 //! connection is closed (the byte stream cannot be resynchronised); unknown commands
 //! and wrong arities get an error reply and the connection goes on. Connections are
@@ -18,8 +23,11 @@ pub mod admin;
 pub mod codec;
 pub mod commands;
 pub mod session;
+pub mod wait;
 
+use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
+use crate::metrics::{Api, Outcome};
 use codec::{RespCodec, Response};
 use commands::After;
 use futures_util::{SinkExt, StreamExt};
@@ -37,6 +45,7 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 pub async fn run_listener(
     listener: TcpListener,
     keyspaces: Keyspaces,
+    auth: ClientAuth,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -59,7 +68,9 @@ pub async fn run_listener(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let session = Session::new(keyspaces.clone(), next_id.fetch_add(1, Ordering::Relaxed));
+        let mut session = Session::new(keyspaces.clone(), next_id.fetch_add(1, Ordering::Relaxed));
+        session.authenticated = !auth.required();
+        session.auth = auth.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             if let Err(reason) = serve(stream, session, shutdown).await {
@@ -84,6 +95,7 @@ async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut framed = Framed::new(stream, RespCodec::new());
+    framed.codec_mut().request_size_max_bytes = request_size_max_bytes(&session);
     loop {
         let next = tokio::select! {
             next = framed.next() => next,
@@ -99,8 +111,13 @@ async fn serve(
                 return Err(error.0);
             }
         };
+        let started = std::time::Instant::now();
+        let name = commands::metric_name(&command);
         let (response, after) = commands::execute(&mut session, command).await;
+        let metrics = session.keyspaces.default_group().metrics();
+        metrics.record_request(Api::Resp, name, outcome(&response), started.elapsed());
         framed.codec_mut().protocol = session.protocol;
+        framed.codec_mut().request_size_max_bytes = request_size_max_bytes(&session);
         framed.feed(response).await.map_err(|error| error.0)?;
         if after == After::Close {
             framed.flush().await.map_err(|error| error.0)?;
@@ -108,6 +125,70 @@ async fn serve(
         }
         if framed.read_buffer().is_empty() {
             framed.flush().await.map_err(|error| error.0)?;
+        }
+    }
+}
+
+/// The largest incomplete request the connection may buffer now.
+fn request_size_max_bytes(session: &Session) -> usize {
+    if session.authenticated {
+        codec::REQUEST_SIZE_MAX_BYTES
+    } else {
+        codec::UNAUTHENTICATED_REQUEST_SIZE_MAX_BYTES
+    }
+}
+
+/// How a reply ended, for the request metrics: by the error's prefix word (see
+/// `session.rs` for what each means).
+#[must_use]
+pub fn outcome(response: &Response) -> Outcome {
+    let Response::Error(text) = response else {
+        return Outcome::Ok;
+    };
+    match text.split(' ').next().unwrap_or_default() {
+        "NOAUTH" | "WRONGPASS" => Outcome::Unauthorized,
+        "UNAVAILABLE" => Outcome::Unavailable,
+        "OVERLOADED" => Outcome::Overloaded,
+        "UNKNOWN" => Outcome::Unknown,
+        "IOERR" => Outcome::StorageFailed,
+        _ => Outcome::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn metric_labels_are_bounded_and_outcomes_follow_error_prefixes() {
+        let command = |words: &[&'static str]| -> codec::Command {
+            words.iter().map(|word| Bytes::from(*word)).collect()
+        };
+        assert_eq!(commands::metric_name(&command(&["gEt", "k"])), "get");
+        assert_eq!(commands::metric_name(&command(&["WAIT", "1", "0"])), "wait");
+        assert_eq!(
+            commands::metric_name(&command(&["config", "get"])),
+            "config"
+        );
+        assert_eq!(commands::metric_name(&command(&["made-up"])), "other");
+        assert_eq!(commands::metric_name(&command(&[])), "other");
+        let cases = [
+            (Response::ok(), Outcome::Ok),
+            (Response::Null, Outcome::Ok),
+            (Response::error("syntax error"), Outcome::Invalid),
+            (Response::Error("NOAUTH x".into()), Outcome::Unauthorized),
+            (Response::Error("WRONGPASS x".into()), Outcome::Unauthorized),
+            (
+                Response::Error("UNAVAILABLE x".into()),
+                Outcome::Unavailable,
+            ),
+            (Response::Error("OVERLOADED x".into()), Outcome::Overloaded),
+            (Response::Error("UNKNOWN x".into()), Outcome::Unknown),
+            (Response::Error("IOERR x".into()), Outcome::StorageFailed),
+        ];
+        for (response, expected) in cases {
+            assert_eq!(outcome(&response), expected, "{response:?}");
         }
     }
 }

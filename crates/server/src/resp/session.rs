@@ -24,6 +24,7 @@
 //! write may or may not have taken effect), `IOERR` (the node's storage failed).
 
 use super::codec::Response;
+use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
 use bytes::Bytes;
 use replikv_core::error::Error;
@@ -76,6 +77,11 @@ pub struct Session {
     pub read_level: ReadLevel,
     /// The highest log position a reply carried.
     pub token: LogPosition,
+    /// The password this connection must present, and whether it did (or needs none).
+    pub auth: ClientAuth,
+    pub authenticated: bool,
+    /// The log position of this connection's last write, for WAIT.
+    pub last_write: Option<LogPosition>,
     client: ClientId,
     sequence: u64,
 }
@@ -93,6 +99,9 @@ impl Session {
             protocol: 2,
             read_level: ReadLevel::Linearizable,
             token: LogPosition::ZERO,
+            auth: ClientAuth::default(),
+            authenticated: true,
+            last_write: None,
             client: crate::node_loop::NodeHandle::new_client_id(),
             sequence: 0,
         }
@@ -109,6 +118,15 @@ impl Session {
         let reply = node.request(request_id, request).await;
         if let Some(position) = reply.position() {
             self.token = self.token.max(position);
+        }
+        if let Reply::Written { position, .. }
+        | Reply::CompareAndSet {
+            swapped: true,
+            position,
+            ..
+        } = &reply
+        {
+            self.last_write = Some(self.last_write.unwrap_or(*position).max(*position));
         }
         reply
     }

@@ -1,0 +1,14 @@
+//! Operations-facing tests of the server: metrics, client authentication, WAIT and bad
+//! input, each against real nodes on loopback in this process.
+//!
+//! `support.rs` starts clusters on listeners bound to port 0 beforehand (no port races)
+//! and talks to them as the outside world does: the `redis` client crate, raw RESP and
+//! HTTP bytes over TCP, raw peer frames. Conditions are polled with a deadline, never
+//! slept for. One test binary holds every module, so the crate links once.
+
+mod auth;
+mod bad_input;
+mod info;
+mod metrics;
+mod support;
+mod wait;
