@@ -6,7 +6,8 @@
 //! retry safely and say clearly what happened. Endpoints (HTTP addresses) come from
 //! `--endpoints a,b,c` or, by default, from the `endpoints` files that the nodes of a
 //! local `replikv cluster up` wrote under `--data-dir` (`./data/*/endpoints`, the
-//! `http=` line).
+//! `http=` line). When the cluster requires a client password, these commands (and
+//! `replikv member`) send `REPLIKV_CLIENT_PASSWORD` as a bearer token.
 //!
 //! Exit codes, so that scripts can branch: 0 success; 1 a definite "no" (`get` of an
 //! absent key, a `cas` that did not swap); 2 an error, with the reason on stderr and,
@@ -124,6 +125,14 @@ fn http_endpoint(text: &str) -> Option<String> {
         .filter(|address| !address.is_empty())
 }
 
+/// The cluster's client password, from `REPLIKV_CLIENT_PASSWORD` (an environment
+/// variable rather than a flag, so that it does not show in the process list).
+pub fn client_password() -> Option<String> {
+    std::env::var("REPLIKV_CLIENT_PASSWORD")
+        .ok()
+        .filter(|password| !password.is_empty())
+}
+
 fn connect(connection: &Connection) -> Result<BlockingClient, String> {
     let endpoints = if connection.endpoints.is_empty() {
         endpoints_in(&connection.data_dir)
@@ -137,7 +146,11 @@ fn connect(connection: &Connection) -> Result<BlockingClient, String> {
             connection.data_dir.display()
         ));
     }
-    BlockingClient::new(&endpoints, ClientOptions::default()).map_err(|error| error.to_string())
+    let options = ClientOptions {
+        password: client_password(),
+        ..ClientOptions::default()
+    };
+    BlockingClient::new(&endpoints, options).map_err(|error| error.to_string())
 }
 
 /// Prints `error` for command `name` and returns exit code 2.

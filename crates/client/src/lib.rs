@@ -86,6 +86,9 @@ pub struct ClientOptions {
     /// The client identity; `None` picks a random one (what applications want: two
     /// clients with one identity would answer each other's writes).
     pub client_id: Option<u64>,
+    /// The cluster's client password, sent as `Authorization: Bearer` on every request
+    /// when the nodes require one (`REPLIKV_CLIENT_PASSWORD` on the servers).
+    pub password: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -101,6 +104,7 @@ impl Default for ClientOptions {
             endpoint_down_ms: 1_000,
             body_size_max_bytes: replikv_core::limits::VALUE_SIZE_MAX_BYTES + 64 * 1024,
             client_id: None,
+            password: None,
         }
     }
 }

@@ -130,6 +130,7 @@ impl Client {
             .map(|endpoint| parse_endpoint(endpoint.as_ref()))
             .collect::<Result<Vec<Url>>>()?;
         let http = reqwest::Client::builder()
+            .default_headers(authorization_headers(options.password.as_deref())?)
             .timeout(Duration::from_millis(options.attempt_timeout_ms))
             .connect_timeout(Duration::from_millis(options.connect_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
@@ -633,6 +634,19 @@ fn unexpected(answer: &Answer) -> ClientError {
             String::from_utf8_lossy(&answer.body).trim()
         ),
     }
+}
+
+/// The `Authorization: Bearer` header every request carries when a password is set
+/// (marked sensitive, so it never shows in debug output).
+fn authorization_headers(password: Option<&str>) -> Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(password) = password {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {password}"))
+            .map_err(|_| ClientError::Config("the password must be printable ASCII".into()))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
 }
 
 #[cfg(test)]

@@ -88,7 +88,8 @@ pub fn parse_position(text: &str) -> Option<LogPosition> {
 pub enum Attempt {
     /// A definite answer; the operation reads the status (200, 404, 409).
     Done,
-    /// 400 (and 413, a body over the server's limit): refused, nothing applied.
+    /// 400 (and 413, a body over the server's limit; 401, a missing or wrong password):
+    /// refused, nothing applied.
     Invalid,
     /// Try again. `maybe_applied`: this attempt may have taken effect.
     Retry { maybe_applied: bool },
@@ -99,7 +100,8 @@ pub enum Attempt {
 pub fn classify(status: u16) -> Attempt {
     match status {
         200 | 404 | 409 => Attempt::Done,
-        400 | 413 | 414 | 431 => Attempt::Invalid,
+        // 401: the cluster wants a (different) password; refused before anything ran.
+        400 | 401 | 413 | 414 | 431 => Attempt::Invalid,
         429 | 503 => Attempt::Retry {
             maybe_applied: false,
         },
@@ -147,6 +149,7 @@ mod tests {
             (404, Attempt::Done),
             (409, Attempt::Done),
             (400, Attempt::Invalid),
+            (401, Attempt::Invalid),
             (413, Attempt::Invalid),
             (
                 429,
