@@ -180,6 +180,12 @@ fn ask_node(resp_port: u16) -> Option<(String, u64)> {
     connection
         .set_read_timeout(Some(Duration::from_millis(500)))
         .ok()?;
+    if let Some(password) = crate::client_commands::client_password() {
+        redis::cmd("AUTH")
+            .arg(password)
+            .query::<()>(&mut connection)
+            .ok()?;
+    }
     let info: String = redis::cmd("INFO").query(&mut connection).ok()?;
     let field = |name: &str| {
         info.lines()
@@ -263,6 +269,12 @@ fn print_endpoints(up: &UpArgs, leader: u16) -> Result<(), String> {
         first + HTTP_PORT_OFFSET,
         first + HTTP_PORT_OFFSET
     );
+    if crate::client_commands::client_password().is_some() {
+        println!(
+            "REPLIKV_CLIENT_PASSWORD is set: the nodes require it (redis-cli -a \"$REPLIKV_CLIENT_PASSWORD\", \
+             curl -H \"Authorization: Bearer $REPLIKV_CLIENT_PASSWORD\")"
+        );
+    }
     println!(
         "Ctrl-C stops every node; `replikv cluster up` again with the same --data-dir restarts them."
     );
