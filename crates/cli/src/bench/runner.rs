@@ -333,6 +333,62 @@ mod tests {
         }
     }
 
+    /// A fake RESP server on a thread answering every command with `reply`; the
+    /// workload's keys and values hold no `*`, so each `*` starts one command.
+    fn fake_server(reply: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 4096];
+                    while let Ok(read) = stream.read(&mut buffer) {
+                        let commands = buffer[..read].iter().filter(|byte| **byte == b'*').count();
+                        if read == 0 || stream.write_all(&reply.repeat(commands)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    fn one_second_against(address: String) -> RunResult {
+        let spec = RunSpec {
+            address,
+            clients: 2,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            workload: WorkloadSpec {
+                keys: 10,
+                value_size_bytes: 8,
+                read_ratio: 0.5,
+                seed: 1,
+            },
+            progress: false,
+        };
+        run(&spec).unwrap()
+    }
+
+    #[test]
+    fn successes_and_error_replies_are_counted_apart() {
+        let served = one_second_against(fake_server(b"+OK\r\n"));
+        assert!(served.ops() > 0 && served.errors == 0, "{served:?}");
+        assert_eq!(served.reads + served.writes, served.ops());
+        assert!(served.longest_gap_ms < 1000, "{served:?}");
+        let refused = one_second_against(fake_server(b"-ERR no\r\n"));
+        assert_eq!(refused.ops(), 0);
+        assert!(refused.errors > 0);
+        assert_eq!(refused.first_error.as_deref(), Some("ERR no"));
+        assert_eq!(
+            refused.longest_gap_ms, 1001,
+            "every measured millisecond was silent"
+        );
+    }
+
     #[test]
     fn an_unreachable_target_fails_the_run() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
