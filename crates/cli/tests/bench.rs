@@ -6,34 +6,48 @@
 //! and writes both present). The second starts a single `replikv server` itself (RESP
 //! port 0, read back from its `endpoints` file), waits until it leads, and points
 //! `replikv bench --resp` at it, the way a user measures Redis; it also asks for the
-//! SVG histogram and checks the file. Every wait polls a condition with a deadline.
+//! SVG histogram and checks the file. The third interrupts a 60-second run with SIGINT
+//! (Ctrl-C) and checks that bench stops at once, says why, and stops its node and
+//! removes its temporary directory (each test gives bench its own `TMPDIR` and finds it
+//! empty afterwards). Every wait polls a condition with a deadline.
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn bench(arguments: &[&str]) -> serde_json::Value {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_replikv"))
+fn bench_command(arguments: &[&str], temporary: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_replikv"));
+    command
         .arg("bench")
         .args(arguments)
-        .args([
-            "--duration-s",
-            "2",
-            "--warmup-s",
-            "0",
-            "--clients",
-            "8",
-            "--json",
-        ])
+        .args(["--warmup-s", "0", "--clients", "8", "--json"])
+        .env("TMPDIR", temporary);
+    command
+}
+
+fn bench(arguments: &[&str]) -> serde_json::Value {
+    let temporary = tempfile::tempdir().unwrap();
+    let output: Output = bench_command(arguments, temporary.path())
+        .args(["--duration-s", "2"])
         .output()
         .unwrap();
+    assert_left_nothing(temporary.path());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "bench failed: {stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one JSON line: {stdout}");
     serde_json::from_str(lines[0]).unwrap()
+}
+
+/// The temporary cluster's directory is removed once its nodes are stopped.
+fn assert_left_nothing(temporary: &Path) {
+    let left: Vec<_> = std::fs::read_dir(temporary).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 fn check_figures(report: &serde_json::Value) {
@@ -134,4 +148,38 @@ fn bench_measures_any_resp_endpoint_and_draws_the_histogram() {
         picture.starts_with("<svg ") && picture.contains("p99"),
         "{picture}"
     );
+}
+
+#[test]
+fn ctrl_c_stops_the_cluster_and_removes_its_data() {
+    let temporary = tempfile::tempdir().unwrap();
+    let mut child = bench_command(&["--start", "1"], temporary.path())
+        .args(["--duration-s", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The signal handlers are in place before the temporary directory is made, so
+    // waiting for the node's endpoints file means the signal cannot kill bench outright.
+    let start = Instant::now();
+    while !started_a_node(temporary.path()) {
+        assert!(start.elapsed() < DEADLINE, "bench never started a node");
+        assert!(child.try_wait().unwrap().is_none(), "bench exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    kill(pid, Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(start.elapsed() < DEADLINE, "bench did not stop promptly");
+    assert_left_nothing(temporary.path());
+}
+
+fn started_a_node(temporary: &Path) -> bool {
+    std::fs::read_dir(temporary)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|entry| entry.path().join("n1").join("endpoints").exists())
 }

@@ -100,6 +100,10 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         progress: !args.json,
     };
     spec.validate()?;
+    let runtime = runner::new_runtime()?;
+    // From here on, Ctrl-C ends the run through an error, so the cluster is stopped
+    // and its temporary directory removed.
+    let mut interrupts = runner::Interrupts::listen(&runtime)?;
     // Keeps the cluster (if any) alive until the run is over; dropping it stops it.
     let (_cluster, address, system) = match (&args.start, &args.resp) {
         (Some(nodes), _) => {
@@ -111,7 +115,8 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
         (None, Some(address)) => (None, address.clone(), format!("resp:{address}")),
         (None, None) => return Err("give --start N or --resp host:port".into()),
     };
-    let result = runner::run(&runner::RunSpec { address, ..spec })?;
+    let spec = runner::RunSpec { address, ..spec };
+    let result = runner::run(&runtime, &spec, Some(&mut interrupts))?;
     let report = report::Report::new(&system, args.clients, &args_workload(args), &result);
     if args.json {
         println!("{}", report.to_json());

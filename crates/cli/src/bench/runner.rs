@@ -25,6 +25,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::Instant;
 
 /// Most connections.
@@ -106,15 +108,59 @@ struct Shared {
     successes: AtomicU64,
 }
 
-/// Runs the benchmark (spec validated); blocks until it is over.
-pub fn run(spec: &RunSpec) -> Result<RunResult, String> {
-    spec.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// SIGINT and SIGTERM, listened for from the moment this is made: a signal that
+/// arrives before the run starts (say, while a cluster starts) still ends the run.
+#[derive(Debug)]
+pub struct Interrupts {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Interrupts {
+    pub fn listen(runtime: &Runtime) -> Result<Interrupts, String> {
+        let _context = runtime.enter();
+        let listen = |kind| signal(kind).map_err(|error| format!("signals: {error}"));
+        Ok(Interrupts {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+        })
+    }
+
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "interrupted (SIGINT)",
+            _ = self.terminate.recv() => "terminated (SIGTERM)",
+        }
+    }
+}
+
+/// The runtime the benchmark runs on: two worker threads (the machines it targets are
+/// small, and the server under test needs the rest).
+pub fn new_runtime() -> Result<Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|error| error.to_string())?;
-    runtime.block_on(run_async(spec))
+        .map_err(|error| error.to_string())
+}
+
+/// Runs the benchmark; blocks until it is over or a signal in `interrupts` arrives (an
+/// error then: a cut-short run has no figures worth printing).
+pub fn run(
+    runtime: &Runtime,
+    spec: &RunSpec,
+    interrupts: Option<&mut Interrupts>,
+) -> Result<RunResult, String> {
+    spec.validate()?;
+    runtime.block_on(async {
+        let Some(interrupts) = interrupts else {
+            return run_async(spec).await;
+        };
+        tokio::select! {
+            result = run_async(spec) => result,
+            reason = interrupts.received() => Err(reason.into()),
+        }
+    })
 }
 
 async fn connect_all(spec: &RunSpec) -> Result<Vec<Connection>, String> {
@@ -370,7 +416,7 @@ mod tests {
             },
             progress: false,
         };
-        run(&spec).unwrap()
+        run(&new_runtime().unwrap(), &spec, None).unwrap()
     }
 
     #[test]
@@ -407,7 +453,7 @@ mod tests {
             },
             progress: false,
         };
-        let error = run(&spec).unwrap_err();
+        let error = run(&new_runtime().unwrap(), &spec, None).unwrap_err();
         assert!(error.contains("connecting to"), "{error}");
     }
 }
