@@ -117,7 +117,7 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
     };
     let spec = runner::RunSpec { address, ..spec };
     let result = runner::run(&runtime, &spec, Some(&mut interrupts))?;
-    let report = report::Report::new(&system, args.clients, &args_workload(args), &result);
+    let report = report::Report::new(&system, args.clients, &spec.workload, &result);
     if args.json {
         println!("{}", report.to_json());
     } else {
@@ -129,13 +129,4 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
             .map_err(|error| format!("{}: {error}", path.display()))?;
     }
     Ok(())
-}
-
-fn args_workload(args: &BenchArgs) -> workload::WorkloadSpec {
-    workload::WorkloadSpec {
-        keys: args.keys,
-        value_size_bytes: args.value_size_bytes,
-        read_ratio: args.read_ratio,
-        seed: args.seed,
-    }
 }
