@@ -245,6 +245,29 @@ mod tests {
         assert_eq!(single.percentile_us(50.0), 1_000_003);
     }
 
+    proptest::proptest! {
+        /// Every percentile is the exact nearest-rank value or at most 1/128 above it,
+        /// never above the maximum, and percentiles never decrease.
+        #[test]
+        fn percentiles_match_sorting_within_the_bucket_error(
+            mut values in proptest::collection::vec(0u64..10_000_000, 1..400),
+        ) {
+            let histogram = of(values.iter().copied());
+            values.sort_unstable();
+            let mut previous = 0;
+            for tenths in [0usize, 10, 250, 500, 900, 990, 999, 1000] {
+                let percentile = tenths as f64 / 10.0;
+                let rank = (values.len() * tenths).div_ceil(1000).max(1);
+                let exact = values[rank - 1];
+                let reported = histogram.percentile_us(percentile);
+                proptest::prop_assert!(reported >= exact && reported - exact <= exact / SUB_BUCKETS);
+                proptest::prop_assert!(reported <= histogram.max_us() && reported >= previous);
+                previous = reported;
+            }
+            proptest::prop_assert_eq!(histogram.max_us(), *values.last().unwrap());
+        }
+    }
+
     #[test]
     fn merge_equals_recording_everything_in_one() {
         let mut left = of([3, 300, 30_000]);
