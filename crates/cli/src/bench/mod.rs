@@ -97,7 +97,7 @@ fn bench(args: &BenchArgs) -> Result<(), String> {
             read_ratio: args.read_ratio,
             seed: args.seed,
         },
-        progress: !args.json,
+        progress: true,
     };
     spec.validate()?;
     let runtime = runner::new_runtime()?;
