@@ -2,6 +2,7 @@
 //! the simulator and the history checker. Each subcommand lives in its own module and is
 //! a thin shell over a library crate; no replication logic lives here.
 
+mod bench;
 mod check;
 mod client_commands;
 mod cluster;
@@ -42,6 +43,8 @@ enum Command {
     Del(client_commands::DelArgs),
     /// Compare-and-set a key (exit code 1 if it did not swap).
     Cas(client_commands::CasArgs),
+    /// Measure throughput and latency of a local cluster or any RESP endpoint.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,5 +59,6 @@ fn main() -> ExitCode {
         Command::Put(args) => client_commands::put(&args),
         Command::Del(args) => client_commands::del(&args),
         Command::Cas(args) => client_commands::cas(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
