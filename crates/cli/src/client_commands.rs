@@ -125,14 +125,6 @@ fn http_endpoint(text: &str) -> Option<String> {
         .filter(|address| !address.is_empty())
 }
 
-/// The cluster's client password, from `REPLIKV_CLIENT_PASSWORD` (an environment
-/// variable rather than a flag, so that it does not show in the process list).
-pub fn client_password() -> Option<String> {
-    std::env::var("REPLIKV_CLIENT_PASSWORD")
-        .ok()
-        .filter(|password| !password.is_empty())
-}
-
 fn connect(connection: &Connection) -> Result<BlockingClient, String> {
     let endpoints = if connection.endpoints.is_empty() {
         endpoints_in(&connection.data_dir)
@@ -147,7 +139,7 @@ fn connect(connection: &Connection) -> Result<BlockingClient, String> {
         ));
     }
     let options = ClientOptions {
-        password: client_password(),
+        password: crate::password::client_password(),
         ..ClientOptions::default()
     };
     BlockingClient::new(&endpoints, options).map_err(|error| error.to_string())

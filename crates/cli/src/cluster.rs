@@ -173,19 +173,8 @@ fn spawn_node(up: &UpArgs, node: u16, executable: &Path) -> Result<Child, String
 
 /// One node's role and leader id, from `INFO`.
 fn ask_node(resp_port: u16) -> Option<(String, u64)> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{resp_port}/")).ok()?;
-    let mut connection = client
-        .get_connection_with_timeout(Duration::from_millis(500))
-        .ok()?;
-    connection
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .ok()?;
-    if let Some(password) = crate::client_commands::client_password() {
-        redis::cmd("AUTH")
-            .arg(password)
-            .query::<()>(&mut connection)
-            .ok()?;
-    }
+    let address = format!("127.0.0.1:{resp_port}");
+    let mut connection = crate::password::probe_connection(&address, Duration::from_millis(500))?;
     let info: String = redis::cmd("INFO").query(&mut connection).ok()?;
     let field = |name: &str| {
         info.lines()
@@ -269,7 +258,7 @@ fn print_endpoints(up: &UpArgs, leader: u16) -> Result<(), String> {
         first + HTTP_PORT_OFFSET,
         first + HTTP_PORT_OFFSET
     );
-    if crate::client_commands::client_password().is_some() {
+    if crate::password::client_password().is_some() {
         println!(
             "REPLIKV_CLIENT_PASSWORD is set: the nodes require it (redis-cli -a \"$REPLIKV_CLIENT_PASSWORD\", \
              curl -H \"Authorization: Bearer $REPLIKV_CLIENT_PASSWORD\")"

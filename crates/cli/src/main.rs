@@ -7,6 +7,7 @@ mod check;
 mod client_commands;
 mod cluster;
 mod member;
+mod password;
 mod server;
 mod sim;
 

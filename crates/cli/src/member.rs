@@ -144,7 +144,7 @@ async fn send(address: SocketAddr, request: AdminRequest) -> Result<String, Stri
         .map_err(|error| error.to_string())?;
     let url = format!("http://{address}{}", request.path);
     let mut builder = client.request(request.method, &url);
-    if let Some(password) = crate::client_commands::client_password() {
+    if let Some(password) = crate::password::client_password() {
         builder = builder.bearer_auth(password);
     }
     if let Some(body) = &request.body {

@@ -31,11 +31,18 @@ fn bench_command(arguments: &[&str], temporary: &Path) -> Command {
 }
 
 fn bench(arguments: &[&str]) -> serde_json::Value {
+    bench_with_password(arguments, None)
+}
+
+/// Runs bench with `REPLIKV_CLIENT_PASSWORD` set (the nodes it starts inherit it).
+fn bench_with_password(arguments: &[&str], password: Option<&str>) -> serde_json::Value {
     let temporary = tempfile::tempdir().unwrap();
-    let output: Output = bench_command(arguments, temporary.path())
-        .args(["--duration-s", "2"])
-        .output()
-        .unwrap();
+    let mut command = bench_command(arguments, temporary.path());
+    command.env_remove("REPLIKV_CLIENT_PASSWORD");
+    if let Some(password) = password {
+        command.env("REPLIKV_CLIENT_PASSWORD", password);
+    }
+    let output: Output = command.args(["--duration-s", "2"]).output().unwrap();
     assert_left_nothing(temporary.path());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -76,6 +83,14 @@ fn bench_starts_a_cluster_and_reports_json() {
     let report = bench(&["--start", "1"]);
     check_figures(&report);
     assert_eq!(report["system"], "replikv-majority-1");
+}
+
+/// Nodes started with a client password refuse unauthenticated commands (NOAUTH):
+/// every operation would count as an error if bench did not authenticate.
+#[test]
+fn bench_authenticates_when_the_cluster_requires_a_password() {
+    let report = bench_with_password(&["--start", "1"], Some("bench-secret"));
+    check_figures(&report);
 }
 
 /// A single node serving RESP, killed when dropped.

@@ -180,13 +180,8 @@ fn spawn_node(
 
 /// The leader id a node reports over `INFO` (0: none known).
 fn ask_leader(address: SocketAddr) -> Option<u64> {
-    let client = redis::Client::open(format!("redis://{address}/")).ok()?;
-    let mut connection = client
-        .get_connection_with_timeout(Duration::from_millis(500))
-        .ok()?;
-    connection
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .ok()?;
+    let mut connection =
+        crate::password::probe_connection(&address.to_string(), Duration::from_millis(500))?;
     let info: String = redis::cmd("INFO").query(&mut connection).ok()?;
     info.lines()
         .find_map(|line| line.strip_prefix("leader_id:"))

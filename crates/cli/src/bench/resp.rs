@@ -39,15 +39,26 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Connects to `address` (`host:port`), authenticating with the client password
+    /// when `REPLIKV_CLIENT_PASSWORD` is set.
     pub async fn connect(address: &str) -> io::Result<Connection> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let (read, writer) = stream.into_split();
-        Ok(Connection {
+        let mut connection = Connection {
             reader: BufReader::new(read),
             writer,
             buffer: Vec::new(),
-        })
+        };
+        if let Some(password) = crate::password::client_password()
+            && let Reply::Error(error) = connection.command(&[b"AUTH", password.as_bytes()]).await?
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("AUTH refused: {error}"),
+            ));
+        }
+        Ok(connection)
     }
 
     /// Sends one command and reads its reply.
