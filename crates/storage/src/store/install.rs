@@ -315,6 +315,8 @@ impl Store {
         self.committed_applied = position;
         self.durable_applied = position;
         self.install = None;
+        // The sessions are the snapshot's now: reloaded from the table before their next use.
+        self.sessions = None;
         Ok(())
     }
 

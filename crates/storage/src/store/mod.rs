@@ -29,7 +29,8 @@
 //! Besides the data, the state machine keeps two small tables that are applied, synced,
 //! snapshotted and installed with it: per-client sessions ([`session`]: the last request
 //! applied and its outcome, so that a retried request id is applied once; writes come
-//! with their request ids through [`Store::apply_logged`]) and leases ([`lease`]: grants
+//! with their request ids through [`Store::apply_logged`]; kept in memory and written
+//! into redb when the open apply transaction commits) and leases ([`lease`]: grants
 //! with fencing tokens, and the check that refuses a fenced write with a stale token).
 //!
 //! ## Applying, and what is durable when
@@ -111,7 +112,7 @@ use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
-use session::{SESSION_ORDER, SESSIONS, Verdict};
+use session::{SESSION_ORDER, SESSIONS, SessionTable, Verdict};
 use std::collections::BTreeMap;
 
 /// Most writes in one [`Store::apply`] batch.
@@ -190,6 +191,11 @@ pub struct Store {
     install: Option<SnapshotInstall>,
     /// Most client sessions remembered ([`StoreOptions::client_sessions_max`]).
     client_sessions_max: usize,
+    /// The client sessions as applied, ahead of the `sessions` table, which receives
+    /// those that changed when the open apply transaction commits ([`session`]). `None`
+    /// after a failed apply or commit or an install: reloaded from the committed table
+    /// before its next use. Never `None` while the open transaction holds applied writes.
+    sessions: Option<SessionTable>,
     /// The configuration in force at the applied position ([`membership`]).
     membership: Option<Membership>,
     /// The configuration the last committed transaction recorded (like
@@ -265,10 +271,14 @@ impl Store {
             unsynced_commits: 1,
             install: None,
             client_sessions_max: options.client_sessions_max,
+            sessions: None,
             membership: None,
             committed_membership: None,
         };
         store.load_meta()?;
+        store.sessions = Some(read_table!(store, SESSIONS, |sessions| {
+            SessionTable::load(&sessions)
+        })?);
         // Whatever redb serves after opening may still sit in unsynced writes of a previous
         // handle that was dropped without a crash: make it durable before promising so.
         store.sync()?;
@@ -393,14 +403,23 @@ impl Store {
         );
         let size_bytes = check_batch(batch.clone().map(|(_, _, write)| write), length)?;
         let mut pending = self.pending_for(length, size_bytes)?;
-        match apply_in(
-            &pending.transaction,
-            batch,
-            length,
-            applied,
-            membership,
-            self.client_sessions_max,
-        ) {
+        let sessions = match self.sessions.take() {
+            Some(sessions) => Ok(sessions),
+            None => load_sessions(&pending.transaction),
+        };
+        let applying = sessions.and_then(|mut sessions| {
+            let outcomes = apply_in(
+                &pending.transaction,
+                batch,
+                length,
+                (applied, membership),
+                &mut sessions,
+                self.client_sessions_max,
+            )?;
+            self.sessions = Some(sessions);
+            Ok(outcomes)
+        });
+        match applying {
             Ok(outcomes) => {
                 pending.writes += length;
                 pending.size_bytes += size_bytes;
@@ -442,11 +461,20 @@ impl Store {
 
     /// Commits the open apply transaction (not durably), so that a read transaction or
     /// another write transaction sees it.
+    /// The sessions that changed go into it first, beside the applied position.
     fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
         let mut transaction = pending.transaction;
-        let committed = match transaction.set_durability(durability) {
+        let flushed = match &mut self.sessions {
+            Some(sessions) => flush_sessions(&transaction, sessions),
+            None => Ok(()),
+        };
+        let committed = match flushed.and_then(|()| {
+            transaction
+                .set_durability(durability)
+                .map_err(|error| Error::Io(format!("state store: {error}")))
+        }) {
             Ok(()) => self.commit(transaction),
-            Err(error) => Err(Error::Io(format!("state store: {error}"))),
+            Err(error) => Err(error),
         };
         if let Err(error) = committed {
             self.revert_to_committed();
@@ -461,6 +489,7 @@ impl Store {
     fn revert_to_committed(&mut self) {
         self.applied = self.committed_applied;
         self.membership.clone_from(&self.committed_membership);
+        self.sessions = None;
     }
 
     /// Commits the open apply transaction, if any.
@@ -473,6 +502,9 @@ impl Store {
 
     /// The session the store keeps for `client`, if it is remembered.
     pub fn client_session(&self, client: replikv_core::ClientId) -> Result<Option<ClientSession>> {
+        if let Some(sessions) = &self.sessions {
+            return Ok(sessions.get(client).copied());
+        }
         read_table!(self, SESSIONS, |sessions| {
             session::read_session(&sessions, client)
         })
@@ -490,6 +522,9 @@ impl Store {
 
     /// Every client session the store keeps, in client order.
     pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
+        if let Some(sessions) = &self.sessions {
+            return Ok(sessions.all());
+        }
         read_table!(self, SESSIONS, |sessions| {
             session::all_sessions(&sessions)
         })
@@ -578,8 +613,15 @@ impl Drop for Store {
     /// re-applies the log, exactly as after a crash.
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            // Best effort by design: see above.
-            let _ignored = pending.transaction.commit();
+            // Best effort by design: see above. The sessions go with the applied position,
+            // or the transaction does not commit.
+            let flushed = match &mut self.sessions {
+                Some(sessions) => flush_sessions(&pending.transaction, sessions),
+                None => Ok(()),
+            };
+            if flushed.is_ok() {
+                let _ignored = pending.transaction.commit();
+            }
         }
     }
 }
@@ -678,20 +720,19 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
 
 /// Applies a batch of writes in `transaction` and records `applied` as the position it
 /// comes from; one outcome per write, in order.
+/// The sessions are read and recorded in `sessions`, which the caller flushes into the
+/// transaction before it commits.
 fn apply_in<'a>(
     transaction: &redb::WriteTransaction,
     batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)>,
     length: usize,
-    applied: LogPosition,
-    membership: Option<&Membership>,
+    (applied, membership): (LogPosition, Option<&Membership>),
+    sessions: &mut SessionTable,
     sessions_max: usize,
 ) -> Result<Vec<WriteOutcome>> {
     let mut tables = ApplyTables {
         data: transaction.open_table(DATA).map_err(storage_error)?,
-        sessions: transaction.open_table(SESSIONS).map_err(storage_error)?,
-        order: transaction
-            .open_table(SESSION_ORDER)
-            .map_err(storage_error)?,
+        sessions,
         leases: transaction.open_table(LEASES).map_err(storage_error)?,
         sessions_max,
     };
@@ -709,16 +750,15 @@ fn apply_in<'a>(
     Ok(outcomes)
 }
 
-/// The tables one apply transaction writes.
-struct ApplyTables<'t> {
+/// The tables one apply transaction writes, and the sessions in memory.
+struct ApplyTables<'t, 's> {
     data: redb::Table<'t, &'static [u8], &'static [u8]>,
-    sessions: redb::Table<'t, u64, &'static [u8]>,
-    order: redb::Table<'t, u64, u64>,
+    sessions: &'s mut SessionTable,
     leases: redb::Table<'t, &'static [u8], &'static [u8]>,
     sessions_max: usize,
 }
 
-impl ApplyTables<'_> {
+impl ApplyTables<'_, '_> {
     /// Applies one write, deduplicated by its request id if it has one.
     fn apply_one(
         &mut self,
@@ -726,16 +766,12 @@ impl ApplyTables<'_> {
         request_id: Option<RequestId>,
         write: &StoreWrite,
     ) -> Result<WriteOutcome> {
-        let previous = match request_id {
-            Some(request_id) => {
-                let previous = session::read_session(&self.sessions, request_id.client)?;
-                if let Verdict::Answer(outcome) = session::verdict(previous.as_ref(), request_id) {
-                    return Ok(outcome);
-                }
-                previous
+        if let Some(request_id) = request_id {
+            let previous = self.sessions.get(request_id.client);
+            if let Verdict::Answer(outcome) = session::verdict(previous, request_id) {
+                return Ok(outcome);
             }
-            None => None,
-        };
+        }
         let outcome = self.decide_and_write(index, write)?;
         if let Some(request_id) = request_id {
             let recorded = ClientSession {
@@ -744,19 +780,13 @@ impl ApplyTables<'_> {
                 index,
                 outcome,
             };
-            session::record(
-                &mut self.sessions,
-                &mut self.order,
-                previous.as_ref(),
-                &recorded,
-                self.sessions_max,
-            )?;
+            self.sessions.record(recorded, self.sessions_max);
         }
         Ok(outcome)
     }
 }
 
-impl ApplyTables<'_> {
+impl ApplyTables<'_, '_> {
     /// Decides one write and stores what it changes: a lease write in the lease table, a
     /// data write (once its fencing token, if any, was accepted) in the data table.
     fn decide_and_write(&mut self, index: LogIndex, write: &StoreWrite) -> Result<WriteOutcome> {
@@ -777,6 +807,24 @@ impl ApplyTables<'_> {
         }
         Ok(outcome)
     }
+}
+
+/// The client sessions of the state `transaction` holds.
+fn load_sessions(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
+    let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+    SessionTable::load(&sessions)
+}
+
+/// Writes the sessions that changed into `transaction`.
+fn flush_sessions(transaction: &redb::WriteTransaction, sessions: &mut SessionTable) -> Result<()> {
+    if !sessions.is_dirty() {
+        return Ok(());
+    }
+    let mut table = transaction.open_table(SESSIONS).map_err(storage_error)?;
+    let mut order = transaction
+        .open_table(SESSION_ORDER)
+        .map_err(storage_error)?;
+    sessions.flush(&mut table, &mut order)
 }
 
 /// The stored entry of `key` in a data (or staging) table, if any.
