@@ -112,7 +112,7 @@ use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
-use session::{SESSION_ORDER, SESSIONS, SessionTable, Verdict};
+use session::{SESSIONS, SessionTable, Verdict};
 use std::collections::BTreeMap;
 
 /// Most writes in one [`Store::apply`] batch.
@@ -150,7 +150,12 @@ const META_STAGED_MEMBERSHIP: &str = "staged_membership";
 
 /// Version of the layout described in [`encoding`]; a store written in another one is
 /// refused rather than misread.
-const FORMAT_VERSION: u64 = 2;
+const FORMAT_VERSION: u64 = 3;
+
+/// The previous layout: the same, plus a table `session_order` that kept the sessions'
+/// eviction order ([`session`]), now kept in memory only. Opening a store of this format
+/// drops the table and upgrades it.
+const FORMAT_VERSION_SESSION_ORDER: u64 = 2;
 
 /// Runs `$body` with `$table` opened on the open apply transaction if there is one (so
 /// that reads see every applied write), else on a new read transaction.
@@ -275,7 +280,9 @@ impl Store {
             membership: None,
             committed_membership: None,
         };
-        store.load_meta()?;
+        if store.load_meta()? == FORMAT_VERSION_SESSION_ORDER {
+            store.upgrade_from_session_order()?;
+        }
         store.sessions = Some(read_table!(store, SESSIONS, |sessions| {
             SessionTable::load(&sessions)
         })?);
@@ -285,16 +292,20 @@ impl Store {
         Ok(store)
     }
 
-    fn load_meta(&mut self) -> Result<()> {
+    /// Loads the meta records; returns the store's format version.
+    fn load_meta(&mut self) -> Result<u64> {
         read_table!(self, META, |meta| {
-            let format = meta.get(META_FORMAT).map_err(storage_error)?;
-            let format = format.as_ref().map(|guard| guard.value());
-            if format != Some(&FORMAT_VERSION.to_be_bytes()[..]) {
-                return Err(encoding::corruption(format!(
-                    "{:?} has format {format:?}, expected {FORMAT_VERSION}",
-                    self.name
-                )));
-            }
+            let record = meta.get(META_FORMAT).map_err(storage_error)?;
+            let record = record.as_ref().map(|guard| guard.value());
+            let format = [FORMAT_VERSION, FORMAT_VERSION_SESSION_ORDER]
+                .into_iter()
+                .find(|format| record == Some(&format.to_be_bytes()[..]))
+                .ok_or_else(|| {
+                    encoding::corruption(format!(
+                        "{:?} has format {record:?}, expected {FORMAT_VERSION}",
+                        self.name
+                    ))
+                })?;
             if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
                 self.applied = decode_position(applied.value())?;
                 self.committed_applied = self.applied;
@@ -306,8 +317,23 @@ impl Store {
                 self.membership = Some(Membership::decode(record.value())?);
                 self.committed_membership = self.membership.clone();
             }
-            Ok(())
+            Ok(format)
         })
+    }
+
+    /// Upgrades a store of format 2: drops its session order table, in one commit that
+    /// opening then makes durable (a crash before leaves format 2, to upgrade again).
+    fn upgrade_from_session_order(&mut self) -> Result<()> {
+        let transaction = self.begin_write(Durability::None)?;
+        transaction
+            .delete_table(session::SESSION_ORDER)
+            .map_err(storage_error)?;
+        transaction
+            .open_table(META)
+            .map_err(storage_error)?
+            .insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
+            .map_err(storage_error)?;
+        self.commit(transaction)
     }
 
     /// The configuration in force at the applied position: the last one applied with
@@ -688,9 +714,6 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     {
         transaction.open_table(DATA).map_err(storage_error)?;
         transaction.open_table(SESSIONS).map_err(storage_error)?;
-        transaction
-            .open_table(SESSION_ORDER)
-            .map_err(storage_error)?;
         transaction.open_table(LEASES).map_err(storage_error)?;
         let mut meta = transaction.open_table(META).map_err(storage_error)?;
         meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
@@ -821,10 +844,7 @@ fn flush_sessions(transaction: &redb::WriteTransaction, sessions: &mut SessionTa
         return Ok(());
     }
     let mut table = transaction.open_table(SESSIONS).map_err(storage_error)?;
-    let mut order = transaction
-        .open_table(SESSION_ORDER)
-        .map_err(storage_error)?;
-    sessions.flush(&mut table, &mut order)
+    sessions.flush(&mut table)
 }
 
 /// The stored entry of `key` in a data (or staging) table, if any.

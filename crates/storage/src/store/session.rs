@@ -10,7 +10,9 @@
 //!
 //! - per client, the highest request sequence applied, the log index it was applied at
 //!   and its outcome ([`ClientSession`], table `sessions`);
-//! - the same sessions ordered by that log index (table `session_order`), for eviction.
+//! - in memory only, the same sessions ordered by that log index, for eviction (rebuilt
+//!   from the table when the store opens; format 2 of the store kept it in a table
+//!   `session_order` too, which opening a format-2 store drops).
 //!
 //! **In memory first.** Every client write reads and updates its client's session, and
 //! with many clients those were three or four redb B-tree operations per write, most of
@@ -67,7 +69,8 @@ use std::hash::BuildHasherDefault;
 
 /// Client id to its session record.
 pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
-/// Log index of a client's last applied write to the client id: eviction order.
+/// Log index of a client's last applied write to the client id: the eviction order as
+/// format 2 of the store kept it. Only opened to be dropped when a store is upgraded.
 pub(super) const SESSION_ORDER: TableDefinition<u64, u64> = TableDefinition::new("session_order");
 /// Where a snapshot install stages the sessions before they replace `SESSIONS`.
 pub(super) const STAGING_SESSIONS: TableDefinition<u64, &[u8]> =
@@ -297,41 +300,20 @@ impl SessionTable {
         debug_assert_eq!(self.by_client.len(), self.order.len());
     }
 
-    /// Writes the sessions that changed since the last flush into `sessions` and their
-    /// eviction order into `order`, in client order, and forgets that they changed.
-    pub(super) fn flush(
-        &mut self,
-        sessions: &mut Table<u64, &'static [u8]>,
-        order: &mut Table<u64, u64>,
-    ) -> Result<()> {
+    /// Writes the sessions that changed since the last flush into `sessions` (a record
+    /// for each remembered one, a removal for each evicted one), in client order, and
+    /// forgets that they changed.
+    pub(super) fn flush(&mut self, sessions: &mut Table<u64, &'static [u8]>) -> Result<()> {
         for client in std::mem::take(&mut self.dirty) {
-            let current = self.by_client.get(&client);
-            let stored = match current {
-                Some(session) => sessions.insert(client, session.encode().as_slice()),
-                None => sessions.remove(client),
-            }
-            .map_err(storage_error)?
-            .map(|record| ClientSession::decode(client, record.value()))
-            .transpose()?;
-            if let Some(stored) = stored {
-                let ordered = order.remove(stored.index.0).map_err(storage_error)?;
-                if ordered.map(|guard| guard.value()) != Some(client) {
-                    return Err(corruption(format!(
-                        "session order misses c{client} at index {}",
-                        stored.index.0
-                    )));
+            match self.by_client.get(&client) {
+                Some(session) => {
+                    sessions
+                        .insert(client, session.encode().as_slice())
+                        .map_err(storage_error)?;
                 }
-            }
-            if let Some(session) = current
-                && order
-                    .insert(session.index.0, client)
-                    .map_err(storage_error)?
-                    .is_some()
-            {
-                return Err(corruption(format!(
-                    "two sessions at index {}",
-                    session.index.0
-                )));
+                None => {
+                    sessions.remove(client).map_err(storage_error)?;
+                }
             }
         }
         Ok(())
