@@ -87,6 +87,7 @@
 //! checks every page checksum when it opens a store.
 
 pub mod backend;
+mod buffer;
 mod encoding;
 pub mod install;
 pub mod lease;
@@ -107,6 +108,7 @@ pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
+use buffer::WriteBuffer;
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
 use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -201,6 +203,9 @@ pub struct Store {
     /// after a failed apply or commit or an install: reloaded from the committed table
     /// before its next use. Never `None` while the open transaction holds applied writes.
     sessions: Option<SessionTable>,
+    /// Data entries applied in the open apply transaction and not yet written to its data
+    /// table ([`buffer`]); empty whenever no transaction is open.
+    buffer: WriteBuffer,
     /// The configuration in force at the applied position ([`membership`]).
     membership: Option<Membership>,
     /// The configuration the last committed transaction recorded (like
@@ -277,6 +282,7 @@ impl Store {
             install: None,
             client_sessions_max: options.client_sessions_max,
             sessions: None,
+            buffer: WriteBuffer::default(),
             membership: None,
             committed_membership: None,
         };
@@ -439,7 +445,7 @@ impl Store {
                 batch,
                 length,
                 (applied, membership),
-                &mut sessions,
+                (&mut sessions, &mut self.buffer),
                 self.client_sessions_max,
             )?;
             self.sessions = Some(sessions);
@@ -490,10 +496,7 @@ impl Store {
     /// The sessions that changed go into it first, beside the applied position.
     fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
         let mut transaction = pending.transaction;
-        let flushed = match &mut self.sessions {
-            Some(sessions) => flush_sessions(&transaction, sessions),
-            None => Ok(()),
-        };
+        let flushed = flush_memory(&transaction, self.sessions.as_mut(), &mut self.buffer);
         let committed = match flushed.and_then(|()| {
             transaction
                 .set_durability(durability)
@@ -516,6 +519,7 @@ impl Store {
         self.applied = self.committed_applied;
         self.membership.clone_from(&self.committed_membership);
         self.sessions = None;
+        self.buffer.clear();
     }
 
     /// Commits the open apply transaction, if any.
@@ -573,6 +577,9 @@ impl Store {
 
     /// The key's value (absent if never written or deleted) and its version.
     pub fn read(&self, key: &Key) -> Result<(Option<Value>, Version)> {
+        if let Some(entry) = self.buffer.get(key) {
+            return Ok((entry.value.clone(), entry.version));
+        }
         read_table!(self, DATA, |data| {
             Ok(read_entry(&data, key.as_bytes())?
                 .map_or((None, Version(0)), |entry| (entry.value, entry.version)))
@@ -601,6 +608,7 @@ impl Store {
                     state.insert(decode_key(key.value())?, value);
                 }
             }
+            self.buffer.overlay(&mut state);
             Ok(state)
         })
     }
@@ -641,10 +649,11 @@ impl Drop for Store {
         if let Some(pending) = self.pending.take() {
             // Best effort by design: see above. The sessions go with the applied position,
             // or the transaction does not commit.
-            let flushed = match &mut self.sessions {
-                Some(sessions) => flush_sessions(&pending.transaction, sessions),
-                None => Ok(()),
-            };
+            let flushed = flush_memory(
+                &pending.transaction,
+                self.sessions.as_mut(),
+                &mut self.buffer,
+            );
             if flushed.is_ok() {
                 let _ignored = pending.transaction.commit();
             }
@@ -743,18 +752,19 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
 
 /// Applies a batch of writes in `transaction` and records `applied` as the position it
 /// comes from; one outcome per write, in order.
-/// The sessions are read and recorded in `sessions`, which the caller flushes into the
-/// transaction before it commits.
+/// The sessions are read and recorded in `sessions` and the data entries written to
+/// `buffer`, which the caller flushes into the transaction before it commits.
 fn apply_in<'a>(
     transaction: &redb::WriteTransaction,
     batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)>,
     length: usize,
     (applied, membership): (LogPosition, Option<&Membership>),
-    sessions: &mut SessionTable,
+    (sessions, buffer): (&mut SessionTable, &mut WriteBuffer),
     sessions_max: usize,
 ) -> Result<Vec<WriteOutcome>> {
     let mut tables = ApplyTables {
         data: transaction.open_table(DATA).map_err(storage_error)?,
+        buffer,
         sessions,
         leases: transaction.open_table(LEASES).map_err(storage_error)?,
         sessions_max,
@@ -773,9 +783,11 @@ fn apply_in<'a>(
     Ok(outcomes)
 }
 
-/// The tables one apply transaction writes, and the sessions in memory.
+/// The tables one apply transaction writes, and the sessions and the write buffer in
+/// memory. The data table is only read: data entries go to the buffer.
 struct ApplyTables<'t, 's> {
     data: redb::Table<'t, &'static [u8], &'static [u8]>,
+    buffer: &'s mut WriteBuffer,
     sessions: &'s mut SessionTable,
     leases: redb::Table<'t, &'static [u8], &'static [u8]>,
     sessions_max: usize,
@@ -819,14 +831,13 @@ impl ApplyTables<'_, '_> {
         if let Some(refusal) = lease::fence(&self.leases, write)? {
             return Ok(refusal);
         }
-        let key = write.key().as_bytes();
-        let current = read_entry(&self.data, key)?;
-        let (entry, outcome) = write::decide(write, current.as_ref());
+        let key = write.key();
+        let (entry, outcome) = match self.buffer.get(key) {
+            Some(current) => write::decide(write, Some(current)),
+            None => write::decide(write, read_entry(&self.data, key.as_bytes())?.as_ref()),
+        };
         if let Some(entry) = entry {
-            debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
-            self.data
-                .insert(key, entry.encode().as_slice())
-                .map_err(storage_error)?;
+            self.buffer.put(key, entry);
         }
         Ok(outcome)
     }
@@ -838,13 +849,22 @@ fn load_sessions(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
     SessionTable::load(&sessions)
 }
 
-/// Writes the sessions that changed into `transaction`.
-fn flush_sessions(transaction: &redb::WriteTransaction, sessions: &mut SessionTable) -> Result<()> {
-    if !sessions.is_dirty() {
-        return Ok(());
+/// Writes what the store holds in memory for the open apply transaction into it: the
+/// sessions that changed and the write buffer.
+fn flush_memory(
+    transaction: &redb::WriteTransaction,
+    sessions: Option<&mut SessionTable>,
+    buffer: &mut WriteBuffer,
+) -> Result<()> {
+    if let Some(sessions) = sessions.filter(|sessions| sessions.is_dirty()) {
+        let mut table = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        sessions.flush(&mut table)?;
     }
-    let mut table = transaction.open_table(SESSIONS).map_err(storage_error)?;
-    sessions.flush(&mut table)
+    if buffer.len() > 0 {
+        let mut data = transaction.open_table(DATA).map_err(storage_error)?;
+        buffer.flush(&mut data)?;
+    }
+    Ok(())
 }
 
 /// The stored entry of `key` in a data (or staging) table, if any.
