@@ -48,10 +48,13 @@
 //! open across `apply` calls and commits it (non-durably) only when it would outgrow the
 //! limits of one batch, or when another transaction needs it — a sync (which makes it the
 //! durable commit), a snapshot, an install — or when the store is dropped. Reads go
-//! through the open transaction, so every applied write is visible at once. If an apply
-//! fails in the middle, the open transaction is lost with everything it held, and the
-//! store reports the applied position of its last commit, from which its owner
-//! re-applies, as it would after a crash.
+//! through the open transaction, so every applied write is visible at once. Within it,
+//! the data writes and the client sessions are held in memory (the write buffer of
+//! `buffer.rs`, and [`session`]) and written into the transaction, one redb operation per
+//! changed key or session, just before it commits. If an apply fails in the middle, the
+//! open transaction is lost with everything it held, and the store reports the applied
+//! position of its last commit, from which its owner re-applies, as it would after a
+//! crash.
 //!
 //! That gives the contract with log compaction: **the log must never be compacted past
 //! [`Store::durable_applied_position`]**, or a crash would leave the store behind a log
@@ -204,7 +207,7 @@ pub struct Store {
     /// before its next use. Never `None` while the open transaction holds applied writes.
     sessions: Option<SessionTable>,
     /// Data entries applied in the open apply transaction and not yet written to its data
-    /// table ([`buffer`]); empty whenever no transaction is open.
+    /// table (`buffer.rs`); empty whenever no transaction is open.
     buffer: WriteBuffer,
     /// The configuration in force at the applied position ([`membership`]).
     membership: Option<Membership>,
@@ -491,9 +494,10 @@ impl Store {
         })
     }
 
-    /// Commits the open apply transaction (not durably), so that a read transaction or
-    /// another write transaction sees it.
-    /// The sessions that changed go into it first, beside the applied position.
+    /// Commits the open apply transaction with `durability`, so that a read transaction or
+    /// another write transaction sees it. What the store holds in memory for it goes into
+    /// it first, beside the applied position: the sessions that changed and the write
+    /// buffer.
     fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
         let mut transaction = pending.transaction;
         let flushed = flush_memory(&transaction, self.sessions.as_mut(), &mut self.buffer);
@@ -751,9 +755,9 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
 }
 
 /// Applies a batch of writes in `transaction` and records `applied` as the position it
-/// comes from; one outcome per write, in order.
-/// The sessions are read and recorded in `sessions` and the data entries written to
-/// `buffer`, which the caller flushes into the transaction before it commits.
+/// comes from; one outcome per write, in order. The sessions are read and recorded in
+/// `sessions` and the data entries written to `buffer`, which the caller flushes into
+/// the transaction before it commits.
 fn apply_in<'a>(
     transaction: &redb::WriteTransaction,
     batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)>,
@@ -823,7 +827,7 @@ impl ApplyTables<'_, '_> {
 
 impl ApplyTables<'_, '_> {
     /// Decides one write and stores what it changes: a lease write in the lease table, a
-    /// data write (once its fencing token, if any, was accepted) in the data table.
+    /// data write (once its fencing token, if any, was accepted) in the write buffer.
     fn decide_and_write(&mut self, index: LogIndex, write: &StoreWrite) -> Result<WriteOutcome> {
         if write.is_lease() {
             return lease::apply(&mut self.leases, index, write);
