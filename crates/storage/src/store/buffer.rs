@@ -19,7 +19,11 @@
 //!
 //! **Bounded.** The buffer holds at most the writes of the open transaction, which the
 //! store commits before it would exceed [`APPLY_BATCH_WRITES_MAX`](super::APPLY_BATCH_WRITES_MAX)
-//! writes or [`APPLY_BATCH_SIZE_MAX_BYTES`](super::APPLY_BATCH_SIZE_MAX_BYTES) bytes.
+//! writes or [`APPLY_BATCH_SIZE_MAX_BYTES`](super::APPLY_BATCH_SIZE_MAX_BYTES) bytes; and
+//! once an apply leaves it above
+//! [`WRITE_BUFFER_SIZE_MAX_BYTES`](super::WRITE_BUFFER_SIZE_MAX_BYTES) of keys and values,
+//! the store flushes it into the open transaction without committing (redb's own write
+//! cache then holds those pages, as it did before the buffer existed).
 
 use super::encoding::{StoredEntry, storage_error};
 use redb::Table;
@@ -32,6 +36,8 @@ use std::collections::BTreeMap;
 pub(super) struct WriteBuffer {
     /// Key to the entry it has now (a value or a tombstone, with its version).
     entries: BTreeMap<Key, StoredEntry>,
+    /// Bytes of the keys and values in `entries`.
+    size_bytes: usize,
 }
 
 impl WriteBuffer {
@@ -42,12 +48,20 @@ impl WriteBuffer {
 
     /// Records that `key` now has `entry`, replacing what the buffer held for it.
     pub(super) fn put(&mut self, key: &Key, entry: StoredEntry) {
+        self.size_bytes += value_size_bytes(&entry);
         if let Some(previous) = self.entries.get_mut(key) {
             debug_assert!(previous.version < entry.version, "versions increase");
+            self.size_bytes -= value_size_bytes(previous);
             *previous = entry;
         } else {
+            self.size_bytes += key.as_bytes().len();
             self.entries.insert(key.clone(), entry);
         }
+    }
+
+    /// Bytes of the keys and values buffered.
+    pub(super) fn size_bytes(&self) -> usize {
+        self.size_bytes
     }
 
     /// Number of keys buffered.
@@ -58,6 +72,7 @@ impl WriteBuffer {
     /// Forgets everything buffered (the open transaction it belonged to is lost).
     pub(super) fn clear(&mut self) {
         self.entries.clear();
+        self.size_bytes = 0;
     }
 
     /// Applies the buffered entries to `state`, a visible state read from the data
@@ -73,10 +88,19 @@ impl WriteBuffer {
 
     /// Writes every buffered entry into `data`, in key order, and empties the buffer.
     pub(super) fn flush(&mut self, data: &mut Table<&'static [u8], &'static [u8]>) -> Result<()> {
+        self.size_bytes = 0;
         for (key, entry) in std::mem::take(&mut self.entries) {
             data.insert(key.as_bytes(), entry.encode().as_slice())
                 .map_err(storage_error)?;
         }
         Ok(())
     }
+}
+
+/// Bytes of an entry's value (none for a tombstone).
+fn value_size_bytes(entry: &StoredEntry) -> usize {
+    entry
+        .value
+        .as_ref()
+        .map_or(0, |value| value.as_bytes().len())
 }

@@ -126,6 +126,10 @@ pub const APPLY_BATCH_WRITES_MAX: usize = 4 * 1024;
 /// Most bytes (keys, values, per-write allowance) in one [`Store::apply`] batch.
 pub const APPLY_BATCH_SIZE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// Most bytes (keys and values) the write buffer holds before it is written into the open
+/// apply transaction, which then stays open (`buffer.rs`).
+pub const WRITE_BUFFER_SIZE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// Largest snapshot chunk, in bytes, except that a chunk always carries at least one entry.
 pub const SNAPSHOT_CHUNK_SIZE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
@@ -451,6 +455,10 @@ impl Store {
                 (&mut sessions, &mut self.buffer),
                 self.client_sessions_max,
             )?;
+            if self.buffer.size_bytes() > WRITE_BUFFER_SIZE_MAX_BYTES {
+                // Into the open transaction, which stays open: the buffer stays small.
+                flush_memory(&pending.transaction, Some(&mut sessions), &mut self.buffer)?;
+            }
             self.sessions = Some(sessions);
             Ok(outcomes)
         });
