@@ -24,41 +24,62 @@
 //!
 //! Run with `cargo bench -p replikv-sim --bench raft`
 //! (`REPLIKV_BENCH_THROUGHPUT_ONLY=1` skips the failover measurement). The machine: 2
-//! cores shared with four other builds, load average 7 to 13 during these runs, so the
-//! process got half a core or less; CPU (user) seconds are quoted beside wall seconds
-//! because they vary far less. Release build, 2026-11-22:
+//! cores shared with four other builds, load average 6 to 13 during these runs, so the
+//! process got half a core or less; CPU (user) seconds of the whole bench process
+//! (`/usr/bin/time`, one run of the throughput function, startup included) are quoted
+//! beside wall seconds because they vary far less. Release build:
 //!
 //! | build | writes | events | CPU s | wall s | writes per wall-second |
 //! |-------|-------:|-------:|------:|-------:|-----------------------:|
-//! | before (old code, old workload) | 46,101 | 782,930 | 3.9–4.4 | 3.9–16.6 | 2,800–12,000 |
-//! | old code, fixed backoff | 49,896 | 277,775 | 1.1–1.3 | 2.3–5.0 | 10,000–22,000 |
-//! | now | 49,896 | 277,775 | 0.8–1.0 | 1.5–2.7 | **18,600–32,000** |
+//! | 2026-11-21, old workload | 46,101 | 782,930 | 3.9–4.4 | 3.9–16.6 | 2,800–12,000 |
+//! | 2026-11-22 round 1 (open apply transaction, trace hash) | 49,896 | 277,775 | 0.97–1.09 | 1.5–3.7 | 13,500–32,000 |
+//! | 2026-11-22 round 2 (sessions in memory, write buffer, queue) | 49,896 | 277,775 | 0.47–0.83 | 0.73–1.4 | **36,000–68,000** |
 //!
-//! (The last row's low end is criterion's: 10 samples of 2.46 to 2.68 s per run, at a
-//! load average near 13.)
+//! (Round 1's figures were measured again beside round 2's, five runs each, alternating
+//! builds under the same load: 0.97–1.09 against 0.47–0.68 CPU seconds. Criterion's run
+//! of round 2, 10 samples at a load average of 4.5: 0.94 to 1.04 s per run, 48,000 to
+//! 53,000 writes per wall-second.)
 //!
-//! That is about 50,000 to 60,000 acknowledged writes per CPU-second, still below the
-//! issue's 200,000 bar (which leaves 5 µs per write for three replicas, their stores and
-//! their clients). What changed in the system, and where the time goes now:
+//! That is about 60,000 to 105,000 acknowledged writes per CPU-second: round 2 cut the
+//! CPU time per write by 40 to 50 %, and the 200,000 per wall-second (5 µs per
+//! write for three replicas, their stores and their clients) is still two to three
+//! times away in CPU alone, and further on this loaded machine. What changed, over the two rounds:
 //!
 //! - The state store keeps its redb write transaction open across apply batches and
 //!   commits it only when it would outgrow one batch's limits, at a sync (as the durable
 //!   commit), before a snapshot or install, and on drop (`replikv_storage::store`):
 //!   `Store::apply` was 45 to 57 % of the profile, mostly redb's per-transaction commit.
-//!   On the old workload this halved the CPU time by itself.
-//! - The trace hash feeds a structured description of each event (fields through
-//!   `std::hash::Hasher`; messages through `Replica::hash_message`) instead of
-//!   formatting `Debug` (16 to 23 % of the profile before, about 4 % now).
-//! - Now the profile is: the store's apply 35 to 40 % (redb B-tree work per write on
-//!   three nodes: the data insert and the client session's three updates, about 20 %
-//!   for sessions alone), the store's durable commit every `store_sync_entries` = 64
-//!   entries about 8 % (4,096 gained nothing measurable), the simulator's client events
-//!   and queue about 15 %, the trace hash and the run-wide observer about 5 % each,
-//!   allocation and copying the rest. Tried and not kept, for lack of a measurable
-//!   gain: coalescing a follower's acceptances per flush and sending the leader's next
-//!   appends only at its flush (about 1,200 fewer messages in 278,000 events: followers
-//!   already flush once per batch and answer about once per flush), skipping stale
-//!   client timeouts in the event loop.
+//! - The trace hash feeds a structured description of each event instead of formatting
+//!   `Debug` (16 to 23 % of the profile before, about 5 % now).
+//! - Round 2, measured first: the store's apply was 40 % of the profile, and three
+//!   quarters of it the client sessions (a redb read, a removal and two inserts in the
+//!   `sessions` and `session_order` tables per write). The store now keeps its sessions
+//!   in memory and writes the changed ones into the transaction that commits the applied
+//!   position (moving the writes to the commit alone saved nothing: with a durable
+//!   commit every 64 entries, nearly every write is a different client's); the eviction
+//!   order, derived from the sessions, is kept in memory only (store format 3, which
+//!   upgrades format-2 files on opening), so each changed session costs one redb insert.
+//!   A write buffer holds applied data entries in memory and writes each key's last one
+//!   in one key-ordered pass at commit (the bench's 10 keys make that pass short; a
+//!   workload of distinct keys keeps one insert per write but still saves the lookup of
+//!   keys written since the last commit). Events scheduled for the current instant skip
+//!   the event queue's binary heap (a FIFO list, same order).
+//! - Where the time goes now (perf, 2026-11-22, `perf record --call-graph dwarf`): the
+//!   store's durable sync every `store_sync_entries` = 64 entries 22 % (writing the
+//!   changed sessions 13 %: one redb insert per write, as nearly every write is another
+//!   client's; redb's commit 8 %); applying committed entries 21 % (the store's apply
+//!   12 %, the in-memory sessions 4 % of it; reading the entries back from the log
+//!   7 %); the simulator's clients 16 %, the run-wide
+//!   observer 7 %, the trace hash 6 %, the event queue 3 %; allocation (malloc and free)
+//!   about 20 % and copying about 10 % spread over all of these. The next steps would be
+//!   fewer, larger session records (or a longer `store_sync_entries`, which is a
+//!   replication setting: fewer syncs, more dirty sessions coalesced per client), the
+//!   log's read-back on apply (the leader could apply from the entries it just
+//!   appended), and allocation per client operation in the simulator.
+//! - Tried and not kept, for lack of a measurable gain: coalescing a follower's
+//!   acceptances per flush and sending the leader's next appends only at its flush,
+//!   skipping stale client timeouts in the event loop, `store_sync_entries` = 4,096
+//!   (round 1, when sessions were written per write).
 //!
 //! **Failover.** [`failover::measure`] on seeds 0..1,000 with the default configuration:
 //! virtual time from the leader's crash to the first client write committed by a new

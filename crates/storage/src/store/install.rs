@@ -17,8 +17,7 @@
 //! [`SnapshotInstall::resume_after`] (or starts over with a new begin, which discards it).
 //!
 //! The last chunk's client sessions and leases go to staging tables in the same way, and
-//! replace the live ones (and the sessions' eviction order, rebuilt from them) in the
-//! finishing transaction.
+//! replace the live ones in the finishing transaction.
 //!
 //! Chunks come from a peer, so they are checked before anything is written: keys strictly
 //! increasing and after the resume key, sizes within limits, versions non-zero. A chunk
@@ -32,7 +31,7 @@ use super::encoding::{
 };
 use super::lease::{self, LEASES, STAGING_LEASES};
 use super::membership::Membership;
-use super::session::{self, SESSION_ORDER, SESSIONS, STAGING_SESSIONS};
+use super::session::{self, SESSIONS, STAGING_SESSIONS};
 use super::snapshot::{SnapshotChunk, SnapshotEntry};
 use super::{
     DATA, META, META_APPLIED, META_INSTALL, META_MEMBERSHIP, META_STAGED_MEMBERSHIP,
@@ -315,6 +314,8 @@ impl Store {
         self.committed_applied = position;
         self.durable_applied = position;
         self.install = None;
+        // The sessions are the snapshot's now: reloaded from the table before their next use.
+        self.sessions = None;
         Ok(())
     }
 
@@ -342,30 +343,13 @@ impl Store {
     }
 }
 
-/// Replaces the live sessions by the staged ones and rebuilds their eviction order.
+/// Replaces the live sessions by the staged ones (checked when their chunk arrived: one
+/// session per log index; the store rebuilds their eviction order in memory).
 fn replace_sessions(transaction: &redb::WriteTransaction) -> Result<()> {
     transaction.delete_table(SESSIONS).map_err(storage_error)?;
     transaction
-        .delete_table(SESSION_ORDER)
-        .map_err(storage_error)?;
-    transaction
         .rename_table(STAGING_SESSIONS, SESSIONS)
         .map_err(storage_error)?;
-    let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
-    let mut order = transaction
-        .open_table(SESSION_ORDER)
-        .map_err(storage_error)?;
-    for installed in session::all_sessions(&sessions)? {
-        let previous = order
-            .insert(installed.index.0, installed.client.0)
-            .map_err(storage_error)?;
-        if previous.is_some() {
-            return Err(corruption(format!(
-                "two staged sessions at index {}",
-                installed.index.0
-            )));
-        }
-    }
     Ok(())
 }
 

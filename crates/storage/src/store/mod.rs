@@ -29,7 +29,8 @@
 //! Besides the data, the state machine keeps two small tables that are applied, synced,
 //! snapshotted and installed with it: per-client sessions ([`session`]: the last request
 //! applied and its outcome, so that a retried request id is applied once; writes come
-//! with their request ids through [`Store::apply_logged`]) and leases ([`lease`]: grants
+//! with their request ids through [`Store::apply_logged`]; kept in memory and written
+//! into redb when the open apply transaction commits) and leases ([`lease`]: grants
 //! with fencing tokens, and the check that refuses a fenced write with a stale token).
 //!
 //! ## Applying, and what is durable when
@@ -47,10 +48,13 @@
 //! open across `apply` calls and commits it (non-durably) only when it would outgrow the
 //! limits of one batch, or when another transaction needs it — a sync (which makes it the
 //! durable commit), a snapshot, an install — or when the store is dropped. Reads go
-//! through the open transaction, so every applied write is visible at once. If an apply
-//! fails in the middle, the open transaction is lost with everything it held, and the
-//! store reports the applied position of its last commit, from which its owner
-//! re-applies, as it would after a crash.
+//! through the open transaction, so every applied write is visible at once. Within it,
+//! the data writes and the client sessions are held in memory (the write buffer of
+//! `buffer.rs`, and [`session`]) and written into the transaction, one redb operation per
+//! changed key or session, just before it commits. If an apply fails in the middle, the
+//! open transaction is lost with everything it held, and the store reports the applied
+//! position of its last commit, from which its owner re-applies, as it would after a
+//! crash.
 //!
 //! That gives the contract with log compaction: **the log must never be compacted past
 //! [`Store::durable_applied_position`]**, or a crash would leave the store behind a log
@@ -86,6 +90,7 @@
 //! checks every page checksum when it opens a store.
 
 pub mod backend;
+mod buffer;
 mod encoding;
 pub mod install;
 pub mod lease;
@@ -106,12 +111,13 @@ pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
+use buffer::WriteBuffer;
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
 use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
-use session::{SESSION_ORDER, SESSIONS, Verdict};
+use session::{SESSIONS, SessionTable, Verdict};
 use std::collections::BTreeMap;
 
 /// Most writes in one [`Store::apply`] batch.
@@ -119,6 +125,10 @@ pub const APPLY_BATCH_WRITES_MAX: usize = 4 * 1024;
 
 /// Most bytes (keys, values, per-write allowance) in one [`Store::apply`] batch.
 pub const APPLY_BATCH_SIZE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most bytes (keys and values) the write buffer holds before it is written into the open
+/// apply transaction, which then stays open (`buffer.rs`).
+pub const WRITE_BUFFER_SIZE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest snapshot chunk, in bytes, except that a chunk always carries at least one entry.
 pub const SNAPSHOT_CHUNK_SIZE_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -149,7 +159,12 @@ const META_STAGED_MEMBERSHIP: &str = "staged_membership";
 
 /// Version of the layout described in [`encoding`]; a store written in another one is
 /// refused rather than misread.
-const FORMAT_VERSION: u64 = 2;
+const FORMAT_VERSION: u64 = 3;
+
+/// The previous layout: the same, plus a table `session_order` that kept the sessions'
+/// eviction order ([`session`]), now kept in memory only. Opening a store of this format
+/// drops the table and upgrades it.
+const FORMAT_VERSION_SESSION_ORDER: u64 = 2;
 
 /// Runs `$body` with `$table` opened on the open apply transaction if there is one (so
 /// that reads see every applied write), else on a new read transaction.
@@ -190,6 +205,14 @@ pub struct Store {
     install: Option<SnapshotInstall>,
     /// Most client sessions remembered ([`StoreOptions::client_sessions_max`]).
     client_sessions_max: usize,
+    /// The client sessions as applied, ahead of the `sessions` table, which receives
+    /// those that changed when the open apply transaction commits ([`session`]). `None`
+    /// after a failed apply or commit or an install: reloaded from the committed table
+    /// before its next use. Never `None` while the open transaction holds applied writes.
+    sessions: Option<SessionTable>,
+    /// Data entries applied in the open apply transaction and not yet written to its data
+    /// table (`buffer.rs`); empty whenever no transaction is open.
+    buffer: WriteBuffer,
     /// The configuration in force at the applied position ([`membership`]).
     membership: Option<Membership>,
     /// The configuration the last committed transaction recorded (like
@@ -265,26 +288,37 @@ impl Store {
             unsynced_commits: 1,
             install: None,
             client_sessions_max: options.client_sessions_max,
+            sessions: None,
+            buffer: WriteBuffer::default(),
             membership: None,
             committed_membership: None,
         };
-        store.load_meta()?;
+        if store.load_meta()? == FORMAT_VERSION_SESSION_ORDER {
+            store.upgrade_from_session_order()?;
+        }
+        store.sessions = Some(read_table!(store, SESSIONS, |sessions| {
+            SessionTable::load(&sessions)
+        })?);
         // Whatever redb serves after opening may still sit in unsynced writes of a previous
         // handle that was dropped without a crash: make it durable before promising so.
         store.sync()?;
         Ok(store)
     }
 
-    fn load_meta(&mut self) -> Result<()> {
+    /// Loads the meta records; returns the store's format version.
+    fn load_meta(&mut self) -> Result<u64> {
         read_table!(self, META, |meta| {
-            let format = meta.get(META_FORMAT).map_err(storage_error)?;
-            let format = format.as_ref().map(|guard| guard.value());
-            if format != Some(&FORMAT_VERSION.to_be_bytes()[..]) {
-                return Err(encoding::corruption(format!(
-                    "{:?} has format {format:?}, expected {FORMAT_VERSION}",
-                    self.name
-                )));
-            }
+            let record = meta.get(META_FORMAT).map_err(storage_error)?;
+            let record = record.as_ref().map(|guard| guard.value());
+            let format = [FORMAT_VERSION, FORMAT_VERSION_SESSION_ORDER]
+                .into_iter()
+                .find(|format| record == Some(&format.to_be_bytes()[..]))
+                .ok_or_else(|| {
+                    encoding::corruption(format!(
+                        "{:?} has format {record:?}, expected {FORMAT_VERSION}",
+                        self.name
+                    ))
+                })?;
             if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
                 self.applied = decode_position(applied.value())?;
                 self.committed_applied = self.applied;
@@ -296,8 +330,23 @@ impl Store {
                 self.membership = Some(Membership::decode(record.value())?);
                 self.committed_membership = self.membership.clone();
             }
-            Ok(())
+            Ok(format)
         })
+    }
+
+    /// Upgrades a store of format 2: drops its session order table, in one commit that
+    /// opening then makes durable (a crash before leaves format 2, to upgrade again).
+    fn upgrade_from_session_order(&mut self) -> Result<()> {
+        let transaction = self.begin_write(Durability::None)?;
+        transaction
+            .delete_table(session::SESSION_ORDER)
+            .map_err(storage_error)?;
+        transaction
+            .open_table(META)
+            .map_err(storage_error)?
+            .insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
+            .map_err(storage_error)?;
+        self.commit(transaction)
     }
 
     /// The configuration in force at the applied position: the last one applied with
@@ -393,14 +442,27 @@ impl Store {
         );
         let size_bytes = check_batch(batch.clone().map(|(_, _, write)| write), length)?;
         let mut pending = self.pending_for(length, size_bytes)?;
-        match apply_in(
-            &pending.transaction,
-            batch,
-            length,
-            applied,
-            membership,
-            self.client_sessions_max,
-        ) {
+        let sessions = match self.sessions.take() {
+            Some(sessions) => Ok(sessions),
+            None => load_sessions(&pending.transaction),
+        };
+        let applying = sessions.and_then(|mut sessions| {
+            let outcomes = apply_in(
+                &pending.transaction,
+                batch,
+                length,
+                (applied, membership),
+                (&mut sessions, &mut self.buffer),
+                self.client_sessions_max,
+            )?;
+            if self.buffer.size_bytes() > WRITE_BUFFER_SIZE_MAX_BYTES {
+                // Into the open transaction, which stays open: the buffer stays small.
+                flush_memory(&pending.transaction, Some(&mut sessions), &mut self.buffer)?;
+            }
+            self.sessions = Some(sessions);
+            Ok(outcomes)
+        });
+        match applying {
             Ok(outcomes) => {
                 pending.writes += length;
                 pending.size_bytes += size_bytes;
@@ -440,13 +502,20 @@ impl Store {
         })
     }
 
-    /// Commits the open apply transaction (not durably), so that a read transaction or
-    /// another write transaction sees it.
+    /// Commits the open apply transaction with `durability`, so that a read transaction or
+    /// another write transaction sees it. What the store holds in memory for it goes into
+    /// it first, beside the applied position: the sessions that changed and the write
+    /// buffer.
     fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
         let mut transaction = pending.transaction;
-        let committed = match transaction.set_durability(durability) {
+        let flushed = flush_memory(&transaction, self.sessions.as_mut(), &mut self.buffer);
+        let committed = match flushed.and_then(|()| {
+            transaction
+                .set_durability(durability)
+                .map_err(|error| Error::Io(format!("state store: {error}")))
+        }) {
             Ok(()) => self.commit(transaction),
-            Err(error) => Err(Error::Io(format!("state store: {error}"))),
+            Err(error) => Err(error),
         };
         if let Err(error) = committed {
             self.revert_to_committed();
@@ -461,6 +530,8 @@ impl Store {
     fn revert_to_committed(&mut self) {
         self.applied = self.committed_applied;
         self.membership.clone_from(&self.committed_membership);
+        self.sessions = None;
+        self.buffer.clear();
     }
 
     /// Commits the open apply transaction, if any.
@@ -473,6 +544,9 @@ impl Store {
 
     /// The session the store keeps for `client`, if it is remembered.
     pub fn client_session(&self, client: replikv_core::ClientId) -> Result<Option<ClientSession>> {
+        if let Some(sessions) = &self.sessions {
+            return Ok(sessions.get(client).copied());
+        }
         read_table!(self, SESSIONS, |sessions| {
             session::read_session(&sessions, client)
         })
@@ -490,6 +564,9 @@ impl Store {
 
     /// Every client session the store keeps, in client order.
     pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
+        if let Some(sessions) = &self.sessions {
+            return Ok(sessions.all());
+        }
         read_table!(self, SESSIONS, |sessions| {
             session::all_sessions(&sessions)
         })
@@ -512,6 +589,9 @@ impl Store {
 
     /// The key's value (absent if never written or deleted) and its version.
     pub fn read(&self, key: &Key) -> Result<(Option<Value>, Version)> {
+        if let Some(entry) = self.buffer.get(key) {
+            return Ok((entry.value.clone(), entry.version));
+        }
         read_table!(self, DATA, |data| {
             Ok(read_entry(&data, key.as_bytes())?
                 .map_or((None, Version(0)), |entry| (entry.value, entry.version)))
@@ -540,6 +620,7 @@ impl Store {
                     state.insert(decode_key(key.value())?, value);
                 }
             }
+            self.buffer.overlay(&mut state);
             Ok(state)
         })
     }
@@ -578,8 +659,16 @@ impl Drop for Store {
     /// re-applies the log, exactly as after a crash.
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            // Best effort by design: see above.
-            let _ignored = pending.transaction.commit();
+            // Best effort by design: see above. The sessions go with the applied position,
+            // or the transaction does not commit.
+            let flushed = flush_memory(
+                &pending.transaction,
+                self.sessions.as_mut(),
+                &mut self.buffer,
+            );
+            if flushed.is_ok() {
+                let _ignored = pending.transaction.commit();
+            }
         }
     }
 }
@@ -646,9 +735,6 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     {
         transaction.open_table(DATA).map_err(storage_error)?;
         transaction.open_table(SESSIONS).map_err(storage_error)?;
-        transaction
-            .open_table(SESSION_ORDER)
-            .map_err(storage_error)?;
         transaction.open_table(LEASES).map_err(storage_error)?;
         let mut meta = transaction.open_table(META).map_err(storage_error)?;
         meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
@@ -677,21 +763,21 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
 }
 
 /// Applies a batch of writes in `transaction` and records `applied` as the position it
-/// comes from; one outcome per write, in order.
+/// comes from; one outcome per write, in order. The sessions are read and recorded in
+/// `sessions` and the data entries written to `buffer`, which the caller flushes into
+/// the transaction before it commits.
 fn apply_in<'a>(
     transaction: &redb::WriteTransaction,
     batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)>,
     length: usize,
-    applied: LogPosition,
-    membership: Option<&Membership>,
+    (applied, membership): (LogPosition, Option<&Membership>),
+    (sessions, buffer): (&mut SessionTable, &mut WriteBuffer),
     sessions_max: usize,
 ) -> Result<Vec<WriteOutcome>> {
     let mut tables = ApplyTables {
         data: transaction.open_table(DATA).map_err(storage_error)?,
-        sessions: transaction.open_table(SESSIONS).map_err(storage_error)?,
-        order: transaction
-            .open_table(SESSION_ORDER)
-            .map_err(storage_error)?,
+        buffer,
+        sessions,
         leases: transaction.open_table(LEASES).map_err(storage_error)?,
         sessions_max,
     };
@@ -709,16 +795,17 @@ fn apply_in<'a>(
     Ok(outcomes)
 }
 
-/// The tables one apply transaction writes.
-struct ApplyTables<'t> {
+/// The tables one apply transaction writes, and the sessions and the write buffer in
+/// memory. The data table is only read: data entries go to the buffer.
+struct ApplyTables<'t, 's> {
     data: redb::Table<'t, &'static [u8], &'static [u8]>,
-    sessions: redb::Table<'t, u64, &'static [u8]>,
-    order: redb::Table<'t, u64, u64>,
+    buffer: &'s mut WriteBuffer,
+    sessions: &'s mut SessionTable,
     leases: redb::Table<'t, &'static [u8], &'static [u8]>,
     sessions_max: usize,
 }
 
-impl ApplyTables<'_> {
+impl ApplyTables<'_, '_> {
     /// Applies one write, deduplicated by its request id if it has one.
     fn apply_one(
         &mut self,
@@ -726,16 +813,12 @@ impl ApplyTables<'_> {
         request_id: Option<RequestId>,
         write: &StoreWrite,
     ) -> Result<WriteOutcome> {
-        let previous = match request_id {
-            Some(request_id) => {
-                let previous = session::read_session(&self.sessions, request_id.client)?;
-                if let Verdict::Answer(outcome) = session::verdict(previous.as_ref(), request_id) {
-                    return Ok(outcome);
-                }
-                previous
+        if let Some(request_id) = request_id {
+            let previous = self.sessions.get(request_id.client);
+            if let Verdict::Answer(outcome) = session::verdict(previous, request_id) {
+                return Ok(outcome);
             }
-            None => None,
-        };
+        }
         let outcome = self.decide_and_write(index, write)?;
         if let Some(request_id) = request_id {
             let recorded = ClientSession {
@@ -744,21 +827,15 @@ impl ApplyTables<'_> {
                 index,
                 outcome,
             };
-            session::record(
-                &mut self.sessions,
-                &mut self.order,
-                previous.as_ref(),
-                &recorded,
-                self.sessions_max,
-            )?;
+            self.sessions.record(recorded, self.sessions_max);
         }
         Ok(outcome)
     }
 }
 
-impl ApplyTables<'_> {
+impl ApplyTables<'_, '_> {
     /// Decides one write and stores what it changes: a lease write in the lease table, a
-    /// data write (once its fencing token, if any, was accepted) in the data table.
+    /// data write (once its fencing token, if any, was accepted) in the write buffer.
     fn decide_and_write(&mut self, index: LogIndex, write: &StoreWrite) -> Result<WriteOutcome> {
         if write.is_lease() {
             return lease::apply(&mut self.leases, index, write);
@@ -766,17 +843,40 @@ impl ApplyTables<'_> {
         if let Some(refusal) = lease::fence(&self.leases, write)? {
             return Ok(refusal);
         }
-        let key = write.key().as_bytes();
-        let current = read_entry(&self.data, key)?;
-        let (entry, outcome) = write::decide(write, current.as_ref());
+        let key = write.key();
+        let (entry, outcome) = match self.buffer.get(key) {
+            Some(current) => write::decide(write, Some(current)),
+            None => write::decide(write, read_entry(&self.data, key.as_bytes())?.as_ref()),
+        };
         if let Some(entry) = entry {
-            debug_assert!(entry.version > current.map_or(Version(0), |c| c.version));
-            self.data
-                .insert(key, entry.encode().as_slice())
-                .map_err(storage_error)?;
+            self.buffer.put(key, entry);
         }
         Ok(outcome)
     }
+}
+
+/// The client sessions of the state `transaction` holds.
+fn load_sessions(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
+    let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+    SessionTable::load(&sessions)
+}
+
+/// Writes what the store holds in memory for the open apply transaction into it: the
+/// sessions that changed and the write buffer.
+fn flush_memory(
+    transaction: &redb::WriteTransaction,
+    sessions: Option<&mut SessionTable>,
+    buffer: &mut WriteBuffer,
+) -> Result<()> {
+    if let Some(sessions) = sessions.filter(|sessions| sessions.is_dirty()) {
+        let mut table = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        sessions.flush(&mut table)?;
+    }
+    if buffer.len() > 0 {
+        let mut data = transaction.open_table(DATA).map_err(storage_error)?;
+        buffer.flush(&mut data)?;
+    }
+    Ok(())
 }
 
 /// The stored entry of `key` in a data (or staging) table, if any.

@@ -5,12 +5,26 @@
 //! under the same [`RequestId`]. Both attempts may reach the log: the first through the
 //! old leader, the second through the new one. The state machine must apply the request
 //! once and give every attempt the same answer. This module is the state machine's
-//! memory for that, kept in redb beside the data so that it is applied, made durable,
+//! memory for that, kept in redb beside the data so that it is made durable,
 //! snapshotted and installed exactly like the data it protects:
 //!
 //! - per client, the highest request sequence applied, the log index it was applied at
 //!   and its outcome ([`ClientSession`], table `sessions`);
-//! - the same sessions ordered by that log index (table `session_order`), for eviction.
+//! - in memory only, the same sessions ordered by that log index, for eviction (rebuilt
+//!   from the table when the store opens; format 2 of the store kept it in a table
+//!   `session_order` too, which opening a format-2 store drops).
+//!
+//! **In memory first.** Every client write reads and updates its client's session, and
+//! with many clients those were three or four redb B-tree operations per write, most of
+//! the cost of applying one (2026-11-22 profile: three quarters of the store's apply).
+//! So the store keeps its sessions in memory ([`SessionTable`], bounded like the table)
+//! and applies against them; the sessions that changed since the last commit are marked
+//! dirty, and [`SessionTable::flush`] writes them, in client order, into the open apply
+//! transaction just before it commits, in the same transaction as the applied position.
+//! Whatever a crash keeps, the sessions on disk are those of the applied position on
+//! disk, and re-applying the log from there rebuilds the rest, as for the data. The
+//! memory copy is loaded when the store opens and reloaded from the committed table after
+//! an install or a failed apply or commit (which lose the open transaction).
 //!
 //! Applying a write with request id (client, sequence):
 //!
@@ -45,14 +59,18 @@
 
 use super::encoding::{corruption, storage_error};
 use super::write::WriteOutcome;
-use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition};
+use redb::{ReadableTable, Table, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{ClientId, LogIndex, RequestId, Version};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 
 /// Client id to its session record.
 pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
-/// Log index of a client's last applied write to the client id: eviction order.
+/// Log index of a client's last applied write to the client id: the eviction order as
+/// format 2 of the store kept it. Only opened to be dropped when a store is upgraded.
 pub(super) const SESSION_ORDER: TableDefinition<u64, u64> = TableDefinition::new("session_order");
 /// Where a snapshot install stages the sessions before they replace `SESSIONS`.
 pub(super) const STAGING_SESSIONS: TableDefinition<u64, &[u8]> =
@@ -205,47 +223,101 @@ pub(super) fn verdict(session: Option<&ClientSession>, request_id: RequestId) ->
     }
 }
 
-/// Records that `session` was applied (replacing `previous`, the client's earlier
-/// session), then evicts the oldest sessions beyond `sessions_max`.
-pub(super) fn record(
-    sessions: &mut Table<u64, &'static [u8]>,
-    order: &mut Table<u64, u64>,
-    previous: Option<&ClientSession>,
-    session: &ClientSession,
-    sessions_max: usize,
-) -> Result<()> {
-    assert!(sessions_max >= 1);
-    if let Some(previous) = previous {
-        assert!(
-            previous.index < session.index,
-            "sessions advance with the log"
-        );
-        order.remove(previous.index.0).map_err(storage_error)?;
-    }
-    sessions
-        .insert(session.client.0, session.encode().as_slice())
-        .map_err(storage_error)?;
-    order
-        .insert(session.index.0, session.client.0)
-        .map_err(storage_error)?;
-    while usize::try_from(sessions.len().map_err(storage_error)?).unwrap_or(usize::MAX)
-        > sessions_max
-    {
-        let (index, client) = {
-            let oldest = order.first().map_err(storage_error)?;
-            let (index, client) = oldest.ok_or_else(|| corruption("session order empty".into()))?;
-            (index.value(), client.value())
-        };
-        assert_ne!(
-            client, session.client.0,
-            "the newest session is never evicted"
-        );
-        order.remove(index).map_err(storage_error)?;
-        if sessions.remove(client).map_err(storage_error)?.is_none() {
-            return Err(corruption(format!("session order names unknown c{client}")));
+/// The sessions of a store, kept in memory ahead of redb: applying a write reads and
+/// records its client's session here, and [`SessionTable::flush`] writes the sessions
+/// that changed into redb in the transaction that records the applied position, when the
+/// store commits. See the module documentation.
+#[derive(Debug, Default)]
+pub(super) struct SessionTable {
+    /// Client id to its session (hashed with fixed keys: nothing here depends on the
+    /// map's order, and nothing may depend on entropy).
+    by_client: HashMap<u64, ClientSession, BuildHasherDefault<DefaultHasher>>,
+    /// Log index of each client's session to the client: eviction order.
+    order: BTreeMap<LogIndex, ClientId>,
+    /// Clients whose session changed (recorded or evicted) since the last flush.
+    dirty: BTreeSet<u64>,
+}
+
+impl SessionTable {
+    /// The sessions stored in `sessions` (at most [`CLIENT_SESSIONS_LIMIT`]); refuses two
+    /// sessions at one log index as [`Error::Corruption`].
+    pub(super) fn load(sessions: &impl ReadableTable<u64, &'static [u8]>) -> Result<SessionTable> {
+        let mut table = SessionTable::default();
+        for session in all_sessions(sessions)? {
+            if table.order.insert(session.index, session.client).is_some() {
+                return Err(corruption(format!(
+                    "two sessions at index {}",
+                    session.index.0
+                )));
+            }
+            table.by_client.insert(session.client.0, session);
         }
+        Ok(table)
     }
-    Ok(())
+
+    /// The session of `client`, if remembered.
+    pub(super) fn get(&self, client: ClientId) -> Option<&ClientSession> {
+        self.by_client.get(&client.0)
+    }
+
+    /// Every session, in client order.
+    pub(super) fn all(&self) -> Vec<ClientSession> {
+        let mut all: Vec<ClientSession> = self.by_client.values().copied().collect();
+        all.sort_unstable_by_key(|session| session.client);
+        all
+    }
+
+    /// Whether sessions changed since the last flush.
+    pub(super) fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Records that `session` was applied (replacing its client's earlier session), then
+    /// evicts the oldest sessions beyond `sessions_max`.
+    pub(super) fn record(&mut self, session: ClientSession, sessions_max: usize) {
+        assert!(sessions_max >= 1);
+        if let Some(previous) = self.by_client.insert(session.client.0, session) {
+            assert!(
+                previous.index < session.index,
+                "sessions advance with the log"
+            );
+            let removed = self.order.remove(&previous.index);
+            assert_eq!(removed, Some(session.client), "session order in step");
+        }
+        let replaced = self.order.insert(session.index, session.client);
+        assert!(replaced.is_none(), "one session per log index");
+        self.dirty.insert(session.client.0);
+        while self.by_client.len() > sessions_max {
+            let (_, oldest) = self.order.pop_first().expect("order holds every session");
+            assert_ne!(
+                oldest, session.client,
+                "the newest session is never evicted"
+            );
+            let evicted = self.by_client.remove(&oldest.0);
+            assert!(evicted.is_some(), "session order names known clients");
+            self.dirty.insert(oldest.0);
+        }
+        debug_assert_eq!(self.by_client.len(), self.order.len());
+    }
+
+    /// Writes the sessions that changed since the last flush into `sessions` (a record
+    /// for each remembered one, a removal for each evicted one), in client order, and
+    /// forgets that they changed.
+    pub(super) fn flush(&mut self, sessions: &mut Table<u64, &'static [u8]>) -> Result<()> {
+        for client in std::mem::take(&mut self.dirty) {
+            match self.by_client.get(&client) {
+                Some(session) => {
+                    sessions
+                        .insert(client, session.encode().as_slice())
+                        .map_err(storage_error)?;
+                }
+                None => {
+                    sessions.remove(client).map_err(storage_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every session of a sessions table, in client order.

@@ -21,7 +21,7 @@ use crate::disk::CrashReport;
 const CRASH_SEEDS: u64 = 150;
 
 /// A crash point never reached: the run only counts, and crashes at its end.
-const NEVER: u64 = u64::MAX;
+pub(super) const NEVER: u64 = u64::MAX;
 
 fn small_cache() -> StoreOptions {
     StoreOptions {
@@ -37,7 +37,7 @@ fn open_small(disk: &Disk) -> Result<Store> {
 /// Ends a run with a crash scheduled on `disk` in exactly one power failure: returns
 /// whether the scheduled crash struck during the run; if it did not, cancels it and fails
 /// the power now, with the same seed.
-fn crash_unless_struck(disk: &Disk, seed: u64) -> bool {
+pub(super) fn crash_unless_struck(disk: &Disk, seed: u64) -> bool {
     let sim = sim(disk);
     let struck = !sim.cancel_scheduled_crash();
     if !struck {
@@ -47,7 +47,7 @@ fn crash_unless_struck(disk: &Disk, seed: u64) -> bool {
 }
 
 /// Panics unless the store call that just failed was failed by the scheduled crash.
-fn assert_failed_by_crash(disk: &Disk, crashes_before: u64, error: &Error) {
+pub(super) fn assert_failed_by_crash(disk: &Disk, crashes_before: u64, error: &Error) {
     assert_eq!(
         sim(disk).crash_count(),
         crashes_before + 1,

@@ -10,6 +10,7 @@ mod install;
 mod leases;
 mod membership;
 mod semantics;
+mod session_crash;
 mod sessions;
 mod snapshot;
 

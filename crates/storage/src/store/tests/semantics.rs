@@ -427,3 +427,51 @@ fn applies_are_visible_before_their_transaction_commits() {
         assert_eq!(store.version(&name).unwrap(), Version(writes));
     });
 }
+
+#[test]
+fn the_write_buffer_is_flushed_into_the_open_transaction_beyond_its_bound() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    let big = Value::new(vec![7u8; 512 * 1024]).unwrap();
+    let mut most_buffered = 0;
+    for batch in 1..=12u64 {
+        let writes: Vec<StoreWrite> = (0..2)
+            .map(|i| StoreWrite::Put {
+                key: key(&format!("k{}", (batch * 2 + i) % 9)),
+                value: big.clone(),
+            })
+            .collect();
+        store.apply(&writes, position(batch)).unwrap();
+        most_buffered = most_buffered.max(store.buffer.size_bytes());
+        assert!(store.buffer.size_bytes() <= WRITE_BUFFER_SIZE_MAX_BYTES);
+        assert!(store.pending.is_some(), "the transaction stays open");
+        if batch == 6 {
+            store.sync().unwrap();
+        }
+    }
+    assert!(
+        most_buffered > WRITE_BUFFER_SIZE_MAX_BYTES / 2,
+        "{most_buffered}"
+    );
+    // Every key written is visible, whether in the buffer or already in the transaction.
+    let expected: BTreeMap<Key, Value> = (0..9)
+        .map(|k| (key(&format!("k{k}")), big.clone()))
+        .collect();
+    assert_eq!(store.visible_state().unwrap(), expected);
+    assert_eq!(
+        store.version(&key("k0")).unwrap(),
+        Version(2),
+        "written at 9 and 18"
+    );
+    drop(store);
+    // A crash keeps the synced batches, with their state.
+    sim(&disk).crash(&mut ChaCha8Rng::seed_from_u64(3));
+    let store = Store::open(&disk, STORE_NAME).unwrap();
+    let recovered = store.applied_position().index.0;
+    assert!(recovered >= 6, "{recovered}");
+    let keys_written = (1..=recovered).flat_map(|batch| [batch * 2 % 9, (batch * 2 + 1) % 9]);
+    let expected: BTreeMap<Key, Value> = keys_written
+        .map(|k| (key(&format!("k{k}")), big.clone()))
+        .collect();
+    assert_eq!(store.visible_state().unwrap(), expected);
+}

@@ -3,7 +3,7 @@
 //! inside snapshots.
 
 use super::*;
-use crate::store::session::{ClientSession, SESSION_RECORD_SIZE_MAX_BYTES};
+use crate::store::session::{self, ClientSession, SESSION_RECORD_SIZE_MAX_BYTES};
 use replikv_core::{ClientId, LogPosition, Reply, RequestId};
 
 fn request(client: u64, sequence: u64) -> Option<RequestId> {
@@ -381,4 +381,59 @@ fn the_sessions_bound_is_checked() {
             Err(Error::InvalidInput(_))
         ));
     }
+}
+
+#[test]
+fn a_format_2_store_is_upgraded_and_keeps_its_sessions() {
+    let disk = Disk::simulated();
+    let mut store = open_with_sessions(&disk, 2);
+    apply_one(&mut store, put(1, request(1, 1), "a", "x"));
+    apply_one(&mut store, put(2, request(2, 1), "a", "y"));
+    store.sync().unwrap();
+    // Turn the store back into format 2: the format record and the order table.
+    let transaction = store.database.begin_write().unwrap();
+    {
+        let mut order = transaction.open_table(session::SESSION_ORDER).unwrap();
+        order.insert(1, 1).unwrap();
+        order.insert(2, 2).unwrap();
+        let mut meta = transaction.open_table(META).unwrap();
+        meta.insert(META_FORMAT, &FORMAT_VERSION_SESSION_ORDER.to_be_bytes()[..])
+            .unwrap();
+    }
+    transaction.commit().unwrap();
+    drop(store);
+
+    let mut store = open_with_sessions(&disk, 2);
+    let sessions = store.client_sessions().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let read = store.database.begin_read().unwrap();
+    let format = read.open_table(META).unwrap().get(META_FORMAT).unwrap();
+    assert_eq!(format.unwrap().value(), &FORMAT_VERSION.to_be_bytes()[..]);
+    assert!(read.open_table(session::SESSION_ORDER).is_err(), "dropped");
+    drop(read);
+    // Eviction still follows the log: client 1's session is the oldest.
+    apply_one(&mut store, put(3, request(3, 1), "a", "z"));
+    let clients: Vec<u64> = store
+        .client_sessions()
+        .unwrap()
+        .iter()
+        .map(|session| session.client.0)
+        .collect();
+    assert_eq!(clients, [2, 3]);
+}
+
+#[test]
+fn a_store_of_an_unknown_format_is_refused() {
+    let disk = Disk::simulated();
+    let store = Store::open(&disk, STORE_NAME).unwrap();
+    let transaction = store.database.begin_write().unwrap();
+    transaction
+        .open_table(META)
+        .unwrap()
+        .insert(META_FORMAT, &1u64.to_be_bytes()[..])
+        .unwrap();
+    transaction.commit().unwrap();
+    drop(store);
+    let error = Store::open(&disk, STORE_NAME).unwrap_err();
+    assert!(matches!(error, Error::Corruption(_)), "{error}");
 }
