@@ -9,98 +9,17 @@
 //! The compare-and-set routes are checked against RESP's `CAS` answers (swapped,
 //! differs, absent), and every malformed header or body is answered 400.
 
-use replikv_core::NodeId;
-use replikv_server::{RunningServer, ServerConfig};
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-struct Cluster {
-    runtime: tokio::runtime::Runtime,
-    servers: Vec<RunningServer>,
-    _directory: tempfile::TempDir,
-}
+use std::net::{SocketAddr, TcpStream};
+use support::{Cluster, DEADLINE};
 
 fn start_cluster(nodes: u64) -> Cluster {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let directory = tempfile::tempdir().unwrap();
-    let listeners: Vec<(TcpListener, TcpListener)> = (0..nodes)
-        .map(|_| {
-            let peer = TcpListener::bind("127.0.0.1:0").unwrap();
-            let resp = TcpListener::bind("127.0.0.1:0").unwrap();
-            (peer, resp)
-        })
-        .collect();
-    let peers: Vec<String> = listeners
-        .iter()
-        .enumerate()
-        .map(|(index, (peer, _))| format!("{}={}", index + 1, peer.local_addr().unwrap()))
-        .collect();
-    let mut servers = Vec::new();
-    for (index, (peer, resp)) in listeners.into_iter().enumerate() {
-        let config = ServerConfig {
-            node_id: index as u64 + 1,
-            data_dir: directory.path().join(format!("n{}", index + 1)),
-            peers: peers.clone(),
-            http_address: Some("127.0.0.1:0".parse().unwrap()),
-            election_timeout_ms_min: 300,
-            election_timeout_ms_max: 600,
-            heartbeat_interval_ms: 50,
-            ..ServerConfig::default()
-        };
-        let server = runtime
-            .block_on(RunningServer::start_with_listeners(&config, peer, resp))
-            .unwrap();
-        servers.push(server);
-    }
-    Cluster {
-        runtime,
-        servers,
-        _directory: directory,
-    }
-}
-
-impl Cluster {
-    /// The index of the node all others agree leads, once they do.
-    fn wait_for_leader(&self) -> usize {
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            let leaders: Vec<Option<NodeId>> = self
-                .servers
-                .iter()
-                .map(|server| {
-                    self.runtime
-                        .block_on(server.node().status())
-                        .unwrap()
-                        .leader
-                })
-                .collect();
-            if let Some(leader) = leaders[0]
-                && leaders.iter().all(|known| *known == Some(leader))
-                && let Some(index) = self.servers.iter().position(|s| s.id == leader)
-            {
-                return index;
-            }
-            std::thread::yield_now();
-        }
-        panic!("no leader within {DEADLINE:?}");
-    }
-
-    fn http_address(&self, index: usize) -> SocketAddr {
-        self.servers[index].http_address.unwrap()
-    }
-
-    fn shutdown(self) {
-        for server in self.servers {
-            self.runtime.block_on(server.shutdown()).unwrap();
-        }
-    }
+    support::start_cluster(nodes, |config| {
+        config.election_timeout_ms_min = 300;
+        config.election_timeout_ms_max = 600;
+    })
 }
 
 /// An HTTP response: status, headers (lowercase names) and body.
@@ -154,8 +73,8 @@ fn id_headers(client: u64, sequence: u64) -> String {
 fn a_retried_request_id_is_applied_once_and_cas_answers_like_resp() {
     let cluster = start_cluster(3);
     let leader = cluster.wait_for_leader();
-    let follower = cluster.http_address((leader + 1) % 3);
-    let other = cluster.http_address((leader + 2) % 3);
+    let follower = cluster.http((leader + 1) % 3);
+    let other = cluster.http((leader + 2) % 3);
 
     // The same (client, sequence) twice with different values: answered as the first.
     let client = 0x5eed_0000_0000_0001_u64;

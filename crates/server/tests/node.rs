@@ -8,139 +8,25 @@
 //! deadline, never slept for. What the tests establish: replication through any node,
 //! RESP2 and RESP3, and that no bad input panics or wedges a node.
 
+mod support;
+
 use replikv_core::NodeId;
 use replikv_server::peer::{Authenticator, Handshake, decode_frame, encode_frame};
-use replikv_server::{RunningServer, ServerConfig};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
-
-const DEADLINE: Duration = Duration::from_secs(20);
-const SECRET: &str = "correct horse battery staple";
-
-struct Cluster {
-    runtime: tokio::runtime::Runtime,
-    servers: Vec<RunningServer>,
-    _directory: tempfile::TempDir,
-}
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+use support::{Cluster, DEADLINE, QUIT, SECRET, exchange, http, query};
 
 fn start_cluster(nodes: u64) -> Cluster {
     start_cluster_with(nodes, 5000)
 }
 
 fn start_cluster_with(nodes: u64, request_timeout_ms: u64) -> Cluster {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let directory = tempfile::tempdir().unwrap();
-    let listeners: Vec<(TcpListener, TcpListener)> = (0..nodes)
-        .map(|_| {
-            let peer = TcpListener::bind("127.0.0.1:0").unwrap();
-            let resp = TcpListener::bind("127.0.0.1:0").unwrap();
-            (peer, resp)
-        })
-        .collect();
-    let peers: Vec<String> = listeners
-        .iter()
-        .enumerate()
-        .map(|(index, (peer, _))| format!("{}={}", index + 1, peer.local_addr().unwrap()))
-        .collect();
-    let mut servers = Vec::new();
-    for (index, (peer, resp)) in listeners.into_iter().enumerate() {
-        let config = ServerConfig {
-            node_id: index as u64 + 1,
-            data_dir: directory.path().join(format!("n{}", index + 1)),
-            peers: peers.clone(),
-            cluster_secret: Some(SECRET.into()),
-            http_address: Some("127.0.0.1:0".parse().unwrap()),
-            request_timeout_ms,
-            election_timeout_ms_min: 300,
-            election_timeout_ms_max: 600,
-            heartbeat_interval_ms: 50,
-            ..ServerConfig::default()
-        };
-        let server = runtime
-            .block_on(RunningServer::start_with_listeners(&config, peer, resp))
-            .unwrap();
-        servers.push(server);
-    }
-    Cluster {
-        runtime,
-        servers,
-        _directory: directory,
-    }
-}
-
-impl Cluster {
-    fn client(&self, index: usize) -> redis::Connection {
-        let address = self.servers[index].resp_address;
-        let client = redis::Client::open(format!("redis://{address}/")).unwrap();
-        let connection = client.get_connection_with_timeout(DEADLINE).unwrap();
-        connection.set_read_timeout(Some(DEADLINE)).unwrap();
-        connection
-    }
-
-    /// The index of the node all others agree leads, once they do.
-    fn wait_for_leader(&self) -> usize {
-        let start = Instant::now();
-        while start.elapsed() < DEADLINE {
-            let leaders: Vec<Option<NodeId>> = self
-                .servers
-                .iter()
-                .map(|server| {
-                    let status = self.runtime.block_on(server.node().status()).unwrap();
-                    status.leader
-                })
-                .collect();
-            // A stopped node may still be named until the others notice its silence.
-            if let Some(leader) = leaders[0]
-                && leaders.iter().all(|known| *known == Some(leader))
-                && let Some(index) = self.servers.iter().position(|s| s.id == leader)
-            {
-                return index;
-            }
-            std::thread::yield_now();
-        }
-        panic!("no leader within {DEADLINE:?}");
-    }
-
-    fn shutdown(self) {
-        for server in self.servers {
-            self.runtime.block_on(server.shutdown()).unwrap();
-        }
-    }
-}
-
-fn query<T: redis::FromRedisValue>(
-    connection: &mut redis::Connection,
-    words: &[&str],
-) -> redis::RedisResult<T> {
-    let mut command = redis::cmd(words[0]);
-    for word in &words[1..] {
-        command.arg(*word);
-    }
-    command.query(connection)
-}
-
-/// The QUIT command: the server answers `+OK` and closes.
-const QUIT: &[u8] = b"*1\r\n$4\r\nQUIT\r\n";
-
-/// Sends raw bytes and reads until `expected` bytes arrived or the peer closed.
-fn exchange(address: SocketAddr, input: &[u8], expected: usize) -> Vec<u8> {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.write_all(input).unwrap();
-    let mut output = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while output.len() < expected {
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(read) => output.extend_from_slice(&buffer[..read]),
-        }
-    }
-    output
+    support::start_cluster(nodes, |config| {
+        config.request_timeout_ms = request_timeout_ms;
+        config.election_timeout_ms_min = 300;
+        config.election_timeout_ms_max = 600;
+    })
 }
 
 /// Whether the peer closed the connection (reads end) within the deadline.
@@ -378,21 +264,6 @@ fn a_data_directory_is_locked_while_a_node_runs() {
     replikv_server::server::lock_data_dir(directory.path()).unwrap();
 }
 
-/// One HTTP/1.1 exchange over a fresh connection: the status code and the raw response.
-fn http(address: SocketAddr, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let output = exchange(address, request.as_bytes(), usize::MAX);
-    let text = String::from_utf8_lossy(&output).into_owned();
-    let status = text
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
 #[test]
 fn the_http_api_serves_keys_and_status() {
     let cluster = start_cluster(3);
@@ -444,7 +315,7 @@ fn leadership_moves_where_the_admin_endpoint_says() {
         "POST",
         "/v1/admin/transfer-leadership",
         "",
-        &target_id.to_string(),
+        target_id.to_string(),
     );
     assert_eq!(status, 200, "{text}");
     assert!(text.contains(&format!("\"leader\":{target_id}")), "{text}");

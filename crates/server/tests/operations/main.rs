@@ -10,5 +10,6 @@ mod auth;
 mod bad_input;
 mod info;
 mod metrics;
+#[path = "../support/mod.rs"]
 mod support;
 mod wait;

@@ -1,4 +1,8 @@
-//! Starting small clusters in-process, and talking to them over raw sockets.
+//! Starting small clusters in-process, and talking to them over raw sockets: the
+//! scaffolding every in-process server test shares (`node.rs`, `http_request_ids.rs`,
+//! `operations/`), so that a change to how nodes start is made in one place. Each test
+//! binary uses part of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
 
 use replikv_core::NodeId;
 use replikv_server::{RunningServer, ServerConfig};
@@ -158,8 +162,9 @@ pub fn http(
     method: &str,
     path: &str,
     headers: &str,
-    body: &[u8],
+    body: impl AsRef<[u8]>,
 ) -> (u16, String) {
+    let body = body.as_ref();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
         body.len()
