@@ -3,29 +3,11 @@
 //! with a wrong one) gets a definite refusal — never an "unknown outcome" and never a
 //! retry loop, since nothing ran.
 
+mod support;
+
 use replikv_client::{Client, ClientError, ClientOptions, Consistency};
-use replikv_server::{RunningServer, ServerConfig};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-async fn start_node(directory: &std::path::Path) -> RunningServer {
-    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let resp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = ServerConfig {
-        node_id: 1,
-        data_dir: directory.join("n1"),
-        peers: vec![format!("1={}", peer.local_addr().unwrap())],
-        http_address: Some("127.0.0.1:0".parse().unwrap()),
-        election_timeout_ms_min: 100,
-        election_timeout_ms_max: 200,
-        heartbeat_interval_ms: 30,
-        client_password: Some(PASSWORD.into()),
-        ..ServerConfig::default()
-    };
-    RunningServer::start_with_listeners(&config, peer, resp)
-        .await
-        .unwrap()
-}
 
 fn options(password: Option<&str>) -> ClientOptions {
     ClientOptions {
@@ -40,7 +22,7 @@ fn options(password: Option<&str>) -> ClientOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_opens_the_cluster_and_its_absence_is_a_definite_refusal() {
     let directory = tempfile::tempdir().unwrap();
-    let node = start_node(directory.path()).await;
+    let node = support::start_node(directory.path(), Some(PASSWORD)).await;
     let endpoint = node.http_address.unwrap().to_string();
 
     let client = Client::new(&[&endpoint], options(Some(PASSWORD))).unwrap();

@@ -8,8 +8,10 @@
 //! every attempt went unanswered reports an unknown outcome, and that one whose every
 //! attempt was refused at connect reports "unavailable" (certainly not applied).
 
+mod support;
+
 use replikv_client::{Client, ClientError, ClientOptions, Consistency};
-use replikv_server::{RunningServer, ServerConfig};
+use replikv_server::RunningServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,21 +30,7 @@ struct Losses {
 }
 
 async fn start_node(directory: &std::path::Path) -> RunningServer {
-    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let resp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = ServerConfig {
-        node_id: 1,
-        data_dir: directory.join("n1"),
-        peers: vec![format!("1={}", peer.local_addr().unwrap())],
-        http_address: Some("127.0.0.1:0".parse().unwrap()),
-        election_timeout_ms_min: 100,
-        election_timeout_ms_max: 200,
-        heartbeat_interval_ms: 30,
-        ..ServerConfig::default()
-    };
-    RunningServer::start_with_listeners(&config, peer, resp)
-        .await
-        .unwrap()
+    support::start_node(directory, None).await
 }
 
 /// A proxy to `upstream`; returns its address.
