@@ -12,8 +12,9 @@
 //! Finally `replikv status`, `get`, `put`, `cas` and `del` run as commands. Every wait
 //! polls a condition with a deadline.
 
+mod support;
+
 use replikv_client::{BlockingClient, CasOutcome, ClientOptions, Consistency};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -34,28 +35,9 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            support::stop_child(&mut node.child);
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The `http=` address a node wrote into its data directory, once it did.
-fn read_http_endpoint(data_dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(data_dir.join("endpoints")).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("http="))
-        .map(str::to_owned)
 }
 
 fn spawn_node(id: u64, peers: &[String], data_dir: &Path, log: &Path) -> Child {
@@ -91,7 +73,7 @@ fn spawn_node(id: u64, peers: &[String], data_dir: &Path, log: &Path) -> Child {
 fn start_cluster(size: u64) -> Cluster {
     let directory = tempfile::tempdir().unwrap();
     let peers: Vec<String> = (1..=size)
-        .map(|id| format!("{id}=127.0.0.1:{}", free_port()))
+        .map(|id| format!("{id}=127.0.0.1:{}", support::free_port()))
         .collect();
     let mut nodes = Vec::new();
     for id in 1..=size {
@@ -100,7 +82,9 @@ fn start_cluster(size: u64) -> Cluster {
         let mut child = spawn_node(id, &peers, &data_dir, &log);
         let start = Instant::now();
         let http = loop {
-            if let Some(http) = read_http_endpoint(&data_dir) {
+            if let Some(http) =
+                support::endpoint(&data_dir, "http").map(|address| address.to_string())
+            {
                 break http;
             }
             let exited = child.try_wait().unwrap();

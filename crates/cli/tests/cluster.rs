@@ -9,8 +9,10 @@
 //! chosen by the children themselves (port 0) and read back from the `endpoints` file
 //! each writes into its data directory. Every wait polls a condition with a deadline.
 
+mod support;
+
 use redis::Connection;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -32,21 +34,13 @@ struct Cluster {
     _directory: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     fn new(size: u64) -> Cluster {
         let directory = tempfile::tempdir().unwrap();
         let nodes = (1..=size)
             .map(|id| Node {
                 id,
-                peer_port: free_port(),
+                peer_port: support::free_port(),
                 data_dir: directory.path().join(format!("n{id}")),
                 log: directory.path().join(format!("n{id}.log")),
                 child: None,
@@ -157,10 +151,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            support::stop_child(&mut node.child);
         }
     }
 }

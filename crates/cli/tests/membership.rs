@@ -17,8 +17,10 @@
 //! children (port 0) and read back from the `endpoints` file. Every wait polls a
 //! condition with a deadline.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,26 +46,8 @@ struct Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        support::stop_child(&mut self.child);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn endpoint(data_dir: &Path, name: &str) -> Option<SocketAddr> {
-    let text = std::fs::read_to_string(data_dir.join("endpoints")).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
-        .and_then(|address| address.parse().ok())
 }
 
 /// Starts node `id`; `founders` are the peers (`id=address`); `join` for a new node.
@@ -98,8 +82,10 @@ fn start_node(directory: &Path, id: u64, peer_port: u16, founders: &[String], jo
         .unwrap();
     let start = Instant::now();
     let (resp, http) = loop {
-        if let (Some(resp), Some(http)) = (endpoint(&data_dir, "resp"), endpoint(&data_dir, "http"))
-        {
+        if let (Some(resp), Some(http)) = (
+            support::endpoint(&data_dir, "resp"),
+            support::endpoint(&data_dir, "http"),
+        ) {
             break (resp, http);
         }
         assert!(
@@ -345,7 +331,7 @@ fn remove_a_founder_and_keep_writing(nodes: &mut Vec<Node>, joining: &Node, lead
 #[test]
 fn a_member_added_under_write_load_catches_up_from_a_snapshot() {
     let directory = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| support::free_port()).collect();
     let founders: Vec<String> = (0..3)
         .map(|index| format!("{}=127.0.0.1:{}", index + 1, ports[index]))
         .collect();
