@@ -11,11 +11,11 @@
 mod support;
 
 use replikv_core::NodeId;
-use replikv_server::peer::{Authenticator, Handshake, decode_frame, encode_frame};
+use replikv_server::peer::{Authenticator, Handshake};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
-use support::{Cluster, DEADLINE, QUIT, SECRET, exchange, http, query};
+use support::{Cluster, DEADLINE, QUIT, SECRET, exchange, http, query, read_frame, send_frame};
 
 fn start_cluster(nodes: u64) -> Cluster {
     start_cluster_with(nodes, 5000)
@@ -40,23 +40,6 @@ fn closed_by_peer(stream: &mut TcpStream) -> bool {
             Err(error) => return error.kind() == std::io::ErrorKind::ConnectionReset,
         }
     }
-}
-
-fn send_frame(stream: &mut TcpStream, message: &Handshake) {
-    let bytes = encode_frame(message).unwrap();
-    stream
-        .write_all(&u32::try_from(bytes.len()).unwrap().to_be_bytes())
-        .unwrap();
-    stream.write_all(&bytes).unwrap();
-}
-
-fn read_frame(stream: &mut TcpStream) -> Handshake {
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).unwrap();
-    let mut bytes = vec![0u8; u32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut bytes).unwrap();
-    decode_frame(&bytes).unwrap()
 }
 
 /// Runs the caller's side of the handshake as node 2 calling node 1, with `secret`.

@@ -10,13 +10,11 @@
 //! cluster in the peer handshake.
 
 use super::support::{
-    Cluster, DEADLINE, QUIT, exchange, http, query, read_until_closed, start_cluster,
+    Cluster, QUIT, exchange, http, query, read_frame, read_until_closed, send_frame, start_cluster,
 };
 use replikv_core::NodeId;
-use replikv_server::peer::{
-    Authenticator, Handshake, PROTOCOL_VERSION, decode_frame, encode_frame,
-};
-use std::io::{Read, Write};
+use replikv_server::peer::{Authenticator, Handshake, PROTOCOL_VERSION};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 
 /// The node still serves a fresh client: a write and a read through the Redis crate.
@@ -177,21 +175,6 @@ fn configured_size_limits_refuse_oversized_keys_values_and_bodies() {
     );
     still_serves(&cluster, "after bodies");
     cluster.shutdown();
-}
-
-fn send_frame(stream: &mut TcpStream, message: &Handshake) {
-    let bytes = encode_frame(message).unwrap();
-    let length = u32::try_from(bytes.len()).unwrap().to_be_bytes();
-    stream.write_all(&[&length[..], &bytes].concat()).unwrap();
-}
-
-fn read_frame(stream: &mut TcpStream) -> Handshake {
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).unwrap();
-    let mut bytes = vec![0u8; u32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut bytes).unwrap();
-    decode_frame(&bytes).unwrap()
 }
 
 /// Sends `hello` to node 1's peer port; the answer, then whether the node closed.

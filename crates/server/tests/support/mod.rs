@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use replikv_core::NodeId;
+use replikv_server::peer::{Handshake, decode_frame, encode_frame};
 use replikv_server::{RunningServer, ServerConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -182,4 +183,21 @@ pub fn http(
 /// The body of an HTTP response.
 pub fn body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// Sends one peer frame (a big-endian u32 length, then the postcard bytes).
+pub fn send_frame(stream: &mut TcpStream, message: &Handshake) {
+    let bytes = encode_frame(message).unwrap();
+    let length = u32::try_from(bytes.len()).unwrap().to_be_bytes();
+    stream.write_all(&[&length[..], &bytes].concat()).unwrap();
+}
+
+/// Reads one peer frame and decodes it as a handshake message.
+pub fn read_frame(stream: &mut TcpStream) -> Handshake {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).unwrap();
+    let mut bytes = vec![0u8; u32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut bytes).unwrap();
+    decode_frame(&bytes).unwrap()
 }
