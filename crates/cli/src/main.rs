@@ -6,7 +6,9 @@ mod bench;
 mod check;
 mod client_commands;
 mod cluster;
+mod livetest;
 mod member;
+mod node_process;
 mod password;
 mod server;
 mod sim;
@@ -46,6 +48,9 @@ enum Command {
     Cas(client_commands::CasArgs),
     /// Measure throughput and latency of a local cluster or any RESP endpoint.
     Bench(bench::BenchArgs),
+    /// Jepsen-style test: run a workload against real processes while injecting faults,
+    /// then check the recorded history (exit 0 valid, 1 violation, 2 unknown).
+    Test(livetest::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +66,6 @@ fn main() -> ExitCode {
         Command::Del(args) => client_commands::del(&args),
         Command::Cas(args) => client_commands::cas(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Test(args) => livetest::run(&args),
     }
 }

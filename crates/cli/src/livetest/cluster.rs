@@ -1,0 +1,254 @@
+//! The cluster under test: real `replikv server` processes the test can hurt.
+//!
+//! [`LiveCluster`] starts N nodes of this very executable on loopback, each with fixed
+//! peer and RESP ports (found free at the start and kept for the whole run, so a client
+//! pinned to a node finds it again after a restart), its data directory and its log in
+//! the run's output directory. The nemesis then uses the four process faults a real
+//! operator sees: `kill -9` ([`LiveCluster::kill`], no shutdown at all: whatever was not
+//! fsynced is gone), restart on the same data directory ([`LiveCluster::restart`]),
+//! SIGSTOP ([`LiveCluster::pause`], the process freezes mid-instruction, its sockets stay
+//! open and peers see only silence: the classic "long GC pause") and SIGCONT
+//! ([`LiveCluster::resume`]). [`LiveCluster::leader`] asks the running, unpaused nodes
+//! over `INFO` whom they follow and takes the majority answer.
+//!
+//! Every child runs in its own process group (a terminal's Ctrl-C reaches only the test,
+//! which then heals and checks before stopping the nodes) and is stopped on every exit
+//! path: [`LiveCluster::stop`] and `Drop` resume paused children, send SIGTERM, wait a
+//! bounded time and SIGKILL the rest, and reap them all. The cluster starts nodes
+//! through `crate::node_process`, which `replikv bench --start` uses too.
+
+use crate::node_process::{NodeSpec, ask_leader, free_port};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Most nodes.
+pub const NODES_MAX: u16 = 9;
+/// Longest a child may take to stop after SIGTERM before it is killed.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+/// Longest one `INFO` probe waits.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Pause between polls while waiting.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One node: how to start it, and its process when it runs.
+#[derive(Debug)]
+struct Node {
+    spec: NodeSpec,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// A running local cluster of server processes; stopped when dropped.
+#[derive(Debug)]
+pub struct LiveCluster {
+    executable: PathBuf,
+    nodes: Vec<Node>,
+    /// Every process id this cluster ever started, for the test's "nothing left" check.
+    spawned_pids: Vec<u32>,
+}
+
+impl LiveCluster {
+    /// Starts `nodes` nodes in `commit_mode`, data and logs under `directory`.
+    pub fn start(directory: &Path, nodes: u16, commit_mode: &str) -> Result<LiveCluster, String> {
+        if !(1..=NODES_MAX).contains(&nodes) {
+            return Err(format!("--nodes must be 1..={NODES_MAX}"));
+        }
+        let executable = std::env::current_exe().map_err(|error| error.to_string())?;
+        let peer_ports = (0..nodes)
+            .map(|_| free_port())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cluster = LiveCluster {
+            executable,
+            nodes: Vec::new(),
+            spawned_pids: Vec::new(),
+        };
+        for node in 1..=nodes {
+            let mut spec =
+                NodeSpec::loopback(directory, node, &peer_ports, free_port()?, commit_mode);
+            spec.own_process_group = true;
+            cluster.nodes.push(Node {
+                spec,
+                child: None,
+                paused: false,
+            });
+            cluster.restart(node)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every node's RESP address, by id (index + 1).
+    pub fn resp_addresses(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .iter()
+            .map(|node| node.spec.resp_address)
+            .collect()
+    }
+
+    /// How many nodes the cluster has.
+    pub fn size(&self) -> u16 {
+        u16::try_from(self.nodes.len()).expect("at most NODES_MAX")
+    }
+
+    /// Every process id this cluster ever started (running or not).
+    pub fn spawned_pids(&self) -> &[u32] {
+        &self.spawned_pids
+    }
+
+    fn node_mut(&mut self, node: u16) -> &mut Node {
+        assert!(node >= 1 && node <= self.size(), "no node {node}");
+        &mut self.nodes[usize::from(node) - 1]
+    }
+
+    fn signal(child: &Child, signal: Signal) {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = kill(Pid::from_raw(pid), signal);
+        }
+    }
+
+    /// `kill -9` the node (nothing if it is not running).
+    pub fn kill(&mut self, node: u16) {
+        let node = self.node_mut(node);
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        node.paused = false;
+    }
+
+    /// Starts the node again on its data directory (nothing if it runs).
+    pub fn restart(&mut self, node: u16) -> Result<(), String> {
+        assert!(node >= 1 && node <= self.size(), "no node {node}");
+        let executable = self.executable.clone();
+        let node = &mut self.nodes[usize::from(node) - 1];
+        if node.child.is_none() {
+            let child = node.spec.spawn(&executable)?;
+            self.spawned_pids.push(child.id());
+            node.child = Some(child);
+            node.paused = false;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP the node (nothing if it is not running).
+    pub fn pause(&mut self, node: u16) {
+        let node = self.node_mut(node);
+        if let Some(child) = &node.child {
+            Self::signal(child, Signal::SIGSTOP);
+            node.paused = true;
+        }
+    }
+
+    /// SIGCONT the node.
+    pub fn resume(&mut self, node: u16) {
+        let node = self.node_mut(node);
+        if let Some(child) = &node.child {
+            Self::signal(child, Signal::SIGCONT);
+        }
+        node.paused = false;
+    }
+
+    /// Whether the node runs and is not paused.
+    pub fn is_up(&self, node: u16) -> bool {
+        let node = &self.nodes[usize::from(node) - 1];
+        node.child.is_some() && !node.paused
+    }
+
+    /// Resumes every paused node and restarts every killed one.
+    pub fn heal(&mut self) -> Result<(), String> {
+        for node in 1..=self.size() {
+            self.resume(node);
+            self.restart(node)?;
+        }
+        Ok(())
+    }
+
+    /// The leader most running, unpaused nodes name, if any names one.
+    pub fn leader(&self) -> Option<u16> {
+        let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
+        for node in (1..=self.size()).filter(|node| self.is_up(*node)) {
+            let address = self.nodes[usize::from(node) - 1].spec.resp_address;
+            if let Some(leader) = ask_leader(address, PROBE_TIMEOUT).filter(|id| *id != 0) {
+                *votes.entry(leader).or_default() += 1;
+            }
+        }
+        let (leader, _) = votes.into_iter().max_by_key(|(_, count)| *count)?;
+        u16::try_from(leader)
+            .ok()
+            .filter(|leader| (1..=self.size()).contains(leader))
+    }
+
+    /// Waits until every running node names the same leader; errors after `timeout` or
+    /// when a node exited by itself.
+    pub fn wait_for_leader(&mut self, timeout: Duration) -> Result<u16, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive()?;
+            let up: Vec<u16> = (1..=self.size()).filter(|n| self.is_up(*n)).collect();
+            let named: Vec<Option<u64>> = up
+                .iter()
+                .map(|node| {
+                    let address = self.nodes[usize::from(*node) - 1].spec.resp_address;
+                    ask_leader(address, PROBE_TIMEOUT)
+                })
+                .collect();
+            if let Some(Some(leader)) = named.first().copied()
+                && leader != 0
+                && named.iter().all(|known| *known == Some(leader))
+                && let Ok(leader) = u16::try_from(leader)
+            {
+                return Ok(leader);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no leader agreed on within {timeout:?}"));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Errors when a node that should run has exited by itself.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        for node in &mut self.nodes {
+            if let Some(child) = &mut node.child
+                && !matches!(child.try_wait(), Ok(None))
+            {
+                let tail = node.spec.log_tail(5);
+                node.child = None;
+                return Err(format!("node {} exited by itself: {tail}", node.spec.node));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every node: SIGCONT, SIGTERM, a bounded wait, SIGKILL; reaps them all.
+    pub fn stop(&mut self) {
+        for node in &self.nodes {
+            if let Some(child) = &node.child {
+                Self::signal(child, Signal::SIGCONT);
+                Self::signal(child, Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        for node in &mut self.nodes {
+            node.paused = false;
+            let Some(mut child) = node.child.take() else {
+                continue;
+            };
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for LiveCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
