@@ -1,0 +1,99 @@
+//! End-to-end: `replikv test` against real processes, with faults, for each workload.
+//!
+//! Each test runs the command as a user would — a 3-node cluster in `majority` mode,
+//! `kill-leader` and `pause` faults every 2 seconds, a bounded time — and checks what it
+//! promises: exit code 0 (every judged property holds), a summary that counts a fair
+//! number of `ok` operations and at least one fault window, a history and fault file
+//! that parse, and no server process left behind (every pid the run ever started, from
+//! its `pids.txt`, is gone once the command has returned). The run's own checkers are
+//! what these tests lean on; the unit tests in `src/livetest/mod.rs` prove those catch
+//! a hand-made violation (exit 1). The three runs go in parallel, each well under 40 s.
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use std::path::Path;
+use std::process::Command;
+
+/// Fewest `ok` operations a run must complete to count as having tested anything.
+const OK_OPERATIONS_MIN: u64 = 100;
+
+fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
+    let output = tempfile::tempdir().unwrap();
+    let result = Command::new(env!("CARGO_BIN_EXE_replikv"))
+        .args(["test", "--workload", workload])
+        .args(["--faults", "kill-leader,pause", "--fault-interval-s", "2"])
+        .args(["--time-limit-s", time_limit_s, "--clients", "4", "--seed", "5"])
+        .arg("--output")
+        .arg(output.path())
+        .env_remove("REPLIKV_CLIENT_PASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_nothing_left(output.path());
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "replikv test --workload {workload}:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("result: valid"), "{stdout}");
+    output
+}
+
+/// Every server process the run started has exited.
+fn assert_nothing_left(output: &Path) {
+    let pids = std::fs::read_to_string(output.join("pids.txt")).unwrap();
+    let pids: Vec<i32> = pids.lines().map(|line| line.parse().unwrap()).collect();
+    assert!(pids.len() >= 3, "{pids:?}");
+    for pid in pids {
+        assert_eq!(
+            kill(Pid::from_raw(pid), None),
+            Err(Errno::ESRCH),
+            "server process {pid} survived the run"
+        );
+    }
+}
+
+fn check_summary(output: &Path, functions: &[&str]) {
+    let text = std::fs::read_to_string(output.join("summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut ok = 0;
+    for function in functions {
+        let count = summary["operations"][function]["ok"].as_u64();
+        let count = count.unwrap_or_else(|| panic!("{function} in {summary}"));
+        assert!(count > 0, "no ok {function}: {summary}");
+        ok += count;
+    }
+    assert!(ok > OK_OPERATIONS_MIN, "{summary}");
+    assert!(summary["fault_windows"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(summary["exit_code"], 0, "{summary}");
+    let faults = std::fs::read_to_string(output.join("faults.jsonl")).unwrap();
+    for line in faults.lines() {
+        let window: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (start, end) = (window["start"].as_u64(), window["end"].as_u64());
+        assert!(start.unwrap() <= end.unwrap(), "{window}");
+        assert!(["kill-leader", "pause"].contains(&window["kind"].as_str().unwrap()));
+    }
+    let history = std::fs::read(output.join("history.jsonl")).unwrap();
+    let history = replikv_check::History::read_jsonl(history.as_slice()).unwrap();
+    assert!(history.operations.len() as u64 > OK_OPERATIONS_MIN);
+}
+
+#[test]
+fn register_workload_with_kills_and_pauses_is_linearizable() {
+    let output = run_test("register", "12");
+    check_summary(output.path(), &["read", "write", "cas"]);
+}
+
+#[test]
+fn set_workload_loses_no_acknowledged_add() {
+    let output = run_test("set", "9");
+    check_summary(output.path(), &["read", "write"]);
+}
+
+#[test]
+fn session_workload_keeps_its_session_guarantees() {
+    let output = run_test("session", "9");
+    check_summary(output.path(), &["read", "write"]);
+}
