@@ -23,7 +23,14 @@ fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
     let result = Command::new(env!("CARGO_BIN_EXE_replikv"))
         .args(["test", "--workload", workload])
         .args(["--faults", "kill-leader,pause", "--fault-interval-s", "2"])
-        .args(["--time-limit-s", time_limit_s, "--clients", "4", "--seed", "5"])
+        .args([
+            "--time-limit-s",
+            time_limit_s,
+            "--clients",
+            "4",
+            "--seed",
+            "5",
+        ])
         .arg("--output")
         .arg(output.path())
         .env_remove("REPLIKV_CLIENT_PASSWORD")

@@ -16,6 +16,17 @@
 //! progress is healed at once and its window closed; [`run`] returns what it noticed on
 //! the way (a node that exited by itself is a finding, not a fault we injected).
 //!
+//! `strand-leader` is the process-only stand-in for "partition the leader away, then
+//! lose it": every follower is killed with `kill -9` (the leader is alone, as if cut
+//! off: pausing them would not do, since the leader's messages would wait in their
+//! sockets' receive buffers and be delivered on SIGCONT), half the window later the
+//! leader is killed too and the followers restarted (they elect a leader among
+//! themselves, without whatever the old leader wrote alone), and at the end of the
+//! window the old leader restarts and rejoins as a follower. In `majority` mode nothing
+//! the lone leader did can have been acknowledged; in `async` mode it acknowledged
+//! writes no one else has, and they are gone: the checkers must say so (this is how the
+//! issue's "async loses writes" bar is shown without root).
+//!
 //! Network faults (`partition-majority`, `isolate-leader`, `bridge`) and transport
 //! faults (`link-faults`) need the network layer of `replikv test` (namespaces, the
 //! transport's fault endpoint), which this build does not have: [`parse_faults`] names
@@ -43,6 +54,8 @@ pub enum Fault {
     Pause,
     /// SIGSTOP the leader, SIGCONT at the end of the window.
     PauseLeader,
+    /// Kill every follower, then the lone leader; restart the followers, then it.
+    StrandLeader,
 }
 
 /// Fault names that exist but cannot be injected by this build.
@@ -62,6 +75,7 @@ impl Fault {
             Fault::KillLeader => "kill-leader",
             Fault::Pause => "pause",
             Fault::PauseLeader => "pause-leader",
+            Fault::StrandLeader => "strand-leader",
         }
     }
 
@@ -71,13 +85,17 @@ impl Fault {
             Fault::KillLeader,
             Fault::Pause,
             Fault::PauseLeader,
+            Fault::StrandLeader,
         ]
         .into_iter()
         .find(|fault| fault.name() == name)
     }
 
     fn targets_leader(self) -> bool {
-        matches!(self, Fault::KillLeader | Fault::PauseLeader)
+        matches!(
+            self,
+            Fault::KillLeader | Fault::PauseLeader | Fault::StrandLeader
+        )
     }
 }
 
@@ -101,7 +119,8 @@ pub fn parse_faults(text: &str) -> Result<(Vec<Fault>, Vec<String>), String> {
             ));
         } else {
             return Err(format!(
-                "unknown fault {name:?} (known: kill, kill-leader, pause, pause-leader, none)"
+                "unknown fault {name:?} (known: kill, kill-leader, pause, pause-leader, \
+                 strand-leader, none)"
             ));
         }
     }
@@ -149,30 +168,56 @@ pub fn run(
         }
         let leader = fault.targets_leader().then(|| locked.leader()).flatten();
         let target = leader.unwrap_or_else(|| random.random_range(1..=locked.size()));
-        match fault {
-            Fault::Kill | Fault::KillLeader => locked.kill(target),
-            Fault::Pause | Fault::PauseLeader => locked.pause(target),
-        }
-        let window = recorder.fault_started(fault.name(), target);
         drop(locked);
-        wait(recorder, spec.interval);
-        let mut locked = cluster.lock().expect("cluster lock");
-        let healed = match fault {
-            Fault::Kill | Fault::KillLeader => locked.restart(target),
-            Fault::Pause | Fault::PauseLeader => {
-                locked.resume(target);
-                Ok(())
-            }
-        };
-        recorder.fault_ended(window);
-        if let Err(error) = healed {
-            findings.push(format!(
-                "healing {} of node {target}: {error}",
-                fault.name()
-            ));
+        if let Err(error) = inject(fault, target, spec.interval, cluster, recorder) {
+            findings.push(format!("{} of node {target}: {error}", fault.name()));
         }
     }
     findings
+}
+
+/// Injects one fault on `target`, lasting `duration` (less if the run stops), heals it
+/// and records its window.
+fn inject(
+    fault: Fault,
+    target: u16,
+    duration: Duration,
+    cluster: &Mutex<LiveCluster>,
+    recorder: &Recorder,
+) -> Result<(), String> {
+    let lock = || cluster.lock().expect("cluster lock");
+    let others: Vec<u16> = (1..=lock().size()).filter(|node| *node != target).collect();
+    match fault {
+        Fault::Kill | Fault::KillLeader | Fault::StrandLeader => {}
+        Fault::Pause | Fault::PauseLeader => lock().pause(target),
+    }
+    match fault {
+        Fault::Kill | Fault::KillLeader => lock().kill(target),
+        Fault::StrandLeader => others.iter().for_each(|node| lock().kill(*node)),
+        Fault::Pause | Fault::PauseLeader => {}
+    }
+    let window = recorder.fault_started(fault.name(), target);
+    if fault == Fault::StrandLeader {
+        wait(recorder, duration / 2);
+        let mut locked = lock();
+        locked.kill(target);
+        for node in &others {
+            locked.restart(*node)?;
+        }
+        drop(locked);
+        wait(recorder, duration / 2);
+    } else {
+        wait(recorder, duration);
+    }
+    let healed = match fault {
+        Fault::Kill | Fault::KillLeader | Fault::StrandLeader => lock().restart(target),
+        Fault::Pause | Fault::PauseLeader => {
+            lock().resume(target);
+            Ok(())
+        }
+    };
+    recorder.fault_ended(window);
+    healed
 }
 
 #[cfg(test)]
