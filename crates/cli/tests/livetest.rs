@@ -7,7 +7,10 @@
 //! that parse, and no server process left behind (every pid the run ever started, from
 //! its `pids.txt`, is gone once the command has returned). The run's own checkers are
 //! what these tests lean on; the unit tests in `src/livetest/mod.rs` prove those catch
-//! a hand-made violation (exit 1). The three runs go in parallel, each well under 40 s.
+//! a hand-made violation (exit 1), and the last test here shows the whole pipeline
+//! catching a real one: in `async` mode, a leader left alone and then lost
+//! (`strand-leader`) takes acknowledged writes with it, and the run must exit 1. The
+//! runs go in parallel, each well under 40 s.
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -19,10 +22,23 @@ use std::process::Command;
 const OK_OPERATIONS_MIN: u64 = 100;
 
 fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
+    let flags = ["--faults", "kill-leader,pause"];
+    let (output, stdout) = run_expecting(workload, time_limit_s, &flags, 0);
+    assert!(stdout.contains("result: valid"), "{stdout}");
+    output
+}
+
+/// Runs `replikv test` with `extra` flags and checks its exit code and that it left
+/// no process behind; returns the output directory and what it printed.
+fn run_expecting(
+    workload: &str,
+    time_limit_s: &str,
+    extra: &[&str],
+    exit_code: i32,
+) -> (tempfile::TempDir, String) {
     let output = tempfile::tempdir().unwrap();
     let result = Command::new(env!("CARGO_BIN_EXE_replikv"))
-        .args(["test", "--workload", workload])
-        .args(["--faults", "kill-leader,pause", "--fault-interval-s", "2"])
+        .args(["test", "--workload", workload, "--fault-interval-s", "2"])
         .args([
             "--time-limit-s",
             time_limit_s,
@@ -31,6 +47,7 @@ fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
             "--seed",
             "5",
         ])
+        .args(extra)
         .arg("--output")
         .arg(output.path())
         .env_remove("REPLIKV_CLIENT_PASSWORD")
@@ -41,11 +58,10 @@ fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
     assert_nothing_left(output.path());
     assert_eq!(
         result.status.code(),
-        Some(0),
-        "replikv test --workload {workload}:\n{stdout}\n{stderr}"
+        Some(exit_code),
+        "replikv test --workload {workload} {extra:?}:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("result: valid"), "{stdout}");
-    output
+    (output, stdout.into_owned())
 }
 
 /// Every server process the run started has exited.
@@ -103,4 +119,12 @@ fn set_workload_loses_no_acknowledged_add() {
 fn session_workload_keeps_its_session_guarantees() {
     let output = run_test("session", "9");
     check_summary(output.path(), &["read", "write"]);
+}
+
+#[test]
+fn async_mode_loses_acknowledged_writes_and_the_checker_says_so() {
+    let flags = ["--commit-mode", "async", "--faults", "strand-leader"];
+    let (_output, stdout) = run_expecting("register", "9", &flags, 1);
+    assert!(stdout.contains("VIOLATED"), "{stdout}");
+    assert!(stdout.contains("result: VIOLATION"), "{stdout}");
 }
