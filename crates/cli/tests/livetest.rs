@@ -10,13 +10,15 @@
 //! a hand-made violation (exit 1), and the last test here shows the whole pipeline
 //! catching a real one: in `async` mode, a leader left alone and then lost
 //! (`strand-leader`) takes acknowledged writes with it, and the run must exit 1. The
-//! runs go in parallel, each well under 40 s.
+//! runs go in parallel, each well under 40 s. Ctrl-C (SIGINT) ends a long run early,
+//! and it still heals, checks and stops every process it started.
 
 use nix::errno::Errno;
-use nix::sys::signal::kill;
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Fewest `ok` operations a run must complete to count as having tested anything.
 const OK_OPERATIONS_MIN: u64 = 100;
@@ -124,7 +126,54 @@ fn session_workload_keeps_its_session_guarantees() {
 #[test]
 fn async_mode_loses_acknowledged_writes_and_the_checker_says_so() {
     let flags = ["--commit-mode", "async", "--faults", "strand-leader"];
-    let (_output, stdout) = run_expecting("register", "9", &flags, 1);
+    let (_output, stdout) = run_expecting("register", "14", &flags, 1);
     assert!(stdout.contains("VIOLATED"), "{stdout}");
     assert!(stdout.contains("result: VIOLATION"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_stops_early_and_still_heals_cleans_up_and_checks() {
+    let output = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_replikv"))
+        .args(["test", "--workload", "register", "--time-limit-s", "120"])
+        .args([
+            "--faults",
+            "pause",
+            "--fault-interval-s",
+            "1",
+            "--clients",
+            "2",
+        ])
+        .arg("--output")
+        .arg(output.path())
+        .env_remove("REPLIKV_CLIENT_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once every node is up (each writes its endpoints file when listening).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = |node: u16| output.path().join(format!("n{node}/endpoints")).exists();
+    while !(1..=3).all(started) {
+        assert!(Instant::now() < deadline, "the cluster did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let interrupted = Instant::now();
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    let result = child.wait_with_output().unwrap();
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(60),
+        "did not stop early"
+    );
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted (SIGINT)"), "{stderr}");
+    assert!(stdout.contains("result: valid"), "{stdout}");
+    assert!(output.path().join("history.jsonl").exists());
+    assert_nothing_left(output.path());
 }
