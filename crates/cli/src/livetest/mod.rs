@@ -50,7 +50,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use summary::Summary;
-use workload::{KEYS_MAX, Workload, WorkloadKind};
+use workload::{KEYS_MAX, KeySpace, Workload, WorkloadKind};
 
 /// Most concurrent clients.
 const CLIENTS_MAX: u64 = 256;
@@ -125,9 +125,10 @@ pub fn run(arguments: &TestArgs) -> ExitCode {
 struct Target {
     cluster: Option<Arc<Mutex<LiveCluster>>>,
     nodes: Vec<SocketAddr>,
+    keys: KeySpace,
 }
 
-fn start_target(arguments: &TestArgs, output: &Path) -> Result<Target, String> {
+fn start_target(arguments: &TestArgs, output: &Path, seed: u64) -> Result<Target, String> {
     if !arguments.endpoints.is_empty() {
         let mut nodes = Vec::new();
         for endpoint in &arguments.endpoints {
@@ -138,14 +139,23 @@ fn start_target(arguments: &TestArgs, output: &Path) -> Result<Target, String> {
                 .ok_or_else(|| format!("--endpoints {endpoint}: no address"))?;
             nodes.push(address);
         }
+        let keys = KeySpace {
+            prefix: format!("replikv-test-{seed}-"),
+            count: arguments.keys,
+        };
         return Ok(Target {
             cluster: None,
             nodes,
+            keys,
         });
     }
     let mut cluster = LiveCluster::start(output, arguments.nodes, &arguments.commit_mode)?;
     cluster.wait_for_leader(LEADER_WAIT)?;
     Ok(Target {
+        keys: KeySpace {
+            prefix: String::new(),
+            count: arguments.keys,
+        },
         nodes: cluster.resp_addresses(),
         cluster: Some(Arc::new(Mutex::new(cluster))),
     })
@@ -169,10 +179,10 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
         arguments.workload,
         output.display()
     );
-    let target = start_target(arguments, &output)?;
+    let target = start_target(arguments, &output, seed)?;
     let mut problems = Vec::new();
     if target.cluster.is_none() && !faults.is_empty() {
-        problems.push("process faults need a cluster this command starts: none injected".into());
+        eprintln!("replikv test: process faults need a cluster this command starts: none injected");
     }
     let recorder = Arc::new(Recorder::new(arguments.clients, arguments.operations_max));
     let nemesis = target
@@ -203,26 +213,12 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
         );
     }
     if let Some(cluster) = &target.cluster {
-        let mut cluster = cluster.lock().expect("cluster lock");
-        if let Err(error) = cluster.check_alive() {
-            problems.push(error);
-        }
-        let healed = cluster
-            .heal()
-            .and_then(|()| cluster.wait_for_leader(LEADER_WAIT));
-        if let Err(error) = healed {
-            problems.push(format!("after healing: {error}"));
-        }
+        problems.extend(heal(&mut cluster.lock().expect("cluster lock")));
     }
     let final_reads_from = recorder.operation_count();
-    problems.extend(runtime.block_on(final_reads(arguments, &target.nodes, &recorder)));
+    problems.extend(runtime.block_on(final_reads(arguments, &target, &recorder)));
     if let Some(cluster) = &target.cluster {
-        let mut cluster = cluster.lock().expect("cluster lock");
-        cluster.stop();
-        let pids: Vec<String> = cluster.spawned_pids().iter().map(u32::to_string).collect();
-        let path = output.join("pids.txt");
-        std::fs::write(&path, pids.join("\n") + "\n")
-            .map_err(|error| format!("{}: {error}", path.display()))?;
+        stop(&mut cluster.lock().expect("cluster lock"), &output)?;
     }
     let check_timeout = Duration::from_secs(arguments.check_timeout_s);
     let judged = Judged {
@@ -231,6 +227,30 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
         final_reads_from,
     };
     finish(&judged, &output, &recorder, problems)
+}
+
+/// Resumes and restarts every node and waits for a leader; returns what went wrong.
+fn heal(cluster: &mut LiveCluster) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(error) = cluster.check_alive() {
+        problems.push(error);
+    }
+    let healed = cluster
+        .heal()
+        .and_then(|()| cluster.wait_for_leader(LEADER_WAIT));
+    if let Err(error) = healed {
+        problems.push(format!("after healing: {error}"));
+    }
+    problems
+}
+
+/// Stops every node and lists every process id the run started in `pids.txt`.
+fn stop(cluster: &mut LiveCluster, output: &Path) -> Result<(), String> {
+    cluster.stop();
+    let pids: Vec<String> = cluster.spawned_pids().iter().map(u32::to_string).collect();
+    let path = output.join("pids.txt");
+    std::fs::write(&path, pids.join("\n") + "\n")
+        .map_err(|error| format!("{}: {error}", path.display()))
 }
 
 /// Runs the clients until the time limit, the operation bound or a signal.
@@ -246,7 +266,7 @@ async fn run_clients(
     for number in 0..arguments.clients {
         let workload = Workload::new(
             arguments.workload,
-            arguments.keys,
+            target.keys.clone(),
             seed,
             number,
             counter.clone(),
@@ -300,16 +320,13 @@ async fn show_progress(recorder: Arc<Recorder>, time_limit: Duration) {
 }
 
 /// Reads every key once more after healing; returns the keys no read reached.
-async fn final_reads(
-    arguments: &TestArgs,
-    nodes: &[SocketAddr],
-    recorder: &Recorder,
-) -> Vec<String> {
+async fn final_reads(arguments: &TestArgs, target: &Target, recorder: &Recorder) -> Vec<String> {
+    let (keys, nodes) = (&target.keys, &target.nodes);
     let deadline = tokio::time::Instant::now() + FINAL_READS_WAIT;
     let timeout = Duration::from_millis(arguments.operation_timeout_ms);
     let mut problems = Vec::new();
-    for key in 0..arguments.keys {
-        let key = format!("k{key}");
+    for key in 0..keys.count {
+        let key = keys.name(key);
         if !client::final_read(arguments.workload, &key, nodes, recorder, timeout, deadline).await {
             problems.push(format!("no final read of {key} succeeded"));
         }

@@ -74,6 +74,23 @@ impl WorkloadKind {
     }
 }
 
+/// The keys a run works on: `{prefix}k0` .. `{prefix}k{count-1}`. A run against a
+/// cluster it did not start (`--endpoints`) uses a prefix of its own, so that no value
+/// left by an earlier run or another user is read back as one no write of this run made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySpace {
+    pub prefix: String,
+    pub count: usize,
+}
+
+impl KeySpace {
+    /// The name of key `index`.
+    pub fn name(&self, index: usize) -> String {
+        assert!(index < self.count);
+        format!("{}k{index}", self.prefix)
+    }
+}
+
 /// One operation to send.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invocation {
@@ -89,7 +106,7 @@ pub struct Invocation {
 #[derive(Debug)]
 pub struct Workload {
     kind: WorkloadKind,
-    keys: usize,
+    keys: KeySpace,
     random: ChaCha8Rng,
     /// Unique values for the whole run.
     counter: Arc<AtomicU64>,
@@ -100,12 +117,12 @@ pub struct Workload {
 impl Workload {
     pub fn new(
         kind: WorkloadKind,
-        keys: usize,
+        keys: KeySpace,
         seed: u64,
         client: u64,
         counter: Arc<AtomicU64>,
     ) -> Workload {
-        assert!((1..=KEYS_MAX).contains(&keys));
+        assert!((1..=KEYS_MAX).contains(&keys.count));
         Workload {
             kind,
             keys,
@@ -131,7 +148,7 @@ impl Workload {
 
     /// The next operation.
     pub fn next(&mut self) -> Invocation {
-        let key = format!("k{}", self.random.random_range(0..self.keys));
+        let key = self.keys.name(self.random.random_range(0..self.keys.count));
         let roll = self.random.random_range(0..100u32);
         if roll < 50 {
             return Self::read(&key);
@@ -249,7 +266,11 @@ mod tests {
     use super::*;
 
     fn workload(kind: WorkloadKind) -> Workload {
-        Workload::new(kind, 3, 7, 1, Arc::new(AtomicU64::new(1)))
+        let keys = KeySpace {
+            prefix: "p-".into(),
+            count: 3,
+        };
+        Workload::new(kind, keys, 7, 1, Arc::new(AtomicU64::new(1)))
     }
 
     #[test]
@@ -263,6 +284,7 @@ mod tests {
             let mut generator = workload(kind);
             for _ in 0..200 {
                 let invocation = generator.next();
+                assert!(invocation.key.starts_with("p-k"), "{invocation:?}");
                 let verb = invocation.command[0].as_slice();
                 match invocation.f {
                     Function::Read => assert_eq!(verb, b"GET"),
