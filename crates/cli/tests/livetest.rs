@@ -96,7 +96,7 @@ fn check_summary(output: &Path, functions: &[&str]) {
     let faults = std::fs::read_to_string(output.join("faults.jsonl")).unwrap();
     for line in faults.lines() {
         let window: serde_json::Value = serde_json::from_str(line).unwrap();
-        let (start, end) = (window["start"].as_u64(), window["end"].as_u64());
+        let (start, end) = (window["start_ns"].as_u64(), window["end_ns"].as_u64());
         assert!(start.unwrap() <= end.unwrap(), "{window}");
         assert!(["kill-leader", "pause"].contains(&window["kind"].as_str().unwrap()));
     }

@@ -15,8 +15,9 @@
 //! so it never issues another one under the same process number: it takes a fresh
 //! number from the recorder and a fresh connection (a new session on the server too).
 //! A `fail` keeps both. A client that cannot connect waits a little and tries again (no
-//! operation was invoked, so nothing is recorded); `register` and `set` clients move to
-//! another node, `session` clients stay pinned to theirs. Clients run until the recorder
+//! operation was invoked, so nothing is recorded). After an `info` or a failed connection
+//! `register` and `set` clients move to the next node, `session` clients stay pinned to
+//! theirs. Clients run until the recorder
 //! says stop; [`final_read`] is the check's last word on each key, after healing.
 
 use super::recorder::Recorder;
@@ -147,6 +148,9 @@ pub async fn run(spec: ClientSpec, mut workload: Workload, recorder: Arc<Recorde
             Outcome::Info(_) => {
                 process = recorder.new_process();
                 connection = None;
+                if spec.kind != WorkloadKind::Session {
+                    node = (node + 1) % spec.nodes.len();
+                }
             }
         }
     }

@@ -187,6 +187,9 @@ fn inject(
 ) -> Result<(), String> {
     let lock = || cluster.lock().expect("cluster lock");
     let others: Vec<u16> = (1..=lock().size()).filter(|node| *node != target).collect();
+    // The window opens before the fault and closes after the healing: every operation
+    // the fault could have touched is inside it.
+    let window = recorder.fault_started(fault.name(), target);
     match fault {
         Fault::Kill | Fault::KillLeader | Fault::StrandLeader => {}
         Fault::Pause | Fault::PauseLeader => lock().pause(target),
@@ -196,7 +199,6 @@ fn inject(
         Fault::StrandLeader => others.iter().for_each(|node| lock().kill(*node)),
         Fault::Pause | Fault::PauseLeader => {}
     }
-    let window = recorder.fault_started(fault.name(), target);
     if fault == Fault::StrandLeader {
         wait(recorder, duration / 2);
         let mut locked = lock();

@@ -31,17 +31,18 @@ use std::time::Instant;
 /// is kept in memory and checked whole).
 pub const OPERATIONS_LIMIT: u64 = 2_000_000;
 
-/// One fault the nemesis injected: what, on which node, from when to when.
+/// One fault the nemesis injected: what, on which node, from when to when. One JSON
+/// object per line of `faults.jsonl` (the fields the timeline report reads).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultWindow {
     /// The fault's name (`kill`, `pause`, ...).
     pub kind: String,
-    /// The node it hit (1-based id).
-    pub target: u16,
+    /// The node it hit: `n1`, `n2`, ...
+    pub target: String,
     /// Nanoseconds since the run started.
-    pub start: u64,
+    pub start_ns: u64,
     /// Nanoseconds since the run started; `None` while the fault lasts.
-    pub end: Option<u64>,
+    pub end_ns: Option<u64>,
 }
 
 /// The run's clock, history and fault windows, shared by clients and nemesis.
@@ -111,9 +112,9 @@ impl Recorder {
         let mut faults = self.faults.lock().expect("recorder lock");
         faults.push(FaultWindow {
             kind: kind.to_string(),
-            target,
-            start: self.now_ns(),
-            end: None,
+            target: format!("n{target}"),
+            start_ns: self.now_ns(),
+            end_ns: None,
         });
         faults.len() - 1
     }
@@ -123,8 +124,8 @@ impl Recorder {
         let now = self.now_ns();
         let mut faults = self.faults.lock().expect("recorder lock");
         let window = faults.get_mut(index).expect("a started fault");
-        assert!(window.end.is_none(), "fault {index} ended twice");
-        window.end = Some(now);
+        assert!(window.end_ns.is_none(), "fault {index} ended twice");
+        window.end_ns = Some(now);
     }
 
     /// The history so far, in recording order.
@@ -206,7 +207,10 @@ mod tests {
         );
         let faults = std::fs::read_to_string(directory.path().join("faults.jsonl")).unwrap();
         let window: FaultWindow = serde_json::from_str(faults.trim()).unwrap();
-        assert_eq!((window.kind.as_str(), window.target), ("pause", 2));
-        assert!(window.end.is_some_and(|end| end >= window.start));
+        assert_eq!(
+            (window.kind.as_str(), window.target.as_str()),
+            ("pause", "n2")
+        );
+        assert!(window.end_ns.is_some_and(|end| end >= window.start_ns));
     }
 }

@@ -93,8 +93,8 @@ impl Summary {
                 .or_default()
                 .add(operation.kind);
             let inside = faults.iter().any(|window| {
-                operation.invoke >= window.start
-                    && window.end.is_none_or(|end| operation.invoke < end)
+                operation.invoke >= window.start_ns
+                    && window.end_ns.is_none_or(|end| operation.invoke < end)
             });
             if inside {
                 inside_faults.add(operation.kind);
