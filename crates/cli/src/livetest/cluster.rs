@@ -11,6 +11,7 @@
 //! ([`LiveCluster::resume`]). [`LiveCluster::leader`] asks the running, unpaused nodes
 //! over `INFO` whom they follow and takes the majority answer.
 //!
+//! Every pid started is appended to `pids.txt` in the run's directory as it starts.
 //! Every child runs in its own process group (a terminal's Ctrl-C reaches only the test,
 //! which then heals and checks before stopping the nodes) and is stopped on every exit
 //! path: [`LiveCluster::stop`] and `Drop` resume paused children, send SIGTERM, wait a
@@ -21,6 +22,7 @@ use crate::node_process::{NodeSpec, ask_leader, free_port};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -48,8 +50,9 @@ struct Node {
 pub struct LiveCluster {
     executable: PathBuf,
     nodes: Vec<Node>,
-    /// Every process id this cluster ever started, for the test's "nothing left" check.
-    spawned_pids: Vec<u32>,
+    /// `pids.txt` in the run's directory: each pid is appended as its node starts, so a
+    /// user can find the nodes even if this process is killed outright.
+    pids_path: PathBuf,
 }
 
 impl LiveCluster {
@@ -65,7 +68,7 @@ impl LiveCluster {
         let mut cluster = LiveCluster {
             executable,
             nodes: Vec::new(),
-            spawned_pids: Vec::new(),
+            pids_path: directory.join("pids.txt"),
         };
         for node in 1..=nodes {
             let mut spec =
@@ -92,11 +95,6 @@ impl LiveCluster {
     /// How many nodes the cluster has.
     pub fn size(&self) -> u16 {
         u16::try_from(self.nodes.len()).expect("at most NODES_MAX")
-    }
-
-    /// Every process id this cluster ever started (running or not).
-    pub fn spawned_pids(&self) -> &[u32] {
-        &self.spawned_pids
     }
 
     fn node_mut(&mut self, node: u16) -> &mut Node {
@@ -127,7 +125,13 @@ impl LiveCluster {
         let node = &mut self.nodes[usize::from(node) - 1];
         if node.child.is_none() {
             let child = node.spec.spawn(&executable)?;
-            self.spawned_pids.push(child.id());
+            let mut pids = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.pids_path)
+                .map_err(|error| format!("{}: {error}", self.pids_path.display()))?;
+            writeln!(pids, "{}", child.id())
+                .map_err(|error| format!("{}: {error}", self.pids_path.display()))?;
             node.child = Some(child);
             node.paused = false;
         }

@@ -12,7 +12,8 @@
 //!    **recorder** ([`recorder`]), which owns the run's one clock.
 //! 3. **Nemesis** ([`nemesis`]), on its own thread: alternating quiet and faulty
 //!    intervals, `kill -9` and restart, SIGSTOP and SIGCONT, of the leader or a random
-//!    node; every fault window is recorded.
+//!    node, and `strand-leader` (the followers killed, then the lone leader: a
+//!    partitioned-away leader's fate, without root); every fault window is recorded.
 //! 4. **Stop**: at `--time-limit-s`, at `--operations-max`, or on Ctrl-C / SIGTERM. Then
 //!    heal everything (resume, restart), wait for a leader, and read every key one last
 //!    time (linearizably, through any node) so that lost acknowledged writes show; then
@@ -22,6 +23,12 @@
 //!    availability inside and outside fault windows; `history.jsonl`, `faults.jsonl`,
 //!    `summary.txt`, `summary.json` and the node logs stay in `--output`. The exit code is
 //!    `replikv check`'s: 0 valid, 1 a violation, 2 undecided or the run went wrong.
+//!
+//! Limits: the nodes run in process groups of their own (so a terminal's Ctrl-C reaches
+//! only this command, which then heals and checks before stopping them); if this
+//! command is itself killed with SIGKILL, nothing can stop them and they must be
+//! stopped by hand (their pids are in `pids.txt` in the output directory, written as
+//! each node starts).
 //!
 //! The checkers know nothing of how replikv works: a violation here is the real
 //! database breaking a promise (or the test lying — which is why outcomes are classified
@@ -83,7 +90,8 @@ pub struct TestArgs {
     /// Keys the operations spread over.
     #[arg(long, default_value_t = 5)]
     keys: usize,
-    /// Faults, comma-separated: kill, kill-leader, pause, pause-leader (or none).
+    /// Faults, comma-separated: kill, kill-leader, pause, pause-leader, strand-leader
+    /// (or none).
     #[arg(long, default_value = "kill,kill-leader,pause,pause-leader")]
     faults: String,
     /// Seconds without a fault, then seconds with one, alternating.
@@ -218,7 +226,7 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
     let final_reads_from = recorder.operation_count();
     problems.extend(runtime.block_on(final_reads(arguments, &target, &recorder)));
     if let Some(cluster) = &target.cluster {
-        stop(&mut cluster.lock().expect("cluster lock"), &output)?;
+        cluster.lock().expect("cluster lock").stop();
     }
     let check_timeout = Duration::from_secs(arguments.check_timeout_s);
     let judged = Judged {
@@ -242,15 +250,6 @@ fn heal(cluster: &mut LiveCluster) -> Vec<String> {
         problems.push(format!("after healing: {error}"));
     }
     problems
-}
-
-/// Stops every node and lists every process id the run started in `pids.txt`.
-fn stop(cluster: &mut LiveCluster, output: &Path) -> Result<(), String> {
-    cluster.stop();
-    let pids: Vec<String> = cluster.spawned_pids().iter().map(u32::to_string).collect();
-    let path = output.join("pids.txt");
-    std::fs::write(&path, pids.join("\n") + "\n")
-        .map_err(|error| format!("{}: {error}", path.display()))
 }
 
 /// Runs the clients until the time limit, the operation bound or a signal.
