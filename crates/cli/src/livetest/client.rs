@@ -53,6 +53,9 @@ pub fn refusal_is_certain(message: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct ClientSpec {
     pub number: u64,
+    /// The index in `nodes` of the node it connects to first (a session client's for
+    /// good).
+    pub first_node: usize,
     pub kind: WorkloadKind,
     pub nodes: Vec<SocketAddr>,
     pub operation_timeout: Duration,
@@ -124,7 +127,8 @@ pub fn operation(
 pub async fn run(spec: ClientSpec, mut workload: Workload, recorder: Arc<Recorder>) {
     assert!(!spec.nodes.is_empty());
     let mut process = spec.number;
-    let mut node = usize::try_from(spec.number).unwrap_or(0) % spec.nodes.len();
+    assert!(spec.first_node < spec.nodes.len());
+    let mut node = spec.first_node;
     let mut connection: Option<Connection> = None;
     while !recorder.stopping() {
         let Some(open) = connection.as_mut() else {

@@ -132,6 +132,8 @@ pub fn run(arguments: &TestArgs) -> ExitCode {
 /// The system under test: a cluster this run started, or given addresses.
 struct Target {
     cluster: Option<Arc<Mutex<LiveCluster>>>,
+    /// The index in `nodes` of the leader at the start, when known.
+    leader: Option<usize>,
     nodes: Vec<SocketAddr>,
     keys: KeySpace,
 }
@@ -152,14 +154,16 @@ fn start_target(arguments: &TestArgs, output: &Path, seed: u64) -> Result<Target
             count: arguments.keys,
         };
         return Ok(Target {
+            leader: None,
             cluster: None,
             nodes,
             keys,
         });
     }
     let mut cluster = LiveCluster::start(output, arguments.nodes, &arguments.commit_mode)?;
-    cluster.wait_for_leader(LEADER_WAIT)?;
+    let leader = cluster.wait_for_leader(LEADER_WAIT)?;
     Ok(Target {
+        leader: Some(usize::from(leader) - 1),
         keys: KeySpace {
             prefix: String::new(),
             count: arguments.keys,
@@ -272,6 +276,7 @@ async fn run_clients(
         );
         let spec = client::ClientSpec {
             number,
+            first_node: first_node(arguments.workload, target, number),
             kind: arguments.workload,
             nodes: target.nodes.clone(),
             operation_timeout: Duration::from_millis(arguments.operation_timeout_ms),
@@ -297,6 +302,20 @@ async fn run_clients(
         let _ = task.await;
     }
     progress.abort();
+}
+
+/// The node client `number` starts on: round robin, except that session clients are
+/// pinned to followers (where session guarantees take work) when the leader is known.
+fn first_node(kind: WorkloadKind, target: &Target, number: u64) -> usize {
+    let nodes = target.nodes.len();
+    let spread = usize::try_from(number).unwrap_or(0);
+    match target.leader {
+        Some(leader) if kind == WorkloadKind::Session && nodes > 1 => {
+            let followers: Vec<usize> = (0..nodes).filter(|node| *node != leader).collect();
+            followers[spread % followers.len()]
+        }
+        _ => spread % nodes,
+    }
 }
 
 /// A progress bar on stderr (a terminal only).

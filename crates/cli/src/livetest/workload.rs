@@ -17,7 +17,7 @@
 //!   `write` of the element; a read is `GET key`, recorded as the array of elements.
 //!   Checked for lost acknowledged adds, judged by the final reads.
 //! - `session`: GET and SET with unique values on a connection with
-//!   `READCONSISTENCY session`, pinned to one node (a follower most of the time), so the
+//!   `READCONSISTENCY session`, pinned to one node (a follower of the first leader), so the
 //!   session guarantees are exercised where they are hard: stale replicas.
 //!   Linearizability is not promised to such reads and is reported but not judged.
 
