@@ -61,9 +61,27 @@ pub struct Summary {
     /// The properties judged (the others are information).
     pub judged: Vec<bool>,
     pub processes: usize,
+    /// Latency of the `ok` operations in milliseconds: p50, p99, max (none without any).
+    pub latency_ok_ms: Option<[f64; 3]>,
     /// Problems of the run itself (a node that died on its own, no final read, ...).
     pub problems: Vec<String>,
     pub elapsed_s: f64,
+}
+
+/// Nearest-rank p50, p99 and max of the `ok` operations' latencies, in milliseconds.
+fn latency_percentiles_ms(history: &History) -> Option<[f64; 3]> {
+    let mut latencies: Vec<u64> = history
+        .operations
+        .iter()
+        .filter(|operation| operation.kind == OperationType::Ok)
+        .filter_map(|operation| Some(operation.complete? - operation.invoke))
+        .collect();
+    latencies.sort_unstable();
+    let rank = |fraction: f64| {
+        let index = ((latencies.len() as f64 * fraction).ceil() as usize).max(1) - 1;
+        latencies[index.min(latencies.len() - 1)] as f64 / 1e6
+    };
+    (!latencies.is_empty()).then(|| [rank(0.5), rank(0.99), rank(1.0)])
 }
 
 fn function_name(function: Function) -> &'static str {
@@ -107,6 +125,7 @@ impl Summary {
             .iter()
             .map(|named| judges(named.property))
             .collect();
+        let latency_ok_ms = latency_percentiles_ms(history);
         Summary {
             counts,
             inside_faults,
@@ -115,6 +134,7 @@ impl Summary {
             verdicts,
             judged,
             processes: processes.len(),
+            latency_ok_ms,
             problems,
             elapsed_s,
         }
@@ -179,6 +199,12 @@ impl Summary {
             percent(self.outside_faults),
             self.outside_faults.total()
         );
+        if let Some([p50, p99, max]) = self.latency_ok_ms {
+            let _ = writeln!(
+                text,
+                "latency of ok operations: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+            );
+        }
         for (named, judged) in self.verdicts.iter().zip(&self.judged) {
             if !judged {
                 let _ = write!(text, "(not promised by this workload, not judged) ");
@@ -228,9 +254,81 @@ impl Summary {
             "fault_windows": self.faults.len(),
             "availability_inside_faults": self.inside_faults.availability(),
             "availability_outside_faults": self.outside_faults.availability(),
+            "latency_ok_ms": self.latency_ok_ms.map(|[p50, p99, max]| json!({"p50": p50, "p99": p99, "max": max})),
             "verdicts": verdicts,
             "problems": self.problems,
             "exit_code": self.exit_code(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replikv_check::Operation;
+
+    fn read(kind: OperationType, invoke: u64, latency_ms: u64) -> Operation {
+        Operation {
+            process: 0,
+            key: "k".into(),
+            f: Function::Read,
+            value: serde_json::Value::Null,
+            ok: None,
+            kind,
+            invoke,
+            complete: Some(invoke + latency_ms * 1_000_000),
+        }
+    }
+
+    #[test]
+    fn counts_availability_and_latency() {
+        let mut operations: Vec<Operation> = (1..=100)
+            .map(|latency| read(OperationType::Ok, 0, latency))
+            .collect();
+        operations.push(read(OperationType::Info, 2_000, 1000));
+        operations.push(read(OperationType::Fail, 3_000, 1));
+        let history = History { operations };
+        let window = FaultWindow {
+            kind: "pause".into(),
+            target: "n1".into(),
+            start_ns: 1_000,
+            end_ns: Some(2_500),
+        };
+        let summary = Summary::new(
+            &history,
+            vec![window],
+            Vec::new(),
+            |_| true,
+            Vec::new(),
+            1.0,
+        );
+        assert_eq!(summary.latency_ok_ms, Some([50.0, 99.0, 100.0]));
+        assert_eq!(
+            summary.counts["read"],
+            Counts {
+                ok: 100,
+                fail: 1,
+                info: 1
+            }
+        );
+        assert_eq!(
+            summary.inside_faults,
+            Counts {
+                ok: 0,
+                fail: 0,
+                info: 1
+            }
+        );
+        assert_eq!(summary.outside_faults.total(), 101);
+        assert_eq!(summary.exit_code(), EXIT_VALID);
+        let problem = Summary::new(
+            &history,
+            Vec::new(),
+            Vec::new(),
+            |_| true,
+            vec!["x".into()],
+            1.0,
+        );
+        assert_eq!(problem.exit_code(), EXIT_UNKNOWN_OR_BAD_INPUT);
     }
 }
