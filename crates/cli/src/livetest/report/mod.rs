@@ -4,8 +4,9 @@
 //! A checker's verdict says whether a run was correct; it does not say what the run
 //! looked like. The picture does: the top plot has one point per operation at its
 //! invocation time and the height of its latency (log scale), coloured by outcome and
-//! shaped by function, with the operations that never got a reply along the top edge; the
-//! bottom plot has throughput per outcome over time. Above them, each kind of fault has a
+//! shaped by function, with the operations that never got a reply along the top edge and
+//! the p50 and p99 latency of the ok operations as lines over them; the bottom plot has
+//! throughput per outcome over time. Above them, each kind of fault has a
 //! lane with a bar per fault window, and every window is shaded across both plots, so
 //! cause and effect line up on one time axis: the leader is killed, writes time out, the
 //! ok rate drops to zero for an election timeout and recovers.
@@ -40,7 +41,7 @@ mod tests;
 pub use faults::{FaultWindow, read_fault_windows};
 
 use frame::{Frame, PLOT_LEFT, WIDTH};
-use points::{Clock, Points, Rates};
+use points::{Clock, Points, Quantiles, Rates};
 use replikv_check::History;
 use svg::Svg;
 
@@ -80,11 +81,12 @@ fn render_with_bound(
     let clock = Clock::covering(history, faults_drawn);
     let points = Points::collect(history, points_max);
     let rates = Rates::count(history, &clock);
+    let quantiles = Quantiles::compute(history, &clock, rates.bucket_ns);
     let frame = Frame::new(clock, faults_drawn);
     let mut svg = Svg::new(WIDTH, frame.layout.height);
     header(&mut svg, title, &points, faults.len());
     frame.draw_lanes(&mut svg);
-    latency::draw(&mut svg, &frame, &points);
+    latency::draw(&mut svg, &frame, &points, &quantiles);
     rate::draw(&mut svg, &frame, &rates);
     svg.finish()
 }

@@ -276,6 +276,59 @@ impl Rates {
     }
 }
 
+/// The latency quantiles drawn over the latency plot, with their names.
+pub(super) const QUANTILES: [(f64, &str); 2] = [(0.5, "p50"), (0.99, "p99")];
+
+/// Latency quantiles of the ok operations, per bucket of invocation time (the latency
+/// plot's x), from every operation, sampled or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Quantiles {
+    pub(super) bucket_ns: u64,
+    /// Per quantile of [`QUANTILES`] and bucket: the latency, if any ok operation was
+    /// invoked in the bucket.
+    pub(super) per_quantile: [Vec<Option<u64>>; 2],
+}
+
+impl Quantiles {
+    /// Nearest-rank quantiles in buckets of `bucket_ns` (the rate plot's).
+    #[must_use]
+    pub(super) fn compute(history: &History, clock: &Clock, bucket_ns: u64) -> Quantiles {
+        assert!(bucket_ns > 0);
+        let buckets = (clock.end_ns - clock.origin_ns).div_ceil(bucket_ns).max(1) as usize;
+        let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); buckets];
+        for operation in &history.operations {
+            if operation.kind != OperationType::Ok {
+                continue;
+            }
+            if let Some(complete) = operation.complete {
+                let offset = operation.invoke.saturating_sub(clock.origin_ns);
+                let bucket = ((offset / bucket_ns) as usize).min(buckets - 1);
+                latencies[bucket].push(complete.saturating_sub(operation.invoke));
+            }
+        }
+        for bucket in &mut latencies {
+            bucket.sort_unstable();
+        }
+        let per_quantile = QUANTILES.map(|(quantile, _)| {
+            latencies
+                .iter()
+                .map(|sorted| nearest_rank(sorted, quantile))
+                .collect()
+        });
+        Quantiles {
+            bucket_ns,
+            per_quantile,
+        }
+    }
+}
+
+/// The nearest-rank `quantile` of `sorted` (none of an empty list).
+fn nearest_rank(sorted: &[u64], quantile: f64) -> Option<u64> {
+    debug_assert!(sorted.is_sorted() && (0.0..=1.0).contains(&quantile));
+    let rank = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +427,48 @@ mod tests {
         assert_eq!(clock.end_ns, epoch + SPAN_MIN_NS);
         let empty = Clock::covering(&History::default(), &[]);
         assert_eq!((empty.origin_ns, empty.end_ns), (0, SPAN_MIN_NS));
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank_of_the_ok_operations_per_bucket() {
+        let second = 1_000_000_000;
+        let millisecond = 1_000_000;
+        // Bucket 0: ok latencies 1..=100 ms, plus a slow failure that must not count.
+        let mut operations: Vec<Operation> = (1..=100)
+            .map(|ms| {
+                operation(
+                    Function::Read,
+                    OperationType::Ok,
+                    ms,
+                    Some(ms + ms * millisecond),
+                )
+            })
+            .collect();
+        operations.push(operation(
+            Function::Read,
+            OperationType::Fail,
+            5,
+            Some(5 + second),
+        ));
+        // Bucket 2: a single ok operation; bucket 1 has none.
+        let lone = 2 * second + 7;
+        operations.push(operation(
+            Function::Write,
+            OperationType::Ok,
+            lone,
+            Some(lone + 3 * millisecond),
+        ));
+        let history = History { operations };
+        let clock = Clock {
+            origin_ns: 0,
+            end_ns: 3 * second,
+        };
+        let quantiles = Quantiles::compute(&history, &clock, second);
+        let p50 = &quantiles.per_quantile[0];
+        let p99 = &quantiles.per_quantile[1];
+        assert_eq!(p50, &[Some(50 * millisecond), None, Some(3 * millisecond)]);
+        assert_eq!(p99, &[Some(99 * millisecond), None, Some(3 * millisecond)]);
+        assert_eq!(nearest_rank(&[], 0.5), None);
     }
 
     #[test]

@@ -144,6 +144,50 @@ fn every_operation_is_one_point_of_its_class() {
 }
 
 #[test]
+fn quantile_lines_lie_on_the_points_when_every_latency_is_equal() {
+    let latency = 12 * MILLISECOND;
+    let operations = (0..100u64)
+        .map(|index| {
+            let invoke = index * 30 * MILLISECOND;
+            operation(
+                Function::Read,
+                OperationType::Ok,
+                invoke,
+                Some(invoke + latency),
+            )
+        })
+        .collect();
+    let svg = render_timeline_svg(&History { operations }, &[], "equal latencies");
+    let document = parse(&svg);
+    let heights: Vec<f64> = with_class(&document, "points")
+        .iter()
+        .flat_map(|group| group.children().filter(Node::is_element))
+        .map(|point| float(&point, "cy"))
+        .collect();
+    assert_eq!(heights.len(), 100);
+    assert!(heights.windows(2).all(|pair| pair[0] == pair[1]));
+    let lines = with_class(&document, "quantile");
+    let names: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line.attribute("data-quantile"))
+        .collect();
+    assert_eq!(names, ["p50", "p99"]);
+    for line in lines {
+        let path = line.attribute("d").unwrap();
+        // "M x y L x y L x y ...": every second number is a height.
+        let numbers: Vec<f64> = path
+            .split(['M', 'L', ' '])
+            .filter(|part| !part.is_empty())
+            .map(|part| part.parse().unwrap())
+            .collect();
+        assert!(numbers.len() >= 4, "{path}");
+        for height in numbers.iter().skip(1).step_by(2) {
+            assert!((height - heights[0]).abs() <= 0.1, "{path}");
+        }
+    }
+}
+
+#[test]
 fn fault_windows_are_shaded_at_their_times() {
     let history = History {
         operations: vec![
