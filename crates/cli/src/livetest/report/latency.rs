@@ -148,7 +148,10 @@ fn draw_quantiles(svg: &mut Svg, frame: &Frame<'_>, quantiles: &Quantiles, y: &L
                 previous_present = false;
                 continue;
             };
-            let start_ns = frame.clock.origin_ns + bucket as u64 * quantiles.bucket_ns;
+            let start_ns = frame
+                .clock
+                .origin_ns
+                .saturating_add((bucket as u64).saturating_mul(quantiles.bucket_ns));
             let left = number(frame.x_of(start_ns));
             let right = number(frame.x_of(start_ns.saturating_add(quantiles.bucket_ns)));
             let height = number(y.map(milliseconds(*latency_ns)));

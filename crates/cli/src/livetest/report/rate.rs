@@ -67,7 +67,10 @@ pub(super) fn draw(svg: &mut Svg, frame: &Frame<'_>, rates: &Rates) {
         }
         let mut coordinates = String::new();
         for (bucket, rate) in rates.per_outcome[index].iter().enumerate() {
-            let start_ns = frame.clock.origin_ns + bucket as u64 * rates.bucket_ns;
+            let start_ns = frame
+                .clock
+                .origin_ns
+                .saturating_add((bucket as u64).saturating_mul(rates.bucket_ns));
             let end_ns = start_ns.saturating_add(rates.bucket_ns);
             let height = number(y.map(*rate));
             let (left, right) = (number(frame.x_of(start_ns)), number(frame.x_of(end_ns)));

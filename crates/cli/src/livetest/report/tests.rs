@@ -5,6 +5,7 @@
 
 use super::frame::{NO_REPLY_BAND_HEIGHT, PLOT_LEFT, PLOT_RIGHT};
 use super::*;
+use proptest::prelude::*;
 use replikv_check::{Function, Operation, OperationType};
 use roxmltree::{Document, Node};
 
@@ -373,5 +374,63 @@ fn counts_are_grouped_by_thousands() {
         (1_234_567, "1,234,567"),
     ] {
         assert_eq!(grouped(count), text);
+    }
+}
+
+fn any_function() -> impl Strategy<Value = Function> {
+    prop_oneof![
+        Just(Function::Read),
+        Just(Function::Write),
+        Just(Function::Cas),
+        Just(Function::Delete)
+    ]
+}
+
+fn any_outcome() -> impl Strategy<Value = OperationType> {
+    prop_oneof![
+        Just(OperationType::Ok),
+        Just(OperationType::Fail),
+        Just(OperationType::Info)
+    ]
+}
+
+/// Any time, with the edges of the clock's range likely.
+fn any_time() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0), Just(u64::MAX), 0u64..100 * SECOND, any::<u64>()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever a caller builds in memory — unvalidated histories that complete before
+    /// they start, times at the ends of the clock, hostile text — the picture is drawn,
+    /// parses, and has one point per operation.
+    #[test]
+    fn any_history_and_faults_draw_a_valid_picture(
+        operations in proptest::collection::vec(
+            (any_function(), any_outcome(), any_time(), proptest::option::of(any_time())),
+            0..60,
+        ),
+        faults in proptest::collection::vec(
+            (".{0,40}", ".{0,40}", any_time(), proptest::option::of(any_time())),
+            0..12,
+        ),
+        title in ".{0,200}",
+    ) {
+        let history = History {
+            operations: operations
+                .iter()
+                .map(|(f, kind, invoke, complete)| operation(*f, *kind, *invoke, *complete))
+                .collect(),
+        };
+        let faults: Vec<FaultWindow> = faults
+            .iter()
+            .map(|(kind, target, start_ns, end_ns)| window(kind, target, *start_ns, *end_ns))
+            .collect();
+        let svg = render_timeline_svg(&history, &faults, &title);
+        let document = parse(&svg);
+        let drawn: usize = points_per_class(&document).iter().map(|(_, count)| count).sum();
+        prop_assert_eq!(drawn, history.operations.len());
+        prop_assert_eq!(with_class(&document, "fault-bar").len(), faults.len());
     }
 }
