@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod client_commands;
 mod cluster;
+mod livetest;
 mod member;
 mod password;
 mod server;
@@ -46,6 +47,8 @@ enum Command {
     Cas(client_commands::CasArgs),
     /// Measure throughput and latency of a local cluster or any RESP endpoint.
     Bench(bench::BenchArgs),
+    /// Draw a run's timeline picture (SVG) from its history and fault windows.
+    Report(livetest::report::command::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +64,6 @@ fn main() -> ExitCode {
         Command::Del(args) => client_commands::del(&args),
         Command::Cas(args) => client_commands::cas(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Report(args) => livetest::report::command::run(&args),
     }
 }
