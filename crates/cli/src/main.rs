@@ -51,6 +51,8 @@ enum Command {
     /// Jepsen-style test: run a workload against real processes while injecting faults,
     /// then check the recorded history (exit 0 valid, 1 violation, 2 unknown).
     Test(livetest::TestArgs),
+    /// Draw a run's timeline picture (SVG) from its history and fault windows.
+    Report(livetest::report::command::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,5 +69,6 @@ fn main() -> ExitCode {
         Command::Cas(args) => client_commands::cas(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Test(args) => livetest::run(&args),
+        Command::Report(args) => livetest::report::command::run(&args),
     }
 }

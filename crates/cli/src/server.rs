@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// The log's segment size: the log is compacted by whole segments.
     #[arg(long)]
     log_segment_size_max_bytes: Option<u64>,
+    /// Applied entries between two durable store commits (the log holds them back from
+    /// compaction until then).
+    #[arg(long)]
+    store_sync_entries: Option<u64>,
     /// The password clients must present (RESP AUTH, HTTP bearer token). Prefer the
     /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
     #[arg(long)]
@@ -116,6 +120,7 @@ impl ServerArgs {
             &mut config.log_segment_size_max_bytes,
             self.log_segment_size_max_bytes,
         );
+        override_with(&mut config.store_sync_entries, self.store_sync_entries);
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);
         }

@@ -100,6 +100,9 @@ fn check_summary(output: &Path, functions: &[&str]) {
         assert!(start.unwrap() <= end.unwrap(), "{window}");
         assert!(["kill-leader", "pause"].contains(&window["kind"].as_str().unwrap()));
     }
+    let timeline = std::fs::read_to_string(output.join("timeline.svg")).unwrap();
+    assert!(timeline.starts_with("<svg") || timeline.starts_with("<?xml"));
+    assert!(timeline.trim_end().ends_with("</svg>"));
     let history = std::fs::read(output.join("history.jsonl")).unwrap();
     let history = replikv_check::History::read_jsonl(history.as_slice()).unwrap();
     assert!(history.operations.len() as u64 > OK_OPERATIONS_MIN);

@@ -21,8 +21,10 @@
 //! 5. **Check** ([`summary`]): `replikv_check::check_all` with the workload's model,
 //!    the verdicts printed as `replikv check` prints them, operation counts and
 //!    availability inside and outside fault windows; `history.jsonl`, `faults.jsonl`,
-//!    `summary.txt`, `summary.json` and the node logs stay in `--output`. The exit code is
-//!    `replikv check`'s: 0 valid, 1 a violation, 2 undecided or the run went wrong.
+//!    `summary.txt`, `summary.json`, `timeline.svg` ([`report`]: the latency of every
+//!    operation over time, fault windows shaded) and the node logs stay in `--output`.
+//!    The exit code is `replikv check`'s: 0 valid, 1 a violation, 2 undecided or the
+//!    run went wrong.
 //!
 //! Limits: the nodes run in process groups of their own (so a terminal's Ctrl-C reaches
 //! only this command, which then heals and checks before stopping them); if this
@@ -38,6 +40,7 @@ pub mod client;
 pub mod cluster;
 pub mod nemesis;
 pub mod recorder;
+pub mod report;
 pub mod summary;
 pub mod workload;
 
@@ -421,6 +424,9 @@ fn finish(
     };
     write("summary.txt", text)?;
     write("summary.json", format!("{}\n", summary.json()))?;
+    let title = format!("replikv test --workload {}", kind.name());
+    let timeline = report::render_timeline_svg(&history, &summary.faults, &title);
+    write("timeline.svg", timeline)?;
     Ok(summary.exit_code())
 }
 

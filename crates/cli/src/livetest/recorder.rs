@@ -9,7 +9,7 @@
 //!
 //! Clients hand it completed operations ([`Recorder::record`]) in the DESIGN.md history
 //! format of `replikv_check::history`; the nemesis hands it fault windows
-//! ([`FaultWindow`]: kind, target node, start and end). It also hands out process
+//! ([`FaultWindow`], the report's type: kind, target node, start and end). It also hands out process
 //! numbers: a client whose operation ended unknown (`info`) must never issue another
 //! operation under the same number (Jepsen's rule: that process may still be "doing" the
 //! unknown operation forever), so it asks for a fresh one ([`Recorder::new_process`]).
@@ -19,8 +19,8 @@
 //! At the end the recorder writes `history.jsonl` and `faults.jsonl` into the output
 //! directory; the history is also handed to the checkers in memory.
 
+pub use super::report::FaultWindow;
 use replikv_check::{History, Operation};
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
@@ -30,20 +30,6 @@ use std::time::Instant;
 /// The most operations one run records, whatever `--operations-max` says (the history
 /// is kept in memory and checked whole).
 pub const OPERATIONS_LIMIT: u64 = 2_000_000;
-
-/// One fault the nemesis injected: what, on which node, from when to when. One JSON
-/// object per line of `faults.jsonl` (the fields the timeline report reads).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultWindow {
-    /// The fault's name (`kill`, `pause`, ...).
-    pub kind: String,
-    /// The node it hit: `n1`, `n2`, ...
-    pub target: String,
-    /// Nanoseconds since the run started.
-    pub start_ns: u64,
-    /// Nanoseconds since the run started; `None` while the fault lasts.
-    pub end_ns: Option<u64>,
-}
 
 /// The run's clock, history and fault windows, shared by clients and nemesis.
 #[derive(Debug)]

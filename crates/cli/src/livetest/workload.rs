@@ -48,6 +48,15 @@ pub enum WorkloadKind {
 }
 
 impl WorkloadKind {
+    /// The workload's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::Set => "set",
+            WorkloadKind::Session => "session",
+        }
+    }
+
     /// The model the checkers judge the history by.
     pub fn model(self) -> replikv_check::Model {
         match self {

@@ -102,6 +102,10 @@ pub(crate) struct LeaderState {
     pub(super) lease_timers: BTreeMap<Key, LeaseTimer>,
     /// The latest ReadIndex confirmation round started.
     pub(super) read_sequence: u64,
+    /// ReadIndex reads waiting, in arrival order. Ordered by read index (the commit index
+    /// only grows within a term) and by round (a flush gives every read without one the
+    /// newest round, and reads without a round are therefore the tail): so the reads
+    /// ready to serve are always a prefix, and the reads needing a round a suffix.
     pub(super) reads: VecDeque<PendingRead>,
     /// New entries were appended since the last broadcast.
     pub(super) replicate_needed: bool,
@@ -280,13 +284,18 @@ impl RaftNode {
             return Ok(());
         }
         let state = self.leader_state();
-        let needs_round = state.reads.iter().any(|read| read.sequence.is_none());
+        // Reads without a round are the queue's tail (see `LeaderState::reads`).
+        let needs_round = state
+            .reads
+            .back()
+            .is_some_and(|read| read.sequence.is_none());
         if needs_round {
             let sequence = state.start_round(now);
             for read in state
                 .reads
                 .iter_mut()
-                .filter(|read| read.sequence.is_none())
+                .rev()
+                .take_while(|read| read.sequence.is_none())
             {
                 read.sequence = Some(sequence);
             }

@@ -174,6 +174,13 @@ impl RaftNode {
             self.reply(request_id, Reply::Failed(error));
             return Ok(());
         }
+        assert!(
+            state
+                .reads
+                .back()
+                .is_none_or(|last| last.read_index <= read_index),
+            "ReadIndex reads are queued in read index order"
+        );
         state.reads.push_back(PendingRead {
             request_id,
             key,
@@ -348,12 +355,18 @@ impl RaftNode {
         let Role::Leader(state) = &mut self.role else {
             return Ok(());
         };
-        let confirmed_sequence = |sequence: u64| sequence <= confirmed;
-        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
-            state.reads.drain(..).partition(|read| {
-                read.sequence.is_some_and(&confirmed_sequence) && read.read_index <= applied
-            });
-        state.reads = waiting.into();
+        // The queue is ordered by round and by read index (see `LeaderState::reads`), so
+        // the reads ready to serve are a prefix of it: serving costs what it serves, not
+        // the whole queue on every input.
+        let ready_count = state
+            .reads
+            .iter()
+            .take_while(|read| {
+                read.sequence.is_some_and(|sequence| sequence <= confirmed)
+                    && read.read_index <= applied
+            })
+            .count();
+        let ready: Vec<PendingRead> = state.reads.drain(..ready_count).collect();
         for read in ready {
             self.serve_local(read.request_id, &read.key)?;
         }
