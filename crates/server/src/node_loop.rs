@@ -598,6 +598,12 @@ impl NodeHandle {
         self.inner.peers.peer_addresses()
     }
 
+    /// The peer transport's sending side (the testing fault hook lives there).
+    #[must_use]
+    pub fn peer_senders(&self) -> &PeerSenders {
+        &self.inner.peers
+    }
+
     /// Inputs refused because the loop's queue was full.
     #[must_use]
     pub fn inputs_refused(&self) -> u64 {
