@@ -13,7 +13,8 @@
 //! peer connections were cut too, not only new ones. Healing brings the old leader back
 //! into one agreed cluster. Destroying the network must leave nothing behind. Two more
 //! tests check the clean-up paths: `Drop` without `destroy`, and the sweep that removes
-//! a crashed run's debris while sparing a live run's objects. Every wait polls with a
+//! a crashed run's debris while sparing a live run's objects; one more builds two
+//! networks at once. Every wait polls with a
 //! deadline.
 
 #[allow(dead_code)]
@@ -241,6 +242,41 @@ fn dropping_a_network_without_destroy_removes_everything() {
     assert!(String::from_utf8_lossy(&host.stdout).contains(&host_address));
     drop(network);
     assert_eq!(network::leftovers_of(&tag), Vec::<String>::new());
+}
+
+#[test]
+fn two_runs_at_once_get_their_own_names_and_subnets() {
+    if !namespaces_available("concurrent test") {
+        return;
+    }
+    let tags = [unique_tag("first"), unique_tag("second")];
+    let builders: Vec<_> = tags
+        .iter()
+        .map(|tag| {
+            let tag = tag.clone();
+            std::thread::spawn(move || NodeNetwork::create(&tag, 2).unwrap())
+        })
+        .collect();
+    let networks: Vec<NodeNetwork> = builders
+        .into_iter()
+        .map(|builder| builder.join().unwrap())
+        .collect();
+    let subnet = |network: &NodeNetwork| match network.host_address() {
+        IpAddr::V4(address) => address.octets()[..3].to_vec(),
+        IpAddr::V6(_) => unreachable!("the layer uses IPv4"),
+    };
+    assert_ne!(subnet(&networks[0]), subnet(&networks[1]));
+    assert_ne!(networks[0].namespace(0), networks[1].namespace(0));
+    // The same tag twice at once is refused, and the refusal removes nothing of the
+    // live network.
+    assert!(NodeNetwork::create(&tags[0], 1).is_err());
+    assert_eq!(network::leftovers_of(&tags[0]).len(), 5);
+    for network in networks {
+        network.destroy().unwrap();
+    }
+    for tag in &tags {
+        assert_eq!(network::leftovers_of(tag), Vec::<String>::new());
+    }
 }
 
 /// Runs `ip args...`, asserting it succeeds.
