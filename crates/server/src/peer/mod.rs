@@ -449,6 +449,59 @@ mod tests {
     }
 
     #[test]
+    fn testing_faults_touch_only_replication_messages_of_the_faulty_link() {
+        use faults::{LinkFault, LinkFaults};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], 1));
+        let (senders, receivers) = PeerSenders::new(&[(NodeId(2), address), (NodeId(3), address)]);
+        let mut queues: Vec<_> = receivers.into_values().map(|(_, queue)| queue).collect();
+        assert!(senders.faults().is_none(), "off by default");
+        assert!(senders.enable_faults(9, runtime.handle().clone()));
+        assert!(!senders.enable_faults(9, runtime.handle().clone()), "once");
+        let certain = |fault: LinkFault| LinkFaults {
+            peers: BTreeMap::from([(2, fault)]),
+            ..LinkFaults::default()
+        };
+        let heartbeat = || Message::PreVoteResponse {
+            term: Term(1),
+            granted: false,
+        };
+        let injector = senders.faults().unwrap();
+        let lose = certain(LinkFault {
+            loss_ratio: 1.0,
+            ..LinkFault::default()
+        });
+        injector.set_link_faults(lose).unwrap();
+        senders.send_raft(NodeId(2), heartbeat());
+        senders.send_raft(NodeId(3), heartbeat());
+        let reply = PeerFrame::ForwardReply {
+            forward_id: 1,
+            reply: Reply::Failed(Error::Unavailable("x".into())),
+        };
+        assert!(senders.send(NodeId(2), reply));
+        assert!(
+            matches!(queues[0].try_recv(), Ok(PeerFrame::ForwardReply { .. })),
+            "only the forward reply reaches peer 2"
+        );
+        assert!(queues[0].try_recv().is_err());
+        assert!(queues[1].try_recv().is_ok(), "peer 3's link is perfect");
+        let double = certain(LinkFault {
+            duplicate_ratio: 1.0,
+            ..LinkFault::default()
+        });
+        injector.set_link_faults(double).unwrap();
+        senders.send_raft(NodeId(2), heartbeat());
+        assert!(queues[0].try_recv().is_ok() && queues[0].try_recv().is_ok());
+        let counters = &injector.counters;
+        assert_eq!(counters.lost.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.duplicated.load(Ordering::Relaxed), 1);
+        assert_eq!(senders.messages_dropped(), 0);
+    }
+
+    #[test]
     fn peers_are_added_moved_and_removed() {
         let first = SocketAddr::from(([127, 0, 0, 1], 1));
         let second = SocketAddr::from(([127, 0, 0, 1], 2));
