@@ -92,6 +92,8 @@ pub struct NodeStatus {
     pub peer_messages_dropped: u64,
     /// Inputs refused because the loop's queue was full, since the process started.
     pub inputs_refused: u64,
+    /// What the testing fault hook did, when the node runs with `--testing-faults`.
+    pub testing_link_faults: Option<crate::peer::faults::LinkFaultCounts>,
     /// Inputs waiting in the loop's queue, and client requests waiting for a reply.
     pub input_queue_depth: u64,
     pub requests_waiting: u64,
@@ -344,6 +346,7 @@ impl NodeLoop {
             writes_discarded: self.counters.writes_discarded.load(Ordering::Relaxed),
             peer_messages_dropped: self.peers.messages_dropped(),
             inputs_refused: self.counters.inputs_refused.load(Ordering::Relaxed),
+            testing_link_faults: (self.peers.faults()).map(|injector| injector.counters.snapshot()),
             input_queue_depth: u64::try_from(self.counters.inputs_queued.load(Ordering::Relaxed))
                 .unwrap_or(0),
             requests_waiting: self.waiting_count as u64,

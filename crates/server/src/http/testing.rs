@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use replikv_core::error::Error;
-use std::sync::atomic::Ordering;
 
 /// The hook, when the node started with `--testing-faults`.
 fn injector(state: &HttpState) -> Option<&FaultInjector<PeerFrame>> {
@@ -35,15 +34,11 @@ fn disabled() -> Response {
 
 /// The faults in force and the hook's counters, as JSON.
 fn answer(injector: &FaultInjector<PeerFrame>) -> Response {
-    let counters = &injector.counters;
-    axum::Json(serde_json::json!({
-        "faults": injector.link_faults(),
-        "lost": counters.lost.load(Ordering::Relaxed),
-        "duplicated": counters.duplicated.load(Ordering::Relaxed),
-        "delayed": counters.delayed.load(Ordering::Relaxed),
-        "overflowed": counters.overflowed.load(Ordering::Relaxed),
-    }))
-    .into_response()
+    let mut answer = serde_json::json!({ "faults": injector.link_faults() });
+    for (effect, count) in injector.counters.snapshot().by_effect() {
+        answer[effect] = count.into();
+    }
+    axum::Json(answer).into_response()
 }
 
 /// `GET /v1/admin/testing/link-faults`.

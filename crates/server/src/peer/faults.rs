@@ -29,7 +29,8 @@
 //! so plain latency never reorders), which hands each copy to the peer's queue when it
 //! is due. A line holds at most [`DELAYED_FRAMES_MAX`] copies; beyond, copies are
 //! dropped and counted as dropped peer messages (`replikv_peer_messages_dropped_total`)
-//! and as `overflowed` here. The line task holds only a weak reference to the senders,
+//! and as `overflowed` here (every count is also the metric
+//! `replikv_testing_link_faults_total{effect}`). The line task holds only a weak reference to the senders,
 //! so it ends with them.
 //!
 //! **Repeatable.** The generator is ChaCha8 seeded with `--testing-faults-seed`; the
@@ -166,6 +167,41 @@ pub struct FaultCounters {
     pub delayed: AtomicU64,
     /// Delayed copies dropped because their delay line was full.
     pub overflowed: AtomicU64,
+}
+
+impl FaultCounters {
+    /// The counts now.
+    #[must_use]
+    pub fn snapshot(&self) -> LinkFaultCounts {
+        LinkFaultCounts {
+            lost: self.lost.load(Ordering::Relaxed),
+            duplicated: self.duplicated.load(Ordering::Relaxed),
+            delayed: self.delayed.load(Ordering::Relaxed),
+            overflowed: self.overflowed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of [`FaultCounters`] (in the node's status and metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LinkFaultCounts {
+    pub lost: u64,
+    pub duplicated: u64,
+    pub delayed: u64,
+    pub overflowed: u64,
+}
+
+impl LinkFaultCounts {
+    /// Each count with its name (the metric's `effect` label).
+    #[must_use]
+    pub fn by_effect(&self) -> [(&'static str, u64); 4] {
+        [
+            ("lost", self.lost),
+            ("duplicated", self.duplicated),
+            ("delayed", self.delayed),
+            ("overflowed", self.overflowed),
+        ]
+    }
 }
 
 /// One delayed copy, ordered by due time, then by sending order.

@@ -103,6 +103,12 @@ fn total_loss_to_one_follower_makes_it_lag_and_clearing_recovers_it() {
     );
     let (_, response) = http(cluster.http(leader), "GET", ROUTE, "", "");
     assert!(!body(&response).contains(r#""lost":0"#), "{response}");
+    let (_, metrics) = http(cluster.http(leader), "GET", "/metrics", "", "");
+    let lost = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(r#"replikv_testing_link_faults_total{effect="lost"} "#))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(lost.is_some_and(|lost| lost > 0), "{metrics}");
 
     clear_faults(&cluster, leader);
     let start = Instant::now();
