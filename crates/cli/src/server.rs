@@ -71,6 +71,13 @@ pub struct ServerArgs {
     /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
     #[arg(long)]
     client_password: Option<String>,
+    /// Live tests only: enable the peer transport's fault hook, set at run time through
+    /// `PUT /v1/admin/testing/link-faults` (delay, loss, duplication, reordering).
+    #[arg(long)]
+    testing_faults: bool,
+    /// The fault hook's random seed (repeatable fault decisions).
+    #[arg(long)]
+    testing_faults_seed: Option<u64>,
 }
 
 fn override_with<T>(field: &mut T, value: Option<T>) {
@@ -116,6 +123,8 @@ impl ServerArgs {
         override_with(&mut config.request_timeout_ms, self.request_timeout_ms);
         config.lease_reads_enabled |= self.lease_reads;
         config.join |= self.join;
+        config.testing_faults |= self.testing_faults;
+        override_with(&mut config.testing_faults_seed, self.testing_faults_seed);
         override_with(
             &mut config.log_segment_size_max_bytes,
             self.log_segment_size_max_bytes,
@@ -174,5 +183,16 @@ mod tests {
         let config = command.server.config().unwrap();
         assert_eq!(config.client_password.as_deref(), Some("from the flag"));
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn testing_faults_are_off_unless_asked_for_and_take_a_seed() {
+        let plain = Command::parse_from(["replikv"]).server.config().unwrap();
+        assert!(!plain.testing_faults);
+        let command =
+            Command::parse_from(["replikv", "--testing-faults", "--testing-faults-seed", "42"]);
+        let config = command.server.config().unwrap();
+        assert!(config.testing_faults);
+        assert_eq!(config.testing_faults_seed, 42);
     }
 }

@@ -25,6 +25,8 @@
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
 //! key_size_max_bytes = 4096          # at most replikv_core::limits::KEY_SIZE_MAX_BYTES
 //! value_size_max_bytes = 1048576     # at most replikv_core::limits::VALUE_SIZE_MAX_BYTES
+//! # testing_faults = true            # live tests only: the link-fault admin route
+//! # testing_faults_seed = 0          # the fault hook's random seed
 //! ```
 //!
 //! `join = true` (`replikv server --join`) starts a node that is not a member yet: it
@@ -109,6 +111,11 @@ pub struct ServerConfig {
     /// Largest key and value a client may send (lower than or equal to the core limits).
     pub key_size_max_bytes: usize,
     pub value_size_max_bytes: usize,
+    /// Live tests only: the peer transport's fault hook and its admin route
+    /// (`PUT /v1/admin/testing/link-faults`, see `peer/faults.rs`).
+    pub testing_faults: bool,
+    /// The fault hook's random seed, so a run's fault decisions can be repeated.
+    pub testing_faults_seed: u64,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +142,8 @@ impl Default for ServerConfig {
             log_segment_size_max_bytes: LogOptions::default().segment_size_max_bytes,
             key_size_max_bytes: KEY_SIZE_MAX_BYTES,
             value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
+            testing_faults: false,
+            testing_faults_seed: 0,
         }
     }
 }

@@ -121,6 +121,8 @@ pub struct Metrics {
     commit_duration: Histogram,
     flush_duration: Histogram,
     batch_inputs: Histogram,
+    /// The testing fault hook's effects (only nodes with `--testing-faults` expose it).
+    testing_link_faults: IntCounterVec,
     counters: StatusCounters,
     gauges: StatusGauges,
     /// Serialises scrapes: status counters advance by the difference since the last.
@@ -313,6 +315,13 @@ impl Metrics {
             "Inputs handled by the node loop between two flushes.",
             BATCH_BUCKETS,
         );
+        let faults = Opts::new(
+            "replikv_testing_link_faults_total",
+            "Testing fault hook (--testing-faults only): replication messages lost, \
+             duplicated, delayed, or dropped because a delay line was full, by effect.",
+        );
+        let testing_link_faults =
+            register(&registry, built(IntCounterVec::new(faults, &["effect"])));
         let counters = StatusCounters::new(&registry);
         let gauges = StatusGauges::new(&registry);
         Metrics {
@@ -322,6 +331,7 @@ impl Metrics {
             commit_duration,
             flush_duration,
             batch_inputs,
+            testing_link_faults,
             counters,
             gauges,
             scrape: Mutex::new(()),
@@ -381,6 +391,16 @@ impl Metrics {
             status.peer_messages_dropped,
         );
         advance(&counters.inputs_refused, status.inputs_refused);
+        for (effect, total) in status
+            .testing_link_faults
+            .iter()
+            .flat_map(|counts| counts.by_effect())
+        {
+            advance(
+                &self.testing_link_faults.with_label_values(&[effect]),
+                total,
+            );
+        }
         let gauges = &self.gauges;
         gauges.term.set(signed(status.term.0));
         for role in ["leader", "follower", "candidate", "pre-candidate"] {

@@ -92,6 +92,8 @@ pub struct NodeStatus {
     pub peer_messages_dropped: u64,
     /// Inputs refused because the loop's queue was full, since the process started.
     pub inputs_refused: u64,
+    /// What the testing fault hook did, when the node runs with `--testing-faults`.
+    pub testing_link_faults: Option<crate::peer::faults::LinkFaultCounts>,
     /// Inputs waiting in the loop's queue, and client requests waiting for a reply.
     pub input_queue_depth: u64,
     pub requests_waiting: u64,
@@ -344,6 +346,7 @@ impl NodeLoop {
             writes_discarded: self.counters.writes_discarded.load(Ordering::Relaxed),
             peer_messages_dropped: self.peers.messages_dropped(),
             inputs_refused: self.counters.inputs_refused.load(Ordering::Relaxed),
+            testing_link_faults: (self.peers.faults()).map(|injector| injector.counters.snapshot()),
             input_queue_depth: u64::try_from(self.counters.inputs_queued.load(Ordering::Relaxed))
                 .unwrap_or(0),
             requests_waiting: self.waiting_count as u64,
@@ -596,6 +599,12 @@ impl NodeHandle {
     #[must_use]
     pub fn peer_addresses(&self) -> std::collections::BTreeMap<NodeId, std::net::SocketAddr> {
         self.inner.peers.peer_addresses()
+    }
+
+    /// The peer transport's sending side (the testing fault hook lives there).
+    #[must_use]
+    pub fn peer_senders(&self) -> &PeerSenders {
+        &self.inner.peers
     }
 
     /// Inputs refused because the loop's queue was full.

@@ -143,6 +143,11 @@ impl RunningServer {
         let resp_address = resp_listener.local_addr()?;
 
         let (senders, receivers) = PeerSenders::new(&valid.peers);
+        if valid.config.testing_faults {
+            let seed = valid.config.testing_faults_seed;
+            senders.enable_faults(seed, tokio::runtime::Handle::current());
+            tracing::warn!(node = %valid.id, seed, "testing faults enabled: the link-fault admin route is on");
+        }
         let (input_sender, input_receiver) =
             std::sync::mpsc::sync_channel(valid.config.input_queue_max);
         let counters = Arc::new(LoopCounters::default());

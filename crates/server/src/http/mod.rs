@@ -22,6 +22,8 @@
 //! - `GET/POST /v1/admin/members`, `POST /v1/admin/members/{id}/promote`,
 //!   `DELETE /v1/admin/members/{id}`: list, add (learner or voter), promote and remove
 //!   members of a running cluster (`members.rs`).
+//! - `GET/PUT/DELETE /v1/admin/testing/link-faults`: live tests only (`--testing-faults`,
+//!   else 404): read, set or clear the peer transport's per-link faults (`testing.rs`).
 //!
 //! With a client password configured (`client_password`), every route answers 401
 //! unless the request carries `Authorization: Bearer <password>`.
@@ -45,6 +47,7 @@ mod admin;
 mod kv;
 mod members;
 mod metrics;
+mod testing;
 
 pub use admin::status_json;
 
@@ -136,6 +139,12 @@ pub fn router(keyspaces: Keyspaces, auth: ClientAuth) -> Router {
         .route("/v1/admin/members", get(members::list).post(members::add))
         .route("/v1/admin/members/{id}/promote", post(members::promote))
         .route("/v1/admin/members/{id}", delete(members::remove))
+        .route(
+            "/v1/admin/testing/link-faults",
+            get(testing::link_faults)
+                .put(testing::set_link_faults)
+                .delete(testing::clear_link_faults),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authorize,

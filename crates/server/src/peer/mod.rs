@@ -35,8 +35,14 @@
 //! hop at most) and sends the reply back over its own outgoing connection
 //! ([`PeerFrame::ForwardReply`]). Forwards waiting for a reply are bounded
 //! ([`FORWARDS_PENDING_MAX`]).
+//!
+//! **Testing faults** (`faults.rs`): with `--testing-faults`, [`PeerSenders::send`]
+//! passes replication messages through a seeded fault hook (per-link delay, loss,
+//! duplication, reordering) set at run time by the admin API. Off by default: then the
+//! hook does not exist and costs one check of an empty `OnceLock`.
 
 pub mod address_book;
+pub mod faults;
 mod handshake;
 mod transport;
 
@@ -53,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest frame a peer may send: an append carries up to `append_size_max_bytes` of
@@ -97,6 +103,31 @@ struct SendersInner {
     dropped: AtomicU64,
     next_forward_id: AtomicU64,
     forwards: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    /// The testing fault hook, set once at start with `--testing-faults`.
+    faults: OnceLock<faults::FaultInjector<PeerFrame>>,
+}
+
+impl SendersInner {
+    /// Puts a frame in its peer's queue; `false` (and counted) if it was dropped.
+    fn enqueue(&self, to: NodeId, frame: PeerFrame) -> bool {
+        let queues = self
+            .queues
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sent = queues
+            .get(&to)
+            .is_some_and(|queue| queue.sender.try_send(frame).is_ok());
+        if !sent {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+}
+
+impl faults::Deliver<PeerFrame> for SendersInner {
+    fn deliver(&self, to: NodeId, frame: PeerFrame) -> bool {
+        self.enqueue(to, frame)
+    }
 }
 
 /// One peer's queue and the address its outgoing connection dials.
@@ -120,6 +151,7 @@ impl PeerSenders {
                 dropped: AtomicU64::new(0),
                 next_forward_id: AtomicU64::new(1),
                 forwards: Mutex::new(HashMap::new()),
+                faults: OnceLock::new(),
             }),
         };
         let mut receivers = BTreeMap::new();
@@ -190,16 +222,68 @@ impl PeerSenders {
         }
     }
 
-    /// Queues a frame; `false` (and counted) if it was dropped.
+    /// Queues a frame; `false` (and counted) if it was dropped. With testing faults
+    /// enabled, a replication message first meets its link's faults (`faults.rs`): a
+    /// lost one counts as sent, as on a real network.
     pub fn send(&self, to: NodeId, frame: PeerFrame) -> bool {
-        let sent = self
-            .queues()
-            .get(&to)
-            .is_some_and(|queue| queue.sender.try_send(frame).is_ok());
-        if !sent {
+        if let Some(injector) = self.inner.faults.get()
+            && matches!(frame, PeerFrame::Raft(_))
+        {
+            return self.send_with_faults(injector, to, frame);
+        }
+        self.inner.enqueue(to, frame)
+    }
+
+    fn send_with_faults(
+        &self,
+        injector: &faults::FaultInjector<PeerFrame>,
+        to: NodeId,
+        frame: PeerFrame,
+    ) -> bool {
+        let Some(delays) = injector.fate(to) else {
+            return self.inner.enqueue(to, frame);
+        };
+        let Some((last, others)) = delays.split_last() else {
+            return true; // lost on the wire
+        };
+        for delay in others {
+            self.send_after(injector, to, frame.clone(), *delay);
+        }
+        self.send_after(injector, to, frame, *last)
+    }
+
+    fn send_after(
+        &self,
+        injector: &faults::FaultInjector<PeerFrame>,
+        to: NodeId,
+        frame: PeerFrame,
+        delay: std::time::Duration,
+    ) -> bool {
+        if delay.is_zero() {
+            return self.inner.enqueue(to, frame);
+        }
+        let inner: Weak<SendersInner> = Arc::downgrade(&self.inner);
+        let deliver: Weak<dyn faults::Deliver<PeerFrame>> = inner;
+        let delayed = injector.delay(to, frame, delay, deliver);
+        if !delayed {
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        sent
+        delayed
+    }
+
+    /// Turns the testing fault hook on (perfect links until faults are set), seeded
+    /// with `seed`; its delay lines run on `runtime`. `false` if it was already on.
+    pub fn enable_faults(&self, seed: u64, runtime: tokio::runtime::Handle) -> bool {
+        self.inner
+            .faults
+            .set(faults::FaultInjector::new(seed, runtime))
+            .is_ok()
+    }
+
+    /// The testing fault hook, when the server started with `--testing-faults`.
+    #[must_use]
+    pub fn faults(&self) -> Option<&faults::FaultInjector<PeerFrame>> {
+        self.inner.faults.get()
     }
 
     /// Frames dropped so far.
@@ -362,6 +446,59 @@ mod tests {
         senders.send_raft(NodeId(2), heartbeat());
         senders.send_raft(NodeId(9), heartbeat());
         assert_eq!(senders.messages_dropped(), 2);
+    }
+
+    #[test]
+    fn testing_faults_touch_only_replication_messages_of_the_faulty_link() {
+        use faults::{LinkFault, LinkFaults};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], 1));
+        let (senders, receivers) = PeerSenders::new(&[(NodeId(2), address), (NodeId(3), address)]);
+        let mut queues: Vec<_> = receivers.into_values().map(|(_, queue)| queue).collect();
+        assert!(senders.faults().is_none(), "off by default");
+        assert!(senders.enable_faults(9, runtime.handle().clone()));
+        assert!(!senders.enable_faults(9, runtime.handle().clone()), "once");
+        let certain = |fault: LinkFault| LinkFaults {
+            peers: BTreeMap::from([(2, fault)]),
+            ..LinkFaults::default()
+        };
+        let heartbeat = || Message::PreVoteResponse {
+            term: Term(1),
+            granted: false,
+        };
+        let injector = senders.faults().unwrap();
+        let lose = certain(LinkFault {
+            loss_ratio: 1.0,
+            ..LinkFault::default()
+        });
+        injector.set_link_faults(lose).unwrap();
+        senders.send_raft(NodeId(2), heartbeat());
+        senders.send_raft(NodeId(3), heartbeat());
+        let reply = PeerFrame::ForwardReply {
+            forward_id: 1,
+            reply: Reply::Failed(Error::Unavailable("x".into())),
+        };
+        assert!(senders.send(NodeId(2), reply));
+        assert!(
+            matches!(queues[0].try_recv(), Ok(PeerFrame::ForwardReply { .. })),
+            "only the forward reply reaches peer 2"
+        );
+        assert!(queues[0].try_recv().is_err());
+        assert!(queues[1].try_recv().is_ok(), "peer 3's link is perfect");
+        let double = certain(LinkFault {
+            duplicate_ratio: 1.0,
+            ..LinkFault::default()
+        });
+        injector.set_link_faults(double).unwrap();
+        senders.send_raft(NodeId(2), heartbeat());
+        assert!(queues[0].try_recv().is_ok() && queues[0].try_recv().is_ok());
+        let counters = &injector.counters;
+        assert_eq!(counters.lost.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.duplicated.load(Ordering::Relaxed), 1);
+        assert_eq!(senders.messages_dropped(), 0);
     }
 
     #[test]

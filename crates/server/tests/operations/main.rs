@@ -1,5 +1,5 @@
-//! Operations-facing tests of the server: metrics, client authentication, WAIT and bad
-//! input, each against real nodes on loopback in this process.
+//! Operations-facing tests of the server: metrics, client authentication, WAIT, bad
+//! input and the testing link faults, each against real nodes on loopback in this process.
 //!
 //! `support.rs` starts clusters on listeners bound to port 0 beforehand (no port races)
 //! and talks to them as the outside world does: the `redis` client crate, raw RESP and
@@ -9,6 +9,7 @@
 mod auth;
 mod bad_input;
 mod info;
+mod link_faults;
 mod metrics;
 #[path = "../support/mod.rs"]
 mod support;
