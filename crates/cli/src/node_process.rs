@@ -59,13 +59,27 @@ impl NodeSpec {
             .iter()
             .map(|port| SocketAddr::from(([127, 0, 0, 1], *port)))
             .collect();
+        let resp_address = SocketAddr::from(([127, 0, 0, 1], resp_port));
+        NodeSpec::new(directory, node, members, resp_address, commit_mode)
+    }
+
+    /// The spec of node `node` of a cluster whose members listen for peers at
+    /// `members` (by id), with its data in `directory/n{node}` and its log in
+    /// `directory/n{node}.log`.
+    pub fn new(
+        directory: &Path,
+        node: u16,
+        members: Vec<SocketAddr>,
+        resp_address: SocketAddr,
+        commit_mode: &str,
+    ) -> NodeSpec {
         assert!(usize::from(node) >= 1 && usize::from(node) <= members.len());
         NodeSpec {
             node,
             data_dir: directory.join(format!("n{node}")),
             log_path: directory.join(format!("n{node}.log")),
             peer_address: members[usize::from(node) - 1],
-            resp_address: SocketAddr::from(([127, 0, 0, 1], resp_port)),
+            resp_address,
             members,
             commit_mode: commit_mode.to_string(),
             own_process_group: false,
@@ -74,12 +88,17 @@ impl NodeSpec {
 
     /// Starts the node as a child of `executable` (this very binary).
     pub fn spawn(&self, executable: &Path) -> Result<Child, String> {
+        self.spawn_with(Command::new(executable))
+    }
+
+    /// Starts the node with `command` (this binary, or a wrapper that runs it, such as
+    /// `ip netns exec NAMESPACE replikv`), adding the node's arguments.
+    pub fn spawn_with(&self, mut command: Command) -> Result<Child, String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log_path)
             .map_err(|error| format!("{}: {error}", self.log_path.display()))?;
-        let mut command = Command::new(executable);
         command
             .arg("server")
             .args(["--node-id", &self.node.to_string()])

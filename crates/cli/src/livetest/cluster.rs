@@ -11,6 +11,12 @@
 //! ([`LiveCluster::resume`]). [`LiveCluster::leader`] asks the running, unpaused nodes
 //! over `INFO` whom they follow and takes the majority answer.
 //!
+//! With a `NodeNetwork` (root, `ip netns`, iptables: see `network/`), each node runs
+//! in a network namespace of its own, on its own address, started through `ip netns
+//! exec` (which execs the server: the pid is the server's), and the nemesis can cut
+//! partitions ([`LiveCluster::partition`], [`LiveCluster::heal_network`]); the network
+//! is destroyed after the nodes are stopped.
+//!
 //! Every pid started is appended to `pids.txt` in the run's directory as it starts.
 //! Every child runs in its own process group (a terminal's Ctrl-C reaches only the test,
 //! which then heals and checks before stopping the nodes) and is stopped on every exit
@@ -18,6 +24,7 @@
 //! bounded time and SIGKILL the rest, and reap them all. The cluster starts nodes
 //! through `crate::node_process`, which `replikv bench --start` uses too.
 
+use super::network::NodeNetwork;
 use crate::node_process::{NodeSpec, ask_leader, free_port};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -34,6 +41,10 @@ pub const NODES_MAX: u16 = 9;
 const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Longest one `INFO` probe waits.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// The peer port of a node in its own namespace (its address is its own).
+const PEER_PORT: u16 = 17001;
+/// The RESP port of a node in its own namespace.
+const RESP_PORT: u16 = 7001;
 /// Pause between polls while waiting.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -53,26 +64,54 @@ pub struct LiveCluster {
     /// `pids.txt` in the run's directory: each pid is appended as its node starts, so a
     /// user can find the nodes even if this process is killed outright.
     pids_path: PathBuf,
+    /// The nodes' namespaces, when they run in their own (partitions possible).
+    network: Option<NodeNetwork>,
 }
 
 impl LiveCluster {
-    /// Starts `nodes` nodes in `commit_mode`, data and logs under `directory`.
-    pub fn start(directory: &Path, nodes: u16, commit_mode: &str) -> Result<LiveCluster, String> {
+    /// Starts `nodes` nodes in `commit_mode`, data and logs under `directory`: on
+    /// loopback, or each in its namespace of `network` (then partitions can be cut).
+    pub fn start(
+        directory: &Path,
+        nodes: u16,
+        commit_mode: &str,
+        network: Option<NodeNetwork>,
+    ) -> Result<LiveCluster, String> {
         if !(1..=NODES_MAX).contains(&nodes) {
             return Err(format!("--nodes must be 1..={NODES_MAX}"));
         }
         let executable = std::env::current_exe().map_err(|error| error.to_string())?;
-        let peer_ports = (0..nodes)
-            .map(|_| free_port())
-            .collect::<Result<Vec<_>, _>>()?;
+        let (members, resp_addresses) = match &network {
+            Some(network) => {
+                assert_eq!(network.node_count(), usize::from(nodes));
+                let address = |index: u16, port| {
+                    SocketAddr::new(network.node_address(usize::from(index)), port)
+                };
+                let members = (0..nodes).map(|index| address(index, PEER_PORT)).collect();
+                let resp = (0..nodes).map(|index| address(index, RESP_PORT)).collect();
+                (members, resp)
+            }
+            None => {
+                let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+                let members: Vec<SocketAddr> = (0..nodes)
+                    .map(|_| free_port().map(loopback))
+                    .collect::<Result<_, _>>()?;
+                let resp: Vec<SocketAddr> = (0..nodes)
+                    .map(|_| free_port().map(loopback))
+                    .collect::<Result<_, _>>()?;
+                (members, resp)
+            }
+        };
         let mut cluster = LiveCluster {
             executable,
             nodes: Vec::new(),
             pids_path: directory.join("pids.txt"),
+            network,
         };
-        for node in 1..=nodes {
+        for (index, resp_address) in resp_addresses.into_iter().enumerate() {
+            let node = u16::try_from(index + 1).expect("at most NODES_MAX");
             let mut spec =
-                NodeSpec::loopback(directory, node, &peer_ports, free_port()?, commit_mode);
+                NodeSpec::new(directory, node, members.clone(), resp_address, commit_mode);
             spec.own_process_group = true;
             cluster.nodes.push(Node {
                 spec,
@@ -82,6 +121,26 @@ impl LiveCluster {
             cluster.restart(node)?;
         }
         Ok(cluster)
+    }
+
+    /// Cuts the network into `components` (1-based node ids; a node in two is a bridge).
+    pub fn partition(&mut self, components: &[Vec<u16>]) -> Result<(), String> {
+        let network = self.network.as_mut().ok_or("no network to partition")?;
+        let indices: Vec<Vec<usize>> = components
+            .iter()
+            .map(|component| {
+                component
+                    .iter()
+                    .map(|node| usize::from(*node) - 1)
+                    .collect()
+            })
+            .collect();
+        network.partition(&indices)
+    }
+
+    /// Removes every cut (nothing without a network).
+    pub fn heal_network(&mut self) -> Result<(), String> {
+        self.network.as_mut().map_or(Ok(()), NodeNetwork::heal)
     }
 
     /// Every node's RESP address, by id (index + 1).
@@ -124,7 +183,14 @@ impl LiveCluster {
         let executable = self.executable.clone();
         let node = &mut self.nodes[usize::from(node) - 1];
         if node.child.is_none() {
-            let child = node.spec.spawn(&executable)?;
+            let child = match &self.network {
+                Some(network) => {
+                    let index = usize::from(node.spec.node) - 1;
+                    let command = network.command_in_namespace(index, &executable);
+                    node.spec.spawn_with(command)?
+                }
+                None => node.spec.spawn(&executable)?,
+            };
             let mut pids = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -164,6 +230,7 @@ impl LiveCluster {
 
     /// Resumes every paused node and restarts every killed one.
     pub fn heal(&mut self) -> Result<(), String> {
+        self.heal_network()?;
         for node in 1..=self.size() {
             self.resume(node);
             self.restart(node)?;
@@ -247,6 +314,11 @@ impl LiveCluster {
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(network) = self.network.take()
+            && let Err(error) = network.destroy()
+        {
+            eprintln!("replikv test: removing the test network: {error}");
         }
     }
 }

@@ -39,6 +39,9 @@
 pub mod client;
 pub mod cluster;
 pub mod nemesis;
+// The network's API is fuller than `replikv test` uses (its own tests use the rest).
+#[allow(dead_code, unused_imports)]
+pub mod network;
 pub mod recorder;
 pub mod report;
 pub mod summary;
@@ -48,6 +51,7 @@ use crate::bench::runner::{Interrupts, new_runtime};
 use crate::check::EXIT_UNKNOWN_OR_BAD_INPUT;
 use clap::Args;
 use cluster::LiveCluster;
+use network::NodeNetwork;
 use recorder::Recorder;
 use replikv_check::{
     Budget, Function, History, NamedVerdict, check_all, check_register_durability,
@@ -93,8 +97,8 @@ pub struct TestArgs {
     /// Keys the operations spread over.
     #[arg(long, default_value_t = 5)]
     keys: usize,
-    /// Faults, comma-separated: kill, kill-leader, pause, pause-leader, strand-leader
-    /// (or none).
+    /// Faults, comma-separated: kill, kill-leader, pause, pause-leader, strand-leader,
+    /// partition-majority, isolate-leader, bridge (the last three need root), or none.
     #[arg(long, default_value = "kill,kill-leader,pause,pause-leader")]
     faults: String,
     /// Seconds without a fault, then seconds with one, alternating.
@@ -141,7 +145,12 @@ struct Target {
     keys: KeySpace,
 }
 
-fn start_target(arguments: &TestArgs, output: &Path, seed: u64) -> Result<Target, String> {
+fn start_target(
+    arguments: &TestArgs,
+    output: &Path,
+    seed: u64,
+    wants_network: bool,
+) -> Result<Target, String> {
     if !arguments.endpoints.is_empty() {
         let mut nodes = Vec::new();
         for endpoint in &arguments.endpoints {
@@ -163,7 +172,13 @@ fn start_target(arguments: &TestArgs, output: &Path, seed: u64) -> Result<Target
             keys,
         });
     }
-    let mut cluster = LiveCluster::start(output, arguments.nodes, &arguments.commit_mode)?;
+    let network = if wants_network {
+        let tag = format!("t{}", std::process::id());
+        Some(NodeNetwork::create(&tag, usize::from(arguments.nodes))?)
+    } else {
+        None
+    };
+    let mut cluster = LiveCluster::start(output, arguments.nodes, &arguments.commit_mode, network)?;
     let leader = cluster.wait_for_leader(LEADER_WAIT)?;
     Ok(Target {
         leader: Some(usize::from(leader) - 1),
@@ -180,7 +195,8 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
     if !(1..=KEYS_MAX).contains(&arguments.keys) {
         return Err(format!("--keys must be 1..={KEYS_MAX}"));
     }
-    let (faults, skipped) = nemesis::parse_faults(&arguments.faults)?;
+    let network_available = NodeNetwork::available();
+    let (faults, skipped) = nemesis::parse_faults(&arguments.faults, &network_available)?;
     for message in &skipped {
         eprintln!("replikv test: {message}");
     }
@@ -194,7 +210,8 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
         arguments.workload,
         output.display()
     );
-    let target = start_target(arguments, &output, seed)?;
+    let wants_network = faults.iter().any(|fault| fault.is_network());
+    let target = start_target(arguments, &output, seed, wants_network)?;
     let mut problems = Vec::new();
     if target.cluster.is_none() && !faults.is_empty() {
         eprintln!("replikv test: process faults need a cluster this command starts: none injected");

@@ -27,14 +27,18 @@
 //! writes no one else has, and they are gone: the checkers must say so (this is how the
 //! issue's "async loses writes" bar is shown without root).
 //!
-//! Network faults (`partition-majority`, `isolate-leader`, `bridge`) and transport
-//! faults (`link-faults`) need the network layer of `replikv test` (namespaces, the
-//! transport's fault endpoint), which this build does not have: [`parse_faults`] names
-//! them as not injectable, with the reason, and the run goes on with the others.
+//! Network faults need the nodes in namespaces of their own (root, `ip netns`,
+//! iptables: `network/`): `partition-majority` (alias `partition`: two random halves),
+//! `isolate-leader` (the leader alone on one side) and `bridge` (two halves that both
+//! reach one node). Firewall rules cut the links for the window and are flushed at its
+//! end; the test process still reaches every node. When namespaces cannot be built,
+//! [`parse_faults`] names the network faults as not injectable, with the reason, and
+//! the run goes on with the others. The transport's link faults (latency, loss,
+//! duplication, reordering) are not driven from here yet.
 
 use super::cluster::LiveCluster;
 use super::recorder::Recorder;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex};
@@ -56,15 +60,24 @@ pub enum Fault {
     PauseLeader,
     /// Kill every follower, then the lone leader; restart the followers, then it.
     StrandLeader,
+    /// Cut the nodes into two random halves (needs the namespace network).
+    PartitionMajority,
+    /// Cut the leader off from every other node (needs the namespace network).
+    IsolateLeader,
+    /// Two halves that both see one bridge node (needs the namespace network).
+    Bridge,
 }
 
-/// Fault names that exist but cannot be injected by this build.
-const NOT_INJECTABLE: [&str; 5] = [
-    "partition",
-    "partition-majority",
-    "isolate-leader",
-    "bridge",
-    "link-faults",
+/// Every fault, in the order of the documentation.
+const FAULTS: [Fault; 8] = [
+    Fault::Kill,
+    Fault::KillLeader,
+    Fault::Pause,
+    Fault::PauseLeader,
+    Fault::StrandLeader,
+    Fault::PartitionMajority,
+    Fault::IsolateLeader,
+    Fault::Bridge,
 ];
 
 impl Fault {
@@ -76,52 +89,60 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::PauseLeader => "pause-leader",
             Fault::StrandLeader => "strand-leader",
+            Fault::PartitionMajority => "partition-majority",
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::Bridge => "bridge",
         }
     }
 
     fn parse(name: &str) -> Option<Fault> {
-        [
-            Fault::Kill,
-            Fault::KillLeader,
-            Fault::Pause,
-            Fault::PauseLeader,
-            Fault::StrandLeader,
-        ]
-        .into_iter()
-        .find(|fault| fault.name() == name)
+        let name = if name == "partition" {
+            "partition-majority"
+        } else {
+            name
+        };
+        FAULTS.into_iter().find(|fault| fault.name() == name)
+    }
+
+    /// Whether the fault cuts the network (and so needs the namespaces).
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            Fault::PartitionMajority | Fault::IsolateLeader | Fault::Bridge
+        )
     }
 
     fn targets_leader(self) -> bool {
         matches!(
             self,
-            Fault::KillLeader | Fault::PauseLeader | Fault::StrandLeader
+            Fault::KillLeader | Fault::PauseLeader | Fault::StrandLeader | Fault::IsolateLeader
         )
     }
 }
 
 /// The faults a `--faults` list asks for, and the messages for those that cannot be
-/// injected; an unknown name is an error. `none` or an empty list: no faults.
-pub fn parse_faults(text: &str) -> Result<(Vec<Fault>, Vec<String>), String> {
+/// injected (network faults when `network` says why namespaces cannot be built); an
+/// unknown name is an error. `none` or an empty list: no faults.
+pub fn parse_faults(
+    text: &str,
+    network: &Result<(), String>,
+) -> Result<(Vec<Fault>, Vec<String>), String> {
     let mut faults = Vec::new();
     let mut skipped = Vec::new();
     for name in text.split(',').map(str::trim) {
         if name.is_empty() || name == "none" {
             continue;
         }
-        if let Some(fault) = Fault::parse(name) {
-            if !faults.contains(&fault) {
-                faults.push(fault);
+        let fault = Fault::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = FAULTS.iter().map(|fault| fault.name()).collect();
+            format!("unknown fault {name:?} (known: {}, none)", known.join(", "))
+        })?;
+        match network {
+            Err(why) if fault.is_network() => {
+                skipped.push(format!("{name}: cannot be injected: {why}"));
             }
-        } else if NOT_INJECTABLE.contains(&name) {
-            skipped.push(format!(
-                "{name}: cannot be injected: network faults need the namespace network layer, \
-                 which this build of replikv test does not have"
-            ));
-        } else {
-            return Err(format!(
-                "unknown fault {name:?} (known: kill, kill-leader, pause, pause-leader, \
-                 strand-leader, none)"
-            ));
+            _ if !faults.contains(&fault) => faults.push(fault),
+            _ => {}
         }
     }
     Ok((faults, skipped))
@@ -168,8 +189,15 @@ pub fn run(
         }
         let leader = fault.targets_leader().then(|| locked.leader()).flatten();
         let target = leader.unwrap_or_else(|| random.random_range(1..=locked.size()));
+        let size = locked.size();
         drop(locked);
-        if let Err(error) = inject(fault, target, spec.interval, cluster, recorder) {
+        let injected = if fault.is_network() {
+            let cut = components(fault, size, target, &mut random);
+            cut_network(fault, &cut, spec.interval, cluster, recorder)
+        } else {
+            inject(fault, target, spec.interval, cluster, recorder)
+        };
+        if let Err(error) = injected {
             findings.push(format!("{} of node {target}: {error}", fault.name()));
         }
     }
@@ -189,15 +217,14 @@ fn inject(
     let others: Vec<u16> = (1..=lock().size()).filter(|node| *node != target).collect();
     // The window opens before the fault and closes after the healing: every operation
     // the fault could have touched is inside it.
-    let window = recorder.fault_started(fault.name(), target);
+    let window = recorder.fault_started(fault.name(), &format!("n{target}"));
     match fault {
-        Fault::Kill | Fault::KillLeader | Fault::StrandLeader => {}
         Fault::Pause | Fault::PauseLeader => lock().pause(target),
-    }
-    match fault {
         Fault::Kill | Fault::KillLeader => lock().kill(target),
         Fault::StrandLeader => others.iter().for_each(|node| lock().kill(*node)),
-        Fault::Pause | Fault::PauseLeader => {}
+        Fault::PartitionMajority | Fault::IsolateLeader | Fault::Bridge => {
+            unreachable!("network faults go through cut_network")
+        }
     }
     if fault == Fault::StrandLeader {
         wait(recorder, duration / 2);
@@ -212,14 +239,70 @@ fn inject(
         wait(recorder, duration);
     }
     let healed = match fault {
-        Fault::Kill | Fault::KillLeader | Fault::StrandLeader => lock().restart(target),
         Fault::Pause | Fault::PauseLeader => {
             lock().resume(target);
             Ok(())
         }
+        _ => lock().restart(target),
     };
     recorder.fault_ended(window);
     healed
+}
+
+/// The components a network fault cuts the nodes `1..=size` into: the target alone
+/// (`isolate-leader`), two random halves (`partition-majority`), or two random halves
+/// both joined to the target (`bridge`).
+fn components(fault: Fault, size: u16, target: u16, random: &mut ChaCha8Rng) -> Vec<Vec<u16>> {
+    let mut others: Vec<u16> = (1..=size).filter(|node| *node != target).collect();
+    others.shuffle(random);
+    match fault {
+        Fault::IsolateLeader => vec![vec![target], others],
+        Fault::Bridge => {
+            let half = others.len() / 2;
+            let mut left = others[..half].to_vec();
+            let mut right = others[half..].to_vec();
+            left.push(target);
+            right.push(target);
+            vec![left, right]
+        }
+        _ => {
+            others.push(target);
+            others.shuffle(random);
+            let half = others.len() / 2;
+            vec![others[..half].to_vec(), others[half..].to_vec()]
+        }
+    }
+}
+
+/// `n1,n2|n3`: the components of a partition.
+fn describe(components: &[Vec<u16>]) -> String {
+    let named: Vec<String> = components
+        .iter()
+        .map(|component| {
+            let nodes: Vec<String> = component.iter().map(|node| format!("n{node}")).collect();
+            nodes.join(",")
+        })
+        .collect();
+    named.join("|")
+}
+
+/// Cuts the network into `cut` for `duration` (less if the run stops), heals it and
+/// records the window.
+fn cut_network(
+    fault: Fault,
+    cut: &[Vec<u16>],
+    duration: Duration,
+    cluster: &Mutex<LiveCluster>,
+    recorder: &Recorder,
+) -> Result<(), String> {
+    let window = recorder.fault_started(fault.name(), &describe(cut));
+    let cutting = cluster.lock().expect("cluster lock").partition(cut);
+    if cutting.is_ok() {
+        wait(recorder, duration);
+    }
+    let healed = cluster.lock().expect("cluster lock").heal_network();
+    recorder.fault_ended(window);
+    cutting.and(healed)
 }
 
 #[cfg(test)]
@@ -228,14 +311,47 @@ mod tests {
 
     #[test]
     fn fault_lists_parse_and_name_what_cannot_be_injected() {
-        let (faults, skipped) = parse_faults("kill-leader, pause,kill-leader").unwrap();
+        let no_network: Result<(), String> = Err("not root".into());
+        let (faults, skipped) =
+            parse_faults("kill-leader, pause,kill-leader", &no_network).unwrap();
         assert_eq!(faults, vec![Fault::KillLeader, Fault::Pause]);
         assert!(skipped.is_empty());
-        let (faults, skipped) = parse_faults("pause,isolate-leader").unwrap();
+        let (faults, skipped) = parse_faults("pause,isolate-leader", &no_network).unwrap();
         assert_eq!(faults, vec![Fault::Pause]);
-        assert_eq!(skipped.len(), 1);
-        assert!(skipped[0].starts_with("isolate-leader"));
-        assert_eq!(parse_faults("none").unwrap().0, Vec::new());
-        assert!(parse_faults("explode").is_err());
+        assert_eq!(
+            skipped,
+            vec!["isolate-leader: cannot be injected: not root".to_string()]
+        );
+        let (faults, skipped) = parse_faults("partition,bridge", &Ok(())).unwrap();
+        assert_eq!(faults, vec![Fault::PartitionMajority, Fault::Bridge]);
+        assert!(skipped.is_empty());
+        assert_eq!(parse_faults("none", &Ok(())).unwrap().0, Vec::new());
+        assert!(parse_faults("explode", &Ok(())).is_err());
+    }
+
+    #[test]
+    fn partitions_cover_every_node() {
+        let mut random = ChaCha8Rng::seed_from_u64(3);
+        for fault in [
+            Fault::PartitionMajority,
+            Fault::IsolateLeader,
+            Fault::Bridge,
+        ] {
+            for size in 3..=5u16 {
+                let cut = components(fault, size, 2, &mut random);
+                assert_eq!(cut.len(), 2, "{fault:?}");
+                let mut nodes: Vec<u16> = cut.concat();
+                nodes.sort_unstable();
+                nodes.dedup();
+                assert_eq!(nodes, (1..=size).collect::<Vec<_>>(), "{fault:?} {cut:?}");
+                let in_both = cut[0].iter().filter(|node| cut[1].contains(node)).count();
+                assert_eq!(in_both, usize::from(fault == Fault::Bridge), "{cut:?}");
+            }
+        }
+        assert_eq!(
+            components(Fault::IsolateLeader, 3, 2, &mut random)[0],
+            vec![2]
+        );
+        assert_eq!(describe(&[vec![1, 2], vec![3]]), "n1,n2|n3");
     }
 }

@@ -94,11 +94,11 @@ impl Recorder {
     }
 
     /// Records the start of a fault; returns its index for [`Recorder::fault_ended`].
-    pub fn fault_started(&self, kind: &str, target: u16) -> usize {
+    pub fn fault_started(&self, kind: &str, target: &str) -> usize {
         let mut faults = self.faults.lock().expect("recorder lock");
         faults.push(FaultWindow {
             kind: kind.to_string(),
-            target: format!("n{target}"),
+            target: target.to_string(),
             start_ns: self.now_ns(),
             end_ns: None,
         });
@@ -182,7 +182,7 @@ mod tests {
     fn writes_history_and_fault_windows() {
         let recorder = Recorder::new(1, None);
         recorder.record(read(0, 5));
-        let fault = recorder.fault_started("pause", 2);
+        let fault = recorder.fault_started("pause", "n2");
         recorder.fault_ended(fault);
         let directory = tempfile::tempdir().unwrap();
         recorder.write_files(directory.path()).unwrap();
