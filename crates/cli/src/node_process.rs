@@ -42,6 +42,8 @@ pub struct NodeSpec {
     pub commit_mode: String,
     /// Start the child in a process group of its own (immune to the terminal's Ctrl-C).
     pub own_process_group: bool,
+    /// More flags for `replikv server` (e.g. `--testing-faults`, `--http-address`).
+    pub extra_arguments: Vec<String>,
 }
 
 impl NodeSpec {
@@ -83,6 +85,7 @@ impl NodeSpec {
             members,
             commit_mode: commit_mode.to_string(),
             own_process_group: false,
+            extra_arguments: Vec::new(),
         }
     }
 
@@ -106,7 +109,8 @@ impl NodeSpec {
             .args(["--resp-address", &self.resp_address.to_string()])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--commit-mode", &self.commit_mode]);
+            .args(["--commit-mode", &self.commit_mode])
+            .args(&self.extra_arguments);
         for (index, address) in self.members.iter().enumerate() {
             let other = index + 1;
             if other != usize::from(self.node) {

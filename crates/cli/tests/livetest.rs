@@ -1,7 +1,7 @@
 //! End-to-end: `replikv test` against real processes, with faults, for each workload.
 //!
 //! Each test runs the command as a user would — a 3-node cluster in `majority` mode,
-//! `kill-leader` and `pause` faults every 2 seconds, a bounded time — and checks what it
+//! `kill-leader`, `pause` and `link-faults` faults every 2 seconds, a bounded time — and checks what it
 //! promises: exit code 0 (every judged property holds), a summary that counts a fair
 //! number of `ok` operations and at least one fault window, a history and fault file
 //! that parse, and no server process left behind (every pid the run ever started, from
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 const OK_OPERATIONS_MIN: u64 = 100;
 
 fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
-    let flags = ["--faults", "kill-leader,pause"];
+    let flags = ["--faults", "kill-leader,pause,link-faults"];
     let (output, stdout) = run_expecting(workload, time_limit_s, &flags, &[0]);
     assert!(stdout.contains("result: valid"), "{stdout}");
     output
@@ -110,7 +110,11 @@ fn check_summary(output: &Path, functions: &[&str]) {
         let window: serde_json::Value = serde_json::from_str(line).unwrap();
         let (start, end) = (window["start_ns"].as_u64(), window["end_ns"].as_u64());
         assert!(start.unwrap() <= end.unwrap(), "{window}");
-        assert!(["kill-leader", "pause"].contains(&window["kind"].as_str().unwrap()));
+        let kinds = ["kill-leader", "pause", "link-faults"];
+        assert!(
+            kinds.contains(&window["kind"].as_str().unwrap()),
+            "{window}"
+        );
     }
     let timeline = std::fs::read_to_string(output.join("timeline.svg")).unwrap();
     assert!(timeline.starts_with("<svg") || timeline.starts_with("<?xml"));

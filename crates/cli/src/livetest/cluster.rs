@@ -45,6 +45,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 const PEER_PORT: u16 = 17001;
 /// The RESP port of a node in its own namespace.
 const RESP_PORT: u16 = 7001;
+/// The HTTP port of a node in its own namespace (link faults only).
+const HTTP_PORT: u16 = 8001;
 /// Pause between polls while waiting.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -52,6 +54,8 @@ const POLL: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 struct Node {
     spec: NodeSpec,
+    /// Its HTTP API, when it has one (only for the link-faults nemesis).
+    http_address: Option<SocketAddr>,
     child: Option<Child>,
     paused: bool,
 }
@@ -76,6 +80,7 @@ impl LiveCluster {
         nodes: u16,
         commit_mode: &str,
         network: Option<NodeNetwork>,
+        testing_faults: bool,
     ) -> Result<LiveCluster, String> {
         if !(1..=NODES_MAX).contains(&nodes) {
             return Err(format!("--nodes must be 1..={NODES_MAX}"));
@@ -113,8 +118,24 @@ impl LiveCluster {
             let mut spec =
                 NodeSpec::new(directory, node, members.clone(), resp_address, commit_mode);
             spec.own_process_group = true;
+            let http_address = if testing_faults {
+                let port = match cluster.network {
+                    Some(_) => HTTP_PORT,
+                    None => free_port()?,
+                };
+                let address = SocketAddr::new(resp_address.ip(), port);
+                spec.extra_arguments = vec![
+                    "--testing-faults".into(),
+                    "--http-address".into(),
+                    address.to_string(),
+                ];
+                Some(address)
+            } else {
+                None
+            };
             cluster.nodes.push(Node {
                 spec,
+                http_address,
                 child: None,
                 paused: false,
             });
@@ -136,6 +157,15 @@ impl LiveCluster {
             })
             .collect();
         network.partition(&indices)
+    }
+
+    /// The HTTP addresses of the nodes that run and have one.
+    pub fn http_addresses(&self) -> Vec<SocketAddr> {
+        let up = self
+            .nodes
+            .iter()
+            .filter(|node| node.child.is_some() && !node.paused);
+        up.filter_map(|node| node.http_address).collect()
     }
 
     /// Removes every cut (nothing without a network).

@@ -38,6 +38,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod link_faults;
 pub mod nemesis;
 // The network's API is fuller than `replikv test` uses (its own tests use the rest).
 #[allow(dead_code, unused_imports)]
@@ -98,7 +99,8 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 5)]
     keys: usize,
     /// Faults, comma-separated: kill, kill-leader, pause, pause-leader, strand-leader,
-    /// partition-majority, isolate-leader, bridge (the last three need root), or none.
+    /// partition-majority, isolate-leader, bridge (these three need root), link-faults,
+    /// or none.
     #[arg(long, default_value = "kill,kill-leader,pause,pause-leader")]
     faults: String,
     /// Seconds without a fault, then seconds with one, alternating.
@@ -149,7 +151,7 @@ fn start_target(
     arguments: &TestArgs,
     output: &Path,
     seed: u64,
-    wants_network: bool,
+    faults: &[nemesis::Fault],
 ) -> Result<Target, String> {
     if !arguments.endpoints.is_empty() {
         let mut nodes = Vec::new();
@@ -172,13 +174,15 @@ fn start_target(
             keys,
         });
     }
-    let network = if wants_network {
+    let testing_faults = faults.contains(&nemesis::Fault::LinkFaults);
+    let network = if faults.iter().any(|fault| fault.is_network()) {
         let tag = format!("t{}", std::process::id());
         Some(NodeNetwork::create(&tag, usize::from(arguments.nodes))?)
     } else {
         None
     };
-    let mut cluster = LiveCluster::start(output, arguments.nodes, &arguments.commit_mode, network)?;
+    let (nodes, commit_mode) = (arguments.nodes, &arguments.commit_mode);
+    let mut cluster = LiveCluster::start(output, nodes, commit_mode, network, testing_faults)?;
     let leader = cluster.wait_for_leader(LEADER_WAIT)?;
     Ok(Target {
         leader: Some(usize::from(leader) - 1),
@@ -210,8 +214,7 @@ fn run_test(arguments: &TestArgs) -> Result<u8, String> {
         arguments.workload,
         output.display()
     );
-    let wants_network = faults.iter().any(|fault| fault.is_network());
-    let target = start_target(arguments, &output, seed, wants_network)?;
+    let target = start_target(arguments, &output, seed, &faults)?;
     let mut problems = Vec::new();
     if target.cluster.is_none() && !faults.is_empty() {
         eprintln!("replikv test: process faults need a cluster this command starts: none injected");

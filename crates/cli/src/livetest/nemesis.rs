@@ -33,10 +33,13 @@
 //! reach one node). Firewall rules cut the links for the window and are flushed at its
 //! end; the test process still reaches every node. When namespaces cannot be built,
 //! [`parse_faults`] names the network faults as not injectable, with the reason, and
-//! the run goes on with the others. The transport's link faults (latency, loss,
-//! duplication, reordering) are not driven from here yet.
+//! the run goes on with the others. `link-faults` sets a drawn latency, jitter, loss,
+//! duplication and reordering on every node's outgoing links for the window, through
+//! the servers' own fault hook (`link_faults.rs`; the nodes then run with
+//! `--testing-faults`).
 
 use super::cluster::LiveCluster;
+use super::link_faults;
 use super::recorder::Recorder;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -66,10 +69,12 @@ pub enum Fault {
     IsolateLeader,
     /// Two halves that both see one bridge node (needs the namespace network).
     Bridge,
+    /// Latency, loss, duplication and reordering on every link (the server's hook).
+    LinkFaults,
 }
 
 /// Every fault, in the order of the documentation.
-const FAULTS: [Fault; 8] = [
+const FAULTS: [Fault; 9] = [
     Fault::Kill,
     Fault::KillLeader,
     Fault::Pause,
@@ -78,6 +83,7 @@ const FAULTS: [Fault; 8] = [
     Fault::PartitionMajority,
     Fault::IsolateLeader,
     Fault::Bridge,
+    Fault::LinkFaults,
 ];
 
 impl Fault {
@@ -92,6 +98,7 @@ impl Fault {
             Fault::PartitionMajority => "partition-majority",
             Fault::IsolateLeader => "isolate-leader",
             Fault::Bridge => "bridge",
+            Fault::LinkFaults => "link-faults",
         }
     }
 
@@ -191,7 +198,10 @@ pub fn run(
         let target = leader.unwrap_or_else(|| random.random_range(1..=locked.size()));
         let size = locked.size();
         drop(locked);
-        let injected = if fault.is_network() {
+        let injected = if fault == Fault::LinkFaults {
+            let faults = link_faults::draw(&mut random);
+            degrade_links(&faults, spec.interval, cluster, recorder)
+        } else if fault.is_network() {
             let cut = components(fault, size, target, &mut random);
             cut_network(fault, &cut, spec.interval, cluster, recorder)
         } else {
@@ -222,8 +232,8 @@ fn inject(
         Fault::Pause | Fault::PauseLeader => lock().pause(target),
         Fault::Kill | Fault::KillLeader => lock().kill(target),
         Fault::StrandLeader => others.iter().for_each(|node| lock().kill(*node)),
-        Fault::PartitionMajority | Fault::IsolateLeader | Fault::Bridge => {
-            unreachable!("network faults go through cut_network")
+        Fault::PartitionMajority | Fault::IsolateLeader | Fault::Bridge | Fault::LinkFaults => {
+            unreachable!("network and link faults have their own functions")
         }
     }
     if fault == Fault::StrandLeader {
@@ -272,6 +282,28 @@ fn components(fault: Fault, size: u16, target: u16, random: &mut ChaCha8Rng) -> 
             vec![others[..half].to_vec(), others[half..].to_vec()]
         }
     }
+}
+
+/// Sets `faults` on every running node's links for `duration` (less if the run stops),
+/// clears them and records the window.
+fn degrade_links(
+    faults: &serde_json::Value,
+    duration: Duration,
+    cluster: &Mutex<LiveCluster>,
+    recorder: &Recorder,
+) -> Result<(), String> {
+    let addresses = cluster.lock().expect("cluster lock").http_addresses();
+    let window = recorder.fault_started(Fault::LinkFaults.name(), "all links");
+    let mut result = Ok(());
+    for address in &addresses {
+        result = result.and(link_faults::apply(*address, Some(faults)));
+    }
+    wait(recorder, duration);
+    for address in &addresses {
+        result = result.and(link_faults::apply(*address, None));
+    }
+    recorder.fault_ended(window);
+    result
 }
 
 /// `n1,n2|n3`: the components of a partition.
