@@ -1,8 +1,8 @@
 //! End-to-end: `replikv test` against real processes, with faults, for each workload.
 //!
 //! Each test runs the command as a user would — a 3-node cluster in `majority` mode,
-//! `kill-leader`, `pause` and `link-faults` faults every 2 seconds, a bounded time — and checks what it
-//! promises: exit code 0 (every judged property holds), a summary that counts a fair
+//! `kill-leader`, `pause` and `link-faults` faults every 2 seconds, a bounded time —
+//! and checks what it promises: exit code 0 (every judged property holds), a summary that counts a fair
 //! number of `ok` operations and at least one fault window, a history and fault file
 //! that parse, and no server process left behind (every pid the run ever started, from
 //! its `pids.txt`, is gone once the command has returned). The run's own checkers are

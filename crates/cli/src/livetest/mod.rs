@@ -12,8 +12,10 @@
 //!    **recorder** ([`recorder`]), which owns the run's one clock.
 //! 3. **Nemesis** ([`nemesis`]), on its own thread: alternating quiet and faulty
 //!    intervals, `kill -9` and restart, SIGSTOP and SIGCONT, of the leader or a random
-//!    node, and `strand-leader` (the followers killed, then the lone leader: a
-//!    partitioned-away leader's fate, without root); every fault window is recorded.
+//!    node, `strand-leader` (the followers killed, then the lone leader: a
+//!    partitioned-away leader's fate, without root), network partitions when the nodes
+//!    run in namespaces of their own ([`network`], root only), and degraded links
+//!    ([`link_faults`]); every fault window is recorded.
 //! 4. **Stop**: at `--time-limit-s`, at `--operations-max`, or on Ctrl-C / SIGTERM. Then
 //!    heal everything (resume, restart), wait for a leader, and read every key one last
 //!    time (linearizably, through any node) so that lost acknowledged writes show; then
