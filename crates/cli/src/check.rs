@@ -28,11 +28,11 @@ const HISTORY_SIZE_MAX_BYTES: u64 = 4 << 30;
 const TIMEOUT_SECONDS_MAX: u64 = 24 * 60 * 60;
 
 /// Exit code: every property holds.
-const EXIT_VALID: u8 = 0;
+pub const EXIT_VALID: u8 = 0;
 /// Exit code: a property is violated.
-const EXIT_VIOLATION: u8 = 1;
+pub const EXIT_VIOLATION: u8 = 1;
 /// Exit code: undecided, or the input is unusable.
-const EXIT_UNKNOWN_OR_BAD_INPUT: u8 = 2;
+pub const EXIT_UNKNOWN_OR_BAD_INPUT: u8 = 2;
 
 /// What the operations of a history operate on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -111,32 +111,49 @@ fn read_history(arguments: &CheckArgs) -> Result<History, String> {
 }
 
 fn print_verdict(named: &NamedVerdict, processes: usize) {
+    print!("{}", render_verdict(named, processes));
+}
+
+/// One property's verdict as `replikv check` prints it (also in `replikv test`'s
+/// summary): a line, and for a violation its explanation and the operations that show
+/// it as history lines.
+pub fn render_verdict(named: &NamedVerdict, processes: usize) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    let property = named.property;
     match &named.verdict {
-        Verdict::Valid if SESSION_PROPERTIES.contains(&named.property) => {
-            println!(
-                "{}: valid (in the sessions of all {processes} processes)",
-                named.property
+        Verdict::Valid if SESSION_PROPERTIES.contains(&property) => {
+            let _ = writeln!(
+                text,
+                "{property}: valid (in the sessions of all {processes} processes)"
             );
         }
-        Verdict::Valid => println!("{}: valid", named.property),
-        Verdict::Unknown { reason } => println!("{}: unknown ({reason})", named.property),
+        Verdict::Valid => {
+            let _ = writeln!(text, "{property}: valid");
+        }
+        Verdict::Unknown { reason } => {
+            let _ = writeln!(text, "{property}: unknown ({reason})");
+        }
         Verdict::Invalid(violation) => {
-            println!("{}: VIOLATED", named.property);
-            println!("  {}", violation.explanation);
+            let _ = writeln!(text, "{property}: VIOLATED");
+            let _ = writeln!(text, "  {}", violation.explanation);
             if !violation.operations.is_empty() {
-                println!("  operations that show it:");
+                let _ = writeln!(text, "  operations that show it:");
             }
             for operation in &violation.operations {
                 match serde_json::to_string(operation) {
-                    Ok(line) => println!("    {line}"),
-                    Err(error) => println!("    (cannot render operation: {error})"),
+                    Ok(line) => writeln!(text, "    {line}"),
+                    Err(error) => writeln!(text, "    (cannot render operation: {error})"),
                 }
+                .expect("writing to a String");
             }
         }
     }
+    text
 }
 
-fn exit_code(verdicts: &[NamedVerdict]) -> u8 {
+/// The exit code for a set of verdicts: 0 all valid, 1 any violated, 2 otherwise.
+pub fn exit_code(verdicts: &[NamedVerdict]) -> u8 {
     if verdicts.iter().any(|named| named.verdict.is_invalid()) {
         EXIT_VIOLATION
     } else if verdicts.iter().all(|named| named.verdict.is_valid()) {

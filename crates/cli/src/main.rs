@@ -8,6 +8,7 @@ mod client_commands;
 mod cluster;
 mod livetest;
 mod member;
+mod node_process;
 mod password;
 mod server;
 mod sim;
@@ -47,6 +48,9 @@ enum Command {
     Cas(client_commands::CasArgs),
     /// Measure throughput and latency of a local cluster or any RESP endpoint.
     Bench(bench::BenchArgs),
+    /// Jepsen-style test: run a workload against real processes while injecting faults,
+    /// then check the recorded history (exit 0 valid, 1 violation, 2 unknown).
+    Test(livetest::TestArgs),
     /// Draw a run's timeline picture (SVG) from its history and fault windows.
     Report(livetest::report::command::ReportArgs),
 }
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Del(args) => client_commands::del(&args),
         Command::Cas(args) => client_commands::cas(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Test(args) => livetest::run(&args),
         Command::Report(args) => livetest::report::command::run(&args),
     }
 }

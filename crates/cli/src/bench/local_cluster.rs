@@ -9,13 +9,14 @@
 //! over `INFO` and hands back the leader's RESP address, where the benchmark sends its
 //! load (any node accepts any command, but a follower would add a forwarding hop).
 //! The children are stopped when the [`LocalCluster`] is dropped, on every exit path:
-//! SIGTERM, a bounded wait, then SIGKILL.
+//! SIGTERM, a bounded wait, then SIGKILL. How one node is started is shared with
+//! `replikv test` (`crate::node_process`).
 
+use crate::node_process::{NodeSpec, ask_leader, free_port};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Most nodes.
@@ -34,14 +35,6 @@ pub struct LocalCluster {
     leader_resp: SocketAddr,
     // Dropped after the children are stopped (fields drop in order, after `drop`).
     directory: tempfile::TempDir,
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    Ok(listener
-        .local_addr()
-        .map_err(|error| error.to_string())?
-        .port())
 }
 
 impl LocalCluster {
@@ -64,13 +57,9 @@ impl LocalCluster {
             directory,
         };
         for node in 1..=nodes {
-            let child = spawn_node(
-                cluster.directory.path(),
-                &executable,
-                node,
-                &peer_ports,
-                commit_mode,
-            )?;
+            let spec =
+                NodeSpec::loopback(cluster.directory.path(), node, &peer_ports, 0, commit_mode);
+            let child = spec.spawn(&executable)?;
             cluster.children.push(child);
         }
         cluster.leader_resp = cluster.wait_for_leader()?;
@@ -107,7 +96,7 @@ impl LocalCluster {
             if let Some(endpoints) = endpoints {
                 let leaders: Vec<Option<u64>> = endpoints
                     .iter()
-                    .map(|address| ask_leader(*address))
+                    .map(|address| ask_leader(*address, Duration::from_millis(500)))
                     .collect();
                 if let Some(leader) = leaders[0].filter(|leader| *leader != 0)
                     && leaders.iter().all(|known| *known == Some(leader))
@@ -140,50 +129,4 @@ impl Drop for LocalCluster {
             let _ = child.wait();
         }
     }
-}
-
-fn spawn_node(
-    directory: &Path,
-    executable: &Path,
-    node: u16,
-    peer_ports: &[u16],
-    commit_mode: &str,
-) -> Result<Child, String> {
-    let log_path = directory.join(format!("n{node}.log"));
-    let log = std::fs::File::create(&log_path)
-        .map_err(|error| format!("{}: {error}", log_path.display()))?;
-    let mut command = Command::new(executable);
-    command
-        .arg("server")
-        .args(["--node-id", &node.to_string()])
-        .args([
-            "--peer-address",
-            &format!("127.0.0.1:{}", peer_ports[usize::from(node) - 1]),
-        ])
-        .args(["--resp-address", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(directory.join(format!("n{node}")))
-        .args(["--commit-mode", commit_mode]);
-    for (index, port) in peer_ports.iter().enumerate() {
-        let other = index + 1;
-        if other != usize::from(node) {
-            command.args(["--peer", &format!("{other}=127.0.0.1:{port}")]);
-        }
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|error| format!("starting node {node}: {error}"))
-}
-
-/// The leader id a node reports over `INFO` (0: none known).
-fn ask_leader(address: SocketAddr) -> Option<u64> {
-    let mut connection =
-        crate::password::probe_connection(&address.to_string(), Duration::from_millis(500))?;
-    let info: String = redis::cmd("INFO").query(&mut connection).ok()?;
-    info.lines()
-        .find_map(|line| line.strip_prefix("leader_id:"))
-        .and_then(|id| id.trim().parse().ok())
 }

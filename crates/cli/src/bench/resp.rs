@@ -1,4 +1,5 @@
-//! A minimal RESP client for the benchmark: GET and SET over one TCP connection.
+//! A minimal RESP client for the benchmark and the live test: one command at a time over
+//! one TCP connection.
 //!
 //! The benchmark needs one thing from a client: send a command, wait for its reply,
 //! measure the time between. A general client library adds pools, retries and type
@@ -9,7 +10,9 @@
 //! success, an error reply is a failure with its message). Anything else a GET or SET
 //! cannot produce (arrays, unknown type bytes) or anything over the size limits is a
 //! protocol error, never a panic: the bytes come from the network. It speaks RESP2,
-//! which both replikv and Redis answer by default.
+//! which both replikv and Redis answer by default. `replikv test` needs the reply's
+//! content too (what a GET read, whether a CAS swapped), so [`read_value`] parses a
+//! reply into a [`ReplyValue`] and [`read_reply`] is its classification.
 
 use std::io;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -27,6 +30,20 @@ pub enum Reply {
     /// A simple string, integer, bulk string or null: the command was served.
     Ok,
     /// An error reply (`-ERR ...`): the command failed; the message says why.
+    Error(String),
+}
+
+/// A reply with its content (nested arrays are not accepted: no command used here
+/// answers one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyValue {
+    /// `+text`.
+    Simple(String),
+    /// `:number`.
+    Integer(i64),
+    /// `$length` and the bytes, or `$-1` (absent).
+    Bulk(Option<Vec<u8>>),
+    /// `-PREFIX message`.
     Error(String),
 }
 
@@ -68,6 +85,14 @@ impl Connection {
         self.writer.write_all(&self.buffer).await?;
         read_reply(&mut self.reader).await
     }
+
+    /// Sends one command and reads its reply with its content.
+    pub async fn request(&mut self, arguments: &[&[u8]]) -> io::Result<ReplyValue> {
+        self.buffer.clear();
+        encode(arguments, &mut self.buffer);
+        self.writer.write_all(&self.buffer).await?;
+        read_value(&mut self.reader).await
+    }
 }
 
 /// Appends the RESP array of bulk strings for `arguments` to `buffer`.
@@ -104,20 +129,33 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<Vec<u
 
 /// Reads and classifies one reply (see the module documentation).
 pub async fn read_reply(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<Reply> {
+    Ok(match read_value(reader).await? {
+        ReplyValue::Error(message) => Reply::Error(message),
+        ReplyValue::Simple(_) | ReplyValue::Integer(_) | ReplyValue::Bulk(_) => Reply::Ok,
+    })
+}
+
+/// Reads one reply with its content, bounded (see the module documentation).
+pub async fn read_value(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<ReplyValue> {
     let line = read_line(reader).await?;
     let (kind, rest) = line
         .split_first()
         .ok_or_else(|| protocol_error("empty reply"))?;
+    let text = || String::from_utf8_lossy(rest).into_owned();
     match kind {
-        b'+' | b':' => Ok(Reply::Ok),
-        b'-' => Ok(Reply::Error(String::from_utf8_lossy(rest).into_owned())),
+        b'+' => Ok(ReplyValue::Simple(text())),
+        b':' => text()
+            .parse()
+            .map(ReplyValue::Integer)
+            .map_err(|_| protocol_error("bad integer reply")),
+        b'-' => Ok(ReplyValue::Error(text())),
         b'$' => {
             let length: i64 = std::str::from_utf8(rest)
                 .ok()
                 .and_then(|text| text.parse().ok())
                 .ok_or_else(|| protocol_error("bad bulk length"))?;
             if length < 0 {
-                return Ok(Reply::Ok);
+                return Ok(ReplyValue::Bulk(None));
             }
             let length = usize::try_from(length)
                 .ok()
@@ -128,7 +166,8 @@ pub async fn read_reply(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<
             if !body.ends_with(b"\r\n") {
                 return Err(protocol_error("bulk reply not CRLF-terminated"));
             }
-            Ok(Reply::Ok)
+            body.truncate(length);
+            Ok(ReplyValue::Bulk(Some(body)))
         }
         other => Err(protocol_error(format!(
             "unexpected reply type {:?}",
@@ -171,6 +210,35 @@ mod tests {
         for (bytes, expected) in cases {
             assert_eq!(parse(bytes).unwrap(), expected, "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn parses_reply_contents() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let cases: [(&[u8], ReplyValue); 5] = [
+            (b"+OK\r\n", ReplyValue::Simple("OK".into())),
+            (b":-1\r\n", ReplyValue::Integer(-1)),
+            (b"$-1\r\n", ReplyValue::Bulk(None)),
+            (
+                b"$5\r\nhello\r\n",
+                ReplyValue::Bulk(Some(b"hello".to_vec())),
+            ),
+            (
+                b"-UNKNOWN late\r\n",
+                ReplyValue::Error("UNKNOWN late".into()),
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let parsed = runtime.block_on(read_value(&mut BufReader::new(bytes)));
+            assert_eq!(parsed.unwrap(), expected, "{bytes:?}");
+        }
+        assert!(
+            runtime
+                .block_on(read_value(&mut BufReader::new(&b":x\r\n"[..])))
+                .is_err()
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Interrupts {
         })
     }
 
-    async fn received(&mut self) -> &'static str {
+    pub async fn received(&mut self) -> &'static str {
         tokio::select! {
             _ = self.interrupt.recv() => "interrupted (SIGINT)",
             _ = self.terminate.recv() => "terminated (SIGTERM)",

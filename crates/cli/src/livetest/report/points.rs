@@ -104,7 +104,13 @@ impl Clock {
         };
         let latest = ends.max().unwrap_or(earliest).max(earliest);
         let absolute = earliest / 10 > latest - earliest;
-        let origin_ns = if absolute { earliest } else { 0 };
+        // An origin at the very end of the clock leaves room for the minimal span (a
+        // history whose only operation is at u64::MAX drew an empty axis and panicked).
+        let origin_ns = if absolute {
+            earliest.min(u64::MAX - SPAN_MIN_NS)
+        } else {
+            0
+        };
         Clock {
             origin_ns,
             end_ns: latest.max(origin_ns.saturating_add(SPAN_MIN_NS)),
