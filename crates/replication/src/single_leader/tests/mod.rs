@@ -157,4 +157,6 @@ script_tests!(
     membership_revert,
     membership_restart,
     membership_commit_mode,
+    expiry,
+    expiry_conditions,
 );
