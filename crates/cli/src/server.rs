@@ -67,6 +67,12 @@ pub struct ServerArgs {
     /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
     #[arg(long)]
     client_password: Option<String>,
+    /// Enables the testing admin endpoints (e.g. the runtime clock offset). Tests only.
+    #[arg(long)]
+    testing_faults: bool,
+    /// Milliseconds added to this node's wall clock for key expiry (tests: clock skew).
+    #[arg(long, allow_hyphen_values = true)]
+    testing_clock_offset_ms: Option<i64>,
 }
 
 fn override_with<T>(field: &mut T, value: Option<T>) {
@@ -112,6 +118,11 @@ impl ServerArgs {
         override_with(&mut config.request_timeout_ms, self.request_timeout_ms);
         config.lease_reads_enabled |= self.lease_reads;
         config.join |= self.join;
+        config.testing_faults |= self.testing_faults;
+        override_with(
+            &mut config.testing_clock_offset_ms,
+            self.testing_clock_offset_ms,
+        );
         override_with(
             &mut config.log_segment_size_max_bytes,
             self.log_segment_size_max_bytes,

@@ -24,6 +24,8 @@
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
 //! key_size_max_bytes = 4096          # at most replikv_core::limits::KEY_SIZE_MAX_BYTES
 //! value_size_max_bytes = 1048576     # at most replikv_core::limits::VALUE_SIZE_MAX_BYTES
+//! # testing_faults = false           # enables the testing admin endpoints
+//! # testing_clock_offset_ms = 0      # skews this node's wall clock (tests only)
 //! ```
 //!
 //! `join = true` (`replikv server --join`) starts a node that is not a member yet: it
@@ -93,7 +95,16 @@ pub struct ServerConfig {
     /// Largest key and value a client may send (lower than or equal to the core limits).
     pub key_size_max_bytes: usize,
     pub value_size_max_bytes: usize,
+    /// Enables the testing admin endpoints (`/v1/admin/testing/...`), e.g. the runtime
+    /// clock offset. Never on in production.
+    pub testing_faults: bool,
+    /// Milliseconds added to the wall clock this node uses for key expiry, within
+    /// ±[`TESTING_CLOCK_OFFSET_LIMIT_MS`]: a test's clock skew.
+    pub testing_clock_offset_ms: i64,
 }
+
+/// Largest testing clock offset, either way (one day).
+pub const TESTING_CLOCK_OFFSET_LIMIT_MS: i64 = 86_400_000;
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
@@ -119,6 +130,8 @@ impl Default for ServerConfig {
             log_segment_size_max_bytes: LogOptions::default().segment_size_max_bytes,
             key_size_max_bytes: KEY_SIZE_MAX_BYTES,
             value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
+            testing_faults: false,
+            testing_clock_offset_ms: 0,
         }
     }
 }
@@ -185,6 +198,11 @@ impl ServerConfig {
         if self.cluster_name.is_empty() || self.cluster_name.len() > CLUSTER_NAME_SIZE_MAX_BYTES {
             return invalid(format!(
                 "cluster_name must be 1..={CLUSTER_NAME_SIZE_MAX_BYTES} bytes"
+            ));
+        }
+        if self.testing_clock_offset_ms.abs() > TESTING_CLOCK_OFFSET_LIMIT_MS {
+            return invalid(format!(
+                "testing_clock_offset_ms must be within ±{TESTING_CLOCK_OFFSET_LIMIT_MS}"
             ));
         }
         if self.cluster_secret.as_ref().is_some_and(String::is_empty) {
