@@ -15,6 +15,7 @@
 
 mod cluster;
 mod command;
+mod expiry;
 mod format;
 mod open;
 mod pipeline;
