@@ -286,7 +286,7 @@ impl Store {
         transaction
             .rename_table(STAGING, DATA)
             .map_err(storage_error)?;
-        super::rebuild_expiry_index(&transaction)?;
+        super::expiry::rebuild_expiry_index(&transaction)?;
         replace_sessions(&transaction)?;
         transaction.delete_table(LEASES).map_err(storage_error)?;
         transaction

@@ -122,10 +122,7 @@ pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
 use buffer::WriteBuffer;
-use encoding::{
-    StoredEntry, decode_expiry_index_key, decode_key, decode_position, encode_position,
-    expiry_index_key, storage_error,
-};
+use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
 use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
@@ -207,6 +204,9 @@ macro_rules! read_table {
         }
     };
 }
+
+// After `read_table!`, which it uses.
+mod expiry;
 
 /// The applied key-value state of one replica; see the module documentation.
 #[derive(Debug)]
@@ -660,41 +660,6 @@ impl Store {
         }))
     }
 
-    /// Up to `limit` keys whose values expired at or before `now_unix_ms`, earliest
-    /// first, each with its expiry time: what the leader's sweep deletes. Found through
-    /// the expiry index, without scanning the data (the write buffer is written into the
-    /// open transaction first, so that the index is up to date).
-    pub fn expired_keys(&mut self, now_unix_ms: u64, limit: usize) -> Result<Vec<(Key, u64)>> {
-        if let Some(pending) = &self.pending
-            && self.buffer.len() > 0
-        {
-            let flushed = flush_memory(
-                &pending.transaction,
-                self.sessions.as_mut(),
-                &mut self.buffer,
-            );
-            if let Err(error) = flushed {
-                self.pending = None;
-                self.revert_to_committed();
-                return Err(error);
-            }
-        }
-        let end = expiry_index_key(now_unix_ms.saturating_add(1), b"");
-        read_table!(self, EXPIRY, |expiry| {
-            let mut keys = Vec::new();
-            for item in expiry
-                .range::<&[u8]>(..end.as_slice())
-                .map_err(storage_error)?
-                .take(limit)
-            {
-                let (index_key, _) = item.map_err(storage_error)?;
-                let (expires_at, key) = decode_expiry_index_key(index_key.value())?;
-                keys.push((key, expires_at));
-            }
-            Ok(keys)
-        })
-    }
-
     /// The key's value and version, or `None` if it is absent (never written or deleted).
     pub fn get(&self, key: &Key) -> Result<Option<(Value, Version)>> {
         let (value, version) = self.read(key)?;
@@ -987,27 +952,6 @@ fn flush_memory(
         let mut data = transaction.open_table(DATA).map_err(storage_error)?;
         let mut expiry = transaction.open_table(EXPIRY).map_err(storage_error)?;
         buffer.flush(&mut data, &mut expiry)?;
-    }
-    Ok(())
-}
-
-/// Rebuilds the expiry index from the data table (after a snapshot install replaced it):
-/// one pass over the data, in the install's final transaction.
-fn rebuild_expiry_index(transaction: &redb::WriteTransaction) -> Result<()> {
-    transaction.delete_table(EXPIRY).map_err(storage_error)?;
-    let mut expiry = transaction.open_table(EXPIRY).map_err(storage_error)?;
-    let data = transaction.open_table(DATA).map_err(storage_error)?;
-    for item in data.iter().map_err(storage_error)? {
-        let (key, entry) = item.map_err(storage_error)?;
-        let entry = StoredEntry::decode(entry.value())?;
-        if let (Some(expires_at), Some(_)) = (entry.expires_at_unix_ms, &entry.value) {
-            expiry
-                .insert(
-                    expiry_index_key(expires_at, key.value()).as_slice(),
-                    &[][..],
-                )
-                .map_err(storage_error)?;
-        }
     }
     Ok(())
 }
