@@ -28,13 +28,14 @@
 //! [`SWEEP_KEYS_MAX`] keys expired at its clock and proposes one `DeleteExpired` entry
 //! per key, conditional on the key still having that expiry time (a key written again
 //! meanwhile survives). It proposes the next round only once the last one applied, so
-//! a key is never proposed twice and the sweep never floods the log.
+//! a key is never proposed twice in one term and the sweep never floods the log (a new
+//! term forgets the last round: it may have been truncated away).
 
 use super::command::INTERNAL_REQUEST;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
-use replikv_core::{Instant, LogIndex, LogPosition};
+use replikv_core::{Instant, LogIndex, LogPosition, Term};
 use replikv_storage::log::Entry;
 use replikv_storage::store::StoreWrite;
 use std::time::Duration;
@@ -58,6 +59,9 @@ pub(super) struct ExpiryClock {
     pub(super) sweep_at: Option<Instant>,
     /// The last index of the sweep round in flight: no new round before it applied.
     pub(super) sweep_last_index: LogIndex,
+    /// The term `sweep_last_index` was proposed in: a round of an earlier leadership
+    /// may have been truncated away, so a new term forgets it.
+    pub(super) sweep_term: Term,
 }
 
 impl RaftNode {
@@ -95,6 +99,10 @@ impl RaftNode {
             return Ok(());
         }
         self.expiry.sweep_at = Some(now + Duration::from_millis(SWEEP_INTERVAL_MS));
+        if self.expiry.sweep_term != self.term {
+            self.expiry.sweep_term = self.term;
+            self.expiry.sweep_last_index = LogIndex(0);
+        }
         if self.store.applied_position().index < self.expiry.sweep_last_index {
             return Ok(());
         }
