@@ -160,4 +160,5 @@ script_tests!(
     membership_commit_mode,
     expiry,
     expiry_conditions,
+    expiry_failover,
 );
