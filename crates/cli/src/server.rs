@@ -72,12 +72,16 @@ pub struct ServerArgs {
     #[arg(long)]
     client_password: Option<String>,
     /// Live tests only: enable the peer transport's fault hook, set at run time through
-    /// `PUT /v1/admin/testing/link-faults` (delay, loss, duplication, reordering).
+    /// `PUT /v1/admin/testing/link-faults` (delay, loss, duplication, reordering), and the
+    /// runtime clock offset (`PUT /v1/admin/testing/clock-offset`).
     #[arg(long)]
     testing_faults: bool,
     /// The fault hook's random seed (repeatable fault decisions).
     #[arg(long)]
     testing_faults_seed: Option<u64>,
+    /// Milliseconds added to this node's wall clock for key expiry (tests: clock skew).
+    #[arg(long, allow_hyphen_values = true)]
+    testing_clock_offset_ms: Option<i64>,
 }
 
 fn override_with<T>(field: &mut T, value: Option<T>) {
@@ -125,6 +129,10 @@ impl ServerArgs {
         config.join |= self.join;
         config.testing_faults |= self.testing_faults;
         override_with(&mut config.testing_faults_seed, self.testing_faults_seed);
+        override_with(
+            &mut config.testing_clock_offset_ms,
+            self.testing_clock_offset_ms,
+        );
         override_with(
             &mut config.log_segment_size_max_bytes,
             self.log_segment_size_max_bytes,

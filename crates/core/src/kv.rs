@@ -7,6 +7,7 @@
 //! [`crate::limits`].
 
 use crate::error::{Error, Result};
+use crate::expiry::{ExpireCondition, Expiry};
 use crate::id::{ClientId, NodeId};
 use crate::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use crate::position::{LogPosition, Term};
@@ -226,6 +227,33 @@ pub enum Request {
     ChangeMembership {
         change: MembershipChange,
     },
+    /// Redis's `SET` with its options: write `value` with the time to live `expiry` (a
+    /// relative time counts from the stamp of the log entry, see [`crate::expiry`]),
+    /// only if the key's version is still `expected_version` when given (0: absent or
+    /// never written; an expired key counts as deleted). Answered by
+    /// [`Reply::Written`] without `expected_version`, else by [`Reply::CompareAndSet`].
+    PutWithExpiry {
+        key: Key,
+        value: Value,
+        expected_version: Option<Version>,
+        expiry: Expiry,
+    },
+    /// The `EXPIRE` family and `PERSIST`: give a present key the expiry `expiry` if
+    /// `condition` allows it. Changes no value and no version (unless the new expiry is
+    /// already past: the key is then deleted). Answered by [`Reply::CompareAndSet`]:
+    /// `swapped` says whether the expiry was changed; an absent key is never changed.
+    /// `PERSIST` is `Expiry::Clear` under [`ExpireCondition::IfSome`].
+    Expire {
+        key: Key,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    },
+    /// [`Request::Get`] that also returns the key's expiry time: answered by
+    /// [`Reply::ReadWithExpiry`]. `TTL`, `PTTL` and HTTP `GET` use it.
+    GetWithExpiry {
+        key: Key,
+        consistency: ReadConsistency,
+    },
 }
 
 /// One change of a replication group's configuration; see [`Request::ChangeMembership`].
@@ -281,7 +309,10 @@ impl Request {
             | Request::CompareAndSet { key, .. }
             | Request::CompareAndSetVersion { key, .. }
             | Request::PutFenced { key, .. }
-            | Request::DeleteFenced { key, .. } => Some(key),
+            | Request::DeleteFenced { key, .. }
+            | Request::PutWithExpiry { key, .. }
+            | Request::Expire { key, .. }
+            | Request::GetWithExpiry { key, .. } => Some(key),
             Request::AcquireLease { name, .. }
             | Request::RenewLease { name, .. }
             | Request::ReleaseLease { name, .. } => Some(name),
@@ -295,7 +326,9 @@ impl Request {
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
-            Request::Get { .. } | Request::TransferLeadership { .. }
+            Request::Get { .. }
+                | Request::GetWithExpiry { .. }
+                | Request::TransferLeadership { .. }
         )
     }
 }
@@ -343,6 +376,14 @@ pub enum Reply {
     },
     /// The request failed; the error says whether it may still have taken effect.
     Failed(Error),
+    /// A [`Request::GetWithExpiry`]'s result: [`Reply::Read`] and the key's expiry time
+    /// (`None`: none, or the key is absent), in Unix milliseconds.
+    ReadWithExpiry {
+        value: Option<Value>,
+        version: Version,
+        expires_at_unix_ms: Option<u64>,
+        position: LogPosition,
+    },
 }
 
 impl Reply {
@@ -355,7 +396,8 @@ impl Reply {
             | Reply::Written { position, .. }
             | Reply::CompareAndSet { position, .. }
             | Reply::Lease { position, .. }
-            | Reply::Membership { position, .. } => Some(*position),
+            | Reply::Membership { position, .. }
+            | Reply::ReadWithExpiry { position, .. } => Some(*position),
             Reply::LeadershipTransferred { .. } | Reply::Failed(_) => None,
         }
     }

@@ -13,6 +13,8 @@
 //!
 //! What lives here:
 //! - [`id`]: node, client and request identifiers.
+//! - [`expiry`]: what a write does to a key's time to live, resolved from log-entry
+//!   stamps so that every replica computes the same expiry time.
 //! - [`kv`]: keys, values, versions, client requests and replies.
 //! - [`position`]: terms, log indexes and log positions of a replicated log.
 //! - [`error`]: errors classified by what they mean to a client (certainly failed, or
@@ -24,6 +26,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod expiry;
 pub mod id;
 pub mod kv;
 pub mod limits;
@@ -32,6 +35,7 @@ pub mod replica;
 pub mod time;
 
 pub use error::{Error, Outcome};
+pub use expiry::{ExpireCondition, Expiry};
 pub use id::{ClientId, NodeId, RequestId};
 pub use kv::{Key, Reply, Request, Value, Version};
 pub use position::{LogIndex, LogPosition, Term};

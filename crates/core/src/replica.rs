@@ -23,6 +23,17 @@
 //! instant at which the replica wants [`Replica::handle_tick`] called, so a driver never
 //! needs to tick on a fixed period (the simulator jumps straight to the next deadline).
 //!
+//! ## Wall-clock time
+//!
+//! `now` is monotonic and its origin arbitrary. Key expiry needs calendar time, so the
+//! driver also hands the replica the wall clock, in Unix milliseconds, through
+//! [`Replica::set_wall_clock`] before each input (the simulator: a per-node skewed
+//! virtual calendar; the server: the system clock plus its testing offset). A replica
+//! uses it only where a clock is a matter of judgement — a leader stamping the entries
+//! it proposes, a replica judging whether a key it serves has expired — and never while
+//! applying the log: applying reads the stamps the log carries, so every replica
+//! computes the same state.
+//!
 //! ## Errors
 //!
 //! Client and peer input never makes a replica return an error or panic: bad input
@@ -155,6 +166,11 @@ pub trait Replica {
 
     /// This replica's id.
     fn id(&self) -> NodeId;
+
+    /// The wall-clock time, in milliseconds since the Unix epoch, that the inputs which
+    /// follow happen at (see the module documentation). Drivers call it before each
+    /// input; a replica that has no use for calendar time ignores it (the default).
+    fn set_wall_clock(&mut self, _unix_ms: u64) {}
 
     /// A message from peer `from` arrived.
     fn handle_message(&mut self, now: Instant, from: NodeId, message: Self::Message) -> Result<()>;

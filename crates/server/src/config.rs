@@ -25,8 +25,9 @@
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
 //! key_size_max_bytes = 4096          # at most replikv_core::limits::KEY_SIZE_MAX_BYTES
 //! value_size_max_bytes = 1048576     # at most replikv_core::limits::VALUE_SIZE_MAX_BYTES
-//! # testing_faults = true            # live tests only: the link-fault admin route
+//! # testing_faults = true            # live tests only: the testing admin routes
 //! # testing_faults_seed = 0          # the fault hook's random seed
+//! # testing_clock_offset_ms = 0      # skews this node's wall clock for key expiry (tests only)
 //! ```
 //!
 //! `join = true` (`replikv server --join`) starts a node that is not a member yet: it
@@ -111,12 +112,19 @@ pub struct ServerConfig {
     /// Largest key and value a client may send (lower than or equal to the core limits).
     pub key_size_max_bytes: usize,
     pub value_size_max_bytes: usize,
-    /// Live tests only: the peer transport's fault hook and its admin route
-    /// (`PUT /v1/admin/testing/link-faults`, see `peer/faults.rs`).
+    /// Live tests only: the testing admin routes (`/v1/admin/testing/...`): the peer
+    /// transport's fault hook (`link-faults`, see `peer/faults.rs`) and the runtime clock
+    /// offset (`clock-offset`). Never on in production.
     pub testing_faults: bool,
     /// The fault hook's random seed, so a run's fault decisions can be repeated.
     pub testing_faults_seed: u64,
+    /// Milliseconds added to the wall clock this node uses for key expiry, within
+    /// ±[`TESTING_CLOCK_OFFSET_LIMIT_MS`]: a test's clock skew.
+    pub testing_clock_offset_ms: i64,
 }
+
+/// Largest testing clock offset, either way (one day).
+pub const TESTING_CLOCK_OFFSET_LIMIT_MS: i64 = 86_400_000;
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
@@ -144,6 +152,7 @@ impl Default for ServerConfig {
             value_size_max_bytes: VALUE_SIZE_MAX_BYTES,
             testing_faults: false,
             testing_faults_seed: 0,
+            testing_clock_offset_ms: 0,
         }
     }
 }
@@ -210,6 +219,11 @@ impl ServerConfig {
         if self.cluster_name.is_empty() || self.cluster_name.len() > CLUSTER_NAME_SIZE_MAX_BYTES {
             return invalid(format!(
                 "cluster_name must be 1..={CLUSTER_NAME_SIZE_MAX_BYTES} bytes"
+            ));
+        }
+        if self.testing_clock_offset_ms.abs() > TESTING_CLOCK_OFFSET_LIMIT_MS {
+            return invalid(format!(
+                "testing_clock_offset_ms must be within ±{TESTING_CLOCK_OFFSET_LIMIT_MS}"
             ));
         }
         if self.cluster_secret.as_ref().is_some_and(String::is_empty) {

@@ -18,7 +18,12 @@
 //! go to the waiting client, and discarded writes (a lossy commit mode's failover) are
 //! logged one by one with their key, request id and position, and counted.
 //!
-//! Time is the process's monotonic clock, as nanoseconds since the loop started.
+//! Time is the process's monotonic clock, as nanoseconds since the loop started. Key
+//! expiry also needs calendar time: before every input the loop hands the replica the
+//! system's wall clock in Unix milliseconds ([`Replica::set_wall_clock`]), plus the
+//! node's testing offset ([`LoopCounters::clock_offset_ms`]: `--testing-clock-offset-ms`,
+//! or set at runtime by the testing admin endpoint), which lets a test skew one node's
+//! clock.
 //!
 //! **Storage failure stops the node.** An `Err` from the replica means its own storage
 //! failed; the replica is unusable, so the loop answers every waiting client with an
@@ -110,6 +115,24 @@ pub struct LoopCounters {
     /// The node's metrics: the loop records commit and flush timings, the APIs their
     /// requests, and a scrape reads them all.
     pub metrics: Metrics,
+    /// Milliseconds added to the wall clock this node uses (testing only; 0 otherwise).
+    pub clock_offset_ms: AtomicI64,
+    /// Whether the testing admin endpoints are enabled (`testing_faults`).
+    pub testing_faults: std::sync::atomic::AtomicBool,
+}
+
+impl LoopCounters {
+    /// The wall clock this node uses, in Unix milliseconds: the system's, plus the
+    /// testing offset. A system clock before 1970 reads as 0.
+    pub fn wall_clock_unix_ms(&self) -> u64 {
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        system.saturating_add_signed(offset)
+    }
 }
 
 /// The monotonic clock handed to the replica.
@@ -230,6 +253,7 @@ impl NodeLoop {
                 .poll_timeout()
                 .is_some_and(|deadline| deadline <= now)
             {
+                self.node.set_wall_clock(self.counters.wall_clock_unix_ms());
                 self.node.handle_tick(now)?;
                 self.dispatch_outputs();
             }
@@ -250,6 +274,7 @@ impl NodeLoop {
     fn handle_input(&mut self, input: Input) -> Result<Flow> {
         self.counters.inputs_queued.fetch_sub(1, Ordering::Relaxed);
         let now = self.clock.now();
+        self.node.set_wall_clock(self.counters.wall_clock_unix_ms());
         match input {
             Input::Message { from, message } => self.node.handle_message(now, from, message)?,
             Input::Request {
@@ -451,6 +476,28 @@ impl NodeHandle {
             )?;
         }
         Ok(())
+    }
+
+    /// The wall clock this node uses, in Unix milliseconds (testing offset included):
+    /// what TTL answers count from.
+    #[must_use]
+    pub fn wall_clock_unix_ms(&self) -> u64 {
+        self.inner.counters.wall_clock_unix_ms()
+    }
+
+    /// Whether the node runs with testing faults enabled (`testing_faults`).
+    #[must_use]
+    pub fn testing_faults(&self) -> bool {
+        self.inner.counters.testing_faults.load(Ordering::Relaxed)
+    }
+
+    /// Sets this node's testing clock offset (the caller checked that testing faults
+    /// are enabled and the offset is within bounds).
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.inner
+            .counters
+            .clock_offset_ms
+            .store(offset_ms, Ordering::Relaxed);
     }
 
     /// This node's id.

@@ -151,6 +151,14 @@ impl RunningServer {
         let (input_sender, input_receiver) =
             std::sync::mpsc::sync_channel(valid.config.input_queue_max);
         let counters = Arc::new(LoopCounters::default());
+        counters.testing_faults.store(
+            valid.config.testing_faults,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        counters.clock_offset_ms.store(
+            valid.config.testing_clock_offset_ms,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let (done_sender, done_receiver) = oneshot::channel();
         let commit_mode = valid.raft.commit_mode.describe(valid.peers.len() + 1);
         node_loop::spawn(

@@ -11,8 +11,23 @@
 //! [`NodeClock::virtual_deadline`] converts such a deadline into the virtual instant at
 //! which the node's clock will read it, assuming the current offset. If the offset
 //! drifts in between, the simulator notices when the timer fires early and re-arms it.
+//!
+//! A node's **wall clock** (calendar time, for key expiry) is the same skewed clock read
+//! as Unix milliseconds from [`SIM_EPOCH_UNIX_MS`]: nodes disagree about the calendar by
+//! exactly their skew, which is what the expiry rules must survive (entries carry the
+//! leader's stamp; every replica decides the same).
 
 use rand::Rng;
+
+/// The Unix time, in ms, at which every simulated node's clock reads zero (plus its
+/// skew): a date in 2027, far from both ends of the range.
+pub const SIM_EPOCH_UNIX_MS: u64 = 1_800_000_000_000;
+
+/// The wall clock of a node whose (skewed) clock reads `node_now`.
+#[must_use]
+pub fn wall_clock_unix_ms(node_now: Instant) -> u64 {
+    SIM_EPOCH_UNIX_MS + node_now.as_millis()
+}
 use replikv_core::Instant;
 use std::time::Duration;
 

@@ -362,6 +362,7 @@ where
         self.stats.flushes += 1;
         let now = slot.clock.now(self.now);
         let replica = slot.replica.as_mut().expect("checked above");
+        replica.set_wall_clock(crate::clock::wall_clock_unix_ms(now));
         let result = replica.handle_flush(now);
         if self.nodes[index].struck() {
             return self.crashed_inside_call(index);
@@ -408,6 +409,7 @@ where
             slot.unanswered_count += 1;
         }
         let replica = slot.replica.as_mut().expect("only running nodes are fed");
+        replica.set_wall_clock(crate::clock::wall_clock_unix_ms(now));
         let result = match input {
             Input::Message { from, message } => replica.handle_message(now, from, message),
             Input::Request {

@@ -28,6 +28,7 @@ use super::command::INTERNAL_REQUEST;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use super::planted::planted;
+use super::reads::ReadKey;
 use replikv_core::error::{Error, Result};
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
 use replikv_storage::log::Entry;
@@ -41,6 +42,17 @@ impl RaftNode {
         request: Request,
     ) -> Result<()> {
         if let Request::Get { key, consistency } = request {
+            let key = ReadKey {
+                key,
+                with_expiry: false,
+            };
+            return self.handle_read(now, request_id, key, consistency);
+        }
+        if let Request::GetWithExpiry { key, consistency } = request {
+            let key = ReadKey {
+                key,
+                with_expiry: true,
+            };
             return self.handle_read(now, request_id, key, consistency);
         }
         if let Request::TransferLeadership { to } = request {
@@ -75,7 +87,35 @@ impl RaftNode {
             };
         }
         match request {
-            Request::Get { .. } => unreachable!("reads are handled in reads.rs"),
+            Request::Get { .. } | Request::GetWithExpiry { .. } => {
+                unreachable!("reads are handled in reads.rs")
+            }
+            Request::PutWithExpiry {
+                key,
+                value,
+                expected_version,
+                expiry,
+            } => {
+                let write = StoreWrite::PutWithExpiry {
+                    key,
+                    value,
+                    expected_version,
+                    expiry,
+                };
+                self.propose_checked(request_id, write, expiry)
+            }
+            Request::Expire {
+                key,
+                expiry,
+                condition,
+            } => {
+                let write = StoreWrite::Expire {
+                    key,
+                    expiry,
+                    condition,
+                };
+                self.propose_checked(request_id, write, expiry)
+            }
             Request::Put { key, value } => self.propose(request_id, StoreWrite::Put { key, value }),
             Request::Delete { key } => self.propose(request_id, StoreWrite::Delete { key }),
             Request::CompareAndSet { key, expected, new } => {
@@ -112,6 +152,20 @@ impl RaftNode {
         true
     }
 
+    /// [`RaftNode::propose`] after checking the write's expiry time.
+    fn propose_checked(
+        &mut self,
+        request_id: RequestId,
+        write: StoreWrite,
+        expiry: replikv_core::Expiry,
+    ) -> Result<()> {
+        if let Err(error) = expiry.check() {
+            self.reply(request_id, Reply::Failed(error));
+            return Ok(());
+        }
+        self.propose(request_id, write)
+    }
+
     /// Appends a client write to the leader's log, unless the same request is already
     /// pending here: then the retry joins it and is answered when it applies.
     fn propose(&mut self, request_id: RequestId, write: StoreWrite) -> Result<()> {
@@ -128,6 +182,7 @@ impl RaftNode {
             origin: self.id,
             request_id,
             write,
+            stamp_unix_ms: self.next_stamp_unix_ms(),
         };
         let Some(index) = self.append_for_request(request_id, &command)? else {
             return Ok(());
@@ -190,11 +245,16 @@ impl RaftNode {
                         ..
                     }) => membership = Some(entry_membership),
                     Ok(Command::Write {
-                        request_id, write, ..
+                        request_id,
+                        write,
+                        stamp_unix_ms,
+                        ..
                     }) => {
                         // A leader's own writes (lease expiries) have no client session.
                         let request_id = Some(request_id).filter(|id| *id != INTERNAL_REQUEST);
+                        self.note_applied_stamp(stamp_unix_ms);
                         writes.push(LoggedWrite {
+                            stamp_unix_ms,
                             index: entry.position.index,
                             request_id,
                             write,

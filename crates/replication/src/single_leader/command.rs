@@ -11,7 +11,7 @@
 //! bytes above the keys and values it carries:
 //!
 //! ```text
-//! payload  = format: u8 (2) | tag: u8 | fields
+//! payload  = format: u8 (3) | tag: u8 | fields
 //! Noop     tag 0: nothing
 //! Put      tag 1: header | key | value
 //! Delete   tag 2: header | key
@@ -23,10 +23,22 @@
 //! Renew    tag 8: header | name: key | holder: u64 LE | token: u64 LE
 //! Release  tag 9: header | name: key | holder: u64 LE | token: u64 LE
 //! Expire   tag 10: header | name: key | token: u64 LE | renewed at: u64 LE
-//! Config   tag 11: header | voters: u32 LE count | u64 LE ids | learners: same
-//! header   = origin node: u64 LE | client: u64 LE | sequence: u64 LE
+//! Config   tag 11: config header | voters: u32 LE count | u64 LE ids | learners: same
+//! PutExp   tag 12: header | key | value | expected: (0 | 1 version u64 LE) | expiry
+//! Expire   tag 13: header | key | expiry | condition: u8 (0 always, 1 NX, 2 XX, 3 GT, 4 LT)
+//! Swept    tag 14: header | key | expires at: u64 LE
+//! header   = config header | stamp, Unix ms: u64 LE
+//! config header = origin node: u64 LE | client: u64 LE | sequence: u64 LE
+//! expiry   = 0 clear | 1 keep | 2 after ms: u64 LE | 3 at Unix ms: u64 LE
 //! key, value = length: u32 LE | bytes
 //! ```
+//!
+//! **Stamps** (format 3). Every write carries the wall-clock time of the leader that
+//! proposed it, in Unix milliseconds: the state machine decides the write at that time
+//! (a relative expiry counts from it, a key expired by then is absent), so every replica
+//! decides the same (see `replikv_core::expiry`). Format 2 is format 3 without the stamp
+//! (and without tags 12 to 14): its payloads, still in the logs of upgraded nodes, decode
+//! with stamp 0, which is exact, since nothing expired before stamps existed.
 //!
 //! Every client write carries a **header**: the node that proposed it (`origin`, the
 //! leader of the entry's term) and the client's [`RequestId`]. The request id is what
@@ -55,18 +67,24 @@
 //! bytes are refused, and every failure is an [`Error::Corruption`], never a panic.
 
 use replikv_core::error::{Error, Result};
-use replikv_core::{ClientId, Key, LogIndex, NodeId, RequestId, Value, Version};
+use replikv_core::{
+    ClientId, ExpireCondition, Expiry, Key, LogIndex, NodeId, RequestId, Value, Version,
+};
 use replikv_storage::store::{Membership, StoreWrite};
 
 /// The encoding's format number, the payload's first byte.
-pub const COMMAND_FORMAT: u8 = 2;
+pub const COMMAND_FORMAT: u8 = 3;
 
-/// Bytes of a write's header: origin node, client, sequence.
-pub const WRITE_HEADER_SIZE_BYTES: usize = 3 * 8;
+/// The previous format: no stamps, no expiry commands; still decoded (see above).
+pub const COMMAND_FORMAT_UNSTAMPED: u8 = 2;
+
+/// Bytes of a write's header: origin node, client, sequence, stamp.
+pub const WRITE_HEADER_SIZE_BYTES: usize = 4 * 8;
 
 /// Most bytes the encoding adds to the keys and values a command carries: the format and
-/// tag bytes, the write header, three length prefixes, and an option byte or a version.
-pub const COMMAND_OVERHEAD_MAX_BYTES: usize = 2 + WRITE_HEADER_SIZE_BYTES + 3 * 4 + 8;
+/// tag bytes, the write header, three length prefixes, an option byte or a version, and
+/// an expected version and an expiry (an option byte and eight bytes each).
+pub const COMMAND_OVERHEAD_MAX_BYTES: usize = 2 + WRITE_HEADER_SIZE_BYTES + 3 * 4 + 8 + 18;
 
 const TAG_NOOP: u8 = 0;
 const TAG_PUT: u8 = 1;
@@ -80,6 +98,9 @@ const TAG_RENEW_LEASE: u8 = 8;
 const TAG_RELEASE_LEASE: u8 = 9;
 const TAG_EXPIRE_LEASE: u8 = 10;
 const TAG_MEMBERSHIP: u8 = 11;
+const TAG_PUT_WITH_EXPIRY: u8 = 12;
+const TAG_EXPIRE: u8 = 13;
+const TAG_DELETE_EXPIRED: u8 = 14;
 
 /// The request id of writes a leader proposes on its own (lease expiries): client 0.
 pub const INTERNAL_REQUEST: RequestId = RequestId {
@@ -93,11 +114,14 @@ pub enum Command {
     /// The entry a new leader appends in its term, so that it can commit (Raft §5.4.2)
     /// and serve ReadIndex reads.
     Noop,
-    /// A client write, with the leader that proposed it and the client's request id.
+    /// A client write, with the leader that proposed it, the client's request id, and
+    /// the leader's wall-clock time when it proposed it (the stamp the write is decided
+    /// at).
     Write {
         origin: NodeId,
         request_id: RequestId,
         write: StoreWrite,
+        stamp_unix_ms: u64,
     },
     /// A configuration change: from this entry's index on (as soon as it is in a log, not
     /// once committed), `membership` is the group's configuration. Proposed by the leader
@@ -121,11 +145,13 @@ impl Command {
                 origin,
                 request_id,
                 write,
+                stamp_unix_ms,
             } => {
                 bytes.push(write_tag(write));
                 bytes.extend_from_slice(&origin.0.to_le_bytes());
                 bytes.extend_from_slice(&request_id.client.0.to_le_bytes());
                 bytes.extend_from_slice(&request_id.sequence.to_le_bytes());
+                bytes.extend_from_slice(&stamp_unix_ms.to_le_bytes());
                 encode_write(&mut bytes, write);
             }
             Command::Membership {
@@ -148,21 +174,27 @@ impl Command {
     pub fn decode(payload: &[u8]) -> Result<Command> {
         let mut reader = Reader { rest: payload };
         let format = reader.byte("format")?;
-        if format != COMMAND_FORMAT {
+        if format != COMMAND_FORMAT && format != COMMAND_FORMAT_UNSTAMPED {
             return Err(corruption(&format!("unknown format {format}")));
         }
+        let stamped = format == COMMAND_FORMAT;
         let command = match reader.byte("tag")? {
             TAG_NOOP => Command::Noop,
-            tag @ TAG_PUT..=TAG_EXPIRE_LEASE => {
+            tag @ (TAG_PUT..=TAG_EXPIRE_LEASE | TAG_PUT_WITH_EXPIRY..=TAG_DELETE_EXPIRED) => {
+                if !stamped && tag >= TAG_PUT_WITH_EXPIRY {
+                    return Err(corruption(&format!("tag {tag} in format {format}")));
+                }
                 let origin = NodeId(reader.u64("origin")?);
                 let client = ClientId(reader.u64("client")?);
                 let sequence = reader.u64("sequence")?;
+                let stamp_unix_ms = if stamped { reader.u64("stamp")? } else { 0 };
                 let write = decode_write(tag, &mut reader)?;
                 let request_id = RequestId { client, sequence };
                 Command::Write {
                     origin,
                     request_id,
                     write,
+                    stamp_unix_ms,
                 }
             }
             TAG_MEMBERSHIP => {
@@ -200,7 +232,14 @@ impl Command {
     /// cheap enough to ask of every appended entry).
     #[must_use]
     pub fn is_membership(payload: &[u8]) -> bool {
-        matches!(payload, [COMMAND_FORMAT, TAG_MEMBERSHIP, ..])
+        matches!(
+            payload,
+            [
+                COMMAND_FORMAT | COMMAND_FORMAT_UNSTAMPED,
+                TAG_MEMBERSHIP,
+                ..
+            ]
+        )
     }
 }
 
@@ -217,6 +256,9 @@ fn write_tag(write: &StoreWrite) -> u8 {
         StoreWrite::RenewLease { .. } => TAG_RENEW_LEASE,
         StoreWrite::ReleaseLease { .. } => TAG_RELEASE_LEASE,
         StoreWrite::ExpireLease { .. } => TAG_EXPIRE_LEASE,
+        StoreWrite::PutWithExpiry { .. } => TAG_PUT_WITH_EXPIRY,
+        StoreWrite::Expire { .. } => TAG_EXPIRE,
+        StoreWrite::DeleteExpired { .. } => TAG_DELETE_EXPIRED,
     }
 }
 
@@ -288,7 +330,100 @@ fn encode_write(bytes: &mut Vec<u8>, write: &StoreWrite) {
             bytes.extend_from_slice(&token.to_le_bytes());
             bytes.extend_from_slice(&renewed_at.0.to_le_bytes());
         }
+        StoreWrite::PutWithExpiry {
+            key,
+            value,
+            expected_version,
+            expiry,
+        } => {
+            put_prefixed(bytes, key.as_bytes());
+            put_prefixed(bytes, value.as_bytes());
+            match expected_version {
+                None => bytes.push(0),
+                Some(version) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&version.0.to_le_bytes());
+                }
+            }
+            encode_expiry(bytes, *expiry);
+        }
+        StoreWrite::Expire {
+            key,
+            expiry,
+            condition,
+        } => {
+            put_prefixed(bytes, key.as_bytes());
+            encode_expiry(bytes, *expiry);
+            bytes.push(condition_byte(*condition));
+        }
+        StoreWrite::DeleteExpired {
+            key,
+            expires_at_unix_ms,
+        } => {
+            put_prefixed(bytes, key.as_bytes());
+            bytes.extend_from_slice(&expires_at_unix_ms.to_le_bytes());
+        }
     }
+}
+
+fn encode_expiry(bytes: &mut Vec<u8>, expiry: Expiry) {
+    match expiry {
+        Expiry::Clear => bytes.push(0),
+        Expiry::Keep => bytes.push(1),
+        Expiry::AfterMs(after) => {
+            bytes.push(2);
+            bytes.extend_from_slice(&after.to_le_bytes());
+        }
+        Expiry::AtUnixMs(at) => {
+            bytes.push(3);
+            bytes.extend_from_slice(&at.to_le_bytes());
+        }
+    }
+}
+
+const CONDITIONS: [ExpireCondition; 5] = [
+    ExpireCondition::Always,
+    ExpireCondition::IfNone,
+    ExpireCondition::IfSome,
+    ExpireCondition::IfLater,
+    ExpireCondition::IfEarlier,
+];
+
+fn condition_byte(condition: ExpireCondition) -> u8 {
+    let position = CONDITIONS.iter().position(|known| *known == condition);
+    u8::try_from(position.expect("every condition is listed")).expect("five conditions")
+}
+
+/// The fields of the expiry writes, after their header.
+fn decode_expiry_write(tag: u8, reader: &mut Reader<'_>) -> Result<StoreWrite> {
+    let write = match tag {
+        TAG_PUT_WITH_EXPIRY => StoreWrite::PutWithExpiry {
+            key: reader.key()?,
+            value: reader.value()?,
+            expected_version: match reader.byte("expected")? {
+                0 => None,
+                1 => Some(Version(reader.u64("expected version")?)),
+                other => return Err(corruption(&format!("option byte {other}"))),
+            },
+            expiry: reader.expiry()?,
+        },
+        TAG_EXPIRE => StoreWrite::Expire {
+            key: reader.key()?,
+            expiry: reader.expiry()?,
+            condition: {
+                let byte = reader.byte("condition")?;
+                *CONDITIONS
+                    .get(usize::from(byte))
+                    .ok_or_else(|| corruption(&format!("condition byte {byte}")))?
+            },
+        },
+        TAG_DELETE_EXPIRED => StoreWrite::DeleteExpired {
+            key: reader.key()?,
+            expires_at_unix_ms: reader.u64("expires at")?,
+        },
+        other => return Err(corruption(&format!("unknown write tag {other}"))),
+    };
+    Ok(write)
 }
 
 /// The fields of the write of kind `tag`, after its header.
@@ -316,6 +451,7 @@ fn decode_write(tag: u8, reader: &mut Reader<'_>) -> Result<StoreWrite> {
             let new = reader.value()?;
             StoreWrite::CompareAndSetVersion { key, expected, new }
         }
+        TAG_PUT_WITH_EXPIRY..=TAG_DELETE_EXPIRED => return decode_expiry_write(tag, reader),
         other => return decode_lease_write(other, reader),
     };
     Ok(write)
@@ -365,18 +501,24 @@ fn decode_lease_write(tag: u8, reader: &mut Reader<'_>) -> Result<StoreWrite> {
 #[must_use]
 pub fn kind_name(payload: &[u8]) -> &'static str {
     match payload {
-        [COMMAND_FORMAT, TAG_NOOP, ..] => "noop",
-        [COMMAND_FORMAT, TAG_PUT, ..] => "put",
-        [COMMAND_FORMAT, TAG_DELETE, ..] => "delete",
-        [COMMAND_FORMAT, TAG_CAS_VALUE, ..] => "cas",
-        [COMMAND_FORMAT, TAG_CAS_VERSION, ..] => "casv",
-        [COMMAND_FORMAT, TAG_PUT_FENCED, ..] => "put-fenced",
-        [COMMAND_FORMAT, TAG_DELETE_FENCED, ..] => "delete-fenced",
-        [COMMAND_FORMAT, TAG_ACQUIRE_LEASE, ..] => "acquire",
-        [COMMAND_FORMAT, TAG_RENEW_LEASE, ..] => "renew",
-        [COMMAND_FORMAT, TAG_RELEASE_LEASE, ..] => "release",
-        [COMMAND_FORMAT, TAG_EXPIRE_LEASE, ..] => "expire",
-        [COMMAND_FORMAT, TAG_MEMBERSHIP, ..] => "config",
+        [COMMAND_FORMAT | COMMAND_FORMAT_UNSTAMPED, tag, ..] => match *tag {
+            TAG_NOOP => "noop",
+            TAG_PUT => "put",
+            TAG_DELETE => "delete",
+            TAG_CAS_VALUE => "cas",
+            TAG_CAS_VERSION => "casv",
+            TAG_PUT_FENCED => "put-fenced",
+            TAG_DELETE_FENCED => "delete-fenced",
+            TAG_ACQUIRE_LEASE => "acquire",
+            TAG_RENEW_LEASE => "renew",
+            TAG_RELEASE_LEASE => "release",
+            TAG_EXPIRE_LEASE => "expire",
+            TAG_MEMBERSHIP => "config",
+            TAG_PUT_WITH_EXPIRY => "put-expiring",
+            TAG_EXPIRE => "set-expiry",
+            TAG_DELETE_EXPIRED => "delete-expired",
+            _ => "unknown",
+        },
         _ => "unknown",
     }
 }
@@ -428,6 +570,17 @@ impl<'a> Reader<'a> {
     fn key(&mut self) -> Result<Key> {
         let bytes = self.prefixed("key")?;
         Key::new(bytes).map_err(|error| corruption(&error.to_string()))
+    }
+
+    fn expiry(&mut self) -> Result<Expiry> {
+        let expiry = match self.byte("expiry")? {
+            0 => Expiry::Clear,
+            1 => Expiry::Keep,
+            2 => Expiry::AfterMs(self.u64("expiry after")?),
+            3 => Expiry::AtUnixMs(self.u64("expiry at")?),
+            other => return Err(corruption(&format!("expiry byte {other}"))),
+        };
+        Ok(expiry)
     }
 
     fn value(&mut self) -> Result<Value> {

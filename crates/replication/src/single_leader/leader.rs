@@ -69,7 +69,7 @@ pub(super) struct Progress {
 #[derive(Clone, Debug)]
 pub(super) struct PendingRead {
     pub request_id: RequestId,
-    pub key: Key,
+    pub key: super::reads::ReadKey,
     /// The store must have applied at least this index before the read is served.
     pub read_index: LogIndex,
     /// The confirmation round; `None` until the next flush starts one.

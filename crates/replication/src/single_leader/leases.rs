@@ -21,12 +21,9 @@
 //! grant's token is the log index of the grant, larger than every earlier token, and a
 //! fenced write with a token below the lease's latest is refused by the state machine.
 
-use super::command::INTERNAL_REQUEST;
-use super::message::Command;
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
-use replikv_core::{Instant, Key, LogIndex, LogPosition, Request};
-use replikv_storage::log::Entry;
+use replikv_core::{Instant, Key, LogIndex, Request};
 use replikv_storage::store::{LoggedWrite, StoreWrite, WriteOutcome};
 use std::time::Duration;
 
@@ -210,30 +207,13 @@ impl RaftNode {
             .min()
     }
 
-    /// Appends a write the leader proposes on its own behalf; nobody waits for it.
-    /// Returns whether it was appended (`false`: the log's buffer is full).
+    /// Appends a lease expiry; see [`RaftNode::append_stamped_internal`]. Returns
+    /// whether it was appended (`false`: the log's buffer is full).
     fn append_internal(&mut self, write: StoreWrite) -> Result<bool> {
-        let index = self.log.last_position().index.next();
-        let command = Command::Write {
-            origin: self.id,
-            request_id: INTERNAL_REQUEST,
-            write,
-        };
-        let entry = Entry {
-            position: LogPosition {
-                term: self.term,
-                index,
-            },
-            payload: command.encode(),
-        };
-        match self.log.append(&[entry]) {
-            Err(Error::Overloaded(_)) => Ok(false),
-            Err(error) => Err(error),
-            Ok(()) => {
-                self.stats.lease_expiries_proposed += 1;
-                self.leader_state().replicate_needed = true;
-                Ok(true)
-            }
+        let appended = self.append_stamped_internal(write)?.is_some();
+        if appended {
+            self.stats.lease_expiries_proposed += 1;
         }
+        Ok(appended)
     }
 }

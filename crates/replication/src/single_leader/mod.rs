@@ -181,6 +181,7 @@ mod client;
 pub mod command;
 pub mod commit;
 mod election;
+mod expiry;
 mod invariants;
 mod lag;
 mod leader;
@@ -462,6 +463,8 @@ pub struct RaftStats {
     pub retries_joined: u64,
     /// Lease expiries this node proposed as leader.
     pub lease_expiries_proposed: u64,
+    /// Deletes of expired keys this node proposed as leader (`expiry.rs`).
+    pub expired_keys_proposed: u64,
     /// Leader: leadership transfers started, completed (the target, or for `to: None`
     /// another node, leads a later term; counted when this node learns it) and aborted
     /// (timed out, or another node won). See `transfer.rs`.

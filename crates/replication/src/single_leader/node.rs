@@ -128,6 +128,8 @@ pub struct RaftNode {
     /// A leadership transfer this node started as leader, stepped down during, and
     /// still has to answer (see `transfer.rs`).
     pub(super) transfer_handoff: Option<super::transfer::Transfer>,
+    /// Calendar time: the driver's wall clock, stamps, the sweep (`expiry.rs`).
+    pub(super) expiry: super::expiry::ExpiryClock,
 }
 
 /// How [`RaftNode::discard_log_entries`] removes entries.
@@ -243,6 +245,7 @@ impl RaftNode {
             session_reads: VecDeque::new(),
             votes_refused_until: None,
             transfer_handoff: None,
+            expiry: super::expiry::ExpiryClock::default(),
         };
         node.load_log_memberships()?;
         // In a safe mode everything applied was committed. In a lossy mode this node may
@@ -603,6 +606,10 @@ impl Replica for RaftNode {
         self.id
     }
 
+    fn set_wall_clock(&mut self, unix_ms: u64) {
+        self.expiry.wall_unix_ms = unix_ms;
+    }
+
     fn handle_message(&mut self, now: Instant, from: NodeId, message: Message) -> Result<()> {
         // Any node may write to us, members or not (a new leader's configuration may be
         // newer than ours; Raft answers without consulting its configuration).
@@ -660,6 +667,7 @@ impl Replica for RaftNode {
         self.transfer_tick(now);
         if matches!(self.role, Role::Leader(_)) {
             self.leader_tick(now)?;
+            self.expiry_sweep(now)?;
         } else {
             self.election_tick(now)?;
         }

@@ -59,11 +59,20 @@ use std::time::Duration;
 /// old round only means its confirmation cannot extend the lease.
 const ROUNDS_REMEMBERED_MAX: usize = 64;
 
+/// The key a read asks for, and whether it asked for the key's expiry too
+/// ([`replikv_core::Request::GetWithExpiry`]). Expiry is judged at the serving node's
+/// read time (`expiry.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ReadKey {
+    pub key: Key,
+    pub with_expiry: bool,
+}
+
 /// A session read waiting for the store to apply its token.
 #[derive(Clone, Debug)]
 pub(super) struct SessionRead {
     pub request_id: RequestId,
-    pub key: Key,
+    pub key: ReadKey,
     pub token: LogPosition,
     /// When it is redirected if still waiting (node time).
     pub deadline: Instant,
@@ -101,7 +110,7 @@ impl RaftNode {
         &mut self,
         now: Instant,
         request_id: RequestId,
-        key: Key,
+        key: ReadKey,
         consistency: ReadConsistency,
     ) -> Result<()> {
         if planted!(self.config, FollowerServesLinearizableReads) && !self.is_leader() {
@@ -118,13 +127,24 @@ impl RaftNode {
     }
 
     /// Answers a read from the local store, with the position it was read at.
-    fn serve_local(&mut self, request_id: RequestId, key: &Key) -> Result<()> {
-        let (value, version) = self.store.read(key)?;
+    fn serve_local(&mut self, request_id: RequestId, key: &ReadKey) -> Result<()> {
+        let now_unix_ms = self.read_time_unix_ms();
+        let (value, version, expires_at_unix_ms) =
+            self.store.read_with_expiry_at(&key.key, now_unix_ms)?;
         let position = self.store.applied_position();
-        let reply = Reply::Read {
-            value,
-            version,
-            position,
+        let reply = if key.with_expiry {
+            Reply::ReadWithExpiry {
+                value,
+                version,
+                expires_at_unix_ms,
+                position,
+            }
+        } else {
+            Reply::Read {
+                value,
+                version,
+                position,
+            }
         };
         self.reply(request_id, reply);
         Ok(())
@@ -144,7 +164,7 @@ impl RaftNode {
         &mut self,
         now: Instant,
         request_id: RequestId,
-        key: Key,
+        key: ReadKey,
         lease: bool,
     ) -> Result<()> {
         if !self.is_leader() {
@@ -195,7 +215,7 @@ impl RaftNode {
         &mut self,
         now: Instant,
         request_id: RequestId,
-        key: Key,
+        key: ReadKey,
         token: LogPosition,
     ) -> Result<()> {
         if self.check_token(token) != TokenCheck::Wait {
@@ -234,7 +254,7 @@ impl RaftNode {
     fn finish_session_read(
         &mut self,
         request_id: RequestId,
-        key: &Key,
+        key: &ReadKey,
         token: LogPosition,
     ) -> Result<()> {
         match self.check_token(token) {

@@ -373,6 +373,7 @@ impl RaftNode {
                     origin,
                     request_id,
                     write,
+                    ..
                 }) = Command::decode(&entry.payload)
                 else {
                     continue;
@@ -607,8 +608,12 @@ fn discarded_write(
         StoreWrite::Delete { key } => (key, None),
         StoreWrite::CompareAndSetValue { key, new, .. }
         | StoreWrite::CompareAndSetVersion { key, new, .. } => (key, Some(new)),
-        StoreWrite::PutFenced { key, value, .. } => (key, Some(value)),
-        StoreWrite::DeleteFenced { key, .. } => (key, None),
+        StoreWrite::PutFenced { key, value, .. } | StoreWrite::PutWithExpiry { key, value, .. } => {
+            (key, Some(value))
+        }
+        StoreWrite::DeleteFenced { key, .. } | StoreWrite::DeleteExpired { key, .. } => (key, None),
+        // An expiry change carries no value (the value it leaves is the key's).
+        StoreWrite::Expire { key, .. } => (key, None),
         // A lease's grant, renewal or release: the lease's name, no value.
         StoreWrite::AcquireLease { name, .. }
         | StoreWrite::RenewLease { name, .. }

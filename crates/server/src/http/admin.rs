@@ -1,4 +1,5 @@
-//! The node's status as JSON and the admin routes (leadership transfer).
+//! The node's status as JSON and the admin routes (leadership transfer, and the testing
+//! clock offset, served only when the node runs with testing faults enabled).
 
 use super::{HttpState, error_response, reply_response};
 use crate::node_loop::NodeStatus;
@@ -36,6 +37,30 @@ pub(super) async fn transfer_leadership(State(state): State<HttpState>, body: By
         }
         other => reply_response(other),
     }
+}
+
+/// `PUT /v1/admin/testing/clock-offset` with `{"offset_ms": N}`: skews the wall clock
+/// this node uses for key expiry by N ms (within ±`TESTING_CLOCK_OFFSET_LIMIT_MS`).
+/// Answers 404 unless the node runs with testing faults enabled.
+pub(super) async fn set_clock_offset(State(state): State<HttpState>, body: Bytes) -> Response {
+    use crate::config::TESTING_CLOCK_OFFSET_LIMIT_MS;
+    let node = state.keyspaces.default_group();
+    if !node.testing_faults() {
+        let text = "testing endpoints are disabled (start the node with --testing-faults)";
+        return (axum::http::StatusCode::NOT_FOUND, text).into_response();
+    }
+    let offset = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|json| json.get("offset_ms").and_then(serde_json::Value::as_i64))
+        .filter(|offset| offset.abs() <= TESTING_CLOCK_OFFSET_LIMIT_MS);
+    let Some(offset) = offset else {
+        let error = format!(
+            "the body must be {{\"offset_ms\": N}} with |N| <= {TESTING_CLOCK_OFFSET_LIMIT_MS}"
+        );
+        return error_response(&Error::InvalidInput(error));
+    };
+    node.set_clock_offset_ms(offset);
+    axum::Json(serde_json::json!({"offset_ms": offset})).into_response()
 }
 
 /// The status as JSON (also what `replikv status` will print as a table).

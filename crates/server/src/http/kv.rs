@@ -20,6 +20,12 @@
 //! classification describes the key just after the refusal. `PUT /v1/kv/{key}?if-version=N`
 //! writes only if the key's version is still `N` (0: never written): 200 written, 409
 //! the version moved on.
+//!
+//! **Expiry.** `PUT /v1/kv/{key}?ttl-ms=N` writes a value that expires N ms after the
+//! leader's stamp of the write (see the README's "Key expiry"); it combines with
+//! `if-version`. A plain PUT clears any expiry, like Redis's `SET`. A GET of a key that
+//! expires answers its remaining time to live in [`TTL_HEADER`], counted on the serving
+//! node's clock.
 
 use super::{HttpState, error_response, reply_response, written};
 use axum::body::Bytes;
@@ -35,6 +41,10 @@ use serde::Deserialize;
 pub const CLIENT_HEADER: &str = "x-replikv-client";
 /// The header numbering a client's requests (a u64; a retry repeats it).
 pub const SEQUENCE_HEADER: &str = "x-replikv-sequence";
+
+/// The header of a GET answer that holds the key's remaining time to live, in ms
+/// (absent: the key does not expire).
+pub const TTL_HEADER: &str = "x-replikv-ttl-ms";
 
 /// Parses `index@term`, the form positions are printed in.
 fn parse_position(text: &str) -> Option<LogPosition> {
@@ -120,21 +130,58 @@ pub(super) async fn get_key(
         Ok(consistency) => consistency,
         Err(error) => return error_response(&error),
     };
-    reply_response(call(&state, &headers, Request::Get { key, consistency }).await)
+    let request = Request::GetWithExpiry { key, consistency };
+    match call(&state, &headers, request).await {
+        Reply::ReadWithExpiry {
+            value,
+            version,
+            expires_at_unix_ms,
+            position,
+        } => {
+            let mut response = reply_response(Reply::Read {
+                value,
+                version,
+                position,
+            });
+            if let Some(expires_at) = expires_at_unix_ms {
+                let now = state.keyspaces.default_group().wall_clock_unix_ms();
+                let remaining = expires_at.saturating_sub(now);
+                response.headers_mut().insert(TTL_HEADER, remaining.into());
+            }
+            response
+        }
+        other => reply_response(other),
+    }
 }
 
-/// The query of a PUT: `if-version=N` makes it a compare-and-set on the version.
-/// Anything else in the query is refused rather than ignored.
-fn if_version(query: Option<&str>) -> Result<Option<u64>, Error> {
-    let Some(query) = query.filter(|query| !query.is_empty()) else {
-        return Ok(None);
-    };
-    match query.strip_prefix("if-version=").map(str::parse::<u64>) {
-        Some(Ok(version)) => Ok(Some(version)),
-        _ => Err(Error::InvalidInput(format!(
-            "the only query a PUT takes is if-version=<u64>, not {query:?}"
-        ))),
+/// The query of a PUT: `if-version=N` makes it a compare-and-set on the version,
+/// `ttl-ms=N` gives the value a time to live. Anything else in the query is refused
+/// rather than ignored.
+fn put_query(query: Option<&str>) -> Result<(Option<u64>, Option<u64>), Error> {
+    let (mut if_version, mut ttl_ms) = (None, None);
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let parsed = match pair.split_once('=') {
+            Some(("if-version", number)) if if_version.is_none() => {
+                number.parse().ok().map(|number| if_version = Some(number))
+            }
+            Some(("ttl-ms", number)) if ttl_ms.is_none() => number
+                .parse()
+                .ok()
+                .filter(|ttl| *ttl > 0)
+                .map(|number| ttl_ms = Some(number)),
+            _ => None,
+        };
+        if parsed.is_none() {
+            return Err(Error::InvalidInput(format!(
+                "a PUT takes if-version=<u64> and ttl-ms=<positive u64>, not {pair:?}"
+            )));
+        }
     }
+    Ok((if_version, ttl_ms))
 }
 
 pub(super) async fn put_key(
@@ -146,20 +193,29 @@ pub(super) async fn put_key(
 ) -> Response {
     let parsed = key(key_text).and_then(|key| {
         let value = Value::new(body.to_vec())?;
-        Ok((key, value, if_version(uri.query())?))
+        Ok((key, value, put_query(uri.query())?))
     });
-    let (key, value, if_version) = match parsed {
+    let (key, value, (if_version, ttl_ms)) = match parsed {
         Ok(parsed) => parsed,
         Err(error) => return error_response(&error),
     };
-    let Some(expected) = if_version else {
-        return reply_response(call(&state, &headers, Request::Put { key, value }).await);
+    let request = match (if_version, ttl_ms) {
+        (None, None) => Request::Put { key, value },
+        (Some(expected), None) => Request::CompareAndSetVersion {
+            key,
+            expected: Version(expected),
+            new: value,
+        },
+        (expected, Some(ttl_ms)) => Request::PutWithExpiry {
+            key,
+            value,
+            expected_version: expected.map(Version),
+            expiry: replikv_core::Expiry::AfterMs(ttl_ms),
+        },
     };
-    let request = Request::CompareAndSetVersion {
-        key,
-        expected: Version(expected),
-        new: value,
-    };
+    if if_version.is_none() {
+        return reply_response(call(&state, &headers, request).await);
+    }
     match call(&state, &headers, request).await {
         Reply::CompareAndSet {
             swapped,
@@ -349,18 +405,26 @@ mod tests {
 
     #[test]
     fn put_queries_are_checked() {
-        assert_eq!(if_version(None), Ok(None));
-        assert_eq!(if_version(Some("")), Ok(None));
-        assert_eq!(if_version(Some("if-version=0")), Ok(Some(0)));
-        assert_eq!(if_version(Some("if-version=42")), Ok(Some(42)));
+        assert_eq!(put_query(None), Ok((None, None)));
+        assert_eq!(put_query(Some("")), Ok((None, None)));
+        assert_eq!(put_query(Some("if-version=0")), Ok((Some(0), None)));
+        assert_eq!(put_query(Some("if-version=42")), Ok((Some(42), None)));
+        assert_eq!(put_query(Some("ttl-ms=5")), Ok((None, Some(5))));
+        assert_eq!(
+            put_query(Some("ttl-ms=5&if-version=2")),
+            Ok((Some(2), Some(5)))
+        );
         for bad in [
             "if-version=",
             "if-version=-1",
             "version=1",
             "if-version=1&x=2",
+            "if-version=1&if-version=2",
+            "ttl-ms=0",
+            "ttl-ms=-3",
             "x",
         ] {
-            assert!(if_version(Some(bad)).is_err(), "{bad}");
+            assert!(put_query(Some(bad)).is_err(), "{bad}");
         }
     }
 

@@ -19,6 +19,8 @@
 //!   picks the most caught-up voter): Raft's leadership transfer, answered once the
 //!   target leads, with `{"leader": id, "term": t}`. Any node accepts it (forwarded to
 //!   the leader); while it runs the leader refuses writes with 503, retryable.
+//! - `PUT /v1/admin/testing/clock-offset` with `{"offset_ms": N}`: skews this node's
+//!   wall clock for key expiry (only with `--testing-faults`; 404 otherwise).
 //! - `GET/POST /v1/admin/members`, `POST /v1/admin/members/{id}/promote`,
 //!   `DELETE /v1/admin/members/{id}`: list, add (learner or voter), promote and remove
 //!   members of a running cluster (`members.rs`).
@@ -137,6 +139,10 @@ pub fn router(keyspaces: Keyspaces, auth: ClientAuth) -> Router {
             post(admin::transfer_leadership),
         )
         .route("/v1/admin/members", get(members::list).post(members::add))
+        .route(
+            "/v1/admin/testing/clock-offset",
+            axum::routing::put(admin::set_clock_offset),
+        )
         .route("/v1/admin/members/{id}/promote", post(members::promote))
         .route("/v1/admin/members/{id}", delete(members::remove))
         .route(

@@ -15,7 +15,7 @@ use super::admin;
 use super::codec::{Command, Response};
 use super::session::{Session, error_response};
 use bytes::Bytes;
-use replikv_core::{Key, Request, Value};
+use replikv_core::{Expiry, Key, Request, Value};
 
 /// What the connection does after answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub const COMMAND_NAMES: &[&str] = &[
     "del",
     "echo",
     "exists",
+    "expire",
+    "expireat",
     "get",
     "hello",
     "incr",
@@ -43,12 +45,19 @@ pub const COMMAND_NAMES: &[&str] = &[
     "info",
     "mget",
     "mset",
+    "persist",
+    "pexpire",
+    "pexpireat",
     "ping",
+    "psetex",
+    "pttl",
     "quit",
     "readconsistency",
     "select",
     "set",
+    "setex",
     "strlen",
+    "ttl",
     "wait",
 ];
 
@@ -88,6 +97,9 @@ pub async fn execute(session: &mut Session, command: Command) -> (Response, Afte
         }
         "INCR" | "DECR" | "INCRBY" | "DECRBY" => execute_counter(session, &name, arguments).await,
         "WAIT" => super::wait::execute(session, arguments).await,
+        name if super::expiry::EXPIRY_COMMANDS.contains(&name) => {
+            super::expiry::execute(session, name, arguments).await
+        }
         _ => admin::execute(session, &name, arguments).await,
     };
     (response, After::Continue)
@@ -102,12 +114,12 @@ pub fn arity_error(name: &str) -> Response {
     ))
 }
 
-fn key(bytes: &Bytes) -> Result<Key, Response> {
+pub(super) fn key(bytes: &Bytes) -> Result<Key, Response> {
     crate::peer::address_book::check_client_key(bytes).map_err(|error| error_response(&error))?;
     Key::new(bytes.to_vec()).map_err(|error| error_response(&error))
 }
 
-fn value(bytes: &[u8]) -> Result<Value, Response> {
+pub(super) fn value(bytes: &[u8]) -> Result<Value, Response> {
     Value::new(bytes.to_vec()).map_err(|error| error_response(&error))
 }
 
@@ -188,7 +200,7 @@ async fn run_data(
 
 /// Checks `key` and `value` against the server's configured limits before a
 /// conditional command reads (which could answer without ever trying to write).
-fn check_put(session: &Session, key: &Key, value: &Value) -> Result<(), Response> {
+pub(super) fn check_put(session: &Session, key: &Key, value: &Value) -> Result<(), Response> {
     let request = Request::Put {
         key: key.clone(),
         value: value.clone(),
@@ -216,27 +228,45 @@ async fn mset(session: &mut Session, arguments: &[Bytes]) -> Result<Response, Re
     Ok(Response::ok())
 }
 
-/// The options of SET this server understands.
+/// The options of SET this server understands. `expiry` is `None` without any of
+/// EX/PX/EXAT/PXAT/KEEPTTL (the write then clears the key's expiry, as in Redis).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct SetOptions {
     only_if_absent: bool,
     only_if_present: bool,
     return_old: bool,
+    expiry: Option<Expiry>,
 }
 
 fn parse_set_options(options: &[Bytes]) -> Result<SetOptions, Response> {
     let mut parsed = SetOptions::default();
-    for option in options {
-        match option.to_ascii_uppercase().as_slice() {
-            b"NX" => parsed.only_if_absent = true,
-            b"XX" => parsed.only_if_present = true,
-            b"GET" => parsed.return_old = true,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
-                return Err(Response::error(
-                    "expiry (EX/PX/EXAT/PXAT/KEEPTTL) is not supported by replikv yet",
-                ));
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        let option = option.to_ascii_uppercase();
+        let expiry = match option.as_slice() {
+            b"NX" => {
+                parsed.only_if_absent = true;
+                continue;
+            }
+            b"XX" => {
+                parsed.only_if_present = true;
+                continue;
+            }
+            b"GET" => {
+                parsed.return_old = true;
+                continue;
+            }
+            b"KEEPTTL" => Expiry::Keep,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
+                let argument = options
+                    .next()
+                    .ok_or_else(|| Response::error("syntax error"))?;
+                super::expiry::set_option(&option, argument)?
             }
             _ => return Err(Response::error("syntax error")),
+        };
+        if parsed.expiry.replace(expiry).is_some() {
+            return Err(Response::error("syntax error"));
         }
     }
     if parsed.only_if_absent && parsed.only_if_present {
@@ -250,11 +280,18 @@ async fn set(session: &mut Session, arguments: &[Bytes]) -> Result<Response, Res
     let new = value(&arguments[1])?;
     let options = parse_set_options(&arguments[2..])?;
     check_put(session, &key, &new)?;
-    if options == SetOptions::default() {
-        return Ok(session.put(key, new).await);
+    let plain = !(options.only_if_absent || options.only_if_present || options.return_old);
+    match options.expiry {
+        None if plain => return Ok(session.put(key, new).await),
+        Some(expiry) if plain => {
+            session.put_with_expiry(key, new, None, expiry).await?;
+            return Ok(Response::ok());
+        }
+        _ => {}
     }
+    let expiry = options.expiry.unwrap_or(Expiry::Clear);
     let response = session
-        .read_modify_write(&key, |current| {
+        .read_modify_write_with(&key, Some(expiry), |current| {
             let old = || bulk_or_null(current.cloned());
             let refused = (options.only_if_absent && current.is_some())
                 || (options.only_if_present && current.is_none());
@@ -330,7 +367,7 @@ async fn execute_counter(session: &mut Session, name: &str, arguments: &[Bytes])
 }
 
 /// Redis's integer syntax: optional minus, decimal digits, no spaces, fits in i64.
-fn parse_integer(bytes: &[u8]) -> Option<i64> {
+pub(super) fn parse_integer(bytes: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(bytes).ok()?;
     if text.starts_with('+') || text.is_empty() || text.len() > 20 {
         return None;
@@ -369,11 +406,23 @@ mod tests {
             Ok(SetOptions {
                 only_if_absent: true,
                 only_if_present: false,
-                return_old: true
+                return_old: true,
+                expiry: None,
             })
         );
         assert!(parse(&["NX", "XX"]).is_err());
-        assert!(parse(&["EX", "10"]).is_err());
+        assert_eq!(
+            parse(&["xx", "px", "250"]).map(|options| options.expiry),
+            Ok(Some(Expiry::AfterMs(250)))
+        );
+        assert_eq!(
+            parse(&["KEEPTTL"]).map(|options| options.expiry),
+            Ok(Some(Expiry::Keep))
+        );
+        assert!(parse(&["EX", "10", "PX", "5"]).is_err());
+        assert!(parse(&["EX", "10", "KEEPTTL"]).is_err());
+        assert!(parse(&["EX"]).is_err());
+        assert!(parse(&["EX", "0"]).is_err());
         assert!(parse(&["BOGUS"]).is_err());
     }
 }

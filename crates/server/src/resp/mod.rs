@@ -2,7 +2,7 @@
 //!
 //! Each accepted connection is one tokio task and one [`Session`]: it decodes commands
 //! (`codec.rs`, with `redis-protocol`'s parser), runs them one at a time in arrival
-//! order (`commands.rs`, `admin.rs`), and writes the replies in the same order.
+//! order (`commands.rs`, `admin.rs`, `expiry.rs`), and writes the replies in the same order.
 //! Pipelining works: replies are fed into the write buffer and flushed once no further
 //! complete command is waiting, so a burst of pipelined commands shares a flush. A
 //! command is never run concurrently with another of the same connection, which is what
@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod codec;
 pub mod commands;
+pub mod expiry;
 pub mod session;
 pub mod wait;
 

@@ -15,6 +15,12 @@
 //!   (linearizably), compute, write only if the version is unchanged, and start over if
 //!   another writer got in between, at most [`CAS_RETRIES_MAX`] times. Each is therefore
 //!   atomic: no write by anyone else lands between its read and its write.
+//! - SET with EX/PX/EXAT/PXAT/KEEPTTL, SETEX, PSETEX: one replicated write carrying
+//!   the expiry (a relative time counts from the leader's stamp of the write); with
+//!   NX/XX/GET, the same read-then-write loop, the write conditional on the version.
+//!   EXPIRE and friends, PERSIST: one replicated write each, decided at its stamp.
+//!   TTL/PTTL: a read of the key's expiry time at the connection's consistency, counted
+//!   down on this node's clock.
 //! - DEL: per key, a read, then a delete if the key existed (the count says how many
 //!   keys existed when read); MSET: puts, key by key (not atomic across keys).
 //!
@@ -29,7 +35,9 @@ use crate::keyspace::Keyspaces;
 use bytes::Bytes;
 use replikv_core::error::Error;
 use replikv_core::kv::ReadConsistency;
-use replikv_core::{ClientId, Key, LogPosition, Reply, Request, RequestId, Value, Version};
+use replikv_core::{
+    ClientId, ExpireCondition, Expiry, Key, LogPosition, Reply, Request, RequestId, Value, Version,
+};
 
 /// Most read-compare-and-set rounds of one conditional command before it gives up.
 pub const CAS_RETRIES_MAX: usize = 32;
@@ -177,8 +185,23 @@ impl Session {
 
     /// The read-compute-compare-and-set loop. `decide` sees the current value and
     /// returns the value to write and the response to give once written, or a response
-    /// to give without writing.
-    pub async fn read_modify_write<F>(&mut self, key: &Key, mut decide: F) -> Response
+    /// to give without writing. The write keeps the key's expiry (as Redis's `INCR` and
+    /// `APPEND` do).
+    pub async fn read_modify_write<F>(&mut self, key: &Key, decide: F) -> Response
+    where
+        F: FnMut(Option<&Value>) -> Result<(Value, Response), Response>,
+    {
+        self.read_modify_write_with(key, None, decide).await
+    }
+
+    /// [`Session::read_modify_write`] whose write sets the expiry `expiry` when given
+    /// (`SET` with options: `Expiry::Clear` unless it says otherwise).
+    pub async fn read_modify_write_with<F>(
+        &mut self,
+        key: &Key,
+        expiry: Option<Expiry>,
+        mut decide: F,
+    ) -> Response
     where
         F: FnMut(Option<&Value>) -> Result<(Value, Response), Response>,
     {
@@ -191,7 +214,14 @@ impl Session {
                 Ok(decided) => decided,
                 Err(response) => return response,
             };
-            match self.write_if_version(key, version, new).await {
+            let written = match expiry {
+                None => self.write_if_version(key, version, new).await,
+                Some(expiry) => {
+                    let key = key.clone();
+                    self.put_with_expiry(key, new, Some(version), expiry).await
+                }
+            };
+            match written {
                 Ok(true) => return response,
                 Ok(false) => {}
                 Err(response) => return response,
@@ -200,6 +230,75 @@ impl Session {
         Response::Error(format!(
             "UNAVAILABLE gave up after {CAS_RETRIES_MAX} conflicting concurrent writes"
         ))
+    }
+
+    /// Writes `value` with `expiry`, if the key is still at `expected_version` when
+    /// given: `Ok(true)` written, `Ok(false)` the version moved on.
+    pub async fn put_with_expiry(
+        &mut self,
+        key: Key,
+        value: Value,
+        expected_version: Option<Version>,
+        expiry: Expiry,
+    ) -> Result<bool, Response> {
+        let request = Request::PutWithExpiry {
+            key,
+            value,
+            expected_version,
+            expiry,
+        };
+        match self.call(request).await {
+            Reply::Written { .. } => Ok(true),
+            Reply::CompareAndSet { swapped, .. } => Ok(swapped),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `EXPIRE` and friends, `PERSIST`: 1 if the key's expiry changed, 0 if not.
+    pub async fn expire(
+        &mut self,
+        key: Key,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    ) -> Response {
+        let request = Request::Expire {
+            key,
+            expiry,
+            condition,
+        };
+        match self.call(request).await {
+            Reply::CompareAndSet { swapped, .. } => Response::Integer(i64::from(swapped)),
+            other => unexpected(other),
+        }
+    }
+
+    /// `TTL` (seconds, rounded) or `PTTL` (`millis`): -2 absent, -1 no expiry, else the
+    /// time left on this node's clock (0 if that clock already passed it).
+    pub async fn time_to_live(&mut self, key: Key, millis: bool) -> Response {
+        let request = Request::GetWithExpiry {
+            key,
+            consistency: self.consistency(),
+        };
+        let expires_at = match self.call(request).await {
+            Reply::ReadWithExpiry { value: None, .. } => return Response::Integer(-2),
+            Reply::ReadWithExpiry {
+                expires_at_unix_ms: None,
+                ..
+            } => return Response::Integer(-1),
+            Reply::ReadWithExpiry {
+                expires_at_unix_ms: Some(at),
+                ..
+            } => at,
+            other => return unexpected(other),
+        };
+        let now = self.keyspaces.default_group().wall_clock_unix_ms();
+        let left_ms = expires_at.saturating_sub(now);
+        let left = if millis {
+            left_ms
+        } else {
+            left_ms.saturating_add(500) / 1000
+        };
+        Response::Integer(i64::try_from(left).unwrap_or(i64::MAX))
     }
 
     pub async fn put(&mut self, key: Key, value: Value) -> Response {

@@ -97,8 +97,11 @@ impl Replica for LocalOnly {
             | Request::RenewLease { .. }
             | Request::ReleaseLease { .. }
             | Request::PutFenced { .. }
-            | Request::DeleteFenced { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
-                "leases are not served by this reference model".into(),
+            | Request::DeleteFenced { .. }
+            | Request::PutWithExpiry { .. }
+            | Request::Expire { .. }
+            | Request::GetWithExpiry { .. } => Reply::Failed(replikv_core::Error::InvalidInput(
+                "leases and expiry are not served by this reference model".into(),
             )),
             Request::ChangeMembership { .. } | Request::TransferLeadership { .. } => {
                 unreachable!("keyless, answered above")

@@ -251,8 +251,11 @@ impl Register {
             | Request::RenewLease { .. }
             | Request::ReleaseLease { .. }
             | Request::PutFenced { .. }
-            | Request::DeleteFenced { .. } => Reply::Failed(Error::InvalidInput(
-                "leases are not served by this reference model".into(),
+            | Request::DeleteFenced { .. }
+            | Request::PutWithExpiry { .. }
+            | Request::Expire { .. }
+            | Request::GetWithExpiry { .. } => Reply::Failed(Error::InvalidInput(
+                "leases and expiry are not served by this reference model".into(),
             )),
             Request::ChangeMembership { .. } | Request::TransferLeadership { .. } => {
                 unreachable!("keyless, answered above")

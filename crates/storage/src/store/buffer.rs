@@ -25,7 +25,7 @@
 //! the store flushes it into the open transaction without committing (redb's own write
 //! cache then holds those pages, as it did before the buffer existed).
 
-use super::encoding::{StoredEntry, storage_error};
+use super::encoding::{StoredEntry, expiry_index_key, storage_error};
 use redb::Table;
 use replikv_core::error::Result;
 use replikv_core::{Key, Value};
@@ -50,7 +50,8 @@ impl WriteBuffer {
     pub(super) fn put(&mut self, key: &Key, entry: StoredEntry) {
         self.size_bytes += value_size_bytes(&entry);
         if let Some(previous) = self.entries.get_mut(key) {
-            debug_assert!(previous.version < entry.version, "versions increase");
+            // An expiry change keeps the version; everything else increases it.
+            debug_assert!(previous.version <= entry.version, "versions never decrease");
             self.size_bytes -= value_size_bytes(previous);
             *previous = entry;
         } else {
@@ -86,12 +87,38 @@ impl WriteBuffer {
         }
     }
 
-    /// Writes every buffered entry into `data`, in key order, and empties the buffer.
-    pub(super) fn flush(&mut self, data: &mut Table<&'static [u8], &'static [u8]>) -> Result<()> {
+    /// Writes every buffered entry into `data`, in key order, keeps the expiry index
+    /// `expiry` in step (the entry replaced tells which index record to remove), and
+    /// empties the buffer.
+    pub(super) fn flush(
+        &mut self,
+        data: &mut Table<&'static [u8], &'static [u8]>,
+        expiry: &mut Table<&'static [u8], &'static [u8]>,
+    ) -> Result<()> {
         self.size_bytes = 0;
         for (key, entry) in std::mem::take(&mut self.entries) {
-            data.insert(key.as_bytes(), entry.encode().as_slice())
-                .map_err(storage_error)?;
+            let previous = data
+                .insert(key.as_bytes(), entry.encode().as_slice())
+                .map_err(storage_error)?
+                .map(|guard| StoredEntry::decode(guard.value()))
+                .transpose()?
+                .and_then(|previous| previous.expires_at_unix_ms);
+            if previous == entry.expires_at_unix_ms {
+                continue;
+            }
+            if let Some(expires_at) = previous {
+                expiry
+                    .remove(expiry_index_key(expires_at, key.as_bytes()).as_slice())
+                    .map_err(storage_error)?;
+            }
+            if let Some(expires_at) = entry.expires_at_unix_ms {
+                expiry
+                    .insert(
+                        expiry_index_key(expires_at, key.as_bytes()).as_slice(),
+                        &[][..],
+                    )
+                    .map_err(storage_error)?;
+            }
         }
         Ok(())
     }

@@ -217,11 +217,13 @@ impl Store {
                 key,
                 version,
                 value,
+                expires_at_unix_ms,
             } in &chunk.entries
             {
                 let entry = StoredEntry {
                     version: *version,
                     value: value.clone(),
+                    expires_at_unix_ms: expires_at_unix_ms.filter(|_| value.is_some()),
                 };
                 staging
                     .insert(key.as_bytes(), entry.encode().as_slice())
@@ -284,6 +286,7 @@ impl Store {
         transaction
             .rename_table(STAGING, DATA)
             .map_err(storage_error)?;
+        super::expiry::rebuild_expiry_index(&transaction)?;
         replace_sessions(&transaction)?;
         transaction.delete_table(LEASES).map_err(storage_error)?;
         transaction

@@ -33,6 +33,16 @@
 //! into redb when the open apply transaction commits) and leases ([`lease`]: grants
 //! with fencing tokens, and the check that refuses a fenced write with a stale token).
 //!
+//! ## Expiry
+//!
+//! A value may carry an expiry time (`replikv_core::expiry`). Writes are decided at the
+//! stamp of their log entry, which every [`LoggedWrite`] carries (see [`mod@write`]); a
+//! read is judged at the time its caller passes ([`Store::read_at`]): the serving node's
+//! clock. Expired values stay stored until the leader's sweep deletes them: an expiry
+//! index (`expiry at | key`, ordered by time, kept in step when the write buffer is
+//! flushed and rebuilt when a snapshot is installed) lets [`Store::expired_keys`] find
+//! the next ones without scanning the data.
+//!
 //! ## Applying, and what is durable when
 //!
 //! [`Store::apply`] applies a batch of [`StoreWrite`]s atomically, in a redb write
@@ -146,6 +156,9 @@ pub const STORE_CACHE_SIZE_MAX_BYTES: usize = u32::MAX as usize;
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 /// Where a snapshot install builds the next state before it replaces `DATA`.
 const STAGING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staging");
+/// The expiry index: `expires at (8, big-endian) | key` for every value with an expiry
+/// time, to an empty value ([`encoding`]).
+const EXPIRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("expiry");
 /// Small records about the store itself.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -159,11 +172,16 @@ const META_STAGED_MEMBERSHIP: &str = "staged_membership";
 
 /// Version of the layout described in [`encoding`]; a store written in another one is
 /// refused rather than misread.
-const FORMAT_VERSION: u64 = 3;
+const FORMAT_VERSION: u64 = 4;
+
+/// The previous layout: the same without expiry times (no entry of tag 2) and without
+/// the expiry index. Its data table is valid as it is: opening a store of this format
+/// creates the empty index and upgrades it.
+const FORMAT_VERSION_NO_EXPIRY: u64 = 3;
 
 /// The previous layout: the same, plus a table `session_order` that kept the sessions'
-/// eviction order ([`session`]), now kept in memory only. Opening a store of this format
-/// drops the table and upgrades it.
+/// eviction order ([`session`]), now kept in memory only, and without expiry. Opening a
+/// store of this format drops the table and upgrades it.
 const FORMAT_VERSION_SESSION_ORDER: u64 = 2;
 
 /// Runs `$body` with `$table` opened on the open apply transaction if there is one (so
@@ -186,6 +204,9 @@ macro_rules! read_table {
         }
     };
 }
+
+// After `read_table!`, which it uses.
+mod expiry;
 
 /// The applied key-value state of one replica; see the module documentation.
 #[derive(Debug)]
@@ -245,6 +266,10 @@ pub struct LoggedWrite {
     pub index: LogIndex,
     pub request_id: Option<RequestId>,
     pub write: StoreWrite,
+    /// The stamp of its entry: the proposing leader's wall-clock time, in Unix
+    /// milliseconds, at which the write is decided (see [`mod@write`]; 0 for entries of
+    /// a log format without stamps, written before keys could expire).
+    pub stamp_unix_ms: u64,
 }
 
 impl Store {
@@ -293,8 +318,10 @@ impl Store {
             membership: None,
             committed_membership: None,
         };
-        if store.load_meta()? == FORMAT_VERSION_SESSION_ORDER {
-            store.upgrade_from_session_order()?;
+        match store.load_meta()? {
+            FORMAT_VERSION_SESSION_ORDER => store.upgrade(true)?,
+            FORMAT_VERSION_NO_EXPIRY => store.upgrade(false)?,
+            _ => {}
         }
         store.sessions = Some(read_table!(store, SESSIONS, |sessions| {
             SessionTable::load(&sessions)
@@ -310,15 +337,19 @@ impl Store {
         read_table!(self, META, |meta| {
             let record = meta.get(META_FORMAT).map_err(storage_error)?;
             let record = record.as_ref().map(|guard| guard.value());
-            let format = [FORMAT_VERSION, FORMAT_VERSION_SESSION_ORDER]
-                .into_iter()
-                .find(|format| record == Some(&format.to_be_bytes()[..]))
-                .ok_or_else(|| {
-                    encoding::corruption(format!(
-                        "{:?} has format {record:?}, expected {FORMAT_VERSION}",
-                        self.name
-                    ))
-                })?;
+            let format = [
+                FORMAT_VERSION,
+                FORMAT_VERSION_NO_EXPIRY,
+                FORMAT_VERSION_SESSION_ORDER,
+            ]
+            .into_iter()
+            .find(|format| record == Some(&format.to_be_bytes()[..]))
+            .ok_or_else(|| {
+                encoding::corruption(format!(
+                    "{:?} has format {record:?}, expected {FORMAT_VERSION}",
+                    self.name
+                ))
+            })?;
             if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
                 self.applied = decode_position(applied.value())?;
                 self.committed_applied = self.applied;
@@ -334,13 +365,18 @@ impl Store {
         })
     }
 
-    /// Upgrades a store of format 2: drops its session order table, in one commit that
-    /// opening then makes durable (a crash before leaves format 2, to upgrade again).
-    fn upgrade_from_session_order(&mut self) -> Result<()> {
+    /// Upgrades a store of format 2 or 3 to the current one: drops the session order
+    /// table of format 2 and creates the (empty: no older entry expires) expiry index, in
+    /// one commit that opening then makes durable (a crash before leaves the old format,
+    /// to upgrade again).
+    fn upgrade(&mut self, session_order: bool) -> Result<()> {
         let transaction = self.begin_write(Durability::None)?;
-        transaction
-            .delete_table(session::SESSION_ORDER)
-            .map_err(storage_error)?;
+        if session_order {
+            transaction
+                .delete_table(session::SESSION_ORDER)
+                .map_err(storage_error)?;
+        }
+        transaction.open_table(EXPIRY).map_err(storage_error)?;
         transaction
             .open_table(META)
             .map_err(storage_error)?
@@ -389,7 +425,7 @@ impl Store {
         batch: &[StoreWrite],
         applied: LogPosition,
     ) -> Result<Vec<WriteOutcome>> {
-        let writes = batch.iter().map(|write| (applied.index, None, write));
+        let writes = batch.iter().map(|write| (applied.index, None, write, 0));
         self.apply_writes(writes, batch.len(), applied, None)
     }
 
@@ -422,15 +458,21 @@ impl Store {
         if let Some(last) = batch.last() {
             assert!(last.index <= applied.index && batch[0].index > self.applied.index);
         }
-        let writes = batch
-            .iter()
-            .map(|logged| (logged.index, logged.request_id, &logged.write));
+        let writes = batch.iter().map(|logged| {
+            let LoggedWrite {
+                index,
+                request_id,
+                write,
+                stamp_unix_ms,
+            } = logged;
+            (*index, *request_id, write, *stamp_unix_ms)
+        });
         self.apply_writes(writes, batch.len(), applied, membership)
     }
 
     fn apply_writes<'a>(
         &mut self,
-        batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)> + Clone,
+        batch: impl Iterator<Item = AppliedWrite<'a>> + Clone,
         length: usize,
         applied: LogPosition,
         membership: Option<&Membership>,
@@ -440,7 +482,7 @@ impl Store {
             "applied position must increase: {applied} after {}",
             self.applied
         );
-        let size_bytes = check_batch(batch.clone().map(|(_, _, write)| write), length)?;
+        let size_bytes = check_batch(batch.clone().map(|(_, _, write, _)| write), length)?;
         let mut pending = self.pending_for(length, size_bytes)?;
         let sessions = match self.sessions.take() {
             Some(sessions) => Ok(sessions),
@@ -587,15 +629,35 @@ impl Store {
         Ok(())
     }
 
-    /// The key's value (absent if never written or deleted) and its version.
+    /// The key's value (absent if never written or deleted) and its version, ignoring
+    /// expiry: the value as last written, expired or not. Servers read with
+    /// [`Store::read_at`].
     pub fn read(&self, key: &Key) -> Result<(Option<Value>, Version)> {
-        if let Some(entry) = self.buffer.get(key) {
-            return Ok((entry.value.clone(), entry.version));
-        }
-        read_table!(self, DATA, |data| {
-            Ok(read_entry(&data, key.as_bytes())?
-                .map_or((None, Version(0)), |entry| (entry.value, entry.version)))
-        })
+        let (value, version, _) = self.read_with_expiry_at(key, 0)?;
+        Ok((value, version))
+    }
+
+    /// The key's value and version as a read at `now_unix_ms` sees them: a value expired
+    /// by then is absent, with the version its tombstone will have (see [`mod@write`]).
+    pub fn read_at(&self, key: &Key, now_unix_ms: u64) -> Result<(Option<Value>, Version)> {
+        let (value, version, _) = self.read_with_expiry_at(key, now_unix_ms)?;
+        Ok((value, version))
+    }
+
+    /// [`Store::read_at`] and the value's expiry time (`None`: none, or absent).
+    pub fn read_with_expiry_at(
+        &self,
+        key: &Key,
+        now_unix_ms: u64,
+    ) -> Result<(Option<Value>, Version, Option<u64>)> {
+        let entry = match self.buffer.get(key) {
+            Some(entry) => Some(entry.clone()),
+            None => read_table!(self, DATA, |data| read_entry(&data, key.as_bytes()))?,
+        };
+        Ok(entry.map_or((None, Version(0), None), |entry| {
+            let entry = entry.as_of(now_unix_ms);
+            (entry.value, entry.version, entry.expires_at_unix_ms)
+        }))
     }
 
     /// The key's value and version, or `None` if it is absent (never written or deleted).
@@ -736,6 +798,7 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
         transaction.open_table(DATA).map_err(storage_error)?;
         transaction.open_table(SESSIONS).map_err(storage_error)?;
         transaction.open_table(LEASES).map_err(storage_error)?;
+        transaction.open_table(EXPIRY).map_err(storage_error)?;
         let mut meta = transaction.open_table(META).map_err(storage_error)?;
         meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
             .map_err(storage_error)?;
@@ -762,13 +825,17 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
     Ok(size_bytes)
 }
 
+/// One write of a batch being applied: its entry's index, its request id, the write, and
+/// its entry's stamp.
+type AppliedWrite<'a> = (LogIndex, Option<RequestId>, &'a StoreWrite, u64);
+
 /// Applies a batch of writes in `transaction` and records `applied` as the position it
 /// comes from; one outcome per write, in order. The sessions are read and recorded in
 /// `sessions` and the data entries written to `buffer`, which the caller flushes into
 /// the transaction before it commits.
 fn apply_in<'a>(
     transaction: &redb::WriteTransaction,
-    batch: impl Iterator<Item = (LogIndex, Option<RequestId>, &'a StoreWrite)>,
+    batch: impl Iterator<Item = AppliedWrite<'a>>,
     length: usize,
     (applied, membership): (LogPosition, Option<&Membership>),
     (sessions, buffer): (&mut SessionTable, &mut WriteBuffer),
@@ -782,8 +849,8 @@ fn apply_in<'a>(
         sessions_max,
     };
     let mut outcomes = Vec::with_capacity(length);
-    for (index, request_id, write) in batch {
-        outcomes.push(tables.apply_one(index, request_id, write)?);
+    for (index, request_id, write, stamp_unix_ms) in batch {
+        outcomes.push(tables.apply_one(index, request_id, write, stamp_unix_ms)?);
     }
     let mut meta = transaction.open_table(META).map_err(storage_error)?;
     meta.insert(META_APPLIED, &encode_position(applied)[..])
@@ -812,6 +879,7 @@ impl ApplyTables<'_, '_> {
         index: LogIndex,
         request_id: Option<RequestId>,
         write: &StoreWrite,
+        stamp_unix_ms: u64,
     ) -> Result<WriteOutcome> {
         if let Some(request_id) = request_id {
             let previous = self.sessions.get(request_id.client);
@@ -819,7 +887,7 @@ impl ApplyTables<'_, '_> {
                 return Ok(outcome);
             }
         }
-        let outcome = self.decide_and_write(index, write)?;
+        let outcome = self.decide_and_write(index, write, stamp_unix_ms)?;
         if let Some(request_id) = request_id {
             let recorded = ClientSession {
                 client: request_id.client,
@@ -836,7 +904,12 @@ impl ApplyTables<'_, '_> {
 impl ApplyTables<'_, '_> {
     /// Decides one write and stores what it changes: a lease write in the lease table, a
     /// data write (once its fencing token, if any, was accepted) in the write buffer.
-    fn decide_and_write(&mut self, index: LogIndex, write: &StoreWrite) -> Result<WriteOutcome> {
+    fn decide_and_write(
+        &mut self,
+        index: LogIndex,
+        write: &StoreWrite,
+        stamp_unix_ms: u64,
+    ) -> Result<WriteOutcome> {
         if write.is_lease() {
             return lease::apply(&mut self.leases, index, write);
         }
@@ -845,8 +918,11 @@ impl ApplyTables<'_, '_> {
         }
         let key = write.key();
         let (entry, outcome) = match self.buffer.get(key) {
-            Some(current) => write::decide(write, Some(current)),
-            None => write::decide(write, read_entry(&self.data, key.as_bytes())?.as_ref()),
+            Some(current) => write::decide(write, Some(current), stamp_unix_ms),
+            None => {
+                let current = read_entry(&self.data, key.as_bytes())?;
+                write::decide(write, current.as_ref(), stamp_unix_ms)
+            }
         };
         if let Some(entry) = entry {
             self.buffer.put(key, entry);
@@ -874,7 +950,8 @@ fn flush_memory(
     }
     if buffer.len() > 0 {
         let mut data = transaction.open_table(DATA).map_err(storage_error)?;
-        buffer.flush(&mut data)?;
+        let mut expiry = transaction.open_table(EXPIRY).map_err(storage_error)?;
+        buffer.flush(&mut data, &mut expiry)?;
     }
     Ok(())
 }

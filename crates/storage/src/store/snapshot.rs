@@ -43,6 +43,10 @@ pub struct SnapshotEntry {
     pub key: Key,
     pub version: Version,
     pub value: Option<Value>,
+    /// The value's expiry time, in Unix milliseconds (absent in chunks of earlier
+    /// versions, which had no expiry).
+    #[serde(default)]
+    pub expires_at_unix_ms: Option<u64>,
 }
 
 impl SnapshotEntry {
@@ -175,11 +179,16 @@ impl StoreSnapshot {
         let mut size_bytes = 0;
         for item in range {
             let (key, entry) = item.map_err(storage_error)?;
-            let StoredEntry { version, value } = StoredEntry::decode(entry.value())?;
+            let StoredEntry {
+                version,
+                value,
+                expires_at_unix_ms,
+            } = StoredEntry::decode(entry.value())?;
             let entry = SnapshotEntry {
                 key: decode_key(key.value())?,
                 version,
                 value,
+                expires_at_unix_ms,
             };
             if !chunk.entries.is_empty() && size_bytes + entry.size_bytes() > bytes_max {
                 chunk.done = false;

@@ -19,9 +19,25 @@
 //!   absent); compare-and-set on version compares with the key's version (0 if never
 //!   written, the tombstone's version if deleted); a failed compare-and-set changes
 //!   nothing and reports the current version.
+//!
+//! ## Expiry
+//!
+//! A value may carry an expiry time (see `replikv_core::expiry`). Every write is decided
+//! at the **stamp** of its log entry, the leader's wall-clock time when it proposed it: a
+//! value whose expiry time is at or before the stamp counts as a tombstone one version
+//! later — exactly the tombstone that the leader's sweep (`DeleteExpired`) stores when
+//! it removes the key for good — so a key behaves the same whether or not its expired
+//! value was swept yet, and every replica, applying the same stamps, decides the same.
+//! A plain put clears the key's expiry (Redis's `SET`); a compare-and-set keeps it, as
+//! `INCR` and `APPEND` do in Redis; `PutWithExpiry` says what it does. `Expire` changes
+//! the expiry time of a present value without a new version (a value is unchanged by
+//! it), unless the new time is already past: then the key is deleted.
 
 use super::encoding::StoredEntry;
-use replikv_core::{ClientId, Error, Key, LogIndex, LogPosition, Reply, Value, Version};
+use replikv_core::expiry::is_expired;
+use replikv_core::{
+    ClientId, Error, ExpireCondition, Expiry, Key, LogIndex, LogPosition, Reply, Value, Version,
+};
 use serde::{Deserialize, Serialize};
 
 /// One write of a batch given to [`Store::apply`](super::Store::apply).
@@ -77,6 +93,24 @@ pub enum StoreWrite {
         token: u64,
         renewed_at: LogIndex,
     },
+    /// Set the key's value and expiry (Redis's `SET` with its options), if its version is
+    /// still `expected_version` when one is given.
+    PutWithExpiry {
+        key: Key,
+        value: Value,
+        expected_version: Option<Version>,
+        expiry: Expiry,
+    },
+    /// Change a present key's expiry if `condition` allows it (`EXPIRE`, `PERSIST`).
+    Expire {
+        key: Key,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    },
+    /// The sweep of expired keys, proposed by the leader: store the key's tombstone if its
+    /// value still expires at `expires_at_unix_ms` and that time is at or before the
+    /// entry's stamp (a key written again meanwhile survives).
+    DeleteExpired { key: Key, expires_at_unix_ms: u64 },
 }
 
 impl StoreWrite {
@@ -89,7 +123,10 @@ impl StoreWrite {
             | StoreWrite::CompareAndSetValue { key, .. }
             | StoreWrite::CompareAndSetVersion { key, .. }
             | StoreWrite::PutFenced { key, .. }
-            | StoreWrite::DeleteFenced { key, .. } => key,
+            | StoreWrite::DeleteFenced { key, .. }
+            | StoreWrite::PutWithExpiry { key, .. }
+            | StoreWrite::Expire { key, .. }
+            | StoreWrite::DeleteExpired { key, .. } => key,
             StoreWrite::AcquireLease { name, .. }
             | StoreWrite::RenewLease { name, .. }
             | StoreWrite::ReleaseLease { name, .. }
@@ -114,8 +151,12 @@ impl StoreWrite {
     #[must_use]
     pub fn size_bytes(&self) -> usize {
         let value_bytes = match self {
-            StoreWrite::Put { value, .. } => value.as_bytes().len(),
-            StoreWrite::Delete { .. } => 0,
+            StoreWrite::Put { value, .. } | StoreWrite::PutWithExpiry { value, .. } => {
+                value.as_bytes().len()
+            }
+            StoreWrite::Delete { .. }
+            | StoreWrite::Expire { .. }
+            | StoreWrite::DeleteExpired { .. } => 0,
             StoreWrite::CompareAndSetValue { expected, new, .. } => {
                 new.as_bytes().len() + expected.as_ref().map_or(0, |value| value.as_bytes().len())
             }
@@ -211,43 +252,77 @@ impl WriteOutcome {
     }
 }
 
-/// Decides one data write against the key's current entry (`None`: never written).
-/// Returns the entry to store, if the write changes anything, and the outcome. A fenced
-/// write reaches here only once its token was accepted; lease writes never do.
+/// Decides one data write against the key's current entry (`None`: never written), at
+/// the stamp of its log entry (see the module documentation). Returns the entry to store,
+/// if the write changes anything, and the outcome. A fenced write reaches here only once
+/// its token was accepted; lease writes never do.
 pub(super) fn decide(
     write: &StoreWrite,
     current: Option<&StoredEntry>,
+    stamp_unix_ms: u64,
 ) -> (Option<StoredEntry>, WriteOutcome) {
-    let version = current.map_or(Version(0), |entry| entry.version);
-    let value = current.and_then(|entry| entry.value.as_ref());
+    if let StoreWrite::DeleteExpired {
+        expires_at_unix_ms, ..
+    } = write
+    {
+        return delete_expired(current, *expires_at_unix_ms, stamp_unix_ms);
+    }
+    let current = current.map(|entry| entry.as_of(stamp_unix_ms));
+    let version = current.as_ref().map_or(Version(0), |entry| entry.version);
+    let value = current.as_ref().and_then(|entry| entry.value.as_ref());
+    let expires_at = current.as_ref().and_then(|entry| entry.expires_at_unix_ms);
     let next = Version(
         version
             .0
             .checked_add(1)
             .expect("key version overflow: 2^64 writes to one key"),
     );
-    let written = |value: Option<Value>| {
+    let written = |value: Option<Value>, expires_at_unix_ms: Option<u64>| {
+        let expires_at_unix_ms = expires_at_unix_ms.filter(|_| value.is_some());
         let entry = StoredEntry {
             version: next,
             value,
+            expires_at_unix_ms,
         };
         (Some(entry), next)
     };
     match write {
         StoreWrite::Put { value, .. } | StoreWrite::PutFenced { value, .. } => {
-            let (entry, version) = written(Some(value.clone()));
+            let (entry, version) = written(Some(value.clone()), None);
             (entry, WriteOutcome::Written { version })
         }
         StoreWrite::Delete { .. } | StoreWrite::DeleteFenced { .. } => {
-            let (entry, version) = written(None);
+            let (entry, version) = written(None, None);
             (entry, WriteOutcome::Written { version })
         }
         StoreWrite::CompareAndSetValue { expected, new, .. } => {
-            compare_and_set(expected.as_ref() == value, new, version, written)
+            let keep = |value| written(value, expires_at);
+            compare_and_set(expected.as_ref() == value, new, version, keep)
         }
         StoreWrite::CompareAndSetVersion { expected, new, .. } => {
-            compare_and_set(*expected == version, new, version, written)
+            let keep = |value| written(value, expires_at);
+            compare_and_set(*expected == version, new, version, keep)
         }
+        StoreWrite::PutWithExpiry {
+            value: new,
+            expected_version,
+            expiry,
+            ..
+        } => {
+            let resolved = expiry.resolve(stamp_unix_ms, expires_at);
+            let with_expiry = |value| written(value, resolved);
+            match expected_version {
+                None => {
+                    let (entry, version) = with_expiry(Some(new.clone()));
+                    (entry, WriteOutcome::Written { version })
+                }
+                Some(expected) => compare_and_set(*expected == version, new, version, with_expiry),
+            }
+        }
+        StoreWrite::Expire {
+            expiry, condition, ..
+        } => expire(current.as_ref(), *expiry, *condition, stamp_unix_ms),
+        StoreWrite::DeleteExpired { .. } => unreachable!("decided above"),
         StoreWrite::AcquireLease { .. }
         | StoreWrite::RenewLease { .. }
         | StoreWrite::ReleaseLease { .. }
@@ -257,11 +332,72 @@ pub(super) fn decide(
     }
 }
 
+/// The sweep's delete: the tombstone, if the value still expires at `expires_at` and
+/// that time has passed at the stamp; otherwise nothing (`swapped: false`).
+fn delete_expired(
+    current: Option<&StoredEntry>,
+    expires_at: u64,
+    stamp_unix_ms: u64,
+) -> (Option<StoredEntry>, WriteOutcome) {
+    let version = current.map_or(Version(0), |entry| entry.version);
+    match current {
+        Some(entry)
+            if entry.value.is_some()
+                && entry.expires_at_unix_ms == Some(expires_at)
+                && is_expired(Some(expires_at), stamp_unix_ms) =>
+        {
+            let tombstone = entry.as_of(stamp_unix_ms);
+            let outcome = WriteOutcome::CompareAndSet {
+                swapped: true,
+                version: tombstone.version,
+            };
+            (Some(tombstone), outcome)
+        }
+        _ => (
+            None,
+            WriteOutcome::CompareAndSet {
+                swapped: false,
+                version,
+            },
+        ),
+    }
+}
+
+/// `EXPIRE` and `PERSIST` on the key's entry as of the stamp: a new expiry time for a
+/// present value, same version; or, if the new time has already passed, the tombstone.
+fn expire(
+    current: Option<&StoredEntry>,
+    expiry: Expiry,
+    condition: ExpireCondition,
+    stamp_unix_ms: u64,
+) -> (Option<StoredEntry>, WriteOutcome) {
+    let version = current.map_or(Version(0), |entry| entry.version);
+    let unchanged = WriteOutcome::CompareAndSet {
+        swapped: false,
+        version,
+    };
+    let Some(entry) = current.filter(|entry| entry.value.is_some()) else {
+        return (None, unchanged);
+    };
+    let resolved = expiry.resolve(stamp_unix_ms, entry.expires_at_unix_ms);
+    if !condition.allows(entry.expires_at_unix_ms, resolved) {
+        return (None, unchanged);
+    }
+    let mut next = entry.clone();
+    next.expires_at_unix_ms = resolved;
+    let next = next.as_of(stamp_unix_ms);
+    let outcome = WriteOutcome::CompareAndSet {
+        swapped: true,
+        version: next.version,
+    };
+    (Some(next), outcome)
+}
+
 fn compare_and_set(
     matches: bool,
     new: &Value,
     version: Version,
-    written: impl Fn(Option<Value>) -> (Option<StoredEntry>, Version),
+    written: impl FnOnce(Option<Value>) -> (Option<StoredEntry>, Version),
 ) -> (Option<StoredEntry>, WriteOutcome) {
     if matches {
         let (entry, version) = written(Some(new.clone()));

@@ -52,7 +52,8 @@ use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::{MembershipChange, ReadConsistency};
 use replikv_core::replica::{ClusterObserver, Output, Replica};
 use replikv_core::{
-    ClientId, Instant, Key, LogIndex, LogPosition, NodeId, Request, RequestId, Value, Version,
+    ClientId, ExpireCondition, Expiry, Instant, Key, LogIndex, LogPosition, NodeId, Request,
+    RequestId, Value, Version,
 };
 use replikv_storage::disk::Disk;
 use std::collections::{BTreeMap, BTreeSet};
@@ -258,6 +259,10 @@ impl Cluster {
                 self.node(node_id(node)).handle_tick(now).expect("tick");
                 self.drain(node_id(node));
             }
+            ["wall", node, unix_ms] => {
+                let unix_ms: u64 = unix_ms.parse().expect("Unix milliseconds");
+                self.node(node_id(node)).set_wall_clock(unix_ms);
+            }
             ["advance", millis] => {
                 let millis: u64 = millis.parse().expect("milliseconds");
                 self.now = self.now + Duration::from_millis(millis);
@@ -403,6 +408,44 @@ impl Cluster {
                     _ => panic!("unknown membership change {kind:?}"),
                 };
                 (node, Request::ChangeMembership { change })
+            }
+            ["put-expiring", node, k, v, expiry, rest @ ..] => {
+                let expected_version = rest.first().map(|word| Version(number_after(word, "if=v")));
+                let request = Request::PutWithExpiry {
+                    key: key(k),
+                    value: value(v),
+                    expected_version,
+                    expiry: parse_expiry(expiry),
+                };
+                (node, request)
+            }
+            ["expire", node, k, expiry, rest @ ..] => {
+                let condition = match rest.first().copied() {
+                    None => ExpireCondition::Always,
+                    Some("nx") => ExpireCondition::IfNone,
+                    Some("xx") => ExpireCondition::IfSome,
+                    Some("gt") => ExpireCondition::IfLater,
+                    Some("lt") => ExpireCondition::IfEarlier,
+                    Some(other) => panic!("unknown expire condition {other:?}"),
+                };
+                let request = Request::Expire {
+                    key: key(k),
+                    expiry: parse_expiry(expiry),
+                    condition,
+                };
+                (node, request)
+            }
+            [kind @ ("ttl" | "ttl-local"), node, k] => {
+                let consistency = if *kind == "ttl" {
+                    ReadConsistency::Linearizable
+                } else {
+                    ReadConsistency::Follower
+                };
+                let request = Request::GetWithExpiry {
+                    key: key(k),
+                    consistency,
+                };
+                (node, request)
             }
             ["get", node, k] => {
                 let consistency = ReadConsistency::Linearizable;
@@ -733,5 +776,15 @@ impl Cluster {
         if let Err(violation) = self.observer.observe(&running) {
             panic!("cluster invariant violated: {violation}");
         }
+    }
+}
+
+/// `px=N` (relative), `pxat=N` (absolute), `keepttl` or `persist`.
+fn parse_expiry(word: &str) -> Expiry {
+    match word {
+        "keepttl" => Expiry::Keep,
+        "persist" => Expiry::Clear,
+        _ if word.starts_with("pxat=") => Expiry::AtUnixMs(number_after(word, "pxat=")),
+        _ => Expiry::AfterMs(number_after(word, "px=")),
     }
 }

@@ -1,7 +1,7 @@
 //! The command encoding: golden bytes for each kind (the format is on disk: a change
-//! must be deliberate), round trips of arbitrary commands, and rejection of every
+//! must be deliberate), round trips of arbitrary commands, rejection of every
 //! truncation, of trailing or unknown bytes and of the headerless format 1, always as
-//! `Error::Corruption`.
+//! `Error::Corruption`, and the unstamped format 2, still decoded with stamp 0.
 
 use crate::single_leader::command::{COMMAND_OVERHEAD_MAX_BYTES, kind_name};
 use crate::single_leader::message::Command;
@@ -9,7 +9,9 @@ use crate::single_leader::{RaftConfig, STORE_WRITE_ALLOWANCE_BYTES};
 use proptest::prelude::*;
 use replikv_core::error::Error;
 use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
-use replikv_core::{ClientId, Key, LogIndex, NodeId, RequestId, Value, Version};
+use replikv_core::{
+    ClientId, ExpireCondition, Expiry, Key, LogIndex, NodeId, RequestId, Value, Version,
+};
 use replikv_storage::log::PAYLOAD_SIZE_MAX_BYTES;
 use replikv_storage::store::StoreWrite;
 
@@ -30,18 +32,32 @@ fn write(write: StoreWrite) -> Command {
             sequence: 0x0102,
         },
         write,
+        stamp_unix_ms: 0x0a_0b0c,
     }
 }
 
-/// The golden header of [`write`]: origin 3, client 5, sequence 0x0102, little-endian.
-const HEADER: [u8; 24] = [
+/// The golden header of a configuration entry: origin 3, client 5, sequence 0x0102,
+/// little-endian.
+const CONFIG_HEADER: [u8; 24] = [
     3, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0,
 ];
 
-/// Format byte, tag, the golden header, then `fields`.
+/// The golden stamp of [`write`], little-endian.
+const STAMP: [u8; 8] = [0x0c, 0x0b, 0x0a, 0, 0, 0, 0, 0];
+
+/// Format byte, tag, the golden header of [`write`] (stamp included), then `fields`.
 fn with_header(tag: u8, fields: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![2, tag];
-    bytes.extend_from_slice(&HEADER);
+    let mut bytes = vec![3, tag];
+    bytes.extend_from_slice(&CONFIG_HEADER);
+    bytes.extend_from_slice(&STAMP);
+    bytes.extend_from_slice(fields);
+    bytes
+}
+
+/// Format byte, tag, the golden header of a configuration entry, then `fields`.
+fn with_config_header(tag: u8, fields: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![3, tag];
+    bytes.extend_from_slice(&CONFIG_HEADER);
     bytes.extend_from_slice(fields);
     bytes
 }
@@ -49,7 +65,7 @@ fn with_header(tag: u8, fields: &[u8]) -> Vec<u8> {
 /// Every command kind and its exact bytes.
 fn golden() -> Vec<(Command, Vec<u8>)> {
     vec![
-        (Command::Noop, vec![2, 0]),
+        (Command::Noop, vec![3, 0]),
         (
             write(StoreWrite::Put {
                 key: key("k"),
@@ -92,6 +108,7 @@ fn golden() -> Vec<(Command, Vec<u8>)> {
     .into_iter()
     .chain(golden_leases())
     .chain([golden_membership()])
+    .chain(golden_expiry())
     .collect()
 }
 
@@ -116,7 +133,7 @@ fn golden_membership() -> (Command, Vec<u8>) {
         &[4, 0, 0, 0, 0, 0, 0, 0],
     ]
     .concat();
-    (command, with_header(11, &fields))
+    (command, with_config_header(11, &fields))
 }
 
 /// The fenced and lease commands and their exact bytes.
@@ -194,6 +211,11 @@ fn each_kind_encodes_to_its_golden_bytes_and_back() {
         "release",
         "expire",
         "config",
+        "put-expiring",
+        "put-expiring",
+        "set-expiry",
+        "set-expiry",
+        "delete-expired",
     ];
     assert_eq!(golden().len(), names.len());
     for ((command, bytes), name) in golden().into_iter().zip(names) {
@@ -201,6 +223,82 @@ fn each_kind_encodes_to_its_golden_bytes_and_back() {
         assert_eq!(Command::decode(&bytes).expect("decodes"), command);
         assert_eq!(kind_name(&bytes), name);
     }
+}
+
+/// The expiry commands and their exact bytes.
+fn golden_expiry() -> Vec<(Command, Vec<u8>)> {
+    const K: [u8; 5] = [1, 0, 0, 0, b'k'];
+    const V: [u8; 5] = [1, 0, 0, 0, b'v'];
+    let number = |n: u8| [n, 0, 0, 0, 0, 0, 0, 0];
+    let put = |expected_version, expiry| {
+        write(StoreWrite::PutWithExpiry {
+            key: key("k"),
+            value: value("v"),
+            expected_version,
+            expiry,
+        })
+    };
+    let expire = |expiry, condition| {
+        write(StoreWrite::Expire {
+            key: key("k"),
+            expiry,
+            condition,
+        })
+    };
+    vec![
+        (
+            put(None, Expiry::AfterMs(7)),
+            with_header(12, &[&K[..], &V, &[0, 2], &number(7)].concat()),
+        ),
+        (
+            put(Some(Version(4)), Expiry::Keep),
+            with_header(12, &[&K[..], &V, &[1], &number(4), &[1]].concat()),
+        ),
+        (
+            expire(Expiry::AtUnixMs(9), ExpireCondition::IfLater),
+            with_header(13, &[&K[..], &[3], &number(9), &[3]].concat()),
+        ),
+        (
+            expire(Expiry::Clear, ExpireCondition::IfSome),
+            with_header(13, &[&K[..], &[0, 2]].concat()),
+        ),
+        (
+            write(StoreWrite::DeleteExpired {
+                key: key("k"),
+                expires_at_unix_ms: 5,
+            }),
+            with_header(14, &[&K[..], &number(5)].concat()),
+        ),
+    ]
+}
+
+/// Format 2 payloads, written before stamps, still decode, with stamp 0; the expiry
+/// tags, which format 2 never had, are refused in it.
+#[test]
+fn unstamped_format_2_payloads_decode_with_stamp_zero() {
+    let mut old_put = vec![2, 1];
+    old_put.extend_from_slice(&CONFIG_HEADER);
+    old_put.extend_from_slice(&[1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']);
+    let mut expected = write(StoreWrite::Put {
+        key: key("k"),
+        value: value("v"),
+    });
+    if let Command::Write { stamp_unix_ms, .. } = &mut expected {
+        *stamp_unix_ms = 0;
+    }
+    assert_eq!(Command::decode(&old_put).expect("decodes"), expected);
+    assert_eq!(kind_name(&old_put), "put");
+    let mut old_config = golden_membership().1;
+    old_config[0] = 2;
+    assert!(matches!(
+        Command::decode(&old_config),
+        Ok(Command::Membership { .. })
+    ));
+    assert!(Command::is_membership(&old_config));
+    let mut old_expire = vec![2, 14];
+    old_expire.extend_from_slice(&CONFIG_HEADER);
+    old_expire.extend_from_slice(&[1, 0, 0, 0, b'k', 5, 0, 0, 0, 0, 0, 0, 0]);
+    assert_corrupt(&old_expire);
 }
 
 fn assert_corrupt(bytes: &[u8]) {
@@ -225,15 +323,18 @@ fn every_truncation_and_every_trailing_byte_is_rejected() {
 #[test]
 fn malformed_headers_and_fields_are_rejected() {
     let cases: Vec<Vec<u8>> = vec![
-        vec![3, 0],                                            // unknown format
-        vec![1, 0],                                            // format 1: refused
-        vec![1, 2, 1, 0, 0, 0, b'k'],                          // format 1 delete
-        vec![2, 5],                                            // unknown tag
-        vec![2, 255],                                          // unknown tag
-        with_header(2, &[0, 0, 0, 0]),                         // empty key
-        with_header(2, &[255, 255, 255, 255, b'k']),           // length beyond the bytes
-        with_header(3, &[1, 0, 0, 0, b'k', 2, 0, 0, 0, 0]),    // option byte 2
-        with_header(5, &[1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']), // unknown tag, header
+        vec![4, 0],                                             // unknown format
+        vec![1, 0],                                             // format 1: refused
+        vec![1, 2, 1, 0, 0, 0, b'k'],                           // format 1 delete
+        vec![3, 5],                                             // unknown tag
+        vec![3, 255],                                           // unknown tag
+        with_header(13, &[1, 0, 0, 0, b'k', 4]),                // expiry byte 4
+        with_header(13, &[1, 0, 0, 0, b'k', 0, 5]),             // condition byte 5
+        with_header(12, &[1, 0, 0, 0, b'k', 0, 0, 0, 0, 2, 0]), // option byte 2
+        with_header(2, &[0, 0, 0, 0]),                          // empty key
+        with_header(2, &[255, 255, 255, 255, b'k']),            // length beyond the bytes
+        with_header(3, &[1, 0, 0, 0, b'k', 2, 0, 0, 0, 0]),     // option byte 2
+        with_header(5, &[1, 0, 0, 0, b'k', 1, 0, 0, 0, b'v']),  // unknown tag, header
     ];
     for bytes in &cases {
         assert_corrupt(bytes);
@@ -244,7 +345,7 @@ fn malformed_headers_and_fields_are_rejected() {
     bytes.extend_from_slice(&length.to_le_bytes());
     bytes.resize(bytes.len() + KEY_SIZE_MAX_BYTES + 1, b'k');
     assert_corrupt(&bytes);
-    assert_eq!(kind_name(&[3, 0]), "unknown");
+    assert_eq!(kind_name(&[4, 0]), "unknown");
     assert_eq!(kind_name(&[1, 1]), "unknown");
     assert_eq!(kind_name(&[]), "unknown");
 }
@@ -289,8 +390,58 @@ fn any_value() -> impl Strategy<Value = Value> {
     bytes_up_to(24).prop_map(|bytes| Value::new(bytes).expect("value"))
 }
 
+fn any_expiry() -> impl Strategy<Value = Expiry> {
+    prop_oneof![
+        Just(Expiry::Clear),
+        Just(Expiry::Keep),
+        any::<u64>().prop_map(Expiry::AfterMs),
+        any::<u64>().prop_map(Expiry::AtUnixMs),
+    ]
+}
+
+fn any_condition() -> impl Strategy<Value = ExpireCondition> {
+    prop_oneof![
+        Just(ExpireCondition::Always),
+        Just(ExpireCondition::IfNone),
+        Just(ExpireCondition::IfSome),
+        Just(ExpireCondition::IfLater),
+        Just(ExpireCondition::IfEarlier),
+    ]
+}
+
+fn any_expiry_write() -> impl Strategy<Value = StoreWrite> {
+    prop_oneof![
+        (
+            any_key(),
+            any_value(),
+            prop::option::of(any::<u64>()),
+            any_expiry()
+        )
+            .prop_map(|(key, value, expected, expiry)| StoreWrite::PutWithExpiry {
+                key,
+                value,
+                expected_version: expected.map(Version),
+                expiry,
+            }),
+        (any_key(), any_expiry(), any_condition()).prop_map(|(key, expiry, condition)| {
+            StoreWrite::Expire {
+                key,
+                expiry,
+                condition,
+            }
+        }),
+        (any_key(), any::<u64>()).prop_map(|(key, expires_at_unix_ms)| {
+            StoreWrite::DeleteExpired {
+                key,
+                expires_at_unix_ms,
+            }
+        }),
+    ]
+}
+
 fn any_store_write() -> impl Strategy<Value = StoreWrite> {
     prop_oneof![
+        any_expiry_write(),
         (any_key(), any_value()).prop_map(|(key, value)| StoreWrite::Put { key, value }),
         any_key().prop_map(|key| StoreWrite::Delete { key }),
         (any_key(), prop::option::of(any_value()), any_value())
@@ -351,6 +502,7 @@ fn any_command() -> impl Strategy<Value = Command> {
                     sequence,
                 },
                 write,
+                stamp_unix_ms: origin ^ client,
             }
         ),
     ]
@@ -369,7 +521,10 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in bytes_up_to(64)) {
-        if let Ok(command) = Command::decode(&bytes) {
+        if let Ok(command) = Command::decode(&bytes).map_err(|_| ()).and_then(|command| {
+            // Format 2 decodes too, and encodes back as format 3.
+            if bytes.first() == Some(&3) { Ok(command) } else { Err(()) }
+        }) {
             // Whatever decodes is canonical: it encodes back to the same bytes.
             prop_assert_eq!(command.encode(), bytes);
         }

@@ -111,7 +111,17 @@ fn granted_word(granted: bool) -> &'static str {
 fn entry(entry: &WireEntry) -> String {
     let command = match Command::decode(&entry.payload) {
         Ok(Command::Noop) => "noop".to_owned(),
-        Ok(Command::Write { write, .. }) => store_write(&write),
+        Ok(Command::Write {
+            write,
+            stamp_unix_ms: 0,
+            ..
+        }) => store_write(&write),
+        // A stamp is shown only when a script set a wall clock.
+        Ok(Command::Write {
+            write,
+            stamp_unix_ms,
+            ..
+        }) => format!("{}@{stamp_unix_ms}", store_write(&write)),
         Ok(Command::Membership { membership, .. }) => {
             format!(
                 "config(voters {} learners {})",
@@ -141,7 +151,51 @@ fn store_write(write: &StoreWrite) -> String {
             let (key, new) = (text(key.as_bytes()), text(new.as_bytes()));
             format!("casv({key}:v{}->{new})", expected.0)
         }
+        StoreWrite::PutWithExpiry { .. }
+        | StoreWrite::Expire { .. }
+        | StoreWrite::DeleteExpired { .. } => expiry_write(write),
         _ => lease_write(write),
+    }
+}
+
+fn expiry(expiry: replikv_core::Expiry) -> String {
+    match expiry {
+        replikv_core::Expiry::Clear => "persist".to_owned(),
+        replikv_core::Expiry::Keep => "keepttl".to_owned(),
+        replikv_core::Expiry::AfterMs(after) => format!("px={after}"),
+        replikv_core::Expiry::AtUnixMs(at) => format!("pxat={at}"),
+    }
+}
+
+fn expiry_write(write: &StoreWrite) -> String {
+    match write {
+        StoreWrite::PutWithExpiry {
+            key,
+            value,
+            expected_version,
+            expiry: change,
+        } => {
+            let expected = expected_version.map_or(String::new(), |v| format!(" if v{}", v.0));
+            let (key, value) = (text(key.as_bytes()), text(value.as_bytes()));
+            format!("put({key}={value} {}{expected})", expiry(*change))
+        }
+        StoreWrite::Expire {
+            key,
+            expiry: change,
+            condition,
+        } => format!(
+            "expire({} {} {condition:?})",
+            text(key.as_bytes()),
+            expiry(*change)
+        ),
+        StoreWrite::DeleteExpired {
+            key,
+            expires_at_unix_ms,
+        } => format!(
+            "delete-expired({} at={expires_at_unix_ms})",
+            text(key.as_bytes())
+        ),
+        _ => unreachable!("only expiry writes"),
     }
 }
 
@@ -223,6 +277,18 @@ pub(super) fn reply(reply: &Reply) -> String {
             ids(learners)
         ),
         Reply::Failed(error) => format!("failed: {error}"),
+        Reply::ReadWithExpiry {
+            value,
+            version,
+            expires_at_unix_ms,
+            ..
+        } => {
+            let value = value
+                .as_ref()
+                .map_or("absent".to_owned(), |value| text(value.as_bytes()));
+            let expires = expires_at_unix_ms.map_or("never".to_owned(), |at| at.to_string());
+            format!("read {value} v{} expires={expires}", version.0)
+        }
     }
 }
 

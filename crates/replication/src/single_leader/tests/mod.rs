@@ -15,6 +15,7 @@
 
 mod cluster;
 mod command;
+mod expiry;
 mod format;
 mod open;
 mod pipeline;
@@ -157,4 +158,7 @@ script_tests!(
     membership_revert,
     membership_restart,
     membership_commit_mode,
+    expiry,
+    expiry_conditions,
+    expiry_failover,
 );

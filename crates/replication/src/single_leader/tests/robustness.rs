@@ -155,6 +155,7 @@ fn big_put(term: u64, index: u64) -> WireEntry {
                 sequence: index,
             },
             write,
+            stamp_unix_ms: 0,
         }
         .encode(),
     }

@@ -54,6 +54,7 @@ fn put_entry(term: u64, index: u64, key: &str) -> Entry {
             sequence: index,
         },
         write,
+        stamp_unix_ms: 0,
     };
     Entry::new(term, index, command.encode())
 }
@@ -120,6 +121,7 @@ fn store_ahead_of_log(applied: LogPosition) -> Disk {
         position: applied,
         after: None,
         entries: vec![SnapshotEntry {
+            expires_at_unix_ms: None,
             key: Key::new(b"k".to_vec()).expect("key"),
             version: Version(1),
             value: Some(Value::new(b"snap".to_vec()).expect("value")),
@@ -184,6 +186,7 @@ fn a_malformed_chunk_is_dropped_and_counted() {
         key: key(text),
         version: Version(1),
         value: None,
+        expires_at_unix_ms: None,
     };
     let position = LogPosition::new(1, 5);
     let out_of_order = SnapshotChunk {
@@ -197,6 +200,7 @@ fn a_malformed_chunk_is_dropped_and_counted() {
     };
     let zero_version = SnapshotChunk {
         entries: vec![SnapshotEntry {
+            expires_at_unix_ms: None,
             version: Version(0),
             ..entry("a")
         }],

@@ -105,6 +105,7 @@ fn malformed_chunks_are_refused_and_change_nothing() {
         key: key(k),
         version: Version(version),
         value: Some(value("v")),
+        expires_at_unix_ms: None,
     };
     let chunk = |entries: Vec<SnapshotEntry>, done| SnapshotChunk {
         position: at,
@@ -117,6 +118,7 @@ fn malformed_chunks_are_refused_and_change_nothing() {
     };
     let oversized = (0..5)
         .map(|n| SnapshotEntry {
+            expires_at_unix_ms: None,
             key: key(&format!("k{n}")),
             version: Version(1),
             value: Some(Value::new(vec![0; replikv_core::limits::VALUE_SIZE_MAX_BYTES]).unwrap()),
@@ -227,6 +229,7 @@ fn a_replacing_install_takes_a_state_behind_the_applied_position() {
         position: position(7),
         after: None,
         entries: vec![SnapshotEntry {
+            expires_at_unix_ms: None,
             key: key("kept"),
             version: Version(3),
             value: Some(Value::new(b"leader".to_vec()).unwrap()),

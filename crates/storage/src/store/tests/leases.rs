@@ -6,6 +6,7 @@ use replikv_core::{ClientId, LogPosition, Reply, RequestId};
 
 fn logged(index: u64, request: Option<(u64, u64)>, write: StoreWrite) -> LoggedWrite {
     LoggedWrite {
+        stamp_unix_ms: 0,
         index: LogIndex(index),
         request_id: request.map(|(client, sequence)| RequestId {
             client: ClientId(client),

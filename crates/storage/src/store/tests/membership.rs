@@ -11,6 +11,7 @@ fn membership(voters: &[u64], learners: &[u64]) -> Membership {
 
 fn put(k: &str) -> LoggedWrite {
     LoggedWrite {
+        stamp_unix_ms: 0,
         index: LogIndex(0),
         request_id: None,
         write: StoreWrite::Put {

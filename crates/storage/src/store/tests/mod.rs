@@ -6,6 +6,7 @@
 //! the store's own rules so that the two can disagree.
 
 mod crash;
+mod expiry;
 mod install;
 mod leases;
 mod membership;

@@ -56,6 +56,7 @@ impl SessionLog {
                 sequences[client] = sequences[client].max(sequence);
                 index += 1;
                 batch.push(LoggedWrite {
+                    stamp_unix_ms: 0,
                     index: LogIndex(index),
                     request_id: Some(RequestId {
                         client: ClientId(client as u64),

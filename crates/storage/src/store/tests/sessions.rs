@@ -15,6 +15,7 @@ fn request(client: u64, sequence: u64) -> Option<RequestId> {
 
 fn put(index: u64, request_id: Option<RequestId>, k: &str, v: &str) -> LoggedWrite {
     LoggedWrite {
+        stamp_unix_ms: 0,
         index: LogIndex(index),
         request_id,
         write: StoreWrite::Put {
@@ -26,6 +27,7 @@ fn put(index: u64, request_id: Option<RequestId>, k: &str, v: &str) -> LoggedWri
 
 fn cas(index: u64, request_id: Option<RequestId>, k: &str, expected: &str) -> LoggedWrite {
     LoggedWrite {
+        stamp_unix_ms: 0,
         index: LogIndex(index),
         request_id,
         write: StoreWrite::CompareAndSetValue {
@@ -282,6 +284,7 @@ fn malformed_sessions_in_a_chunk_are_refused() {
         position: at,
         after: None,
         entries: vec![SnapshotEntry {
+            expires_at_unix_ms: None,
             key: key("a"),
             version: Version(1),
             value: None,
