@@ -5,7 +5,8 @@
 //! and checks what it promises: exit code 0 (every judged property holds), a summary that counts a fair
 //! number of `ok` operations and at least one fault window, a history and fault file
 //! that parse, and no server process left behind (every pid the run ever started, from
-//! its `pids.txt`, is gone once the command has returned). The run's own checkers are
+//! its `pids.txt`, is gone once the command has returned, and so is every namespace
+//! and link it made). The run's own checkers are
 //! what these tests lean on; the unit tests in `src/livetest/mod.rs` prove those catch
 //! a hand-made violation (exit 1), and the last test here shows the whole pipeline
 //! catching a real one: in `async` mode, a leader left alone and then lost
@@ -15,6 +16,10 @@
 //! nodes also run in network namespaces and partitions are cut: majority mode stays
 //! valid, async mode with the leader isolated loses writes and the run says so; without
 //! root that test says so and checks only that the run went on without partitions.
+
+#[allow(dead_code, unused_imports)]
+#[path = "../src/livetest/network/mod.rs"]
+mod network;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
@@ -60,13 +65,25 @@ fn run_expecting(
             command.args(default);
         }
     }
-    let result = command
+    let child = command
         .args(extra)
         .arg("--output")
         .arg(output.path())
         .env_remove("REPLIKV_CLIENT_PASSWORD")
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // The run names its network after its process id: whatever it built under that
+    // name must be gone once it has returned (its iptables rules live only inside its
+    // namespaces, so they go with them).
+    let run_tag = network::run_tag_of_process(child.id());
+    let result = child.wait_with_output().unwrap();
+    let network_left = network::leftovers_of(&run_tag);
+    assert!(
+        network_left.is_empty(),
+        "the run left namespaces or links behind: {network_left:?}"
+    );
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_nothing_left(output.path());

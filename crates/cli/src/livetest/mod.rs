@@ -178,7 +178,7 @@ fn start_target(
     }
     let testing_faults = faults.contains(&nemesis::Fault::LinkFaults);
     let network = if faults.iter().any(|fault| fault.is_network()) {
-        let tag = format!("t{}", std::process::id());
+        let tag = network::run_tag_of_process(std::process::id());
         Some(NodeNetwork::create(&tag, usize::from(arguments.nodes))?)
     } else {
         None

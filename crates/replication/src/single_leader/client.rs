@@ -202,6 +202,19 @@ impl RaftNode {
         request_id: RequestId,
         command: &Command,
     ) -> Result<Option<LogIndex>> {
+        match self.append_command(command) {
+            Ok(index) => Ok(Some(index)),
+            Err(error @ (Error::Overloaded(_) | Error::InvalidInput(_))) => {
+                self.reply(request_id, Reply::Failed(error));
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Appends `command` as the next entry of this leader's term and returns its index,
+    /// or the log's refusal as it is (full, too large, storage failure).
+    pub(super) fn append_command(&mut self, command: &Command) -> Result<LogIndex> {
         let index = self.log.last_position().index.next();
         let entry = Entry {
             position: LogPosition {
@@ -210,14 +223,8 @@ impl RaftNode {
             },
             payload: command.encode(),
         };
-        match self.log.append(&[entry]) {
-            Ok(()) => Ok(Some(index)),
-            Err(error @ (Error::Overloaded(_) | Error::InvalidInput(_))) => {
-                self.reply(request_id, Reply::Failed(error));
-                Ok(None)
-            }
-            Err(error) => Err(error),
-        }
+        self.log.append(&[entry])?;
+        Ok(index)
     }
 
     /// Applies committed, locally durable entries to the store, in batches, and answers

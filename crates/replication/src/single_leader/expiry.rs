@@ -35,8 +35,7 @@ use super::command::INTERNAL_REQUEST;
 use super::message::Command;
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
-use replikv_core::{Instant, LogIndex, LogPosition, Term};
-use replikv_storage::log::Entry;
+use replikv_core::{Instant, LogIndex, Term};
 use replikv_storage::store::StoreWrite;
 use std::time::Duration;
 
@@ -129,24 +128,16 @@ impl RaftNode {
         &mut self,
         write: StoreWrite,
     ) -> Result<Option<LogIndex>> {
-        let index = self.log.last_position().index.next();
         let command = Command::Write {
             origin: self.id,
             request_id: INTERNAL_REQUEST,
             write,
             stamp_unix_ms: self.next_stamp_unix_ms(),
         };
-        let entry = Entry {
-            position: LogPosition {
-                term: self.term,
-                index,
-            },
-            payload: command.encode(),
-        };
-        match self.log.append(&[entry]) {
+        match self.append_command(&command) {
             Err(Error::Overloaded(_)) => Ok(None),
             Err(error) => Err(error),
-            Ok(()) => {
+            Ok(index) => {
                 self.leader_state().replicate_needed = true;
                 Ok(Some(index))
             }

@@ -339,6 +339,12 @@ pub fn leftovers() -> Vec<String> {
         .collect()
 }
 
+/// The run tag `replikv test` gives the network of the run with process id
+/// `process_id`, so that a caller holding the pid can look for what it left behind.
+pub fn run_tag_of_process(process_id: u32) -> String {
+    format!("t{process_id}")
+}
+
 /// Names of namespaces and links with our prefix made for `run_tag`, owned or not
 /// (a test's check that its own network is gone, unaffected by concurrent runs).
 pub fn leftovers_of(run_tag: &str) -> Vec<String> {
