@@ -214,6 +214,30 @@ fn ctrl_c_stops_early_and_still_heals_cleans_up_and_checks() {
     assert_nothing_left(output.path());
 }
 
+#[test]
+fn clock_skew_sets_and_clears_every_nodes_clock_offset() {
+    // A failed admin request is a problem of the run, which then exits 2: exit 0 says
+    // every offset was set and cleared.
+    let flags = ["--faults", "clock-skew", "--fault-interval-s", "1"];
+    let (output, printed) = run_expecting("register", "6", &flags, &[0]);
+    assert!(printed.contains("result: valid"), "{printed}");
+    let faults = std::fs::read_to_string(output.path().join("faults.jsonl")).unwrap();
+    let windows: Vec<serde_json::Value> = faults
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(
+        !windows.is_empty(),
+        "no clock-skew window in 6 s:\n{printed}"
+    );
+    for window in windows {
+        assert_eq!(window["kind"], "clock-skew", "{window}");
+        // One drawn offset per node, e.g. "127.0.0.1:4101 -1234 ms,...".
+        let target = window["target"].as_str().unwrap();
+        assert_eq!(target.matches(" ms").count(), 3, "{window}");
+    }
+}
+
 /// Runs with network faults; `None` when namespaces cannot be built here (not root, no
 /// `ip netns` or iptables): the run said why and went on without them.
 fn run_with_partitions(flags: &[&str], time_limit_s: &str, exit_code: i32) -> Option<String> {

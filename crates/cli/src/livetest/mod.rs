@@ -102,7 +102,7 @@ pub struct TestArgs {
     keys: usize,
     /// Faults, comma-separated: kill, kill-leader, pause, pause-leader, strand-leader,
     /// partition-majority, isolate-leader, bridge (these three need root), link-faults,
-    /// or none.
+    /// clock-skew, or none.
     #[arg(long, default_value = "kill,kill-leader,pause,pause-leader")]
     faults: String,
     /// Seconds without a fault, then seconds with one, alternating.
@@ -176,7 +176,7 @@ fn start_target(
             keys,
         });
     }
-    let testing_faults = faults.contains(&nemesis::Fault::LinkFaults);
+    let testing_faults = faults.iter().any(|fault| fault.needs_testing_faults());
     let network = if faults.iter().any(|fault| fault.is_network()) {
         let tag = network::run_tag_of_process(std::process::id());
         Some(NodeNetwork::create(&tag, usize::from(arguments.nodes))?)

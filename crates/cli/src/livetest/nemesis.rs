@@ -71,10 +71,12 @@ pub enum Fault {
     Bridge,
     /// Latency, loss, duplication and reordering on every link (the server's hook).
     LinkFaults,
+    /// A drawn wall-clock offset on every node (the server's testing clock offset).
+    ClockSkew,
 }
 
 /// Every fault, in the order of the documentation.
-const FAULTS: [Fault; 9] = [
+const FAULTS: [Fault; 10] = [
     Fault::Kill,
     Fault::KillLeader,
     Fault::Pause,
@@ -84,6 +86,7 @@ const FAULTS: [Fault; 9] = [
     Fault::IsolateLeader,
     Fault::Bridge,
     Fault::LinkFaults,
+    Fault::ClockSkew,
 ];
 
 impl Fault {
@@ -99,6 +102,7 @@ impl Fault {
             Fault::IsolateLeader => "isolate-leader",
             Fault::Bridge => "bridge",
             Fault::LinkFaults => "link-faults",
+            Fault::ClockSkew => "clock-skew",
         }
     }
 
@@ -117,6 +121,11 @@ impl Fault {
             self,
             Fault::PartitionMajority | Fault::IsolateLeader | Fault::Bridge
         )
+    }
+
+    /// Whether the fault needs the servers' testing admin routes (`--testing-faults`).
+    pub fn needs_testing_faults(self) -> bool {
+        matches!(self, Fault::LinkFaults | Fault::ClockSkew)
     }
 
     fn targets_leader(self) -> bool {
@@ -201,6 +210,8 @@ pub fn run(
         let injected = if fault == Fault::LinkFaults {
             let faults = link_faults::draw(&mut random);
             degrade_links(&faults, spec.interval, cluster, recorder)
+        } else if fault == Fault::ClockSkew {
+            skew_clocks(spec.interval, cluster, recorder, &mut random)
         } else if fault.is_network() {
             let cut = components(fault, size, target, &mut random);
             cut_network(fault, &cut, spec.interval, cluster, recorder)
@@ -232,8 +243,12 @@ fn inject(
         Fault::Pause | Fault::PauseLeader => lock().pause(target),
         Fault::Kill | Fault::KillLeader => lock().kill(target),
         Fault::StrandLeader => others.iter().for_each(|node| lock().kill(*node)),
-        Fault::PartitionMajority | Fault::IsolateLeader | Fault::Bridge | Fault::LinkFaults => {
-            unreachable!("network and link faults have their own functions")
+        Fault::PartitionMajority
+        | Fault::IsolateLeader
+        | Fault::Bridge
+        | Fault::LinkFaults
+        | Fault::ClockSkew => {
+            unreachable!("network, link and clock faults have their own functions")
         }
     }
     if fault == Fault::StrandLeader {
@@ -301,6 +316,37 @@ fn degrade_links(
     wait(recorder, duration);
     for address in &addresses {
         result = result.and(link_faults::apply(*address, None));
+    }
+    recorder.fault_ended(window);
+    result
+}
+
+/// Gives every running node a drawn wall-clock offset for `duration` (less if the run
+/// stops), sets them back to 0 and records the window (its target lists the offsets).
+fn skew_clocks(
+    duration: Duration,
+    cluster: &Mutex<LiveCluster>,
+    recorder: &Recorder,
+    random: &mut ChaCha8Rng,
+) -> Result<(), String> {
+    let addresses = cluster.lock().expect("cluster lock").http_addresses();
+    let offsets: Vec<i64> = addresses
+        .iter()
+        .map(|_| link_faults::draw_clock_offset_ms(random))
+        .collect();
+    let described: Vec<String> = addresses
+        .iter()
+        .zip(&offsets)
+        .map(|(address, offset)| format!("{address} {offset:+} ms"))
+        .collect();
+    let window = recorder.fault_started(Fault::ClockSkew.name(), &described.join(","));
+    let mut result = Ok(());
+    for (address, offset) in addresses.iter().zip(&offsets) {
+        result = result.and(link_faults::set_clock_offset(*address, *offset));
+    }
+    wait(recorder, duration);
+    for address in &addresses {
+        result = result.and(link_faults::set_clock_offset(*address, 0));
     }
     recorder.fault_ended(window);
     result
