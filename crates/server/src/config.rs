@@ -221,7 +221,9 @@ impl ServerConfig {
                 "cluster_name must be 1..={CLUSTER_NAME_SIZE_MAX_BYTES} bytes"
             ));
         }
-        if self.testing_clock_offset_ms.abs() > TESTING_CLOCK_OFFSET_LIMIT_MS {
+        if self.testing_clock_offset_ms.unsigned_abs()
+            > TESTING_CLOCK_OFFSET_LIMIT_MS.unsigned_abs()
+        {
             return invalid(format!(
                 "testing_clock_offset_ms must be within ±{TESTING_CLOCK_OFFSET_LIMIT_MS}"
             ));

@@ -529,6 +529,7 @@ impl NodeHandle {
         let mut backoff = Duration::from_millis(5);
         let mut outcome_unknown = false;
         let last_failure = loop {
+            let unknown_before_attempt = outcome_unknown;
             let attempt = self.attempt(request_id, &request, &mut outcome_unknown);
             let reply = match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(reply) => reply,
@@ -536,6 +537,10 @@ impl NodeHandle {
             };
             match reply {
                 Reply::Failed(Error::NotLeader { .. } | Error::Unavailable(_)) => {}
+                // An earlier attempt reached the leader and may have been applied: a
+                // refusal of this one (e.g. the leader's queue is full) says nothing about
+                // that one, so the client must not read it as "not applied".
+                Reply::Failed(_) if unknown_before_attempt => return self.timed_out(true),
                 reply => return reply,
             }
             if tokio::time::Instant::now() + backoff >= deadline {

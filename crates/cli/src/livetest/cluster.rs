@@ -221,15 +221,17 @@ impl LiveCluster {
                 }
                 None => node.spec.spawn(&executable)?,
             };
+            // Owned before anything else can fail, so that stop and Drop reach it.
+            let pid = child.id();
+            node.child = Some(child);
+            node.paused = false;
             let mut pids = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.pids_path)
                 .map_err(|error| format!("{}: {error}", self.pids_path.display()))?;
-            writeln!(pids, "{}", child.id())
+            writeln!(pids, "{pid}")
                 .map_err(|error| format!("{}: {error}", self.pids_path.display()))?;
-            node.child = Some(child);
-            node.paused = false;
         }
         Ok(())
     }
@@ -315,7 +317,7 @@ impl LiveCluster {
     pub fn check_alive(&mut self) -> Result<(), String> {
         for node in &mut self.nodes {
             if let Some(child) = &mut node.child
-                && !matches!(child.try_wait(), Ok(None))
+                && matches!(child.try_wait(), Ok(Some(_)))
             {
                 let tail = node.spec.log_tail(5);
                 node.child = None;

@@ -251,12 +251,13 @@ fn inject(
             unreachable!("network, link and clock faults have their own functions")
         }
     }
+    let mut restarted = Ok(());
     if fault == Fault::StrandLeader {
         wait(recorder, duration / 2);
         let mut locked = lock();
         locked.kill(target);
         for node in &others {
-            locked.restart(*node)?;
+            restarted = restarted.and(locked.restart(*node));
         }
         drop(locked);
         wait(recorder, duration / 2);
@@ -270,8 +271,9 @@ fn inject(
         }
         _ => lock().restart(target),
     };
+    // The window closes whatever failed: an open window would shade the rest of the run.
     recorder.fault_ended(window);
-    healed
+    restarted.and(healed)
 }
 
 /// The components a network fault cuts the nodes `1..=size` into: the target alone

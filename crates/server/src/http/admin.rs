@@ -52,7 +52,7 @@ pub(super) async fn set_clock_offset(State(state): State<HttpState>, body: Bytes
     let offset = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|json| json.get("offset_ms").and_then(serde_json::Value::as_i64))
-        .filter(|offset| offset.abs() <= TESTING_CLOCK_OFFSET_LIMIT_MS);
+        .filter(|offset| offset.unsigned_abs() <= TESTING_CLOCK_OFFSET_LIMIT_MS.unsigned_abs());
     let Some(offset) = offset else {
         let error = format!(
             "the body must be {{\"offset_ms\": N}} with |N| <= {TESTING_CLOCK_OFFSET_LIMIT_MS}"

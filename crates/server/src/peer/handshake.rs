@@ -25,8 +25,11 @@ use sha2::Sha256;
 /// The first field of every hello: "replikv" and a zero byte, as a big-endian u64.
 pub const PROTOCOL_MAGIC: u64 = u64::from_be_bytes(*b"replikv\0");
 
-/// The peer protocol's version; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The peer protocol's version; a peer with another version is refused. 2: log entries
+/// carry the leader's wall-clock stamp and snapshot entries an expiry time (key expiry),
+/// which a version-1 node cannot read: a mixed cluster is refused at connect rather than
+/// failing on the first stamped entry.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest accepted cluster name, in bytes.
 pub const CLUSTER_NAME_SIZE_MAX_BYTES: usize = 64;
