@@ -10,8 +10,10 @@
 //! what these tests lean on; the unit tests in `src/livetest/mod.rs` prove those catch
 //! a hand-made violation (exit 1), and the last test here shows the whole pipeline
 //! catching a real one: in `async` mode, a leader left alone and then lost
-//! (`strand-leader`) takes acknowledged writes with it, and the run must exit 1. The
-//! runs go in parallel, each well under 40 s. Ctrl-C (SIGINT) ends a long run early,
+//! (`strand-leader`) takes acknowledged writes with it, and one of at most three runs
+//! must exit 1 (whether a short window exposes the loss is a matter of timing). The
+//! runs go one at a time (they time faults in seconds, and parallel runs on two cores
+//! starve each other), each well under 40 s. Ctrl-C (SIGINT) ends a long run early,
 //! and it still heals, checks and stops every process it started. As root (CI), the
 //! nodes also run in network namespaces and partitions are cut: majority mode stays
 //! valid, async mode with the leader isolated loses writes and the run says so; without
@@ -31,6 +33,18 @@ use std::time::{Duration, Instant};
 /// Fewest `ok` operations a run must complete to count as having tested anything.
 const OK_OPERATIONS_MIN: u64 = 100;
 
+/// One live run at a time: each starts a cluster and times its faults in seconds, and
+/// runs in parallel on two cores starve each other (a lone leader's short window passes
+/// without a write, a start-up outlasts its deadline) and race for free ports.
+static LIVE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`LIVE_RUN`] (a panicking test leaves it usable).
+fn one_live_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LIVE_RUN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn run_test(workload: &str, time_limit_s: &str) -> tempfile::TempDir {
     let flags = ["--faults", "kill-leader,pause,link-faults"];
     let (output, stdout) = run_expecting(workload, time_limit_s, &flags, &[0]);
@@ -47,6 +61,7 @@ fn run_expecting(
     extra: &[&str],
     exit_codes: &[i32],
 ) -> (tempfile::TempDir, String) {
+    let _running = one_live_run_at_a_time();
     let output = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_replikv"));
     command.args([
@@ -159,18 +174,54 @@ fn session_workload_keeps_its_session_guarantees() {
     check_summary(output.path(), &["read", "write"]);
 }
 
+/// Most runs a loss test makes before it concludes the checker misses the loss.
+const LOSS_RUNS_MAX: u64 = 3;
+
+/// Runs `replikv test` with `flags` (an `async` cluster and a fault that loses writes a
+/// lone leader acknowledged) until a run's checker reports the loss, each run with its
+/// own seed; fails if none of [`LOSS_RUNS_MAX`] runs does. A loss shows only if clients
+/// wrote to the lone leader in its short window (check-quorum soon makes it step down)
+/// and a later read exposes it: one run can miss it on a loaded machine (CI saw one in
+/// about ten), three in a row are very unlikely to. A run that finds nothing must still
+/// be valid. `needs_network`: the fault is a partition (`None`-path: not root).
+fn find_the_lost_writes(flags: &[&str], time_limit_s: &str, needs_network: bool) {
+    let mut missed = Vec::new();
+    for run in 0..LOSS_RUNS_MAX {
+        let seed = (11 + run).to_string();
+        let mut flags = flags.to_vec();
+        flags.extend(["--seed", &seed]);
+        let printed = if needs_network {
+            match run_with_partitions(&flags, time_limit_s, 1) {
+                Some(printed) => printed,
+                None => return,
+            }
+        } else {
+            run_expecting("register", time_limit_s, &flags, &[0, 1]).1
+        };
+        if printed.contains("result: VIOLATION") {
+            assert!(printed.contains("linearizability: VIOLATED"), "{printed}");
+            return;
+        }
+        assert!(printed.contains("result: valid"), "{printed}");
+        missed.push(printed);
+    }
+    panic!(
+        "none of {LOSS_RUNS_MAX} runs found the lost writes:\n{}",
+        missed.join("\n---\n")
+    );
+}
+
 #[test]
 fn async_mode_loses_acknowledged_writes_and_the_checker_says_so() {
     let flags = ["--commit-mode", "async", "--faults", "strand-leader"];
-    let (_output, stdout) = run_expecting("register", "14", &flags, &[1]);
-    assert!(stdout.contains("VIOLATED"), "{stdout}");
-    assert!(stdout.contains("result: VIOLATION"), "{stdout}");
+    find_the_lost_writes(&flags, "14", false);
 }
 
 #[test]
 fn ctrl_c_stops_early_and_still_heals_cleans_up_and_checks() {
+    let _running = one_live_run_at_a_time();
     let output = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_replikv"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replikv"))
         .args(["test", "--workload", "register", "--time-limit-s", "120"])
         .args([
             "--faults",
@@ -192,6 +243,11 @@ fn ctrl_c_stops_early_and_still_heals_cleans_up_and_checks() {
     let started = |node: u16| output.path().join(format!("n{node}/endpoints")).exists();
     while !(1..=3).all(started) {
         assert!(Instant::now() < deadline, "the cluster did not start");
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "replikv test ended before its cluster started: {:?}",
+            child.wait_with_output()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let interrupted = Instant::now();
@@ -277,8 +333,5 @@ fn async_mode_with_the_leader_isolated_loses_writes_and_the_checker_says_so() {
         "--clients",
         "8",
     ];
-    if let Some(printed) = run_with_partitions(&flags, "12", 1) {
-        assert!(printed.contains("VIOLATED"), "{printed}");
-        assert!(printed.contains("result: VIOLATION"), "{printed}");
-    }
+    find_the_lost_writes(&flags, "12", true);
 }
