@@ -29,7 +29,10 @@
 //! per key, conditional on the key still having that expiry time (a key written again
 //! meanwhile survives). It proposes the next round only once the last one applied, so
 //! a key is never proposed twice in one term and the sweep never floods the log (a new
-//! term forgets the last round: it may have been truncated away).
+//! term forgets the last round: it may have been truncated away). While the leader
+//! transfers its leadership it proposes no sweep round, as it takes no client write:
+//! the target must catch up with a log that has stopped growing, and it sweeps itself
+//! once it leads.
 
 use super::command::INTERNAL_REQUEST;
 use super::message::Command;
@@ -103,6 +106,11 @@ impl RaftNode {
             self.expiry.sweep_last_index = LogIndex(0);
         }
         if self.store.applied_position().index < self.expiry.sweep_last_index {
+            return Ok(());
+        }
+        if self.transfer_target().is_some() {
+            // A transfer refuses client writes so that the target can catch up with a
+            // log that stops growing; the sweep waits too (the new leader sweeps).
             return Ok(());
         }
         let expired = self

@@ -161,4 +161,5 @@ script_tests!(
     expiry,
     expiry_conditions,
     expiry_failover,
+    expiry_transfer,
 );
