@@ -21,7 +21,8 @@
 //!
 //! Pending proposals, joined retries and reads together are bounded by
 //! `pending_requests_max`; beyond that a request is refused with [`Error::Overloaded`]
-//! (it was not attempted). Lease expiries are appended by the leader itself
+//! (it was not attempted) — except a retry of a write already pending here, which joins
+//! it whatever the load, since its first attempt may still commit. Lease expiries are appended by the leader itself
 //! (`leases.rs`) and answer nobody.
 
 use super::command::INTERNAL_REQUEST;
@@ -61,6 +62,9 @@ impl RaftNode {
         if !self.is_leader() {
             let leader = self.leader();
             self.reply(request_id, Reply::Failed(Error::NotLeader { leader }));
+            return Ok(());
+        }
+        if self.join_pending_retry(request_id) {
             return Ok(());
         }
         let pending_max = self.config.pending_requests_max;
@@ -169,10 +173,7 @@ impl RaftNode {
     /// Appends a client write to the leader's log, unless the same request is already
     /// pending here: then the retry joins it and is answered when it applies.
     fn propose(&mut self, request_id: RequestId, write: StoreWrite) -> Result<()> {
-        let state = self.leader_state();
-        if let Some(index) = state.proposed.get(&request_id).copied() {
-            *state.joined.entry(index).or_insert(0) += 1;
-            self.stats.retries_joined += 1;
+        if self.join_pending_retry(request_id) {
             return Ok(());
         }
         if self.refused_for_transfer(request_id) {
@@ -192,6 +193,21 @@ impl RaftNode {
         state.proposed.insert(request_id, index);
         state.replicate_needed = true;
         Ok(())
+    }
+
+    /// A retry of a write this leader already proposed joins the pending entry and is
+    /// answered when it applies. This comes before any refusal: the first attempt may
+    /// still commit, so "overloaded" or "transfer in progress" (both meaning *certainly
+    /// not applied*) would be false answers. A join allocates nothing beyond a counter
+    /// per pending entry, so it may exceed `pending_requests_max`.
+    fn join_pending_retry(&mut self, request_id: RequestId) -> bool {
+        let state = self.leader_state();
+        let Some(index) = state.proposed.get(&request_id).copied() else {
+            return false;
+        };
+        *state.joined.entry(index).or_insert(0) += 1;
+        self.stats.retries_joined += 1;
+        true
     }
 
     /// Appends `command`, made for client request `request_id`, as the next entry of

@@ -3,11 +3,11 @@
 //! Commands (node names are `n1`, `n2`, ...):
 //!
 //! - `cluster nodes=N seed=S [lease] [mode=M] [chunk=BYTES] [retain=N] [segment=BYTES]
-//!   [sync=N]`: the first command; builds N nodes on fresh simulated disks. The options
-//!   enable lease reads, set the commit mode (`majority` by default; `all`, `async`,
-//!   `semi-sync-first-1`, ...), the snapshot chunk size, `log_retained_entries_max`, the
-//!   log's segment size and `store_sync_entries` (small values make compaction and
-//!   snapshots happen early). `spare=K` makes the last K nodes spares: they are opened
+//!   [sync=N] [pending=N]`: the first command; builds N nodes on fresh simulated disks.
+//!   The options enable lease reads, set the commit mode (`majority` by default; `all`,
+//!   `async`, `semi-sync-first-1`, ...), the snapshot chunk size,
+//!   `log_retained_entries_max`, the log's segment size, `store_sync_entries` (small
+//!   values make compaction and snapshots happen early) and `pending_requests_max`. `spare=K` makes the last K nodes spares: they are opened
 //!   with `RaftNode::open_joining` (members of nothing until a change adds them), and the
 //!   founding configuration is the other N − K nodes.
 //! - `timeout nX`: moves the clock to nX's next deadline (election or heartbeat) and
@@ -170,6 +170,7 @@ impl Cluster {
                 "retain" => config.log_retained_entries_max = value,
                 "segment" => config.log_options.segment_size_max_bytes = value,
                 "sync" => config.store_sync_entries = value,
+                "pending" => config.pending_requests_max = value as usize,
                 "spare" => spare_count = value,
                 _ => panic!("unknown cluster option {word:?}"),
             }

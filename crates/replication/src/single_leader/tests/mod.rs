@@ -162,4 +162,5 @@ script_tests!(
     expiry_conditions,
     expiry_failover,
     expiry_transfer,
+    retry_when_full,
 );
