@@ -127,6 +127,11 @@ use replikv_sim::{FaultPreset, NodeSetup, RunReport, SimulationOptions, failover
 use std::hint::black_box;
 use std::time::{Duration, Instant as WallInstant};
 
+/// The allocator of the `replikv` binary (crates/cli/src/main.rs), so that the
+/// benchmark measures the nodes as they run in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Concurrent closed-loop clients in the throughput run.
 const CLIENTS: usize = 1_000;
 
