@@ -9,21 +9,24 @@
 //! snapshotted and installed exactly like the data it protects:
 //!
 //! - per client, the highest request sequence applied, the log index it was applied at
-//!   and its outcome ([`ClientSession`], table `sessions`);
+//!   and its outcome ([`ClientSession`]; on disk as base chunks plus one delta per
+//!   commit, [`session_log`](super::session_log); formats 2 to 4 kept one row per client
+//!   in a table `sessions`, which opening such a store converts);
 //! - in memory only, the same sessions ordered by that log index, for eviction (rebuilt
-//!   from the table when the store opens; format 2 of the store kept it in a table
-//!   `session_order` too, which opening a format-2 store drops).
+//!   from the stored sessions when the store opens; format 2 of the store kept it in a
+//!   table `session_order` too, which opening a format-2 store drops).
 //!
 //! **In memory first.** Every client write reads and updates its client's session, and
 //! with many clients those were three or four redb B-tree operations per write, most of
 //! the cost of applying one (2026-11-22 profile: three quarters of the store's apply).
 //! So the store keeps its sessions in memory ([`SessionTable`], bounded like the table)
 //! and applies against them; the sessions that changed since the last commit are marked
-//! dirty, and [`SessionTable::flush`] writes them, in client order, into the open apply
-//! transaction just before it commits, in the same transaction as the applied position.
+//! dirty, and [`SessionTable::flush`] writes them, in client order, as one delta record
+//! into the open apply transaction just before it commits, in the same transaction as
+//! the applied position.
 //! Whatever a crash keeps, the sessions on disk are those of the applied position on
 //! disk, and re-applying the log from there rebuilds the rest, as for the data. The
-//! memory copy is loaded when the store opens and reloaded from the committed table after
+//! memory copy is loaded when the store opens and reloaded from the committed tables after
 //! an install or a failed apply or commit (which lose the open transaction).
 //!
 //! Applying a write with request id (client, sequence):
@@ -58,8 +61,9 @@
 //! it does not understand with [`Error::Corruption`].
 
 use super::encoding::{corruption, storage_error};
+use super::session_log::{self, FoldLimits, SESSION_CHUNKS, SESSION_DELTAS};
 use super::write::WriteOutcome;
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{ClientId, LogIndex, RequestId, Version};
 use serde::{Deserialize, Serialize};
@@ -67,12 +71,14 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
 
-/// Client id to its session record.
+/// Client id to its session record: where formats 2 to 4 kept the sessions. Only opened
+/// to be converted when a store is upgraded.
 pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 /// Log index of a client's last applied write to the client id: the eviction order as
 /// format 2 of the store kept it. Only opened to be dropped when a store is upgraded.
 pub(super) const SESSION_ORDER: TableDefinition<u64, u64> = TableDefinition::new("session_order");
-/// Where a snapshot install stages the sessions before they replace `SESSIONS`.
+/// Where a snapshot install stages the sessions (client id to session record) before
+/// they replace the live ones.
 pub(super) const STAGING_SESSIONS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("staging_sessions");
 
@@ -196,18 +202,6 @@ pub(super) enum Verdict {
     Answer(WriteOutcome),
 }
 
-/// The session of `client` in `sessions`, if remembered.
-pub(super) fn read_session(
-    sessions: &impl ReadableTable<u64, &'static [u8]>,
-    client: ClientId,
-) -> Result<Option<ClientSession>> {
-    sessions
-        .get(client.0)
-        .map_err(storage_error)?
-        .map(|guard| ClientSession::decode(client.0, guard.value()))
-        .transpose()
-}
-
 /// Decides a request against its client's session.
 pub(super) fn verdict(session: Option<&ClientSession>, request_id: RequestId) -> Verdict {
     match session {
@@ -236,14 +230,24 @@ pub(super) struct SessionTable {
     order: BTreeMap<LogIndex, ClientId>,
     /// Clients whose session changed (recorded or evicted) since the last flush.
     dirty: BTreeSet<u64>,
+    /// What the durable deltas table holds since the last fold.
+    deltas: session_log::DeltaLog,
 }
 
 impl SessionTable {
-    /// The sessions stored in `sessions` (at most [`CLIENT_SESSIONS_LIMIT`]); refuses two
-    /// sessions at one log index as [`Error::Corruption`].
-    pub(super) fn load(sessions: &impl ReadableTable<u64, &'static [u8]>) -> Result<SessionTable> {
-        let mut table = SessionTable::default();
-        for session in all_sessions(sessions)? {
+    /// The sessions the durable tables hold (base chunks and deltas, see
+    /// [`session_log`](super::session_log)); refuses two sessions at one log index as
+    /// [`Error::Corruption`].
+    pub(super) fn load(
+        chunks: &impl ReadableTable<u64, &'static [u8]>,
+        deltas: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<SessionTable> {
+        let (sessions, log) = session_log::load(chunks, deltas)?;
+        let mut table = SessionTable {
+            deltas: log,
+            ..SessionTable::default()
+        };
+        for session in sessions {
             if table.order.insert(session.index, session.client).is_some() {
                 return Err(corruption(format!(
                     "two sessions at index {}",
@@ -253,6 +257,17 @@ impl SessionTable {
             table.by_client.insert(session.client.0, session);
         }
         Ok(table)
+    }
+
+    /// The sessions of the state `transaction` holds.
+    pub(super) fn load_from(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
+        let chunks = transaction
+            .open_table(SESSION_CHUNKS)
+            .map_err(storage_error)?;
+        let deltas = transaction
+            .open_table(SESSION_DELTAS)
+            .map_err(storage_error)?;
+        SessionTable::load(&chunks, &deltas)
     }
 
     /// The session of `client`, if remembered.
@@ -300,23 +315,37 @@ impl SessionTable {
         debug_assert_eq!(self.by_client.len(), self.order.len());
     }
 
-    /// Writes the sessions that changed since the last flush into `sessions` (a record
-    /// for each remembered one, a removal for each evicted one), in client order, and
-    /// forgets that they changed.
-    pub(super) fn flush(&mut self, sessions: &mut Table<u64, &'static [u8]>) -> Result<()> {
-        for client in std::mem::take(&mut self.dirty) {
-            match self.by_client.get(&client) {
-                Some(session) => {
-                    sessions
-                        .insert(client, session.encode().as_slice())
-                        .map_err(storage_error)?;
-                }
-                None => {
-                    sessions.remove(client).map_err(storage_error)?;
-                }
-            }
+    /// Writes the sessions that changed since the last flush into `transaction` as one
+    /// delta (a record for each remembered one, a removal for each evicted one, in client
+    /// order), folds the deltas into the base if they outgrew `limits`, and forgets that
+    /// the sessions changed ([`session_log`](super::session_log)).
+    pub(super) fn flush(
+        &mut self,
+        transaction: &redb::WriteTransaction,
+        limits: FoldLimits,
+    ) -> Result<()> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let changed: Vec<(u64, Option<&ClientSession>)> = dirty
+            .iter()
+            .map(|client| (*client, self.by_client.get(client)))
+            .collect();
+        let mut deltas = transaction
+            .open_table(SESSION_DELTAS)
+            .map_err(storage_error)?;
+        session_log::append_deltas(&mut deltas, &mut self.deltas, &changed)?;
+        if self.deltas.needs_fold(self.by_client.len(), limits) {
+            let mut chunks = transaction
+                .open_table(SESSION_CHUNKS)
+                .map_err(storage_error)?;
+            self.deltas = session_log::rewrite(&mut chunks, &mut deltas, &self.all())?;
         }
         Ok(())
+    }
+
+    /// What the deltas table holds, as far as this table knows.
+    #[cfg(test)]
+    pub(super) fn delta_log(&self) -> session_log::DeltaLog {
+        self.deltas
     }
 }
 
