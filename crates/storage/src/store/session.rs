@@ -68,7 +68,7 @@ use replikv_core::error::{Error, Result};
 use replikv_core::{ClientId, LogIndex, RequestId, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
 /// Client id to its session record: where formats 2 to 4 kept the sessions. Only opened
@@ -114,6 +114,13 @@ impl ClientSession {
     /// The record stored under the client's id.
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(SESSION_RECORD_SIZE_MAX_BYTES);
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// Appends the record to `bytes`; returns its length.
+    pub(super) fn encode_into(&self, bytes: &mut Vec<u8>) -> usize {
+        let start = bytes.len();
         bytes.extend_from_slice(&self.sequence.to_be_bytes());
         bytes.extend_from_slice(&self.index.0.to_be_bytes());
         match self.outcome {
@@ -146,8 +153,9 @@ impl ClientSession {
                 unreachable!("a superseded request is never recorded")
             }
         }
-        debug_assert!(bytes.len() <= SESSION_RECORD_SIZE_MAX_BYTES);
-        bytes
+        let length = bytes.len() - start;
+        debug_assert!(length <= SESSION_RECORD_SIZE_MAX_BYTES);
+        length
     }
 
     pub(super) fn decode(client: u64, bytes: &[u8]) -> Result<ClientSession> {
@@ -228,8 +236,12 @@ pub(super) struct SessionTable {
     by_client: HashMap<u64, ClientSession, BuildHasherDefault<DefaultHasher>>,
     /// Log index of each client's session to the client: eviction order.
     order: BTreeMap<LogIndex, ClientId>,
-    /// Clients whose session changed (recorded or evicted) since the last flush.
-    dirty: BTreeSet<u64>,
+    /// Clients whose session changed (recorded or evicted) since the last flush, in the
+    /// order they changed, maybe more than once (sorted and deduplicated at the flush).
+    /// Bounded by the writes of one apply transaction (every commit flushes): each adds
+    /// its client and the clients it evicted (one, unless `client_sessions_max` was
+    /// lowered since the store was last opened).
+    dirty: Vec<u64>,
     /// What the durable deltas table holds since the last fold.
     deltas: session_log::DeltaLog,
 }
@@ -301,7 +313,7 @@ impl SessionTable {
         }
         let replaced = self.order.insert(session.index, session.client);
         assert!(replaced.is_none(), "one session per log index");
-        self.dirty.insert(session.client.0);
+        self.dirty.push(session.client.0);
         while self.by_client.len() > sessions_max {
             let (_, oldest) = self.order.pop_first().expect("order holds every session");
             assert_ne!(
@@ -310,7 +322,7 @@ impl SessionTable {
             );
             let evicted = self.by_client.remove(&oldest.0);
             assert!(evicted.is_some(), "session order names known clients");
-            self.dirty.insert(oldest.0);
+            self.dirty.push(oldest.0);
         }
         debug_assert_eq!(self.by_client.len(), self.order.len());
     }
@@ -324,7 +336,9 @@ impl SessionTable {
         transaction: &redb::WriteTransaction,
         limits: FoldLimits,
     ) -> Result<()> {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
         let changed: Vec<(u64, Option<&ClientSession>)> = dirty
             .iter()
             .map(|client| (*client, self.by_client.get(client)))

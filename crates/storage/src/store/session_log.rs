@@ -127,9 +127,10 @@ pub(super) fn encode_batch<'a>(
         match session {
             Some(session) => {
                 debug_assert_eq!(session.client.0, client);
-                let record = session.encode();
-                bytes.push(u8::try_from(record.len()).expect("a session record is small"));
-                bytes.extend_from_slice(&record);
+                let length_at = bytes.len();
+                bytes.push(0);
+                let length = session.encode_into(&mut bytes);
+                bytes[length_at] = u8::try_from(length).expect("a session record is small");
             }
             None => bytes.push(0),
         }
