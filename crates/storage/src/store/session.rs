@@ -329,8 +329,8 @@ impl SessionTable {
 
     /// Writes the sessions that changed since the last flush into `transaction` as one
     /// delta (a record for each remembered one, a removal for each evicted one, in client
-    /// order), folds the deltas into the base if they outgrew `limits`, and forgets that
-    /// the sessions changed ([`session_log`](super::session_log)).
+    /// order), or folds every session into a new base instead if the deltas would outgrow
+    /// `limits`, and forgets that the sessions changed ([`session_log`](super::session_log)).
     pub(super) fn flush(
         &mut self,
         transaction: &redb::WriteTransaction,
@@ -346,12 +346,16 @@ impl SessionTable {
         let mut deltas = transaction
             .open_table(SESSION_DELTAS)
             .map_err(storage_error)?;
-        session_log::append_deltas(&mut deltas, &mut self.deltas, &changed)?;
-        if self.deltas.needs_fold(self.by_client.len(), limits) {
+        if self
+            .deltas
+            .needs_fold(changed.len(), self.by_client.len(), limits)
+        {
             let mut chunks = transaction
                 .open_table(SESSION_CHUNKS)
                 .map_err(storage_error)?;
             self.deltas = session_log::rewrite(&mut chunks, &mut deltas, &self.all())?;
+        } else {
+            session_log::append_deltas(&mut deltas, &mut self.deltas, &changed)?;
         }
         Ok(())
     }

@@ -20,12 +20,14 @@
 //! eviction order is a function of that set (ordered by each session's log index), the
 //! order is exact too.
 //!
-//! **Folding.** Deltas accumulate, and replaying them costs time on opening; so when
-//! their bytes outgrow the live sessions (or [`SESSION_FOLD_FLOOR_BYTES`], whichever is
-//! larger) or their number reaches [`SESSION_DELTAS_MAX`], the commit that writes one
-//! more *folds*: it rewrites the base from memory, in chunks, and drops every delta, in
-//! the same transaction. The bytes written for folds are then at most about those written
-//! for deltas, so the amortized cost per commit stays a few large inserts.
+//! **Folding.** Deltas accumulate, and replaying them costs time on opening; so when one
+//! more delta would take their bytes beyond those of the live sessions (or beyond
+//! [`SESSION_FOLD_FLOOR_BYTES`], whichever is larger) or their number beyond
+//! [`SESSION_DELTAS_MAX`], the commit *folds* instead: it rewrites the base from memory,
+//! in chunks, and drops every delta, in the same transaction. The bytes written for folds
+//! are then at most about those written for deltas, so the amortized cost per commit
+//! stays a few large inserts; and a commit that changed about as many sessions as are
+//! live (a long interval between commits) writes the base alone.
 //!
 //! **Crash safety** is unchanged: deltas and folds are written in the transaction that
 //! records the applied position, so whatever a crash keeps, base plus deltas are the
@@ -97,10 +99,21 @@ pub(super) struct DeltaLog {
 }
 
 impl DeltaLog {
-    /// Whether the deltas should be folded into a base of `live_sessions` sessions.
-    pub(super) fn needs_fold(&self, live_sessions: usize, limits: FoldLimits) -> bool {
+    /// Whether a commit that changed `changed` sessions should fold (rewrite the base of
+    /// `live_sessions` sessions and drop the deltas) rather than add its delta: when its
+    /// delta would reach [`FoldLimits::deltas_max`] deltas or take their bytes beyond
+    /// the live sessions' (a delta about as large as the base is not worth keeping).
+    pub(super) fn needs_fold(
+        &self,
+        changed: usize,
+        live_sessions: usize,
+        limits: FoldLimits,
+    ) -> bool {
+        let pieces = changed.div_ceil(SESSION_DELTA_ENTRIES_MAX) as u64;
+        let delta_bytes = HEADER_SIZE_BYTES * (pieces as usize) + changed * ENTRY_SIZE_MAX_BYTES;
         let live_bytes = live_sessions * ENTRY_SIZE_MAX_BYTES;
-        self.count >= limits.deltas_max || self.size_bytes > live_bytes.max(limits.floor_bytes)
+        self.count + pieces > limits.deltas_max
+            || self.size_bytes + delta_bytes > live_bytes.max(limits.floor_bytes)
     }
 }
 
