@@ -67,9 +67,8 @@ use redb::{ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{ClientId, LogIndex, RequestId, Version};
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasherDefault;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Client id to its session record: where formats 2 to 4 kept the sessions. Only opened
 /// to be converted when a store is upgraded.
@@ -225,17 +224,53 @@ pub(super) fn verdict(session: Option<&ClientSession>, request_id: RequestId) ->
     }
 }
 
+/// Stale entries the eviction order may hold beyond as many as there are sessions
+/// before they are dropped.
+const ORDER_SLACK: usize = 64;
+
+/// Hashes client ids for the in-memory sessions, without entropy and cheaply (the
+/// standard SipHash cost a tenth of applying a write): the ids are mixed together and
+/// the result is put through the SplitMix64 finalizer, which spreads every input bit
+/// over the whole hash, so ids with equal low bits do not collide. No stronger than
+/// SipHash with fixed keys was against chosen ids, which is what it replaces.
+#[derive(Default)]
+pub(super) struct ClientIdHasher {
+    state: u64,
+}
+
+impl Hasher for ClientIdHasher {
+    fn finish(&self) -> u64 {
+        let mut mixed = self.state;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        mixed ^ (mixed >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.state = self.state.rotate_left(23) ^ value;
+    }
+}
+
 /// The sessions of a store, kept in memory ahead of redb: applying a write reads and
 /// records its client's session here, and [`SessionTable::flush`] writes the sessions
 /// that changed into redb in the transaction that records the applied position, when the
 /// store commits. See the module documentation.
 #[derive(Debug, Default)]
 pub(super) struct SessionTable {
-    /// Client id to its session (hashed with fixed keys: nothing here depends on the
+    /// Client id to its session (hashed without entropy: nothing here depends on the
     /// map's order, and nothing may depend on entropy).
-    by_client: HashMap<u64, ClientSession, BuildHasherDefault<DefaultHasher>>,
-    /// Log index of each client's session to the client: eviction order.
-    order: BTreeMap<LogIndex, ClientId>,
+    by_client: HashMap<u64, ClientSession, BuildHasherDefault<ClientIdHasher>>,
+    /// Log index and client of every session recorded, oldest first: the eviction order.
+    /// An entry whose client has since recorded a later session or been evicted is stale
+    /// and skipped; stale entries are dropped once they outnumber the live ones (so the
+    /// queue holds at most twice the sessions, plus [`ORDER_SLACK`]).
+    order: VecDeque<(LogIndex, ClientId)>,
     /// Clients whose session changed (recorded or evicted) since the last flush, in the
     /// order they changed, maybe more than once (sorted and deduplicated at the flush).
     /// Bounded by the writes of one apply transaction (every commit flushes): each adds
@@ -259,13 +294,17 @@ impl SessionTable {
             deltas: log,
             ..SessionTable::default()
         };
+        let mut order: Vec<(LogIndex, ClientId)> = sessions
+            .iter()
+            .map(|session| (session.index, session.client))
+            .collect();
+        order.sort_unstable();
+        if let Some(pair) = order.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(corruption(format!("two sessions at index {}", pair[0].0.0)));
+        }
+        table.order = order.into();
+        table.by_client.reserve(sessions.len());
         for session in sessions {
-            if table.order.insert(session.index, session.client).is_some() {
-                return Err(corruption(format!(
-                    "two sessions at index {}",
-                    session.index.0
-                )));
-            }
             table.by_client.insert(session.client.0, session);
         }
         Ok(table)
@@ -303,28 +342,43 @@ impl SessionTable {
     /// evicts the oldest sessions beyond `sessions_max`.
     pub(super) fn record(&mut self, session: ClientSession, sessions_max: usize) {
         assert!(sessions_max >= 1);
-        if let Some(previous) = self.by_client.insert(session.client.0, session) {
-            assert!(
-                previous.index < session.index,
-                "sessions advance with the log"
-            );
-            let removed = self.order.remove(&previous.index);
-            assert_eq!(removed, Some(session.client), "session order in step");
-        }
-        let replaced = self.order.insert(session.index, session.client);
-        assert!(replaced.is_none(), "one session per log index");
+        assert!(
+            self.order
+                .back()
+                .is_none_or(|(newest, _)| *newest < session.index),
+            "sessions advance with the log, one per log index"
+        );
+        self.by_client.insert(session.client.0, session);
+        self.order.push_back((session.index, session.client));
         self.dirty.push(session.client.0);
         while self.by_client.len() > sessions_max {
-            let (_, oldest) = self.order.pop_first().expect("order holds every session");
+            let (index, oldest) = self.order.pop_front().expect("order holds every session");
+            if !self.is_live(index, oldest) {
+                continue;
+            }
             assert_ne!(
                 oldest, session.client,
                 "the newest session is never evicted"
             );
-            let evicted = self.by_client.remove(&oldest.0);
-            assert!(evicted.is_some(), "session order names known clients");
+            self.by_client.remove(&oldest.0);
             self.dirty.push(oldest.0);
         }
-        debug_assert_eq!(self.by_client.len(), self.order.len());
+        if self.order.len() > 2 * self.by_client.len() + ORDER_SLACK {
+            let by_client = &self.by_client;
+            self.order.retain(|(index, client)| {
+                by_client
+                    .get(&client.0)
+                    .is_some_and(|live| live.index == *index)
+            });
+            debug_assert_eq!(self.order.len(), self.by_client.len());
+        }
+    }
+
+    /// Whether the order's entry (`index`, `client`) is its client's current session.
+    fn is_live(&self, index: LogIndex, client: ClientId) -> bool {
+        self.by_client
+            .get(&client.0)
+            .is_some_and(|session| session.index == index)
     }
 
     /// Writes the sessions that changed since the last flush into `transaction` as one
@@ -358,6 +412,12 @@ impl SessionTable {
             session_log::append_deltas(&mut deltas, &mut self.deltas, &changed)?;
         }
         Ok(())
+    }
+
+    /// Entries of the eviction order, stale ones included.
+    #[cfg(test)]
+    pub(super) fn order_length(&self) -> usize {
+        self.order.len()
     }
 
     /// What the deltas table holds, as far as this table knows.

@@ -402,3 +402,37 @@ fn session_batches_round_trip_and_refuse_damage() {
     }
     assert_eq!(decode_batch(&valid, "valid", false).unwrap().len(), 2);
 }
+
+#[test]
+fn eviction_follows_the_log_after_many_rewrites_of_the_same_sessions() {
+    // A few clients writing over and over leave stale entries in the in-memory eviction
+    // order, dropped once they outnumber the live ones; eviction must stay exact.
+    let disk = Disk::simulated();
+    let mut store = open_folding(&disk, 5, FoldLimits::default());
+    let mut model = SessionModel::default();
+    let mut random = ChaCha8Rng::seed_from_u64(3);
+    let mut sequences = [0u64; 7];
+    for index in 1..=3000 {
+        // Mostly clients 0 to 4, now and then 5 or 6, which evict the oldest of them.
+        let client = if random.random_bool(0.95) {
+            random.random_range(0..5)
+        } else {
+            random.random_range(5..7)
+        };
+        sequences[client] += 1;
+        let write = [client_put(index, client as u64, sequences[client])];
+        store.apply_logged(&write, position(index)).unwrap();
+        model.apply(client as u64, sequences[client], index, 5);
+        assert!(model.matches(&store), "after index {index}");
+        let order = store.sessions.as_ref().unwrap().order_length();
+        assert!(
+            order <= 2 * 5 + 64 + 1,
+            "{order} entries in the eviction order"
+        );
+        if index % 500 == 0 {
+            drop(store);
+            store = open_folding(&disk, 5, FoldLimits::default());
+            assert!(model.matches(&store), "after reopening at {index}");
+        }
+    }
+}
