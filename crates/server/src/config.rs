@@ -42,11 +42,11 @@
 //! a real disk's fsync and a loaded machine's scheduling add milliseconds the
 //! simulator does not have, and a needless election costs more than a slower failover.
 //!
-//! `store_sync_entries` defaults to [`STORE_SYNC_ENTRIES_DEFAULT`], far above the
-//! replication crate's default of 64. The store is never the source of truth (the log
-//! is synced before anything is acknowledged, and a restart re-applies the log from the
-//! store's durable position), so the setting trades nothing but re-apply work after a
-//! crash and log entries held back from compaction. What it buys is large: every
+//! `store_sync_entries` defaults to [`STORE_SYNC_ENTRIES_DEFAULT`], the replication
+//! crate's default (64 there until 2026-11-22). The store is never the source of truth
+//! (the log is synced before anything is acknowledged, and a restart re-applies the log
+//! from the store's durable position), so the setting trades nothing but re-apply work
+//! after a crash and log entries held back from compaction. What it buys is large: every
 //! durable store commit writes each B-tree page changed since the last one, and with
 //! writes spread over many keys that is about one page write per applied entry at 64;
 //! at 1,024 most pages take many writes between two commits.
@@ -62,11 +62,9 @@ use replikv_storage::log::{LogOptions, SEGMENT_SIZE_MAX_BYTES_LIMIT};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
-/// Applied entries between two durable commits of a server's store, by default. Measured
-/// with `scripts/bench-cost` (1 node, `async`, 64 clients, 10,000 keys): at 64 the
-/// server spent 55 CPU-ms and 2,300 write syscalls per 1,000 SETs, at 1,024 33 CPU-ms
-/// and 1,500, at 4,096 no better than at 1,024.
-pub const STORE_SYNC_ENTRIES_DEFAULT: u64 = 1024;
+/// Applied entries between two durable commits of a server's store, by default: the
+/// replication crate's default, where the measurements behind it are.
+pub use replikv_replication::single_leader::STORE_SYNC_ENTRIES_DEFAULT;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -26,7 +26,7 @@ impl Store {
         {
             let flushed = flush_memory(
                 &pending.transaction,
-                self.sessions.as_mut(),
+                (self.sessions.as_mut(), self.session_fold_limits),
                 &mut self.buffer,
             );
             if let Err(error) = flushed {

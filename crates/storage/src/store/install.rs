@@ -31,7 +31,8 @@ use super::encoding::{
 };
 use super::lease::{self, LEASES, STAGING_LEASES};
 use super::membership::Membership;
-use super::session::{self, SESSIONS, STAGING_SESSIONS};
+use super::session::{self, STAGING_SESSIONS};
+use super::session_log::{self, SESSION_CHUNKS, SESSION_DELTAS};
 use super::snapshot::{SnapshotChunk, SnapshotEntry};
 use super::{
     DATA, META, META_APPLIED, META_INSTALL, META_MEMBERSHIP, META_STAGED_MEMBERSHIP,
@@ -347,12 +348,25 @@ impl Store {
 }
 
 /// Replaces the live sessions by the staged ones (checked when their chunk arrived: one
-/// session per log index; the store rebuilds their eviction order in memory).
+/// session per log index; the store rebuilds their eviction order in memory): a new base
+/// of session chunks, and no delta ([`session_log`]).
 fn replace_sessions(transaction: &redb::WriteTransaction) -> Result<()> {
-    transaction.delete_table(SESSIONS).map_err(storage_error)?;
+    let staged = {
+        let staging = transaction
+            .open_table(STAGING_SESSIONS)
+            .map_err(storage_error)?;
+        session::all_sessions(&staging)?
+    };
     transaction
-        .rename_table(STAGING_SESSIONS, SESSIONS)
+        .delete_table(STAGING_SESSIONS)
         .map_err(storage_error)?;
+    let mut chunks = transaction
+        .open_table(SESSION_CHUNKS)
+        .map_err(storage_error)?;
+    let mut deltas = transaction
+        .open_table(SESSION_DELTAS)
+        .map_err(storage_error)?;
+    session_log::rewrite(&mut chunks, &mut deltas, &staged)?;
     Ok(())
 }
 

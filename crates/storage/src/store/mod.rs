@@ -30,7 +30,8 @@
 //! snapshotted and installed with it: per-client sessions ([`session`]: the last request
 //! applied and its outcome, so that a retried request id is applied once; writes come
 //! with their request ids through [`Store::apply_logged`]; kept in memory and written
-//! into redb when the open apply transaction commits) and leases ([`lease`]: grants
+//! into redb when the open apply transaction commits, as one delta record per commit over
+//! a base of large chunks: [`session_log`]) and leases ([`lease`]: grants
 //! with fencing tokens, and the check that refuses a fenced write with a stale token).
 //!
 //! ## Expiry
@@ -106,7 +107,9 @@ pub mod install;
 pub mod lease;
 pub mod membership;
 pub mod session;
+pub mod session_log;
 pub mod snapshot;
+mod upgrade;
 pub mod write;
 
 #[cfg(test)]
@@ -117,6 +120,10 @@ pub use install::SnapshotInstall;
 pub use lease::{LEASES_MAX, LeaseRecord};
 pub use membership::{MEMBERS_MAX, Membership};
 pub use session::{CLIENT_SESSIONS_DEFAULT, CLIENT_SESSIONS_LIMIT, ClientSession};
+pub use session_log::{
+    SESSION_CHUNK_SESSIONS_MAX, SESSION_DELTA_ENTRIES_MAX, SESSION_DELTAS_MAX,
+    SESSION_FOLD_FLOOR_BYTES,
+};
 pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
@@ -127,8 +134,10 @@ use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
-use session::{SESSIONS, SessionTable, Verdict};
+use session::{SessionTable, Verdict};
+use session_log::{FoldLimits, SESSION_CHUNKS, SESSION_DELTAS};
 use std::collections::BTreeMap;
+use upgrade::FORMAT_VERSION;
 
 /// Most writes in one [`Store::apply`] batch.
 pub const APPLY_BATCH_WRITES_MAX: usize = 4 * 1024;
@@ -169,20 +178,6 @@ const META_INSTALL: &str = "install";
 const META_MEMBERSHIP: &str = "membership";
 /// The configuration of the snapshot being installed, staged until the install finishes.
 const META_STAGED_MEMBERSHIP: &str = "staged_membership";
-
-/// Version of the layout described in [`encoding`]; a store written in another one is
-/// refused rather than misread.
-const FORMAT_VERSION: u64 = 4;
-
-/// The previous layout: the same without expiry times (no entry of tag 2) and without
-/// the expiry index. Its data table is valid as it is: opening a store of this format
-/// creates the empty index and upgrades it.
-const FORMAT_VERSION_NO_EXPIRY: u64 = 3;
-
-/// The previous layout: the same, plus a table `session_order` that kept the sessions'
-/// eviction order ([`session`]), now kept in memory only, and without expiry. Opening a
-/// store of this format drops the table and upgrades it.
-const FORMAT_VERSION_SESSION_ORDER: u64 = 2;
 
 /// Runs `$body` with `$table` opened on the open apply transaction if there is one (so
 /// that reads see every applied write), else on a new read transaction.
@@ -231,6 +226,8 @@ pub struct Store {
     /// after a failed apply or commit or an install: reloaded from the committed table
     /// before its next use. Never `None` while the open transaction holds applied writes.
     sessions: Option<SessionTable>,
+    /// When a commit folds the sessions' deltas into their base ([`session_log`]).
+    session_fold_limits: FoldLimits,
     /// Data entries applied in the open apply transaction and not yet written to its data
     /// table (`buffer.rs`); empty whenever no transaction is open.
     buffer: WriteBuffer,
@@ -314,18 +311,16 @@ impl Store {
             install: None,
             client_sessions_max: options.client_sessions_max,
             sessions: None,
+            session_fold_limits: FoldLimits::default(),
             buffer: WriteBuffer::default(),
             membership: None,
             committed_membership: None,
         };
-        match store.load_meta()? {
-            FORMAT_VERSION_SESSION_ORDER => store.upgrade(true)?,
-            FORMAT_VERSION_NO_EXPIRY => store.upgrade(false)?,
-            _ => {}
+        let format = store.load_meta()?;
+        if format != FORMAT_VERSION {
+            store.upgrade(format)?;
         }
-        store.sessions = Some(read_table!(store, SESSIONS, |sessions| {
-            SessionTable::load(&sessions)
-        })?);
+        store.sessions = Some(store.load_committed_sessions()?);
         // Whatever redb serves after opening may still sit in unsynced writes of a previous
         // handle that was dropped without a crash: make it durable before promising so.
         store.sync()?;
@@ -337,19 +332,15 @@ impl Store {
         read_table!(self, META, |meta| {
             let record = meta.get(META_FORMAT).map_err(storage_error)?;
             let record = record.as_ref().map(|guard| guard.value());
-            let format = [
-                FORMAT_VERSION,
-                FORMAT_VERSION_NO_EXPIRY,
-                FORMAT_VERSION_SESSION_ORDER,
-            ]
-            .into_iter()
-            .find(|format| record == Some(&format.to_be_bytes()[..]))
-            .ok_or_else(|| {
-                encoding::corruption(format!(
-                    "{:?} has format {record:?}, expected {FORMAT_VERSION}",
-                    self.name
-                ))
-            })?;
+            let format = upgrade::FORMATS_READ
+                .into_iter()
+                .find(|format| record == Some(&format.to_be_bytes()[..]))
+                .ok_or_else(|| {
+                    encoding::corruption(format!(
+                        "{:?} has format {record:?}, expected {FORMAT_VERSION}",
+                        self.name
+                    ))
+                })?;
             if let Some(applied) = meta.get(META_APPLIED).map_err(storage_error)? {
                 self.applied = decode_position(applied.value())?;
                 self.committed_applied = self.applied;
@@ -363,26 +354,6 @@ impl Store {
             }
             Ok(format)
         })
-    }
-
-    /// Upgrades a store of format 2 or 3 to the current one: drops the session order
-    /// table of format 2 and creates the (empty: no older entry expires) expiry index, in
-    /// one commit that opening then makes durable (a crash before leaves the old format,
-    /// to upgrade again).
-    fn upgrade(&mut self, session_order: bool) -> Result<()> {
-        let transaction = self.begin_write(Durability::None)?;
-        if session_order {
-            transaction
-                .delete_table(session::SESSION_ORDER)
-                .map_err(storage_error)?;
-        }
-        transaction.open_table(EXPIRY).map_err(storage_error)?;
-        transaction
-            .open_table(META)
-            .map_err(storage_error)?
-            .insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()[..])
-            .map_err(storage_error)?;
-        self.commit(transaction)
     }
 
     /// The configuration in force at the applied position: the last one applied with
@@ -486,7 +457,7 @@ impl Store {
         let mut pending = self.pending_for(length, size_bytes)?;
         let sessions = match self.sessions.take() {
             Some(sessions) => Ok(sessions),
-            None => load_sessions(&pending.transaction),
+            None => SessionTable::load_from(&pending.transaction),
         };
         let applying = sessions.and_then(|mut sessions| {
             let outcomes = apply_in(
@@ -499,7 +470,8 @@ impl Store {
             )?;
             if self.buffer.size_bytes() > WRITE_BUFFER_SIZE_MAX_BYTES {
                 // Into the open transaction, which stays open: the buffer stays small.
-                flush_memory(&pending.transaction, Some(&mut sessions), &mut self.buffer)?;
+                let sessions = (Some(&mut sessions), self.session_fold_limits);
+                flush_memory(&pending.transaction, sessions, &mut self.buffer)?;
             }
             self.sessions = Some(sessions);
             Ok(outcomes)
@@ -550,7 +522,8 @@ impl Store {
     /// buffer.
     fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
         let mut transaction = pending.transaction;
-        let flushed = flush_memory(&transaction, self.sessions.as_mut(), &mut self.buffer);
+        let sessions = (self.sessions.as_mut(), self.session_fold_limits);
+        let flushed = flush_memory(&transaction, sessions, &mut self.buffer);
         let committed = match flushed.and_then(|()| {
             transaction
                 .set_durability(durability)
@@ -584,14 +557,30 @@ impl Store {
         }
     }
 
+    /// The client sessions of the last commit, or of the open apply transaction (which
+    /// holds them as of its last flush).
+    fn load_committed_sessions(&self) -> Result<SessionTable> {
+        match &self.pending {
+            Some(pending) => SessionTable::load_from(&pending.transaction),
+            None => {
+                let transaction = self.database.begin_read().map_err(storage_error)?;
+                let chunks = transaction
+                    .open_table(SESSION_CHUNKS)
+                    .map_err(storage_error)?;
+                let deltas = transaction
+                    .open_table(SESSION_DELTAS)
+                    .map_err(storage_error)?;
+                SessionTable::load(&chunks, &deltas)
+            }
+        }
+    }
+
     /// The session the store keeps for `client`, if it is remembered.
     pub fn client_session(&self, client: replikv_core::ClientId) -> Result<Option<ClientSession>> {
         if let Some(sessions) = &self.sessions {
             return Ok(sessions.get(client).copied());
         }
-        read_table!(self, SESSIONS, |sessions| {
-            session::read_session(&sessions, client)
-        })
+        Ok(self.load_committed_sessions()?.get(client).copied())
     }
 
     /// The record of lease `name`, if it was ever granted.
@@ -609,9 +598,7 @@ impl Store {
         if let Some(sessions) = &self.sessions {
             return Ok(sessions.all());
         }
-        read_table!(self, SESSIONS, |sessions| {
-            session::all_sessions(&sessions)
-        })
+        Ok(self.load_committed_sessions()?.all())
     }
 
     /// Makes everything applied (and any install progress) durable: one redb durable
@@ -725,7 +712,7 @@ impl Drop for Store {
             // or the transaction does not commit.
             let flushed = flush_memory(
                 &pending.transaction,
-                self.sessions.as_mut(),
+                (self.sessions.as_mut(), self.session_fold_limits),
                 &mut self.buffer,
             );
             if flushed.is_ok() {
@@ -796,7 +783,12 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     let transaction = database.begin_write().map_err(storage_error)?;
     {
         transaction.open_table(DATA).map_err(storage_error)?;
-        transaction.open_table(SESSIONS).map_err(storage_error)?;
+        transaction
+            .open_table(SESSION_CHUNKS)
+            .map_err(storage_error)?;
+        transaction
+            .open_table(SESSION_DELTAS)
+            .map_err(storage_error)?;
         transaction.open_table(LEASES).map_err(storage_error)?;
         transaction.open_table(EXPIRY).map_err(storage_error)?;
         let mut meta = transaction.open_table(META).map_err(storage_error)?;
@@ -931,22 +923,15 @@ impl ApplyTables<'_, '_> {
     }
 }
 
-/// The client sessions of the state `transaction` holds.
-fn load_sessions(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
-    let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
-    SessionTable::load(&sessions)
-}
-
 /// Writes what the store holds in memory for the open apply transaction into it: the
 /// sessions that changed and the write buffer.
 fn flush_memory(
     transaction: &redb::WriteTransaction,
-    sessions: Option<&mut SessionTable>,
+    (sessions, fold_limits): (Option<&mut SessionTable>, FoldLimits),
     buffer: &mut WriteBuffer,
 ) -> Result<()> {
     if let Some(sessions) = sessions.filter(|sessions| sessions.is_dirty()) {
-        let mut table = transaction.open_table(SESSIONS).map_err(storage_error)?;
-        sessions.flush(&mut table)?;
+        sessions.flush(transaction, fold_limits)?;
     }
     if buffer.len() > 0 {
         let mut data = transaction.open_table(DATA).map_err(storage_error)?;

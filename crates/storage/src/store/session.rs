@@ -9,21 +9,24 @@
 //! snapshotted and installed exactly like the data it protects:
 //!
 //! - per client, the highest request sequence applied, the log index it was applied at
-//!   and its outcome ([`ClientSession`], table `sessions`);
+//!   and its outcome ([`ClientSession`]; on disk as base chunks plus one delta per
+//!   commit, [`session_log`](super::session_log); formats 2 to 4 kept one row per client
+//!   in a table `sessions`, which opening such a store converts);
 //! - in memory only, the same sessions ordered by that log index, for eviction (rebuilt
-//!   from the table when the store opens; format 2 of the store kept it in a table
-//!   `session_order` too, which opening a format-2 store drops).
+//!   from the stored sessions when the store opens; format 2 of the store kept it in a
+//!   table `session_order` too, which opening a format-2 store drops).
 //!
 //! **In memory first.** Every client write reads and updates its client's session, and
 //! with many clients those were three or four redb B-tree operations per write, most of
 //! the cost of applying one (2026-11-22 profile: three quarters of the store's apply).
 //! So the store keeps its sessions in memory ([`SessionTable`], bounded like the table)
 //! and applies against them; the sessions that changed since the last commit are marked
-//! dirty, and [`SessionTable::flush`] writes them, in client order, into the open apply
-//! transaction just before it commits, in the same transaction as the applied position.
+//! dirty, and [`SessionTable::flush`] writes them, in client order, as one delta record
+//! into the open apply transaction just before it commits, in the same transaction as
+//! the applied position.
 //! Whatever a crash keeps, the sessions on disk are those of the applied position on
 //! disk, and re-applying the log from there rebuilds the rest, as for the data. The
-//! memory copy is loaded when the store opens and reloaded from the committed table after
+//! memory copy is loaded when the store opens and reloaded from the committed tables after
 //! an install or a failed apply or commit (which lose the open transaction).
 //!
 //! Applying a write with request id (client, sequence):
@@ -58,21 +61,23 @@
 //! it does not understand with [`Error::Corruption`].
 
 use super::encoding::{corruption, storage_error};
+use super::session_log::{self, FoldLimits, SESSION_CHUNKS, SESSION_DELTAS};
 use super::write::WriteOutcome;
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{ClientId, LogIndex, RequestId, Version};
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
-/// Client id to its session record.
+/// Client id to its session record: where formats 2 to 4 kept the sessions. Only opened
+/// to be converted when a store is upgraded.
 pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 /// Log index of a client's last applied write to the client id: the eviction order as
 /// format 2 of the store kept it. Only opened to be dropped when a store is upgraded.
 pub(super) const SESSION_ORDER: TableDefinition<u64, u64> = TableDefinition::new("session_order");
-/// Where a snapshot install stages the sessions before they replace `SESSIONS`.
+/// Where a snapshot install stages the sessions (client id to session record) before
+/// they replace the live ones.
 pub(super) const STAGING_SESSIONS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("staging_sessions");
 
@@ -108,6 +113,13 @@ impl ClientSession {
     /// The record stored under the client's id.
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(SESSION_RECORD_SIZE_MAX_BYTES);
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// Appends the record to `bytes`; returns its length.
+    pub(super) fn encode_into(&self, bytes: &mut Vec<u8>) -> usize {
+        let start = bytes.len();
         bytes.extend_from_slice(&self.sequence.to_be_bytes());
         bytes.extend_from_slice(&self.index.0.to_be_bytes());
         match self.outcome {
@@ -140,8 +152,9 @@ impl ClientSession {
                 unreachable!("a superseded request is never recorded")
             }
         }
-        debug_assert!(bytes.len() <= SESSION_RECORD_SIZE_MAX_BYTES);
-        bytes
+        let length = bytes.len() - start;
+        debug_assert!(length <= SESSION_RECORD_SIZE_MAX_BYTES);
+        length
     }
 
     pub(super) fn decode(client: u64, bytes: &[u8]) -> Result<ClientSession> {
@@ -196,18 +209,6 @@ pub(super) enum Verdict {
     Answer(WriteOutcome),
 }
 
-/// The session of `client` in `sessions`, if remembered.
-pub(super) fn read_session(
-    sessions: &impl ReadableTable<u64, &'static [u8]>,
-    client: ClientId,
-) -> Result<Option<ClientSession>> {
-    sessions
-        .get(client.0)
-        .map_err(storage_error)?
-        .map(|guard| ClientSession::decode(client.0, guard.value()))
-        .transpose()
-}
-
 /// Decides a request against its client's session.
 pub(super) fn verdict(session: Option<&ClientSession>, request_id: RequestId) -> Verdict {
     match session {
@@ -223,36 +224,101 @@ pub(super) fn verdict(session: Option<&ClientSession>, request_id: RequestId) ->
     }
 }
 
+/// Stale entries the eviction order may hold beyond as many as there are sessions
+/// before they are dropped.
+const ORDER_SLACK: usize = 64;
+
+/// Hashes client ids for the in-memory sessions, without entropy and cheaply (the
+/// standard SipHash cost a tenth of applying a write): the ids are mixed together and
+/// the result is put through the SplitMix64 finalizer, which spreads every input bit
+/// over the whole hash, so ids with equal low bits do not collide. No stronger than
+/// SipHash with fixed keys was against chosen ids, which is what it replaces.
+#[derive(Default)]
+pub(super) struct ClientIdHasher {
+    state: u64,
+}
+
+impl Hasher for ClientIdHasher {
+    fn finish(&self) -> u64 {
+        let mut mixed = self.state;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        mixed ^ (mixed >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.state = self.state.rotate_left(23) ^ value;
+    }
+}
+
 /// The sessions of a store, kept in memory ahead of redb: applying a write reads and
 /// records its client's session here, and [`SessionTable::flush`] writes the sessions
 /// that changed into redb in the transaction that records the applied position, when the
 /// store commits. See the module documentation.
 #[derive(Debug, Default)]
 pub(super) struct SessionTable {
-    /// Client id to its session (hashed with fixed keys: nothing here depends on the
+    /// Client id to its session (hashed without entropy: nothing here depends on the
     /// map's order, and nothing may depend on entropy).
-    by_client: HashMap<u64, ClientSession, BuildHasherDefault<DefaultHasher>>,
-    /// Log index of each client's session to the client: eviction order.
-    order: BTreeMap<LogIndex, ClientId>,
-    /// Clients whose session changed (recorded or evicted) since the last flush.
-    dirty: BTreeSet<u64>,
+    by_client: HashMap<u64, ClientSession, BuildHasherDefault<ClientIdHasher>>,
+    /// Log index and client of every session recorded, oldest first: the eviction order.
+    /// An entry whose client has since recorded a later session or been evicted is stale
+    /// and skipped; stale entries are dropped once they outnumber the live ones (so the
+    /// queue holds at most twice the sessions, plus [`ORDER_SLACK`]).
+    order: VecDeque<(LogIndex, ClientId)>,
+    /// Clients whose session changed (recorded or evicted) since the last flush, in the
+    /// order they changed, maybe more than once (sorted and deduplicated at the flush).
+    /// Bounded by the writes of one apply transaction (every commit flushes): each adds
+    /// its client and the clients it evicted (one, unless `client_sessions_max` was
+    /// lowered since the store was last opened).
+    dirty: Vec<u64>,
+    /// What the durable deltas table holds since the last fold.
+    deltas: session_log::DeltaLog,
 }
 
 impl SessionTable {
-    /// The sessions stored in `sessions` (at most [`CLIENT_SESSIONS_LIMIT`]); refuses two
-    /// sessions at one log index as [`Error::Corruption`].
-    pub(super) fn load(sessions: &impl ReadableTable<u64, &'static [u8]>) -> Result<SessionTable> {
-        let mut table = SessionTable::default();
-        for session in all_sessions(sessions)? {
-            if table.order.insert(session.index, session.client).is_some() {
-                return Err(corruption(format!(
-                    "two sessions at index {}",
-                    session.index.0
-                )));
-            }
+    /// The sessions the durable tables hold (base chunks and deltas, see
+    /// [`session_log`](super::session_log)); refuses two sessions at one log index as
+    /// [`Error::Corruption`].
+    pub(super) fn load(
+        chunks: &impl ReadableTable<u64, &'static [u8]>,
+        deltas: &impl ReadableTable<u64, &'static [u8]>,
+    ) -> Result<SessionTable> {
+        let (sessions, log) = session_log::load(chunks, deltas)?;
+        let mut table = SessionTable {
+            deltas: log,
+            ..SessionTable::default()
+        };
+        let mut order: Vec<(LogIndex, ClientId)> = sessions
+            .iter()
+            .map(|session| (session.index, session.client))
+            .collect();
+        order.sort_unstable();
+        if let Some(pair) = order.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(corruption(format!("two sessions at index {}", pair[0].0.0)));
+        }
+        table.order = order.into();
+        table.by_client.reserve(sessions.len());
+        for session in sessions {
             table.by_client.insert(session.client.0, session);
         }
         Ok(table)
+    }
+
+    /// The sessions of the state `transaction` holds.
+    pub(super) fn load_from(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
+        let chunks = transaction
+            .open_table(SESSION_CHUNKS)
+            .map_err(storage_error)?;
+        let deltas = transaction
+            .open_table(SESSION_DELTAS)
+            .map_err(storage_error)?;
+        SessionTable::load(&chunks, &deltas)
     }
 
     /// The session of `client`, if remembered.
@@ -276,47 +342,88 @@ impl SessionTable {
     /// evicts the oldest sessions beyond `sessions_max`.
     pub(super) fn record(&mut self, session: ClientSession, sessions_max: usize) {
         assert!(sessions_max >= 1);
-        if let Some(previous) = self.by_client.insert(session.client.0, session) {
-            assert!(
-                previous.index < session.index,
-                "sessions advance with the log"
-            );
-            let removed = self.order.remove(&previous.index);
-            assert_eq!(removed, Some(session.client), "session order in step");
-        }
-        let replaced = self.order.insert(session.index, session.client);
-        assert!(replaced.is_none(), "one session per log index");
-        self.dirty.insert(session.client.0);
+        assert!(
+            self.order
+                .back()
+                .is_none_or(|(newest, _)| *newest < session.index),
+            "sessions advance with the log, one per log index"
+        );
+        self.by_client.insert(session.client.0, session);
+        self.order.push_back((session.index, session.client));
+        self.dirty.push(session.client.0);
         while self.by_client.len() > sessions_max {
-            let (_, oldest) = self.order.pop_first().expect("order holds every session");
+            let (index, oldest) = self.order.pop_front().expect("order holds every session");
+            if !self.is_live(index, oldest) {
+                continue;
+            }
             assert_ne!(
                 oldest, session.client,
                 "the newest session is never evicted"
             );
-            let evicted = self.by_client.remove(&oldest.0);
-            assert!(evicted.is_some(), "session order names known clients");
-            self.dirty.insert(oldest.0);
+            self.by_client.remove(&oldest.0);
+            self.dirty.push(oldest.0);
         }
-        debug_assert_eq!(self.by_client.len(), self.order.len());
+        if self.order.len() > 2 * self.by_client.len() + ORDER_SLACK {
+            let by_client = &self.by_client;
+            self.order.retain(|(index, client)| {
+                by_client
+                    .get(&client.0)
+                    .is_some_and(|live| live.index == *index)
+            });
+            debug_assert_eq!(self.order.len(), self.by_client.len());
+        }
     }
 
-    /// Writes the sessions that changed since the last flush into `sessions` (a record
-    /// for each remembered one, a removal for each evicted one), in client order, and
-    /// forgets that they changed.
-    pub(super) fn flush(&mut self, sessions: &mut Table<u64, &'static [u8]>) -> Result<()> {
-        for client in std::mem::take(&mut self.dirty) {
-            match self.by_client.get(&client) {
-                Some(session) => {
-                    sessions
-                        .insert(client, session.encode().as_slice())
-                        .map_err(storage_error)?;
-                }
-                None => {
-                    sessions.remove(client).map_err(storage_error)?;
-                }
-            }
+    /// Whether the order's entry (`index`, `client`) is its client's current session.
+    fn is_live(&self, index: LogIndex, client: ClientId) -> bool {
+        self.by_client
+            .get(&client.0)
+            .is_some_and(|session| session.index == index)
+    }
+
+    /// Writes the sessions that changed since the last flush into `transaction` as one
+    /// delta (a record for each remembered one, a removal for each evicted one, in client
+    /// order), or folds every session into a new base instead if the deltas would outgrow
+    /// `limits`, and forgets that the sessions changed ([`session_log`](super::session_log)).
+    pub(super) fn flush(
+        &mut self,
+        transaction: &redb::WriteTransaction,
+        limits: FoldLimits,
+    ) -> Result<()> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let changed: Vec<(u64, Option<&ClientSession>)> = dirty
+            .iter()
+            .map(|client| (*client, self.by_client.get(client)))
+            .collect();
+        let mut deltas = transaction
+            .open_table(SESSION_DELTAS)
+            .map_err(storage_error)?;
+        if self
+            .deltas
+            .needs_fold(changed.len(), self.by_client.len(), limits)
+        {
+            let mut chunks = transaction
+                .open_table(SESSION_CHUNKS)
+                .map_err(storage_error)?;
+            self.deltas = session_log::rewrite(&mut chunks, &mut deltas, &self.all())?;
+        } else {
+            session_log::append_deltas(&mut deltas, &mut self.deltas, &changed)?;
         }
         Ok(())
+    }
+
+    /// Entries of the eviction order, stale ones included.
+    #[cfg(test)]
+    pub(super) fn order_length(&self) -> usize {
+        self.order.len()
+    }
+
+    /// What the deltas table holds, as far as this table knows.
+    #[cfg(test)]
+    pub(super) fn delta_log(&self) -> session_log::DeltaLog {
+        self.deltas
     }
 }
 

@@ -25,7 +25,8 @@
 use super::encoding::{StoredEntry, decode_key, decode_position, storage_error};
 use super::lease::{self, LEASES, LeaseRecord};
 use super::membership::Membership;
-use super::session::{self, ClientSession, SESSIONS};
+use super::session::ClientSession;
+use super::session_log::{self, SESSION_CHUNKS, SESSION_DELTAS};
 use super::{DATA, META, META_APPLIED, META_MEMBERSHIP, SNAPSHOT_CHUNK_SIZE_MAX_BYTES};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTableMetadata};
 use replikv_core::error::Result;
@@ -106,7 +107,8 @@ impl SnapshotChunk {
 /// block writes (it only keeps redb from reusing the pages it sees).
 pub struct StoreSnapshot {
     data: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    sessions: ReadOnlyTable<u64, &'static [u8]>,
+    session_chunks: ReadOnlyTable<u64, &'static [u8]>,
+    session_deltas: ReadOnlyTable<u64, &'static [u8]>,
     leases: ReadOnlyTable<&'static [u8], &'static [u8]>,
     position: LogPosition,
     membership: Option<Membership>,
@@ -125,11 +127,17 @@ impl StoreSnapshot {
             .map(|record| Membership::decode(record.value()))
             .transpose()?;
         let data = transaction.open_table(DATA).map_err(storage_error)?;
-        let sessions = transaction.open_table(SESSIONS).map_err(storage_error)?;
+        let session_chunks = transaction
+            .open_table(SESSION_CHUNKS)
+            .map_err(storage_error)?;
+        let session_deltas = transaction
+            .open_table(SESSION_DELTAS)
+            .map_err(storage_error)?;
         let leases = transaction.open_table(LEASES).map_err(storage_error)?;
         Ok(StoreSnapshot {
             data,
-            sessions,
+            session_chunks,
+            session_deltas,
             leases,
             position,
             membership,
@@ -207,7 +215,8 @@ impl StoreSnapshot {
 
     /// The snapshot's client sessions, in client order.
     pub fn client_sessions(&self) -> Result<Vec<ClientSession>> {
-        session::all_sessions(&self.sessions)
+        let (sessions, _) = session_log::load(&self.session_chunks, &self.session_deltas)?;
+        Ok(sessions)
     }
 }
 

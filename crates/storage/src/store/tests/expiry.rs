@@ -317,6 +317,7 @@ fn a_format_3_store_is_upgraded_in_place() {
     store.sync().unwrap();
     // Turn it into what format 3 wrote: no expiry index, format 3.
     let transaction = store.database.begin_write().unwrap();
+    sessions_to_rows(&transaction);
     transaction.delete_table(EXPIRY).unwrap();
     transaction
         .open_table(META)

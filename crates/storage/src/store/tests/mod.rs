@@ -12,9 +12,13 @@ mod leases;
 mod membership;
 mod semantics;
 mod session_crash;
+mod session_log;
 mod sessions;
 mod snapshot;
 
+use super::upgrade::{
+    FORMAT_VERSION_NO_EXPIRY, FORMAT_VERSION_SESSION_ORDER, FORMAT_VERSION_SESSION_ROWS,
+};
 use super::*;
 use crate::disk::SimDisk;
 use rand::{Rng, SeedableRng};
@@ -243,5 +247,18 @@ impl History {
                 .unwrap();
             assert_eq!(outcomes, self.outcomes[index], "batch {index}");
         }
+    }
+}
+
+/// Turns the sessions of `transaction`'s store back into the rows of formats 2 to 4
+/// (one per client in table `sessions`, no chunks, no deltas), for upgrade tests.
+fn sessions_to_rows(transaction: &redb::WriteTransaction) {
+    let sessions = SessionTable::load_from(transaction).unwrap().all();
+    transaction.delete_table(SESSION_CHUNKS).unwrap();
+    transaction.delete_table(SESSION_DELTAS).unwrap();
+    let mut rows = transaction.open_table(session::SESSIONS).unwrap();
+    for session in sessions {
+        rows.insert(session.client.0, session.encode().as_slice())
+            .unwrap();
     }
 }

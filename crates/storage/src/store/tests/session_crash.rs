@@ -10,10 +10,13 @@
 //! eviction happens), applies it to a reference store without a crash, recording the
 //! sessions and data after each batch, then applies it again with a power failure before
 //! a random disk operation (as in [`super::crash`]), reopens, compares with the reference
-//! at the recovered position, and catches up.
+//! at the recovered position, and catches up. The crashing runs fold the sessions' deltas
+//! into their base every one to four commits (`session_log.rs`), so crashes strike
+//! before, inside and after folds.
 
 use super::crash::{NEVER, assert_failed_by_crash, crash_unless_struck};
 use super::*;
+use crate::store::session_log;
 use replikv_core::{ClientId, RequestId};
 
 /// Seeds of the crash test.
@@ -27,6 +30,17 @@ fn options() -> StoreOptions {
         cache_size_bytes: STORE_CACHE_SIZE_MIN_BYTES,
         client_sessions_max: SESSIONS_MAX,
     }
+}
+
+/// Opens the store with fold limits drawn from `seed`, low enough that commits fold the
+/// sessions' deltas every one to four commits ([`crate::store::session_log`]).
+fn open_folding(disk: &Disk, seed: u64) -> Result<Store> {
+    let mut store = Store::open_with(disk, STORE_NAME, &options())?;
+    store.session_fold_limits = session_log::FoldLimits {
+        deltas_max: 1 + seed % 4,
+        floor_bytes: 0,
+    };
+    Ok(store)
 }
 
 /// A log of client writes in batches, with a sync decision after each batch.
@@ -143,7 +157,7 @@ fn reference(log: &SessionLog) -> (Vec<Vec<WriteOutcome>>, Vec<Observed>) {
 fn crashing_run(log: &SessionLog, disk: &Disk, crash_at: u64, seed: u64) -> usize {
     sim(disk).schedule_crash(crash_at, seed);
     let failed = |error: Error| assert_failed_by_crash(disk, 0, &error);
-    let Ok(mut store) = Store::open_with(disk, STORE_NAME, &options()).map_err(failed) else {
+    let Ok(mut store) = open_folding(disk, seed).map_err(failed) else {
         return 0;
     };
     let (_, synced, stopped) = log.apply(&mut store, 1, failed);
@@ -169,8 +183,8 @@ fn a_crash_anywhere_reopens_with_the_sessions_of_the_applied_position() {
         let crash_at = random.random_range(0..=operations);
         let synced = crashing_run(&log, &disk, crash_at, seed);
         let context = format!("seed {seed}, crash before operation {crash_at} of {operations}");
-        let mut store = Store::open_with(&disk, STORE_NAME, &options())
-            .unwrap_or_else(|error| panic!("{context}: reopen: {error}"));
+        let mut store =
+            open_folding(&disk, seed).unwrap_or_else(|error| panic!("{context}: reopen: {error}"));
         let applied = store.applied_position();
         let recovered = (0..log.batches.len())
             .find(|&batch| log.position_after(batch) == applied)

@@ -395,6 +395,7 @@ fn a_format_2_store_is_upgraded_and_keeps_its_sessions() {
     store.sync().unwrap();
     // Turn the store back into format 2: the format record and the order table.
     let transaction = store.database.begin_write().unwrap();
+    sessions_to_rows(&transaction);
     {
         let mut order = transaction.open_table(session::SESSION_ORDER).unwrap();
         order.insert(1, 1).unwrap();
