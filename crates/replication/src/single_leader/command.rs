@@ -615,6 +615,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, count: usize, what: &str) -> Result<&'a [u8]> {
         if self.rest.len() < count {
             let left = self.rest.len();
@@ -627,15 +628,18 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
+    #[inline]
     fn byte(&mut self, what: &str) -> Result<u8> {
         Ok(self.take(1, what)?[0])
     }
 
+    #[inline]
     fn u64(&mut self, what: &str) -> Result<u64> {
         let bytes = self.take(8, what)?;
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     }
 
+    #[inline]
     fn prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
         let length = self.take(4, what)?;
         let length = u32::from_le_bytes(length.try_into().expect("4 bytes"));
