@@ -33,7 +33,22 @@ use super::reads::ReadKey;
 use replikv_core::error::{Error, Result};
 use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
 use replikv_storage::log::Entry;
-use replikv_storage::store::{LoggedWrite, StoreWrite};
+use replikv_storage::store::{LoggedWrite, Membership, StoreWrite};
+
+/// Most entries an apply batch reserves room for up front (the batch grows past it).
+const APPLY_RESERVE_ENTRIES_MAX: usize = 1024;
+
+/// Committed entries decoded for one call to the store.
+struct CommittedBatch {
+    /// The client and internal writes, in log order.
+    writes: Vec<LoggedWrite>,
+    /// The index of each write, in the same order: the proposals they may answer.
+    owners: Vec<LogIndex>,
+    /// The batch's last configuration entry, if it holds any.
+    membership: Option<Membership>,
+    /// The position of the batch's last entry.
+    last: LogPosition,
+}
 
 impl RaftNode {
     pub(super) fn handle_client_request(
@@ -251,22 +266,45 @@ impl RaftNode {
             let from = self.store.applied_position().index.next();
             let count = usize::try_from(target.0 - from.0 + 1).unwrap_or(usize::MAX);
             let entries_max = count.min(self.config.apply_batch_entries_max);
-            let entries =
-                self.log
-                    .read_range(from, entries_max, self.config.append_size_max_bytes)?;
-            let last = entries.last().expect("committed entries exist").position;
+            let batch = self.decode_committed(from, entries_max)?;
+            let last = batch.last;
             assert!(last.index <= target);
-            let mut writes = Vec::new();
-            let mut owners: Vec<LogIndex> = Vec::new();
-            // The batch's last configuration entry: the store's configuration at `last`.
-            let mut membership = None;
-            for entry in entries {
-                match Command::decode(&entry.payload) {
+            for write in &batch.writes {
+                self.note_applied_stamp(write.stamp_unix_ms);
+            }
+            let outcomes = self.store.apply_logged_with_membership(
+                &batch.writes,
+                last,
+                batch.membership.as_ref(),
+            )?;
+            self.note_applied_memberships();
+            self.note_applied_leases(&batch.writes, &outcomes)?;
+            self.stats.entries_applied += last.index.0 - from.0 + 1;
+            self.answer_proposals(&batch.owners, outcomes);
+        }
+        Ok(())
+    }
+
+    /// Reads and decodes up to `entries_max` committed entries from `from` on, borrowing
+    /// each payload from the log (its tail cache, usually) rather than copying it.
+    fn decode_committed(&self, from: LogIndex, entries_max: usize) -> Result<CommittedBatch> {
+        let mut batch = CommittedBatch {
+            writes: Vec::with_capacity(entries_max.min(APPLY_RESERVE_ENTRIES_MAX)),
+            owners: Vec::with_capacity(entries_max.min(APPLY_RESERVE_ENTRIES_MAX)),
+            membership: None,
+            last: LogPosition::ZERO,
+        };
+        let bytes_max = self.config.append_size_max_bytes;
+        self.log
+            .visit_range(from, entries_max, bytes_max, |position, payload| {
+                batch.last = position;
+                match Command::decode(payload) {
                     Ok(Command::Noop) => {}
-                    Ok(Command::Membership {
-                        membership: entry_membership,
-                        ..
-                    }) => membership = Some(entry_membership),
+                    // The batch's last configuration entry: the store's configuration at
+                    // the batch's last index.
+                    Ok(Command::Membership { membership, .. }) => {
+                        batch.membership = Some(membership);
+                    }
                     Ok(Command::Write {
                         request_id,
                         write,
@@ -275,32 +313,24 @@ impl RaftNode {
                     }) => {
                         // A leader's own writes (lease expiries) have no client session.
                         let request_id = Some(request_id).filter(|id| *id != INTERNAL_REQUEST);
-                        self.note_applied_stamp(stamp_unix_ms);
-                        writes.push(LoggedWrite {
+                        batch.writes.push(LoggedWrite {
                             stamp_unix_ms,
-                            index: entry.position.index,
+                            index: position.index,
                             request_id,
                             write,
                         });
-                        owners.push(entry.position.index);
+                        batch.owners.push(position.index);
                     }
                     Err(error) => {
                         return Err(Error::Corruption(format!(
-                            "committed entry {} does not decode: {error}",
-                            entry.position
+                            "committed entry {position} does not decode: {error}"
                         )));
                     }
                 }
-            }
-            let outcomes =
-                self.store
-                    .apply_logged_with_membership(&writes, last, membership.as_ref())?;
-            self.note_applied_memberships();
-            self.note_applied_leases(&writes, &outcomes)?;
-            self.stats.entries_applied += last.index.0 - from.0 + 1;
-            self.answer_proposals(&owners, outcomes);
-        }
-        Ok(())
+                Ok(())
+            })?;
+        assert!(batch.last.index >= from, "committed entries exist");
+        Ok(batch)
     }
 
     /// How far this node applies: the commit index, and on a leader the acknowledged

@@ -65,8 +65,12 @@
 //! payload comes from a peer's message or from disk, so decoding trusts nothing: every
 //! length is checked against what remains and against the key and value limits, trailing
 //! bytes are refused, and every failure is an [`Error::Corruption`], never a panic.
+//! A follower checks every payload it receives with [`Command::validate`], which walks
+//! the same layout without building the keys and values (no copies, no allocation); the
+//! payload is decoded for real once, when it is applied.
 
 use replikv_core::error::{Error, Result};
+use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_core::{
     ClientId, ExpireCondition, Expiry, Key, LogIndex, NodeId, RequestId, Value, Version,
 };
@@ -219,6 +223,42 @@ impl Command {
         Ok(command)
     }
 
+    /// Checks that `payload` decodes, without building the command: no key or value is
+    /// copied. Accepts exactly the payloads [`Command::decode`] accepts (a property test
+    /// holds the two to that), and is what a follower asks of every entry it receives;
+    /// the entry is decoded for real once, when it is applied.
+    pub fn validate(payload: &[u8]) -> Result<()> {
+        let mut reader = Reader { rest: payload };
+        let format = reader.byte("format")?;
+        if format != COMMAND_FORMAT && format != COMMAND_FORMAT_UNSTAMPED {
+            return Err(corruption(&format!("unknown format {format}")));
+        }
+        let stamped = format == COMMAND_FORMAT;
+        match reader.byte("tag")? {
+            TAG_NOOP => {}
+            TAG_MEMBERSHIP => {
+                reader.take(3 * 8, "header")?;
+                Membership::decode(reader.rest)
+                    .map_err(|error| corruption(&format!("configuration: {error}")))?;
+                reader.rest = &[];
+            }
+            tag => {
+                let fields = write_fields(tag)
+                    .filter(|_| stamped || tag < TAG_PUT_WITH_EXPIRY)
+                    .ok_or_else(|| corruption(&format!("tag {tag} in format {format}")))?;
+                reader.take(if stamped { 4 * 8 } else { 3 * 8 }, "header")?;
+                for field in fields {
+                    reader.skip(*field)?;
+                }
+            }
+        }
+        if !reader.rest.is_empty() {
+            let count = reader.rest.len();
+            return Err(corruption(&format!("{count} trailing bytes")));
+        }
+        Ok(())
+    }
+
     /// Bytes of keys and values the command carries.
     fn data_size_bytes(&self) -> usize {
         match self {
@@ -241,6 +281,42 @@ impl Command {
             ]
         )
     }
+}
+
+/// One field of a write's encoding, as [`Command::validate`] walks it.
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    Key,
+    Value,
+    U64,
+    /// `0`, or `1` and a value.
+    OptionalValue,
+    /// `0`, or `1` and a version.
+    OptionalVersion,
+    Expiry,
+    Condition,
+}
+
+/// The fields of the write of kind `tag` after its header, in order (the layout
+/// `encode_write` writes and `decode_write` reads); `None` for a tag that is no write.
+fn write_fields(tag: u8) -> Option<&'static [Field]> {
+    use Field::{Condition, Expiry, Key, OptionalValue, OptionalVersion, U64, Value};
+    let fields: &'static [Field] = match tag {
+        TAG_PUT => &[Key, Value],
+        TAG_DELETE => &[Key],
+        TAG_CAS_VALUE => &[Key, OptionalValue, Value],
+        TAG_CAS_VERSION => &[Key, U64, Value],
+        TAG_PUT_FENCED => &[Key, Value, Key, U64],
+        TAG_DELETE_FENCED => &[Key, Key, U64],
+        TAG_ACQUIRE_LEASE | TAG_RENEW_LEASE | TAG_RELEASE_LEASE | TAG_EXPIRE_LEASE => {
+            &[Key, U64, U64]
+        }
+        TAG_PUT_WITH_EXPIRY => &[Key, Value, OptionalVersion, Expiry],
+        TAG_EXPIRE => &[Key, Expiry, Condition],
+        TAG_DELETE_EXPIRED => &[Key, U64],
+        _ => return None,
+    };
+    Some(fields)
 }
 
 /// The tag of a write's command kind.
@@ -539,6 +615,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, count: usize, what: &str) -> Result<&'a [u8]> {
         if self.rest.len() < count {
             let left = self.rest.len();
@@ -551,15 +628,18 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
+    #[inline]
     fn byte(&mut self, what: &str) -> Result<u8> {
         Ok(self.take(1, what)?[0])
     }
 
+    #[inline]
     fn u64(&mut self, what: &str) -> Result<u64> {
         let bytes = self.take(8, what)?;
         Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
     }
 
+    #[inline]
     fn prefixed(&mut self, what: &str) -> Result<&'a [u8]> {
         let length = self.take(4, what)?;
         let length = u32::from_le_bytes(length.try_into().expect("4 bytes"));
@@ -586,5 +666,42 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Value> {
         let bytes = self.prefixed("value")?;
         Value::new(bytes).map_err(|error| corruption(&error.to_string()))
+    }
+
+    /// Reads past one field, checking it as decoding would, without building it.
+    fn skip(&mut self, field: Field) -> Result<()> {
+        match field {
+            Field::Key => {
+                let length = self.prefixed("key")?.len();
+                if length == 0 || length > KEY_SIZE_MAX_BYTES {
+                    return Err(corruption(&format!("key of {length} bytes")));
+                }
+            }
+            Field::Value => {
+                let length = self.prefixed("value")?.len();
+                if length > VALUE_SIZE_MAX_BYTES {
+                    return Err(corruption(&format!("value of {length} bytes")));
+                }
+            }
+            Field::U64 => {
+                self.take(8, "integer")?;
+            }
+            Field::OptionalValue | Field::OptionalVersion => match self.byte("option")? {
+                0 => {}
+                1 if matches!(field, Field::OptionalValue) => self.skip(Field::Value)?,
+                1 => self.skip(Field::U64)?,
+                other => return Err(corruption(&format!("option byte {other}"))),
+            },
+            Field::Expiry => {
+                self.expiry()?;
+            }
+            Field::Condition => {
+                let byte = self.byte("condition")?;
+                if usize::from(byte) >= CONDITIONS.len() {
+                    return Err(corruption(&format!("condition byte {byte}")));
+                }
+            }
+        }
+        Ok(())
     }
 }

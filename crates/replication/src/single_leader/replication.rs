@@ -157,7 +157,7 @@ impl RaftNode {
                 || position.term < expected.term
                 || position.term > self.term
                 || entry.payload.len() > PAYLOAD_SIZE_MAX_BYTES
-                || Command::decode(&entry.payload).is_err()
+                || Command::validate(&entry.payload).is_err()
             {
                 return false;
             }

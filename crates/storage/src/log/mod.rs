@@ -84,13 +84,18 @@
 //! ## Reading
 //!
 //! [`Log::get`] and [`Log::read_range`] read durable and pending entries alike (a leader
-//! may send an entry to followers before its own sync completes). Every read verifies the
-//! checksums again, so decay found after startup is also reported as corruption.
+//! may send an entry to followers before its own sync completes); [`Log::visit_range`]
+//! lends the payloads instead of copying them. Reads of the most recent entries are
+//! served from the *tail cache* (`tail_cache.rs`), the payloads of the last few thousand
+//! entries appended, kept exact across truncation, compaction, reset and reopen. Every
+//! other read goes to the segments and verifies the checksums again, so decay found after
+//! startup is also reported as corruption.
 
 pub mod metadata;
 mod record;
 mod recovery;
 mod segment;
+mod tail_cache;
 mod truncate;
 
 #[cfg(test)]
@@ -102,12 +107,14 @@ mod tests;
 
 pub use metadata::{METADATA_SIZE_MAX_BYTES, MetadataFile};
 pub use record::PAYLOAD_SIZE_MAX_BYTES;
+pub use tail_cache::{TAIL_CACHE_ENTRIES_MAX, TAIL_CACHE_SIZE_MAX_BYTES};
 
 use crate::disk::Disk;
 use replikv_core::error::Result;
 use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
 use replikv_core::{Error, LogIndex, LogPosition, Term};
 use segment::{LOG_DIRECTORY, Segment};
+use tail_cache::TailCache;
 
 /// Largest configurable segment size: segment offsets are kept as `u32` in memory.
 pub const SEGMENT_SIZE_MAX_BYTES_LIMIT: u64 = 1 << 30;
@@ -186,6 +193,8 @@ pub struct Log {
     committed_index: LogIndex,
     pending_size_bytes: u64,
     compaction: MetadataFile,
+    /// Payloads of the last entries appended, ending at `last` (see `tail_cache.rs`).
+    tail: TailCache,
     /// Set after an I/O error; the log then refuses all work (rule 4).
     failure: Option<String>,
 }
@@ -207,6 +216,11 @@ impl Log {
             committed_index: recovered.prefix.index,
             pending_size_bytes: 0,
             compaction: recovered.compaction,
+            tail: TailCache::new(
+                TAIL_CACHE_ENTRIES_MAX,
+                TAIL_CACHE_SIZE_MAX_BYTES,
+                recovered.last.index.next(),
+            ),
             failure: None,
         };
         log.check_invariants();
@@ -268,6 +282,7 @@ impl Log {
         }
         let segment = self.segments.last_mut().expect("just ensured");
         segment.append_record(entry.position, &entry.payload);
+        self.tail.push(entry.position, &entry.payload);
         if self
             .term_runs
             .last()
@@ -401,6 +416,30 @@ impl Log {
         entries_max: usize,
         bytes_max: usize,
     ) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        self.visit_range(from, entries_max, bytes_max, |position, payload| {
+            entries.push(Entry {
+                position,
+                payload: payload.to_vec(),
+            });
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+
+    /// [`Log::read_range`] without the copies: calls `visit` with the position and a
+    /// borrowed payload of each entry, in order, and returns how many it visited. An error
+    /// from `visit` stops the walk and is returned as it is.
+    pub fn visit_range<F>(
+        &self,
+        from: LogIndex,
+        entries_max: usize,
+        bytes_max: usize,
+        mut visit: F,
+    ) -> Result<usize>
+    where
+        F: FnMut(LogPosition, &[u8]) -> Result<()>,
+    {
         self.check_usable()?;
         if from < self.first_index() {
             return Err(Error::InvalidInput(format!(
@@ -409,10 +448,120 @@ impl Log {
             )));
         }
         if from > self.last.index {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let entries_max = entries_max.max(1);
-        let mut entries = Vec::new();
+        if self.tail.covers(from) {
+            #[cfg(debug_assertions)]
+            self.cross_check_tail(from, entries_max, bytes_max);
+            return self.visit_tail(from, entries_max, bytes_max, &mut visit);
+        }
+        self.visit_segments(from, entries_max, bytes_max, &mut visit)
+    }
+
+    /// Serves a read from the tail cache, which covers `from` and everything after it.
+    fn visit_tail<F>(
+        &self,
+        from: LogIndex,
+        entries_max: usize,
+        bytes_max: usize,
+        visit: &mut F,
+    ) -> Result<usize>
+    where
+        F: FnMut(LogPosition, &[u8]) -> Result<()>,
+    {
+        let mut count = 0usize;
+        let mut payload_bytes = 0u64;
+        let mut index = from;
+        while index <= self.last.index {
+            let (term, payload) = self
+                .tail
+                .get(index)
+                .expect("the cache ends at the last entry");
+            let size = payload.len() as u64;
+            if count > 0 && (count >= entries_max || payload_bytes + size > bytes_max as u64) {
+                break;
+            }
+            visit(LogPosition { term, index }, payload)?;
+            payload_bytes += size;
+            count += 1;
+            index = index.next();
+        }
+        Ok(count)
+    }
+
+    /// Debug builds compare a sample of the reads served from the tail cache with the same
+    /// reads from the segments (when those succeed: a simulated fault may stop them).
+    #[cfg(debug_assertions)]
+    fn cross_check_tail(&self, from: LogIndex, entries_max: usize, bytes_max: usize) {
+        const SAMPLE_EVERY_INDEXES: u64 = 8;
+        if !from.0.is_multiple_of(SAMPLE_EVERY_INDEXES) {
+            return;
+        }
+        self.assert_tail_matches_segments(from, entries_max, bytes_max);
+    }
+
+    /// Asserts that the tail cache and the segments answer the read alike.
+    #[cfg(any(test, debug_assertions))]
+    fn assert_tail_matches_segments(&self, from: LogIndex, entries_max: usize, bytes_max: usize) {
+        let mut cached = Vec::new();
+        let mut collect = |position, payload: &[u8]| {
+            cached.push(Entry {
+                position,
+                payload: payload.to_vec(),
+            });
+            Ok(())
+        };
+        self.visit_tail(from, entries_max, bytes_max, &mut collect)
+            .expect("collecting cannot fail");
+        let mut stored = Vec::new();
+        let mut collect = |position, payload: &[u8]| {
+            stored.push(Entry {
+                position,
+                payload: payload.to_vec(),
+            });
+            Ok(())
+        };
+        if self
+            .visit_segments(from, entries_max, bytes_max, &mut collect)
+            .is_ok()
+        {
+            assert_eq!(cached, stored, "the tail cache differs from the segments");
+        }
+    }
+
+    /// Tests: replaces the tail cache with an empty one of the given bounds.
+    #[cfg(test)]
+    pub(crate) fn set_tail_cache_bounds(&mut self, entries_max: usize, size_max_bytes: usize) {
+        self.tail = TailCache::new(entries_max, size_max_bytes, self.last.index.next());
+    }
+
+    /// Tests: the range of indexes the tail cache holds, `first..next`.
+    #[cfg(test)]
+    pub(crate) fn tail_cache_range(&self) -> std::ops::Range<LogIndex> {
+        self.tail.first_index()..self.tail.next_index()
+    }
+
+    /// Tests: compares everything the tail cache holds with the segments.
+    #[cfg(test)]
+    pub(crate) fn assert_tail_cache_exact(&self) {
+        if self.tail.first_index() < self.tail.next_index() {
+            self.assert_tail_matches_segments(self.tail.first_index(), usize::MAX, usize::MAX);
+        }
+    }
+
+    /// Serves a read from the segments, one read per segment touched.
+    fn visit_segments<F>(
+        &self,
+        from: LogIndex,
+        entries_max: usize,
+        bytes_max: usize,
+        visit: &mut F,
+    ) -> Result<usize>
+    where
+        F: FnMut(LogPosition, &[u8]) -> Result<()>,
+    {
+        let mut count = 0usize;
         let mut payload_bytes = 0u64;
         let mut index = from;
         let mut segment_position = self.segment_position(from);
@@ -421,20 +570,21 @@ impl Log {
             let mut end = index;
             let mut limited = false;
             while end < segment.next_index() {
-                let count = entries.len() + usize::try_from(end.0 - index.0).expect("bounded");
+                let total = count + usize::try_from(end.0 - index.0).expect("bounded");
                 let size = segment.payload_size_bytes(end);
-                if count > 0 && (count >= entries_max || payload_bytes + size > bytes_max as u64) {
+                if total > 0 && (total >= entries_max || payload_bytes + size > bytes_max as u64) {
                     limited = true;
                     break;
                 }
                 payload_bytes += size;
                 end = end.next();
             }
-            self.read_segment_entries(segment, index, end, &mut entries)?;
+            self.read_segment_entries(segment, index, end, visit)?;
+            count += usize::try_from(end.0 - index.0).expect("bounded");
             index = end;
             segment_position += 1;
             if limited || index > self.last.index {
-                return Ok(entries);
+                return Ok(count);
             }
         }
     }
@@ -449,13 +599,16 @@ impl Log {
     }
 
     /// Reads and verifies the entries `[from, end)` of `segment` with one read.
-    fn read_segment_entries(
+    fn read_segment_entries<F>(
         &self,
         segment: &Segment,
         from: LogIndex,
         end: LogIndex,
-        entries: &mut Vec<Entry>,
-    ) -> Result<()> {
+        visit: &mut F,
+    ) -> Result<()>
+    where
+        F: FnMut(LogPosition, &[u8]) -> Result<()>,
+    {
         let start_offset = segment.offset_of(from);
         let bytes = segment.read_bytes(start_offset, segment.offset_of(end))?;
         let mut at = 0usize;
@@ -481,10 +634,7 @@ impl Log {
                 )));
             }
             at += record.size_bytes();
-            entries.push(Entry {
-                position: record.position,
-                payload: record.payload.to_vec(),
-            });
+            visit(record.position, record.payload)?;
             index = index.next();
         }
         debug_assert_eq!(at, bytes.len());
@@ -531,6 +681,15 @@ impl Log {
         assert_eq!(
             self.term_runs.is_empty(),
             self.last.index == self.prefix.index
+        );
+        assert_eq!(
+            self.tail.next_index(),
+            self.last.index.next(),
+            "the tail cache ends at the last entry"
+        );
+        assert!(
+            self.tail.first_index() >= self.first_index(),
+            "the tail cache holds no compacted entry"
         );
         debug_assert_eq!(
             self.pending_size_bytes,

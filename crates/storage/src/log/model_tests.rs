@@ -10,6 +10,10 @@
 //! interrupted sync is a crash the disk strikes in the middle of the sync
 //! ([`SimDisk::schedule_crash`]), so every failing case is replayable from the proptest
 //! seed.
+//!
+//! The log runs with a tiny tail cache (a few entries, a few hundred bytes), so that
+//! reads both hit it and miss it; after every step the whole cache is compared with the
+//! segments, and bounded reads from random points are compared with the model.
 
 use super::tests::{all_entries, crash_unless_struck, tiny_segments};
 use super::*;
@@ -52,6 +56,22 @@ enum Op {
         crash_at: u64,
         seed: u64,
     },
+    /// A bounded read starting `back` entries before the last one (clamped to the first).
+    Read {
+        back: u64,
+        entries_max: usize,
+        bytes_max: usize,
+    },
+}
+
+/// Bounds of the tail cache in these tests: small enough that reads miss it often.
+const CACHE_ENTRIES_MAX: usize = 6;
+const CACHE_SIZE_MAX_BYTES: usize = 300;
+
+fn open(disk: Disk) -> Log {
+    let mut log = Log::open(disk, tiny_segments()).unwrap();
+    log.set_tail_cache_bounds(CACHE_ENTRIES_MAX, CACHE_SIZE_MAX_BYTES);
+    log
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -67,6 +87,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => any::<u64>().prop_map(|seed| Op::Crash { seed }),
         1 => (0..16u64, 0..3u64).prop_map(|(shift, term_increase)| Op::Reset { shift, term_increase }),
         1 => (0..8u64, any::<u64>()).prop_map(|(crash_at, seed)| Op::InterruptedSync { crash_at, seed }),
+        2 => (0..12u64, 0..5usize, 0..200usize).prop_map(|(back, entries_max, bytes_max)| Op::Read { back, entries_max, bytes_max }),
     ]
 }
 
@@ -192,7 +213,7 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
         } => reset(log, model, *shift, *term_increase),
         Op::Crash { seed } => {
             sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));
-            *log = Log::open(disk, tiny_segments()).unwrap();
+            *log = open(disk);
             model.adopt_after_crash(log, false);
         }
         Op::InterruptedSync { crash_at, seed } => {
@@ -203,10 +224,52 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
                 !synced,
                 "failure not reported"
             );
-            *log = Log::open(disk, tiny_segments()).unwrap();
+            *log = open(disk);
             model.adopt_after_crash(log, true);
         }
+        Op::Read {
+            back,
+            entries_max,
+            bytes_max,
+        } => read(log, model, *back, *entries_max, *bytes_max),
     }
+}
+
+/// A bounded read, checked against the model: the first entry always, then entries while
+/// both bounds allow; through [`Log::read_range`] and [`Log::visit_range`] alike.
+fn read(log: &Log, model: &Model, back: u64, entries_max: usize, bytes_max: usize) {
+    let last = model.last().index.0;
+    let from = last.saturating_sub(back).max(log.first_index().0);
+    let read = log
+        .read_range(LogIndex(from), entries_max, bytes_max)
+        .unwrap();
+    let mut expected: Vec<Entry> = Vec::new();
+    let mut size = 0;
+    for entry in model.entries.iter().skip(from as usize - 1) {
+        let over = expected.len() >= entries_max.max(1) || size + entry.payload.len() > bytes_max;
+        if !expected.is_empty() && over {
+            break;
+        }
+        size += entry.payload.len();
+        expected.push(entry.clone());
+    }
+    assert_eq!(read, expected);
+    let mut visited = Vec::new();
+    let count = log
+        .visit_range(
+            LogIndex(from),
+            entries_max,
+            bytes_max,
+            |position, payload| {
+                visited.push(Entry {
+                    position,
+                    payload: payload.to_vec(),
+                });
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!((count, visited), (expected.len(), expected));
 }
 
 fn reset(log: &mut Log, model: &mut Model, shift: u64, term_increase: u64) {
@@ -230,6 +293,10 @@ fn check_matches(log: &Log, model: &Model) {
         (model.durable_count as u64).max(first as u64 - 1)
     );
     assert!(log.committed_index().0 >= model.committed.min(log.last_position().index.0));
+    log.assert_tail_cache_exact();
+    let cached = log.tail_cache_range();
+    assert_eq!(cached.end, log.last_position().index.next());
+    assert!(cached.start >= log.first_index());
 }
 
 proptest! {
@@ -238,7 +305,7 @@ proptest! {
     #[test]
     fn log_matches_model_through_crashes(ops in prop::collection::vec(op_strategy(), 1..48)) {
         let sim = SimDisk::new();
-        let mut log = Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+        let mut log = open(Disk::Simulated(sim.clone()));
         let mut model = Model::default();
         for op in &ops {
             apply(op, &sim, &mut log, &mut model);
@@ -247,7 +314,7 @@ proptest! {
         // Whatever happened, a final sync and reopen keeps everything.
         log.sync().unwrap();
         drop(log);
-        let log = Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+        let log = open(Disk::Simulated(sim.clone()));
         model.durable_count = model.entries.len();
         model.committed = log.first_index().0 - 1;
         check_matches(&log, &model);

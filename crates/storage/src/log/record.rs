@@ -132,22 +132,25 @@ pub(crate) fn record_size_bytes(payload_size_bytes: usize) -> usize {
     FRAMING_SIZE_BYTES + payload_size_bytes
 }
 
-/// Appends the encoding of one record to `out`.
+/// Appends the encoding of one record to `out`: the header is built on the stack, so
+/// `out` grows once and receives three copies (header, payload, end marker).
 pub(crate) fn encode(out: &mut Vec<u8>, position: LogPosition, payload: &[u8]) {
     assert!(
         payload.len() <= PAYLOAD_SIZE_MAX_BYTES,
         "payload size checked at append"
     );
-    let start = out.len();
     let payload_size = u32::try_from(payload.len()).expect("bounded by the record limit");
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&START_MARKER);
-    out.extend_from_slice(&payload_size.to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(&position.term.0.to_le_bytes());
-    out.extend_from_slice(&position.index.0.to_le_bytes());
-    let header_checksum = crc32c::crc32c(&out[start + 4..start + HEADER_SIZE_BYTES]);
-    out[start..start + 4].copy_from_slice(&header_checksum.to_le_bytes());
+    let mut header = [0u8; HEADER_SIZE_BYTES];
+    header[4..8].copy_from_slice(&START_MARKER);
+    header[8..12].copy_from_slice(&payload_size.to_le_bytes());
+    header[12..16].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    header[16..24].copy_from_slice(&position.term.0.to_le_bytes());
+    header[24..32].copy_from_slice(&position.index.0.to_le_bytes());
+    let header_checksum = crc32c::crc32c(&header[4..]);
+    header[..4].copy_from_slice(&header_checksum.to_le_bytes());
+    let start = out.len();
+    out.reserve(record_size_bytes(payload.len()));
+    out.extend_from_slice(&header);
     out.extend_from_slice(payload);
     out.extend_from_slice(&END_MARKER);
     debug_assert_eq!(out.len() - start, record_size_bytes(payload.len()));

@@ -557,3 +557,67 @@ fn failed_io_makes_the_log_refuse_work_until_reopened() {
         assert_eq!(all_entries(&log), entries[..7]);
     });
 }
+
+/// The tail cache serves the last entries and the segments the rest, alike; it follows a
+/// suffix truncation (a conflicting entry rewritten at the same index reads back new), a
+/// compaction, and starts empty after a reopen, filling again with new appends.
+#[test]
+fn tail_cache_hits_and_misses_read_alike() {
+    let disk = Disk::Simulated(SimDisk::new());
+    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+    log.set_tail_cache_bounds(4, 1 << 20);
+    let mut expected = append_entries(&mut log, 1, 10);
+    log.sync().unwrap();
+    assert_eq!(log.tail_cache_range(), LogIndex(7)..LogIndex(11));
+    // A miss that runs into the cached entries, and a hit.
+    assert_eq!(all_entries(&log), expected);
+    assert_eq!(
+        log.read_range(LogIndex(8), 2, usize::MAX).unwrap(),
+        expected[7..9]
+    );
+    log.assert_tail_cache_exact();
+    // A conflicting suffix: entry 9 on is replaced by entries of term 2.
+    log.truncate_suffix(LogIndex(8)).unwrap();
+    assert_eq!(log.tail_cache_range(), LogIndex(7)..LogIndex(9));
+    expected.truncate(8);
+    expected.extend(append_entries(&mut log, 2, 2));
+    assert_eq!(log.get(LogIndex(9)).unwrap().unwrap(), expected[8]);
+    assert_eq!(all_entries(&log), expected);
+    log.assert_tail_cache_exact();
+    // A truncation below the cache empties it; the next appends refill it.
+    log.truncate_suffix(LogIndex(3)).unwrap();
+    assert_eq!(log.tail_cache_range(), LogIndex(4)..LogIndex(4));
+    expected.truncate(3);
+    expected.extend(append_entries(&mut log, 3, 5));
+    log.sync().unwrap();
+    log.truncate_prefix(LogIndex(7)).unwrap();
+    let first = log.first_index();
+    assert!(log.tail_cache_range().start >= first);
+    assert_eq!(all_entries(&log), expected[first.0 as usize - 1..]);
+    log.assert_tail_cache_exact();
+    // Reopened: nothing cached, every read from the segments, then new appends cached.
+    drop(log);
+    let mut log = Log::open(disk, tiny_segments()).unwrap();
+    assert!(log.tail_cache_range().is_empty());
+    assert_eq!(all_entries(&log), expected[first.0 as usize - 1..]);
+    expected.extend(append_entries(&mut log, 3, 2));
+    assert_eq!(log.tail_cache_range(), LogIndex(9)..LogIndex(11));
+    assert_eq!(all_entries(&log), expected[first.0 as usize - 1..]);
+    log.reset_to(LogPosition::new(5, 20)).unwrap();
+    assert_eq!(log.tail_cache_range(), LogIndex(21)..LogIndex(21));
+    log.append(&[entry(5, 21)]).unwrap();
+    assert_eq!(log.get(LogIndex(21)).unwrap().unwrap(), entry(5, 21));
+}
+
+/// With the default bounds, the cache holds the last [`TAIL_CACHE_ENTRIES_MAX`] entries.
+#[test]
+fn tail_cache_default_bound_in_entries() {
+    let mut log = Log::open(Disk::Simulated(SimDisk::new()), LogOptions::default()).unwrap();
+    let count = TAIL_CACHE_ENTRIES_MAX as u64 + 100;
+    append_entries(&mut log, 1, count);
+    let cached = log.tail_cache_range();
+    assert_eq!(cached.end.0 - cached.start.0, TAIL_CACHE_ENTRIES_MAX as u64);
+    assert_eq!(cached.end, LogIndex(count + 1));
+    log.sync().unwrap();
+    log.assert_tail_cache_exact();
+}

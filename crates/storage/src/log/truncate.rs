@@ -36,6 +36,10 @@
 //! the compaction point corruption. The caller's store, which holds the snapshot durably
 //! before the reset begins, is what tells a node reopened in between to finish the reset
 //! (see the single-leader node's `open`).
+//!
+//! Each operation also drops what it removes from the tail cache (`tail_cache.rs`): a
+//! suffix cut and a reset before their first disk operation, a compaction together with
+//! the in-memory segment list. The cache never holds an entry the log no longer has.
 
 use super::recovery::encode_compaction_position;
 use super::segment::LOG_DIRECTORY;
@@ -67,6 +71,8 @@ impl Log {
     }
 
     fn cut_after(&mut self, after: LogIndex) -> Result<()> {
+        // Before any I/O: whatever happens below, the cache never outlives the entries.
+        self.tail.truncate_after(after);
         let cut_index = after.next();
         let last_kept = LogPosition {
             term: self.term_at(after).expect("after is within the log"),
@@ -157,6 +163,7 @@ impl Log {
         self.segments.drain(..count);
         self.prefix = position;
         let first = position.index.next();
+        self.tail.drop_before(first);
         if self.last.index < first {
             self.term_runs.clear();
         } else {
@@ -183,6 +190,8 @@ impl Log {
     }
 
     fn remove_all_segments(&mut self, position: LogPosition) -> Result<()> {
+        // Before any I/O: whatever happens below, the cache never outlives the entries.
+        self.tail.clear(self.prefix.index.next());
         let mut removed_files = false;
         for segment in self
             .segments
@@ -210,6 +219,7 @@ impl Log {
         self.last = position;
         self.durable_index = position.index;
         self.committed_index = position.index;
+        self.tail.clear(position.index.next());
         Ok(())
     }
 }

@@ -530,3 +530,88 @@ proptest! {
         }
     }
 }
+
+/// `Command::validate` accepts exactly what `Command::decode` accepts.
+fn assert_validate_agrees(bytes: &[u8]) {
+    let decoded = Command::decode(bytes);
+    let validated = Command::validate(bytes);
+    assert_eq!(
+        validated.is_ok(),
+        decoded.is_ok(),
+        "{bytes:?}: validate {validated:?}, decode {decoded:?}"
+    );
+    if let Err(error) = validated {
+        assert!(matches!(error, Error::Corruption(_)), "{error:?}");
+    }
+}
+
+/// Every golden command, every truncation of it, and every one of its bytes replaced by
+/// values that matter to the format (format numbers, tags, option and expiry bytes,
+/// condition bytes, flipped bits): validation and decoding agree on each.
+#[test]
+fn validate_agrees_with_decode_on_golden_mutations() {
+    let mut accepted = 0;
+    for (_, bytes) in golden() {
+        assert!(Command::validate(&bytes).is_ok());
+        for length in 0..bytes.len() {
+            assert_validate_agrees(&bytes[..length]);
+        }
+        for position in 0..bytes.len() {
+            let original = bytes[position];
+            let replacements = [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15, 255];
+            let flips = [original ^ 1, original ^ 0x80];
+            for replacement in replacements.into_iter().chain(flips) {
+                let mut mutated = bytes.clone();
+                mutated[position] = replacement;
+                assert_validate_agrees(&mutated);
+                accepted += usize::from(Command::validate(&mutated).is_ok());
+            }
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_validate_agrees(&longer);
+    }
+    // The mutations reach both sides: many still decode, many do not.
+    assert!(accepted > 100, "{accepted}");
+}
+
+#[test]
+fn validate_checks_key_and_value_limits() {
+    let delete_k = write(StoreWrite::Delete { key: key("k") }).encode();
+    let mut empty_key = delete_k.clone();
+    let key_at = delete_k.len() - 5;
+    empty_key.truncate(key_at);
+    empty_key.extend_from_slice(&0u32.to_le_bytes());
+    assert_validate_agrees(&empty_key);
+    assert!(Command::validate(&empty_key).is_err());
+    let mut oversized = delete_k[..key_at].to_vec();
+    let length = u32::try_from(KEY_SIZE_MAX_BYTES + 1).unwrap();
+    oversized.extend_from_slice(&length.to_le_bytes());
+    oversized.extend(std::iter::repeat_n(b'k', KEY_SIZE_MAX_BYTES + 1));
+    assert!(Command::validate(&oversized).is_err());
+    assert_validate_agrees(&oversized);
+    let big_value = write(StoreWrite::Put {
+        key: key("k"),
+        value: Value::new(vec![7; VALUE_SIZE_MAX_BYTES]).unwrap(),
+    })
+    .encode();
+    assert!(Command::validate(&big_value).is_ok());
+}
+
+proptest! {
+    #[test]
+    fn validate_agrees_with_decode(
+        command in any_command(),
+        position in any::<prop::sample::Index>(),
+        replacement in any::<u8>(),
+        noise in bytes_up_to(48),
+    ) {
+        let bytes = command.encode();
+        prop_assert!(Command::validate(&bytes).is_ok());
+        let mut mutated = bytes.clone();
+        let at = position.index(mutated.len());
+        mutated[at] = replacement;
+        assert_validate_agrees(&mutated);
+        assert_validate_agrees(&noise);
+    }
+}
