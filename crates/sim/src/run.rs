@@ -33,7 +33,7 @@ use crate::trace::Trace;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::Result as ReplicaResult;
-use replikv_core::replica::{ClusterObserver, Replica};
+use replikv_core::replica::{ClusterObserver, Output, Replica};
 use replikv_core::{Instant, NodeId, Reply, Request, RequestId};
 use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
@@ -223,6 +223,8 @@ pub(crate) struct Simulation<'a, N: Replica, F> {
     pub discards: Discards,
     /// Requests a director ordered so far (the sequence of their request ids).
     pub director_requests: u64,
+    /// Reused to drain a replica's outputs after each input (empty between inputs).
+    pub outputs: Vec<Output<N::Message>>,
 }
 
 impl<N: Replica, F> fmt::Debug for Simulation<'_, N, F> {
@@ -308,6 +310,7 @@ where
         observer: N::Observer::default(),
         discards: Discards::default(),
         director_requests: 0,
+        outputs: Vec::new(),
     };
     let outcome = simulation
         .start()
