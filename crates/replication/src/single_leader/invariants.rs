@@ -19,12 +19,27 @@
 //!   first entry its log holds, so a restart that brings back a different committed
 //!   prefix is caught too.
 //!
-//! Memory is bounded by the run: one record per committed index and per term with a
-//! leader, asserted against generous caps. With compaction and snapshots a node's cursor
-//! never lies below its log's first index: entries a node compacted or replaced by a
-//! snapshot were compared when they were committed (compaction keeps every entry
-//! committed in a flush until a later event, see `snapshot.rs`). The record could later
-//! keep only the indexes some node still holds (or a hash chain below them).
+//! **Incremental.** The observer runs after every event, hundreds of thousands of times
+//! in a benchmark run, and most events change nothing it checks. So it remembers, per
+//! node, what the node showed at the previous observation (term, vote, leadership,
+//! commit index, first held index): a node that was running then and shows exactly the
+//! same now is skipped, since every check above is a function of those values and of
+//! the observer's own record, and on the same values it would find what it found before
+//! and change nothing. (A node that restarts between two observations is absent from
+//! one of them, or shows a lower commit index, and is compared again either way; a
+//! restart hidden inside one event with every value equal was not re-read before this
+//! either.) Nodes are kept in a short list searched linearly (clusters have a handful),
+//! and the committed record is a vector indexed by log index, not a map: a lookup is an
+//! array access. Reading a node's newly committed entries reuses one buffer, and the
+//! payload hash is a word-at-a-time hash, not SipHash byte by byte.
+//!
+//! Memory is bounded by the run: one record per committed index (up to the highest
+//! committed index seen) and per term with a leader, asserted against generous caps.
+//! With compaction and snapshots a node's cursor never lies below its log's first index:
+//! entries a node compacted or replaced by a snapshot were compared when they were
+//! committed (compaction keeps every entry committed in a flush until a later event, see
+//! `snapshot.rs`). The record could later keep only the indexes some node still holds
+//! (or a hash chain below them).
 //!
 //! **Membership change** needs no change here, and that is the point of it: election
 //! safety is per term whatever configuration each node believes in (single-server
@@ -44,14 +59,16 @@ use super::node::RaftNode;
 use replikv_core::replica::ClusterObserver;
 use replikv_core::{LogIndex, NodeId, Term};
 use std::collections::BTreeMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 
 /// Most terms with a leader the observer records over one run.
 const TERMS_RECORDED_MAX: usize = 1 << 20;
 
-/// Most committed entries the observer records over one run.
-const COMMITTED_ENTRIES_MAX: usize = 1 << 22;
+/// Highest committed index the observer records over one run (its record is a vector
+/// indexed by log index).
+const COMMITTED_INDEX_MAX: u64 = 1 << 22;
+
+/// Most nodes the observer tracks over one run (every id it has ever seen).
+const NODES_TRACKED_MAX: usize = 1 << 10;
 
 /// Most entries read from one node's log at a time.
 const READ_BATCH_ENTRIES_MAX: usize = 256;
@@ -67,8 +84,14 @@ pub(super) trait ObservedNode {
     fn leads(&self) -> bool;
     fn committed(&self) -> LogIndex;
     fn first_held(&self) -> LogIndex;
-    /// (term, payload hash) of the entries from `from` on, at most `entries_max`.
-    fn entries(&self, from: LogIndex, entries_max: usize) -> Result<Vec<(Term, u64)>, String>;
+    /// Appends to `into` the (term, payload hash) of the entries from `from` on, at most
+    /// `entries_max` (none if `from` is past the log's end).
+    fn entries(
+        &self,
+        from: LogIndex,
+        entries_max: usize,
+        into: &mut Vec<(Term, u64)>,
+    ) -> Result<(), String>;
 }
 
 impl ObservedNode for RaftNode {
@@ -90,23 +113,93 @@ impl ObservedNode for RaftNode {
     fn first_held(&self) -> LogIndex {
         self.log().first_index()
     }
-    fn entries(&self, from: LogIndex, entries_max: usize) -> Result<Vec<(Term, u64)>, String> {
+    fn entries(
+        &self,
+        from: LogIndex,
+        entries_max: usize,
+        into: &mut Vec<(Term, u64)>,
+    ) -> Result<(), String> {
         let entries = self
             .log()
             .read_range(from, entries_max, READ_BATCH_SIZE_MAX_BYTES)
             .map_err(|error| format!("{} cannot read its log at {from}: {error}", self.id))?;
-        Ok(entries
-            .iter()
-            .map(|entry| (entry.position.term, payload_hash(&entry.payload)))
-            .collect())
+        into.extend(
+            entries
+                .iter()
+                .map(|entry| (entry.position.term, payload_hash(&entry.payload))),
+        );
+        Ok(())
     }
 }
 
-/// A deterministic hash of a payload (SipHash with fixed keys).
+/// The multiplier of [`payload_hash`] (the 64-bit golden ratio, odd).
+const PAYLOAD_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The multiplier of [`payload_hash`]'s final step (another odd constant).
+const PAYLOAD_FINAL_MULTIPLIER: u64 = 0xff51_afd7_ed55_8ccd;
+
+/// The full 128-bit product of `a` and `b`, its two halves xored: every input bit
+/// reaches every output bit's neighbourhood in one multiplication.
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    let (low, high) = (product as u64, (product >> 64) as u64);
+    low ^ high
+}
+
+/// A deterministic 64-bit hash of a payload, the same on every platform: the length,
+/// then every 8-byte little-endian word (the last one zero-padded), each folded into the
+/// state with a [`folded_multiply`], then one more folding. Not for adversaries (nothing
+/// here is): for telling two different payloads apart at one log index.
 pub(super) fn payload_hash(payload: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    payload.hash(&mut hasher);
-    hasher.finish()
+    let length = payload.len() as u64;
+    let mut state = folded_multiply(length ^ PAYLOAD_FINAL_MULTIPLIER, PAYLOAD_MULTIPLIER);
+    let mut words = payload.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        state = folded_multiply(state ^ word, PAYLOAD_MULTIPLIER);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        state = folded_multiply(state ^ u64::from_le_bytes(last), PAYLOAD_MULTIPLIER);
+    }
+    folded_multiply(state, PAYLOAD_FINAL_MULTIPLIER)
+}
+
+/// What a node showed at one observation: every value the checks read from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shown {
+    term: Term,
+    vote: Option<NodeId>,
+    leads: bool,
+    committed: LogIndex,
+    first_held: LogIndex,
+}
+
+impl Shown {
+    fn of<N: ObservedNode>(node: &N) -> Shown {
+        Shown {
+            term: node.current_term(),
+            vote: node.vote(),
+            leads: node.leads(),
+            committed: node.committed(),
+            first_held: node.first_held(),
+        }
+    }
+}
+
+/// What the observer remembers of one node, kept across its crashes.
+#[derive(Debug)]
+struct NodeRecord {
+    id: NodeId,
+    /// The number of the last observation that showed the node running.
+    seen_in: u64,
+    /// What it showed then.
+    shown: Shown,
+    /// The last of its committed entries already compared (meaningful only if the node
+    /// ran at the previous observation).
+    cursor: LogIndex,
 }
 
 /// Checks election safety, vote stability and committed-log agreement over a whole run.
@@ -115,14 +208,17 @@ pub(super) fn payload_hash(payload: &[u8]) -> u64 {
 pub struct RaftObserver {
     /// The node seen leading each term.
     leaders: BTreeMap<Term, NodeId>,
-    /// Each node's last seen (term, vote), kept across its crashes.
-    votes: BTreeMap<NodeId, (Term, Option<NodeId>)>,
-    /// (term, payload hash) of each committed index seen. A map, not a list: a node can
-    /// compact entries before the observer reads them (the script harness observes after
-    /// each command, not each event), leaving indexes nobody showed it.
-    committed: BTreeMap<LogIndex, (Term, u64)>,
-    /// Per running node, the last of its committed entries already compared.
-    cursors: BTreeMap<NodeId, LogIndex>,
+    /// Every node ever seen, in the order first seen.
+    nodes: Vec<NodeRecord>,
+    /// (term, payload hash) of each committed index seen, at position index − 1. `None`
+    /// for an index nobody showed committed: a node can compact entries before the
+    /// observer reads them (the script harness observes after each command, not each
+    /// event), leaving indexes nobody showed it.
+    committed: Vec<Option<(Term, u64)>>,
+    /// Observations so far (the first is number 1).
+    observations: u64,
+    /// Reused for each read of a node's entries.
+    scratch: Vec<(Term, u64)>,
 }
 
 impl ClusterObserver<RaftNode> for RaftObserver {
@@ -133,40 +229,86 @@ impl ClusterObserver<RaftNode> for RaftObserver {
 
 impl RaftObserver {
     pub(super) fn observe_nodes<N: ObservedNode>(&mut self, nodes: &[&N]) -> Result<(), String> {
-        self.cursors
-            .retain(|id, _| nodes.iter().any(|node| node.node_id() == *id));
+        self.observations += 1;
         for node in nodes {
-            self.check_vote(*node)?;
-            self.check_leader(*node)?;
-            self.check_committed(*node)?;
+            self.observe_node(*node)?;
         }
         Ok(())
     }
 
-    fn check_vote<N: ObservedNode>(&mut self, node: &N) -> Result<(), String> {
-        let (id, term, vote) = (node.node_id(), node.current_term(), node.vote());
-        if let Some(&(last_term, last_vote)) = self.votes.get(&id) {
-            if term < last_term {
-                return Err(format!(
-                    "the term of {id} went back from {last_term} to {term}"
-                ));
-            }
-            if term == last_term && last_vote.is_some() && vote != last_vote {
-                return Err(format!(
-                    "the vote of {id} in {term} changed from {last_vote:?} to {vote:?} \
-                     (a forgotten vote lets two leaders share a term)"
-                ));
-            }
-        }
-        self.votes.insert(id, (term, vote));
-        Ok(())
-    }
-
-    fn check_leader<N: ObservedNode>(&mut self, node: &N) -> Result<(), String> {
-        if !node.leads() {
+    /// Checks one node, unless it ran at the previous observation and shows exactly
+    /// what it showed then (see the module documentation).
+    fn observe_node<N: ObservedNode>(&mut self, node: &N) -> Result<(), String> {
+        let (id, shown) = (node.node_id(), Shown::of(node));
+        let position = self.record_position(id);
+        let record = &self.nodes[position];
+        let ran_before = record.seen_in != 0 && record.seen_in + 1 == self.observations;
+        if ran_before && record.shown == shown {
+            self.nodes[position].seen_in = self.observations;
             return Ok(());
         }
-        let (id, term) = (node.node_id(), node.current_term());
+        let last_shown = (record.seen_in != 0).then_some(record.shown);
+        let cursor = ran_before.then_some(record.cursor);
+        self.check_vote(id, shown, last_shown)?;
+        self.check_leader(id, shown)?;
+        let cursor = self.check_committed(node, shown, cursor)?;
+        let record = &mut self.nodes[position];
+        record.seen_in = self.observations;
+        record.shown = shown;
+        record.cursor = cursor;
+        Ok(())
+    }
+
+    /// The position of `id`'s record in `nodes`, added if it is new (never seen).
+    fn record_position(&mut self, id: NodeId) -> usize {
+        if let Some(position) = self.nodes.iter().position(|record| record.id == id) {
+            return position;
+        }
+        assert!(
+            self.nodes.len() < NODES_TRACKED_MAX,
+            "more than {NODES_TRACKED_MAX} nodes in one run"
+        );
+        self.nodes.push(NodeRecord {
+            id,
+            seen_in: 0,
+            shown: Shown {
+                term: Term(0),
+                vote: None,
+                leads: false,
+                committed: LogIndex(0),
+                first_held: LogIndex(0),
+            },
+            cursor: LogIndex(0),
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Compares the node's term and vote with the last ones seen (`last`, kept across
+    /// its crashes; `None` for a node never seen).
+    fn check_vote(&self, id: NodeId, shown: Shown, last: Option<Shown>) -> Result<(), String> {
+        let Some(last) = last else {
+            return Ok(());
+        };
+        let (term, vote, last_term, last_vote) = (shown.term, shown.vote, last.term, last.vote);
+        if term < last_term {
+            return Err(format!(
+                "the term of {id} went back from {last_term} to {term}"
+            ));
+        }
+        if term == last_term && last_vote.is_some() && vote != last_vote {
+            return Err(format!(
+                "the vote of {id} in {term} changed from {last_vote:?} to {vote:?} \
+                 (a forgotten vote lets two leaders share a term)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_leader(&mut self, id: NodeId, shown: Shown) -> Result<(), String> {
+        if !shown.leads {
+            return Ok(());
+        }
+        let term = shown.term;
         let leader = *self.leaders.entry(term).or_insert(id);
         if leader != id {
             return Err(format!(
@@ -180,32 +322,64 @@ impl RaftObserver {
         Ok(())
     }
 
-    /// Compares the node's newly committed entries with the record (or extends it).
-    fn check_committed<N: ObservedNode>(&mut self, node: &N) -> Result<(), String> {
-        let (id, commit) = (node.node_id(), node.committed());
-        let restart_cursor = LogIndex(node.first_held().0.saturating_sub(1));
+    /// Compares the node's newly committed entries with the record (or extends it), from
+    /// its `cursor` (`None`: the node did not run at the previous observation); returns
+    /// the new cursor.
+    fn check_committed<N: ObservedNode>(
+        &mut self,
+        node: &N,
+        shown: Shown,
+        cursor: Option<LogIndex>,
+    ) -> Result<LogIndex, String> {
+        let (id, commit) = (node.node_id(), shown.committed);
+        let restart_cursor = LogIndex(shown.first_held.0.saturating_sub(1));
         // A node that installed a snapshot no longer holds the entries below it: its
         // cursor skips to its log's first entry (those entries were compared when it,
         // or the leader that sent the snapshot, committed them).
-        let mut cursor = match self.cursors.get(&id) {
-            Some(&cursor) if cursor <= commit => cursor.max(restart_cursor),
+        let mut cursor = match cursor {
+            Some(cursor) if cursor <= commit => cursor.max(restart_cursor),
             _ => restart_cursor,
         };
-        while cursor < commit {
+        let mut entries = std::mem::take(&mut self.scratch);
+        let result = loop {
+            if cursor >= commit {
+                break Ok(cursor);
+            }
             let from = cursor.next();
             let wanted = usize::try_from(commit.0 - cursor.0).unwrap_or(usize::MAX);
-            let entries = node.entries(from, wanted.min(READ_BATCH_ENTRIES_MAX))?;
+            entries.clear();
+            if let Err(error) = node.entries(from, wanted.min(READ_BATCH_ENTRIES_MAX), &mut entries)
+            {
+                break Err(error);
+            }
             if entries.is_empty() {
-                return Err(format!(
+                break Err(format!(
                     "{id} has committed {commit} but holds no entry {from}"
                 ));
             }
-            for (term, hash) in entries.into_iter().take(wanted) {
-                cursor = cursor.next();
-                self.compare_or_record(id, cursor, term, hash)?;
+            if let Err(error) =
+                self.compare_batch(id, cursor, &entries[..wanted.min(entries.len())])
+            {
+                break Err(error);
             }
+            cursor = LogIndex(cursor.0 + wanted.min(entries.len()) as u64);
+        };
+        self.scratch = entries;
+        result
+    }
+
+    /// Compares the entries following `after` with the record, one by one.
+    fn compare_batch(
+        &mut self,
+        id: NodeId,
+        after: LogIndex,
+        entries: &[(Term, u64)],
+    ) -> Result<(), String> {
+        let mut index = after;
+        for &(term, hash) in entries {
+            index = index.next();
+            self.compare_or_record(id, index, term, hash)?;
         }
-        self.cursors.insert(id, cursor);
         Ok(())
     }
 
@@ -216,8 +390,16 @@ impl RaftObserver {
         term: Term,
         hash: u64,
     ) -> Result<(), String> {
-        match self.committed.get(&index) {
-            Some(&(recorded_term, recorded_hash)) => {
+        assert!(
+            index.0 <= COMMITTED_INDEX_MAX,
+            "committed index {index} beyond the {COMMITTED_INDEX_MAX} recorded in one run"
+        );
+        let slot = usize::try_from(index.0 - 1).expect("bounded by COMMITTED_INDEX_MAX");
+        if slot >= self.committed.len() {
+            self.committed.resize(slot + 1, None);
+        }
+        match self.committed[slot] {
+            Some((recorded_term, recorded_hash)) => {
                 if (recorded_term, recorded_hash) != (term, hash) {
                     return Err(format!(
                         "committed entry {index} differs: {id} holds {term} (payload hash \
@@ -226,13 +408,7 @@ impl RaftObserver {
                     ));
                 }
             }
-            None => {
-                assert!(
-                    self.committed.len() < COMMITTED_ENTRIES_MAX,
-                    "more than {COMMITTED_ENTRIES_MAX} committed entries in one run"
-                );
-                self.committed.insert(index, (term, hash));
-            }
+            None => self.committed[slot] = Some((term, hash)),
         }
         Ok(())
     }
@@ -273,13 +449,20 @@ mod tests {
         fn first_held(&self) -> LogIndex {
             LogIndex(1)
         }
-        fn entries(&self, from: LogIndex, max: usize) -> Result<Vec<(Term, u64)>, String> {
+        fn entries(
+            &self,
+            from: LogIndex,
+            max: usize,
+            into: &mut Vec<(Term, u64)>,
+        ) -> Result<(), String> {
             let start = usize::try_from(from.0 - 1).unwrap();
             let end = self.log.len().min(start + max);
-            Ok(self.log[start.min(end)..end]
-                .iter()
-                .map(|(term, payload)| (Term(*term), payload_hash(payload.as_bytes())))
-                .collect())
+            into.extend(
+                self.log[start.min(end)..end]
+                    .iter()
+                    .map(|(term, payload)| (Term(*term), payload_hash(payload.as_bytes()))),
+            );
+            Ok(())
         }
     }
 
@@ -408,5 +591,119 @@ mod tests {
     fn a_committed_index_past_the_log_is_caught() {
         let steps = vec![vec![committed(node(1, 1, Some(1), true), &LOG[..1], 2)]];
         assert_caught(&steps, 0, "holds no entry i2");
+    }
+
+    /// Payloads of the long forged logs below.
+    const PAYLOADS: [&str; 4] = ["put a", "put b", "delete a", "cas b 1 2"];
+
+    /// 60 entries in terms 1 to 3.
+    fn long_log() -> Vec<(u64, &'static str)> {
+        (0..60u64)
+            .map(|index| {
+                (
+                    1 + index / 20,
+                    PAYLOADS[usize::try_from(index).unwrap() % 4],
+                )
+            })
+            .collect()
+    }
+
+    /// Two nodes commit the same log a few entries at a time, each state shown three
+    /// times (the repeats change nothing and are skipped); `follower_log` is what node 2
+    /// holds, and it commits five entries behind node 1.
+    fn long_run(follower_log: &[(u64, &'static str)]) -> Vec<Vec<Forged>> {
+        let log = long_log();
+        let mut steps = Vec::new();
+        for commit in 0..=60u64 {
+            for _ in 0..3 {
+                steps.push(vec![
+                    committed(node(1, 3, Some(1), true), &log, commit),
+                    committed(
+                        node(2, 3, Some(1), false),
+                        follower_log,
+                        commit.saturating_sub(5),
+                    ),
+                ]);
+            }
+        }
+        steps
+    }
+
+    #[test]
+    fn a_diverging_log_is_caught_at_the_step_that_commits_the_divergence() {
+        assert_eq!(observe(&long_run(&long_log())), Ok(()));
+        // Node 2's entry 42 has another payload: caught when node 2 commits it (node 1
+        // has at 47), the first of the three steps that show it.
+        let mut payload_differs = long_log();
+        payload_differs[41].1 = "put z";
+        assert_caught(
+            &long_run(&payload_differs),
+            47 * 3,
+            "committed entry i42 differs: n2 holds t3",
+        );
+        // Same payload, another term.
+        let mut term_differs = long_log();
+        term_differs[41].0 = 2;
+        assert_caught(
+            &long_run(&term_differs),
+            47 * 3,
+            "committed entry i42 differs: n2 holds t2",
+        );
+        // The last entry: compared even though the run ends there.
+        let mut last_differs = long_log();
+        last_differs[54].1 = "put z";
+        assert_caught(
+            &long_run(&last_differs),
+            60 * 3,
+            "committed entry i55 differs",
+        );
+    }
+
+    #[test]
+    fn a_node_back_from_a_crash_is_compared_again_though_it_shows_the_same_values() {
+        let rewritten: [(u64, &str); 3] = [(1, "noop"), (1, "put x"), (2, "noop")];
+        let leader = committed(node(1, 2, Some(1), true), &LOG, 3);
+        let steps = vec![
+            vec![
+                leader.clone(),
+                committed(node(2, 2, Some(1), false), &LOG, 3),
+            ],
+            // Node 2 is down for one observation and comes back with the same term,
+            // vote and commit index but another committed entry 2.
+            vec![leader.clone()],
+            vec![leader, committed(node(2, 2, Some(1), false), &rewritten, 3)],
+        ];
+        assert_caught(&steps, 2, "committed entry i2 differs: n2 holds t1");
+    }
+
+    #[test]
+    fn the_payload_hash_tells_apart_every_one_bit_change_and_every_length() {
+        let payload: Vec<u8> = (1..22u8).map(|byte| byte.wrapping_mul(37)).collect();
+        let original = payload_hash(&payload);
+        let mut hashes = std::collections::BTreeSet::from([original]);
+        for byte in 0..payload.len() {
+            for bit in 0..8 {
+                let mut changed = payload.clone();
+                changed[byte] ^= 1 << bit;
+                assert!(
+                    hashes.insert(payload_hash(&changed)),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+        for length in 0..payload.len() {
+            assert!(
+                hashes.insert(payload_hash(&payload[..length])),
+                "length {length}"
+            );
+        }
+        let zeros = [0u8; 17];
+        for length in 1..zeros.len() {
+            assert!(
+                hashes.insert(payload_hash(&zeros[..length])),
+                "{length} zeros"
+            );
+        }
+        assert_eq!(payload_hash(&payload), original, "deterministic");
     }
 }

@@ -154,6 +154,8 @@ pub struct Clients {
     next_value: u64,
     /// Keys written so far with `fresh_key_per_write`.
     fresh_keys_used: usize,
+    /// The history names of the keys used so far, by key number (see [`KeyNames`]).
+    key_names: KeyNames,
     /// See [`Clients::retried_requests`].
     retried_requests: BTreeSet<RequestId>,
     history: History,
@@ -197,6 +199,7 @@ impl Clients {
             next_operation: 0,
             next_value: 1,
             fresh_keys_used: 0,
+            key_names: KeyNames::default(),
             retried_requests: BTreeSet::new(),
             history: History::default(),
             stopped: false,
@@ -222,7 +225,7 @@ impl Clients {
             let Some(key_index) = slot.final_reads.pop_front() else {
                 return Vec::new();
             };
-            final_read(key_index)
+            final_read(key_index, self.key_names.key(key_index))
         } else {
             if self.history.operations.len() >= self.workload.operations_max {
                 return Vec::new();
@@ -462,7 +465,7 @@ impl Clients {
                 self.stats.operations_unknown += 1;
                 self.history.operations.push(Operation {
                     process: slot.process,
-                    key: key_name(current.key_index),
+                    key: self.key_names.name(current.key_index).to_owned(),
                     f: current.f,
                     value: current.value,
                     ok: None,
@@ -587,7 +590,7 @@ impl Clients {
         };
         let operation = Operation {
             process: slot.process,
-            key: key_name(current.key_index),
+            key: self.key_names.name(current.key_index).to_owned(),
             f: current.f,
             value,
             ok,
@@ -615,7 +618,7 @@ impl Clients {
             return self.generate_on_fresh_keys(client);
         }
         let key_index = self.random.random_range(0..self.workload.keys);
-        let key = Key::new(key_name(key_index)).expect("short key names are valid");
+        let key = self.key_names.key(key_index);
         let w = &self.workload;
         let choice = self
             .random
@@ -693,7 +696,7 @@ impl Clients {
         let new = self.next_value;
         self.next_value += 1;
         let request = Request::Put {
-            key: Key::new(key_name(key_index)).expect("short key names are valid"),
+            key: self.key_names.key(key_index),
             value: Value::new(new.to_string()).expect("short values are valid"),
         };
         (request, key_index, Function::Write, Json::from(new))
@@ -714,7 +717,11 @@ impl Clients {
     }
 
     /// A read of key number `key_index` as the workload's [`ReadMode`] asks.
-    fn workload_read(&self, client: usize, key_index: usize) -> (Request, usize, Function, Json) {
+    fn workload_read(
+        &mut self,
+        client: usize,
+        key_index: usize,
+    ) -> (Request, usize, Function, Json) {
         let consistency = match self.workload.reads {
             ReadMode::Linearizable => ReadConsistency::Linearizable,
             ReadMode::Lease => ReadConsistency::Lease,
@@ -723,15 +730,14 @@ impl Clients {
                 token: self.slots[client].token,
             },
         };
-        let key = Key::new(key_name(key_index)).expect("short key names are valid");
+        let key = self.key_names.key(key_index);
         let request = Request::Get { key, consistency };
         (request, key_index, Function::Read, Json::Null)
     }
 }
 
-/// A linearizable read of key number `key_index`.
-fn final_read(key_index: usize) -> (Request, usize, Function, Json) {
-    let key = Key::new(key_name(key_index)).expect("short key names are valid");
+/// A linearizable read of `key`, key number `key_index`.
+fn final_read(key_index: usize, key: Key) -> (Request, usize, Function, Json) {
     let request = Request::Get {
         key,
         consistency: ReadConsistency::Linearizable,
@@ -808,6 +814,36 @@ fn classify(request: &Request, reply: Reply) -> Result<Completion, String> {
 #[must_use]
 pub fn key_name(index: usize) -> String {
     format!("k{index}")
+}
+
+/// The names of the keys a run has used so far, by key number, each formatted once: a
+/// `format!` per operation (twice: the request's key and the history's) was 1.6 % of a
+/// write-heavy run. Grows only to the highest key number used, which the workload bounds
+/// (`WorkloadOptions::keys`).
+#[derive(Debug, Default)]
+struct KeyNames {
+    names: Vec<(String, Key)>,
+}
+
+impl KeyNames {
+    /// The history name of key number `index`.
+    fn name(&mut self, index: usize) -> &str {
+        &self.entry(index).0
+    }
+
+    /// Key number `index`.
+    fn key(&mut self, index: usize) -> Key {
+        self.entry(index).1.clone()
+    }
+
+    fn entry(&mut self, index: usize) -> &(String, Key) {
+        while self.names.len() <= index {
+            let name = key_name(self.names.len());
+            let key = Key::new(name.clone()).expect("short key names are valid");
+            self.names.push((name, key));
+        }
+        &self.names[index]
+    }
 }
 
 /// A value as the history shows it: the workload's unique integers as JSON numbers,
