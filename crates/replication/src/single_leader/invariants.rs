@@ -119,15 +119,17 @@ impl ObservedNode for RaftNode {
         entries_max: usize,
         into: &mut Vec<(Term, u64)>,
     ) -> Result<(), String> {
-        let entries = self
-            .log()
-            .read_range(from, entries_max, READ_BATCH_SIZE_MAX_BYTES)
+        self.log()
+            .visit_range(
+                from,
+                entries_max,
+                READ_BATCH_SIZE_MAX_BYTES,
+                |position, payload| {
+                    into.push((position.term, payload_hash(payload)));
+                    Ok(())
+                },
+            )
             .map_err(|error| format!("{} cannot read its log at {from}: {error}", self.id))?;
-        into.extend(
-            entries
-                .iter()
-                .map(|entry| (entry.position.term, payload_hash(&entry.payload))),
-        );
         Ok(())
     }
 }
