@@ -42,6 +42,7 @@ use replikv_core::limits::{KEY_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 use replikv_core::replica::{DiscardedWrite, Output, Replica};
 use replikv_core::{ClientId, Instant, LogIndex, NodeId, Reply, Request, RequestId, Term, Value};
 use replikv_replication::single_leader::{Message, RaftNode, RaftStats, ReplicationStatus};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -154,13 +155,54 @@ struct NodeLoop {
     inputs: Receiver<Input>,
     peers: PeerSenders,
     clock: Clock,
-    /// Reply channels by request id; several when a retry joined a pending request.
-    waiting: HashMap<RequestId, VecDeque<oneshot::Sender<Reply>>>,
+    /// Who waits for each pending request's reply.
+    waiting: HashMap<RequestId, Waiters>,
     waiting_count: usize,
-    /// When each pending write reached the loop: its commit latency's start.
-    writes_started: HashMap<RequestId, std::time::Instant>,
     counters: Arc<LoopCounters>,
     commit_mode: String,
+}
+
+/// The clients waiting for one request's reply, in arrival order: usually one, several
+/// when a retry joined a pending request. The first is kept apart so that the usual
+/// case costs no allocation beside the map's slot (this is on every request's path).
+#[derive(Debug)]
+struct Waiters {
+    first: Option<oneshot::Sender<Reply>>,
+    more: VecDeque<oneshot::Sender<Reply>>,
+    /// When the first copy of a write reached the loop: its commit latency's start.
+    write_started: Option<std::time::Instant>,
+}
+
+impl Waiters {
+    fn new(sender: oneshot::Sender<Reply>, write_started: Option<std::time::Instant>) -> Waiters {
+        Waiters {
+            first: Some(sender),
+            more: VecDeque::new(),
+            write_started,
+        }
+    }
+
+    /// Another client (a retry) waits for the same request.
+    fn join(&mut self, sender: oneshot::Sender<Reply>, write_started: Option<std::time::Instant>) {
+        if self.first.is_none() && self.more.is_empty() {
+            self.first = Some(sender);
+        } else {
+            self.more.push_back(sender);
+        }
+        self.write_started = self.write_started.or(write_started);
+    }
+
+    fn pop_front(&mut self) -> Option<oneshot::Sender<Reply>> {
+        self.first.take().or_else(|| self.more.pop_front())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+
+    fn into_senders(self) -> impl Iterator<Item = oneshot::Sender<Reply>> {
+        self.first.into_iter().chain(self.more)
+    }
 }
 
 /// Starts the loop on its own thread. The loop ends after [`Input::Shutdown`] (`Ok`),
@@ -184,7 +226,6 @@ pub fn spawn(
         },
         waiting: HashMap::new(),
         waiting_count: 0,
-        writes_started: HashMap::new(),
         counters,
         commit_mode,
     };
@@ -209,8 +250,8 @@ impl NodeLoop {
         }
         // Whatever happened, nobody waits forever: the outcome of a pending write is
         // unknown (it may commit through another leader).
-        for (_, senders) in self.waiting.drain() {
-            for sender in senders {
+        for (_, waiters) in self.waiting.drain() {
+            for sender in waiters.into_senders() {
                 let error = Error::Indeterminate("the node stopped; unknown outcome".into());
                 let _ = sender.send(Reply::Failed(error));
             }
@@ -288,12 +329,14 @@ impl NodeLoop {
                     let _ = reply.send(Reply::Failed(error));
                     return Ok(Flow::Continue);
                 }
-                self.waiting.entry(request_id).or_default().push_back(reply);
-                self.waiting_count += 1;
-                if request.is_write() {
-                    let started = std::time::Instant::now();
-                    self.writes_started.entry(request_id).or_insert(started);
+                let write_started = request.is_write().then(std::time::Instant::now);
+                match self.waiting.entry(request_id) {
+                    Entry::Occupied(mut entry) => entry.get_mut().join(reply, write_started),
+                    Entry::Vacant(entry) => {
+                        entry.insert(Waiters::new(reply, write_started));
+                    }
                 }
+                self.waiting_count += 1;
                 self.node.handle_request(now, request_id, request)?;
             }
             Input::Status { reply } => {
@@ -316,22 +359,18 @@ impl NodeLoop {
     }
 
     fn reply(&mut self, request_id: RequestId, reply: Reply) {
-        if let Some(started) = self.writes_started.remove(&request_id)
+        let Some(waiters) = self.waiting.get_mut(&request_id) else {
+            tracing::debug!(%request_id, "a reply nobody waits for");
+            return;
+        };
+        if let Some(started) = waiters.write_started.take()
             && matches!(reply, Reply::Written { .. } | Reply::CompareAndSet { .. })
         {
             self.counters.metrics.record_commit(started.elapsed());
         }
-        let Some(senders) = self.waiting.get_mut(&request_id) else {
-            tracing::debug!(%request_id, "a reply nobody waits for");
-            return;
-        };
-        let sender = senders.pop_front();
-        if senders.is_empty() {
+        let sender = waiters.pop_front();
+        if waiters.is_empty() {
             self.waiting.remove(&request_id);
-            if self.waiting.is_empty() {
-                // Bounded: a write whose reply never came is forgotten here.
-                self.writes_started.clear();
-            }
         }
         if let Some(sender) = sender {
             self.waiting_count -= 1;

@@ -28,7 +28,7 @@ pub mod wait;
 
 use crate::auth::ClientAuth;
 use crate::keyspace::Keyspaces;
-use crate::metrics::{Api, Outcome};
+use crate::metrics::{Api, Outcome, RequestMetricsCache};
 use codec::{RespCodec, Response};
 use commands::After;
 use futures_util::{SinkExt, StreamExt};
@@ -97,6 +97,7 @@ async fn serve(
 ) -> Result<(), String> {
     let mut framed = Framed::new(stream, RespCodec::new());
     framed.codec_mut().request_size_max_bytes = request_size_max_bytes(&session);
+    let mut metrics_cache = RequestMetricsCache::default();
     loop {
         let next = tokio::select! {
             next = framed.next() => next,
@@ -116,7 +117,9 @@ async fn serve(
         let name = commands::metric_name(&command);
         let (response, after) = commands::execute(&mut session, command).await;
         let metrics = session.keyspaces.default_group().metrics();
-        metrics.record_request(Api::Resp, name, outcome(&response), started.elapsed());
+        let outcome = outcome(&response);
+        let elapsed = started.elapsed();
+        metrics.record_request_cached(&mut metrics_cache, Api::Resp, name, outcome, elapsed);
         framed.codec_mut().protocol = session.protocol;
         framed.codec_mut().request_size_max_bytes = request_size_max_bytes(&session);
         framed.feed(response).await.map_err(|error| error.0)?;
