@@ -31,7 +31,7 @@ use super::node::{RaftNode, Role};
 use super::planted::planted;
 use super::reads::ReadKey;
 use replikv_core::error::{Error, Result};
-use replikv_core::{Instant, LogIndex, LogPosition, Reply, Request, RequestId};
+use replikv_core::{Instant, Key, LogIndex, LogPosition, Reply, Request, RequestId};
 use replikv_storage::log::Entry;
 use replikv_storage::store::{LoggedWrite, Membership, StoreWrite};
 
@@ -272,13 +272,20 @@ impl RaftNode {
             for write in &batch.writes {
                 self.note_applied_stamp(write.stamp_unix_ms);
             }
-            let outcomes = self.store.apply_logged_with_membership(
-                &batch.writes,
-                last,
-                batch.membership.as_ref(),
-            )?;
+            // The writes move into the store; the leases they name are kept aside (no
+            // allocation when, as usual, there are none).
+            let lease_writes: Vec<(usize, Key)> = batch
+                .writes
+                .iter()
+                .enumerate()
+                .filter(|(_, logged)| logged.write.is_lease())
+                .map(|(position, logged)| (position, logged.write.key().clone()))
+                .collect();
+            let outcomes =
+                self.store
+                    .apply_logged_owned(batch.writes, last, batch.membership.as_ref())?;
             self.note_applied_memberships();
-            self.note_applied_leases(&batch.writes, &outcomes)?;
+            self.note_applied_leases(&lease_writes, &outcomes)?;
             self.stats.entries_applied += last.index.0 - from.0 + 1;
             self.answer_proposals(&batch.owners, outcomes);
         }

@@ -24,7 +24,7 @@
 use super::node::{RaftNode, Role};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Instant, Key, LogIndex, Request};
-use replikv_storage::store::{LoggedWrite, StoreWrite, WriteOutcome};
+use replikv_storage::store::{StoreWrite, WriteOutcome};
 use std::time::Duration;
 
 /// Longest time to live a lease may ask for (one day).
@@ -123,20 +123,25 @@ impl RaftNode {
 
     /// Follows applied lease writes on the leader: a grant or renewal (re)starts the
     /// lease's timer, an end (release, expiry) drops it. The timer is rebuilt from the
-    /// lease's record as the batch left it.
+    /// lease's record as the batch left it. `lease_writes` are the batch's lease writes:
+    /// each one's position in the batch (and in `outcomes`) and its lease's name.
     pub(super) fn note_applied_leases(
         &mut self,
-        writes: &[LoggedWrite],
+        lease_writes: &[(usize, Key)],
         outcomes: &[WriteOutcome],
     ) -> Result<()> {
         if !self.is_leader() {
             return Ok(());
         }
-        let mut changed: Vec<Key> = writes
+        let mut changed: Vec<Key> = lease_writes
             .iter()
-            .zip(outcomes)
-            .filter(|(_, outcome)| matches!(outcome, WriteOutcome::Lease { granted: true, .. }))
-            .map(|(logged, _)| logged.write.key().clone())
+            .filter(|(position, _)| {
+                matches!(
+                    outcomes[*position],
+                    WriteOutcome::Lease { granted: true, .. }
+                )
+            })
+            .map(|(_, name)| name.clone())
             .collect();
         changed.sort();
         changed.dedup();

@@ -46,17 +46,18 @@ impl WriteBuffer {
         self.entries.get(key)
     }
 
-    /// Records that `key` now has `entry`, replacing what the buffer held for it.
-    pub(super) fn put(&mut self, key: &Key, entry: StoredEntry) {
+    /// Records that `key` now has `entry`, replacing what the buffer held for it. Both
+    /// move in: the key is kept if the buffer did not hold it yet.
+    pub(super) fn put(&mut self, key: Key, entry: StoredEntry) {
         self.size_bytes += value_size_bytes(&entry);
-        if let Some(previous) = self.entries.get_mut(key) {
+        if let Some(previous) = self.entries.get_mut(&key) {
             // An expiry change keeps the version; everything else increases it.
             debug_assert!(previous.version <= entry.version, "versions never decrease");
             self.size_bytes -= value_size_bytes(previous);
             *previous = entry;
         } else {
             self.size_bytes += key.as_bytes().len();
-            self.entries.insert(key.clone(), entry);
+            self.entries.insert(key, entry);
         }
     }
 

@@ -70,6 +70,15 @@ impl StoredEntry {
         }
     }
 
+    /// [`StoredEntry::as_of`] without copying the value: the version, the value (`None`
+    /// for a tombstone) and the expiry time a read at `now_unix_ms` sees.
+    pub fn view_as_of(&self, now_unix_ms: u64) -> (Version, Option<&Value>, Option<u64>) {
+        if !replikv_core::expiry::is_expired(self.expires_at_unix_ms, now_unix_ms) {
+            return (self.version, self.value.as_ref(), self.expires_at_unix_ms);
+        }
+        (Version(self.version.0.saturating_add(1)), None, None)
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<StoredEntry> {
         let Some((header, value)) = bytes.split_first_chunk::<ENTRY_HEADER_SIZE_BYTES>() else {
             return Err(corruption(format!("entry of {} bytes", bytes.len())));

@@ -396,8 +396,16 @@ impl Store {
         batch: &[StoreWrite],
         applied: LogPosition,
     ) -> Result<Vec<WriteOutcome>> {
-        let writes = batch.iter().map(|write| (applied.index, None, write, 0));
-        self.apply_writes(writes, batch.len(), applied, None)
+        let writes = batch
+            .iter()
+            .map(|write| LoggedWrite {
+                index: applied.index,
+                request_id: None,
+                write: write.clone(),
+                stamp_unix_ms: 0,
+            })
+            .collect();
+        self.apply_writes(writes, applied, None)
     }
 
     /// [`Store::apply`] for writes that come from log entries: a write with a request id
@@ -413,10 +421,25 @@ impl Store {
 
     /// [`Store::apply_logged`], and, if `membership` is given, records it as the
     /// configuration in force at `applied`, in the same transaction (the batch's entries
-    /// included the configuration entry that made it).
+    /// included the configuration entry that made it). Copies the batch: see
+    /// [`Store::apply_logged_owned`] for the one that moves it in.
     pub fn apply_logged_with_membership(
         &mut self,
         batch: &[LoggedWrite],
+        applied: LogPosition,
+        membership: Option<&Membership>,
+    ) -> Result<Vec<WriteOutcome>> {
+        self.apply_logged_owned(batch.to_vec(), applied, membership)
+    }
+
+    /// [`Store::apply_logged_with_membership`] taking the batch by value: each write's
+    /// key and value move into the store's write buffer rather than being copied, so a
+    /// replica that decodes its committed entries into owned writes allocates each key
+    /// and value once per apply. Whether it succeeds or fails, the batch is consumed (a
+    /// failed apply is re-applied from the log, as ever).
+    pub fn apply_logged_owned(
+        &mut self,
+        batch: Vec<LoggedWrite>,
         applied: LogPosition,
         membership: Option<&Membership>,
     ) -> Result<Vec<WriteOutcome>> {
@@ -429,22 +452,12 @@ impl Store {
         if let Some(last) = batch.last() {
             assert!(last.index <= applied.index && batch[0].index > self.applied.index);
         }
-        let writes = batch.iter().map(|logged| {
-            let LoggedWrite {
-                index,
-                request_id,
-                write,
-                stamp_unix_ms,
-            } = logged;
-            (*index, *request_id, write, *stamp_unix_ms)
-        });
-        self.apply_writes(writes, batch.len(), applied, membership)
+        self.apply_writes(batch, applied, membership)
     }
 
-    fn apply_writes<'a>(
+    fn apply_writes(
         &mut self,
-        batch: impl Iterator<Item = AppliedWrite<'a>> + Clone,
-        length: usize,
+        batch: Vec<LoggedWrite>,
         applied: LogPosition,
         membership: Option<&Membership>,
     ) -> Result<Vec<WriteOutcome>> {
@@ -453,7 +466,8 @@ impl Store {
             "applied position must increase: {applied} after {}",
             self.applied
         );
-        let size_bytes = check_batch(batch.clone().map(|(_, _, write, _)| write), length)?;
+        let length = batch.len();
+        let size_bytes = check_batch(batch.iter().map(|logged| &logged.write), length)?;
         let mut pending = self.pending_for(length, size_bytes)?;
         let sessions = match self.sessions.take() {
             Some(sessions) => Ok(sessions),
@@ -463,7 +477,6 @@ impl Store {
             let outcomes = apply_in(
                 &pending.transaction,
                 batch,
-                length,
                 (applied, membership),
                 (&mut sessions, &mut self.buffer),
                 self.client_sessions_max,
@@ -817,18 +830,13 @@ fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -
     Ok(size_bytes)
 }
 
-/// One write of a batch being applied: its entry's index, its request id, the write, and
-/// its entry's stamp.
-type AppliedWrite<'a> = (LogIndex, Option<RequestId>, &'a StoreWrite, u64);
-
 /// Applies a batch of writes in `transaction` and records `applied` as the position it
 /// comes from; one outcome per write, in order. The sessions are read and recorded in
 /// `sessions` and the data entries written to `buffer`, which the caller flushes into
 /// the transaction before it commits.
-fn apply_in<'a>(
+fn apply_in(
     transaction: &redb::WriteTransaction,
-    batch: impl Iterator<Item = AppliedWrite<'a>>,
-    length: usize,
+    batch: Vec<LoggedWrite>,
     (applied, membership): (LogPosition, Option<&Membership>),
     (sessions, buffer): (&mut SessionTable, &mut WriteBuffer),
     sessions_max: usize,
@@ -840,9 +848,9 @@ fn apply_in<'a>(
         leases: transaction.open_table(LEASES).map_err(storage_error)?,
         sessions_max,
     };
-    let mut outcomes = Vec::with_capacity(length);
-    for (index, request_id, write, stamp_unix_ms) in batch {
-        outcomes.push(tables.apply_one(index, request_id, write, stamp_unix_ms)?);
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for logged in batch {
+        outcomes.push(tables.apply_one(logged)?);
     }
     let mut meta = transaction.open_table(META).map_err(storage_error)?;
     meta.insert(META_APPLIED, &encode_position(applied)[..])
@@ -866,13 +874,13 @@ struct ApplyTables<'t, 's> {
 
 impl ApplyTables<'_, '_> {
     /// Applies one write, deduplicated by its request id if it has one.
-    fn apply_one(
-        &mut self,
-        index: LogIndex,
-        request_id: Option<RequestId>,
-        write: &StoreWrite,
-        stamp_unix_ms: u64,
-    ) -> Result<WriteOutcome> {
+    fn apply_one(&mut self, logged: LoggedWrite) -> Result<WriteOutcome> {
+        let LoggedWrite {
+            index,
+            request_id,
+            write,
+            stamp_unix_ms,
+        } = logged;
         if let Some(request_id) = request_id {
             let previous = self.sessions.get(request_id.client);
             if let Verdict::Answer(outcome) = session::verdict(previous, request_id) {
@@ -899,20 +907,19 @@ impl ApplyTables<'_, '_> {
     fn decide_and_write(
         &mut self,
         index: LogIndex,
-        write: &StoreWrite,
+        write: StoreWrite,
         stamp_unix_ms: u64,
     ) -> Result<WriteOutcome> {
         if write.is_lease() {
-            return lease::apply(&mut self.leases, index, write);
+            return lease::apply(&mut self.leases, index, &write);
         }
-        if let Some(refusal) = lease::fence(&self.leases, write)? {
+        if let Some(refusal) = lease::fence(&self.leases, &write)? {
             return Ok(refusal);
         }
-        let key = write.key();
-        let (entry, outcome) = match self.buffer.get(key) {
+        let (key, entry, outcome) = match self.buffer.get(write.key()) {
             Some(current) => write::decide(write, Some(current), stamp_unix_ms),
             None => {
-                let current = read_entry(&self.data, key.as_bytes())?;
+                let current = read_entry(&self.data, write.key().as_bytes())?;
                 write::decide(write, current.as_ref(), stamp_unix_ms)
             }
         };

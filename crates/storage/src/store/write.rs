@@ -253,24 +253,36 @@ impl WriteOutcome {
 }
 
 /// Decides one data write against the key's current entry (`None`: never written), at
-/// the stamp of its log entry (see the module documentation). Returns the entry to store,
-/// if the write changes anything, and the outcome. A fenced write reaches here only once
-/// its token was accepted; lease writes never do.
+/// the stamp of its log entry (see the module documentation). Takes the write by value,
+/// so the key and the new value move into what it returns rather than being copied:
+/// the key, the entry to store if the write changes anything, and the outcome. A fenced
+/// write reaches here only once its token was accepted; lease writes never do.
 pub(super) fn decide(
-    write: &StoreWrite,
+    write: StoreWrite,
     current: Option<&StoredEntry>,
     stamp_unix_ms: u64,
-) -> (Option<StoredEntry>, WriteOutcome) {
+) -> (Key, Option<StoredEntry>, WriteOutcome) {
     if let StoreWrite::DeleteExpired {
-        expires_at_unix_ms, ..
+        key,
+        expires_at_unix_ms,
     } = write
     {
-        return delete_expired(current, *expires_at_unix_ms, stamp_unix_ms);
+        let (entry, outcome) = delete_expired(current, expires_at_unix_ms, stamp_unix_ms);
+        return (key, entry, outcome);
     }
-    let current = current.map(|entry| entry.as_of(stamp_unix_ms));
-    let version = current.as_ref().map_or(Version(0), |entry| entry.version);
-    let value = current.as_ref().and_then(|entry| entry.value.as_ref());
-    let expires_at = current.as_ref().and_then(|entry| entry.expires_at_unix_ms);
+    if let StoreWrite::Expire {
+        key,
+        expiry,
+        condition,
+    } = write
+    {
+        let current = current.map(|entry| entry.as_of(stamp_unix_ms));
+        let (entry, outcome) = expire(current.as_ref(), expiry, condition, stamp_unix_ms);
+        return (key, entry, outcome);
+    }
+    let (version, value, expires_at) = current.map_or((Version(0), None, None), |entry| {
+        entry.view_as_of(stamp_unix_ms)
+    });
     let next = Version(
         version
             .0
@@ -287,42 +299,44 @@ pub(super) fn decide(
         (Some(entry), next)
     };
     match write {
-        StoreWrite::Put { value, .. } | StoreWrite::PutFenced { value, .. } => {
-            let (entry, version) = written(Some(value.clone()), None);
-            (entry, WriteOutcome::Written { version })
+        StoreWrite::Put { key, value } | StoreWrite::PutFenced { key, value, .. } => {
+            let (entry, version) = written(Some(value), None);
+            (key, entry, WriteOutcome::Written { version })
         }
-        StoreWrite::Delete { .. } | StoreWrite::DeleteFenced { .. } => {
+        StoreWrite::Delete { key } | StoreWrite::DeleteFenced { key, .. } => {
             let (entry, version) = written(None, None);
-            (entry, WriteOutcome::Written { version })
+            (key, entry, WriteOutcome::Written { version })
         }
-        StoreWrite::CompareAndSetValue { expected, new, .. } => {
+        StoreWrite::CompareAndSetValue { key, expected, new } => {
             let keep = |value| written(value, expires_at);
-            compare_and_set(expected.as_ref() == value, new, version, keep)
+            let (entry, outcome) = compare_and_set(expected.as_ref() == value, new, version, keep);
+            (key, entry, outcome)
         }
-        StoreWrite::CompareAndSetVersion { expected, new, .. } => {
+        StoreWrite::CompareAndSetVersion { key, expected, new } => {
             let keep = |value| written(value, expires_at);
-            compare_and_set(*expected == version, new, version, keep)
+            let (entry, outcome) = compare_and_set(expected == version, new, version, keep);
+            (key, entry, outcome)
         }
         StoreWrite::PutWithExpiry {
+            key,
             value: new,
             expected_version,
             expiry,
-            ..
         } => {
             let resolved = expiry.resolve(stamp_unix_ms, expires_at);
             let with_expiry = |value| written(value, resolved);
-            match expected_version {
+            let (entry, outcome) = match expected_version {
                 None => {
-                    let (entry, version) = with_expiry(Some(new.clone()));
+                    let (entry, version) = with_expiry(Some(new));
                     (entry, WriteOutcome::Written { version })
                 }
-                Some(expected) => compare_and_set(*expected == version, new, version, with_expiry),
-            }
+                Some(expected) => compare_and_set(expected == version, new, version, with_expiry),
+            };
+            (key, entry, outcome)
         }
-        StoreWrite::Expire {
-            expiry, condition, ..
-        } => expire(current.as_ref(), *expiry, *condition, stamp_unix_ms),
-        StoreWrite::DeleteExpired { .. } => unreachable!("decided above"),
+        StoreWrite::Expire { .. } | StoreWrite::DeleteExpired { .. } => {
+            unreachable!("decided above")
+        }
         StoreWrite::AcquireLease { .. }
         | StoreWrite::RenewLease { .. }
         | StoreWrite::ReleaseLease { .. }
@@ -395,12 +409,12 @@ fn expire(
 
 fn compare_and_set(
     matches: bool,
-    new: &Value,
+    new: Value,
     version: Version,
     written: impl FnOnce(Option<Value>) -> (Option<StoredEntry>, Version),
 ) -> (Option<StoredEntry>, WriteOutcome) {
     if matches {
-        let (entry, version) = written(Some(new.clone()));
+        let (entry, version) = written(Some(new));
         let outcome = WriteOutcome::CompareAndSet {
             swapped: true,
             version,

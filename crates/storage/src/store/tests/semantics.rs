@@ -397,6 +397,54 @@ proptest! {
     }
 }
 
+/// A history's batch `number` as logged writes: write `i` at index `10 * number + i`, the
+/// batch applied at `10 * number + 9`.
+fn logged_batch(history: &History, number: usize) -> (Vec<LoggedWrite>, LogPosition) {
+    let first = 10 * number as u64;
+    let batch = history.batches[number]
+        .iter()
+        .zip(first..)
+        .map(|(write, index)| LoggedWrite {
+            index: LogIndex(index),
+            request_id: None,
+            write: write.clone(),
+            stamp_unix_ms: 0,
+        })
+        .collect();
+    (batch, position(first + 9))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The batch moved into the store (`apply_logged_owned`) and the batch lent to it
+    /// (`apply_logged`) decide the same outcomes, the model's, and leave the same state,
+    /// across syncs and a reopening.
+    #[test]
+    fn owned_and_borrowed_batches_apply_alike(seed in any::<u64>(), length in 1usize..40) {
+        let history = History::generate(&mut ChaCha8Rng::seed_from_u64(seed), length);
+        let disk = Disk::simulated();
+        let mut owned = Store::open(&disk, STORE_NAME).unwrap();
+        let mut borrowed = Store::open(&disk, &format!("{STORE_NAME}.borrowed")).unwrap();
+        for number in 1..=length {
+            let (batch, applied) = logged_batch(&history, number);
+            let lent = borrowed.apply_logged(&batch, applied).unwrap();
+            let moved = owned.apply_logged_owned(batch, applied, None).unwrap();
+            prop_assert_eq!(&moved, &history.outcomes[number]);
+            prop_assert_eq!(&lent, &history.outcomes[number]);
+            if number % 7 == 0 {
+                owned.sync().unwrap();
+            }
+        }
+        owned.sync().unwrap();
+        drop(owned);
+        let mut owned = Store::open(&disk, STORE_NAME).unwrap();
+        let expected = history.states[length].entries.clone();
+        prop_assert_eq!(full_state(&mut owned), expected.clone());
+        prop_assert_eq!(full_state(&mut borrowed), expected);
+    }
+}
+
 /// Applies stay in one open write transaction across calls (committed when it would
 /// outgrow one batch's limits, or before a snapshot, sync or install): reads see them at
 /// once, a snapshot sees them, and a store closed without a crash keeps them.
