@@ -435,10 +435,17 @@ impl SimFile {
 fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
     let start = usize::try_from(offset).expect("offset bounded by SIM_FILE_SIZE_MAX_BYTES");
     let end = start + data.len();
-    if image.len() < end {
-        image.resize(end, 0);
+    if image.len() <= start {
+        // An append (the common case: log segments): no zero-filling of bytes that are
+        // overwritten at once; a hole before `start` still reads as zeros.
+        image.resize(start, 0);
+        image.extend_from_slice(data);
+        return;
     }
-    image[start..end].copy_from_slice(data);
+    let overlap_end = end.min(image.len());
+    image[start..overlap_end].copy_from_slice(&data[..overlap_end - start]);
+    image.extend_from_slice(&data[overlap_end - start..]);
+    debug_assert!(image.len() >= end);
 }
 
 fn resize(image: &mut Vec<u8>, length: u64) {
