@@ -32,7 +32,7 @@ use super::encoding::{
 use super::lease::{self, LEASES, STAGING_LEASES};
 use super::membership::Membership;
 use super::session::{self, STAGING_SESSIONS};
-use super::session_log::{self, SESSION_CHUNKS, SESSION_DELTAS};
+use super::session_log;
 use super::snapshot::{SnapshotChunk, SnapshotEntry};
 use super::{
     DATA, META, META_APPLIED, META_INSTALL, META_MEMBERSHIP, META_STAGED_MEMBERSHIP,
@@ -360,13 +360,7 @@ fn replace_sessions(transaction: &redb::WriteTransaction) -> Result<()> {
     transaction
         .delete_table(STAGING_SESSIONS)
         .map_err(storage_error)?;
-    let mut chunks = transaction
-        .open_table(SESSION_CHUNKS)
-        .map_err(storage_error)?;
-    let mut deltas = transaction
-        .open_table(SESSION_DELTAS)
-        .map_err(storage_error)?;
-    session_log::rewrite(&mut chunks, &mut deltas, &staged)?;
+    session_log::rewrite_in(transaction, &staged)?;
     Ok(())
 }
 

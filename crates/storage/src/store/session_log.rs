@@ -264,6 +264,20 @@ pub(super) fn append_deltas(
     Ok(())
 }
 
+/// [`rewrite`] in `transaction`'s session tables: a fresh base (an upgrade, an install).
+pub(super) fn rewrite_in(
+    transaction: &redb::WriteTransaction,
+    sessions: &[ClientSession],
+) -> Result<DeltaLog> {
+    let mut chunks = transaction
+        .open_table(SESSION_CHUNKS)
+        .map_err(storage_error)?;
+    let mut deltas = transaction
+        .open_table(SESSION_DELTAS)
+        .map_err(storage_error)?;
+    rewrite(&mut chunks, &mut deltas, sessions)
+}
+
 /// Folds: rewrites the base as `sessions` (in client order) in chunks of
 /// [`SESSION_CHUNK_SESSIONS_MAX`], and drops every delta.
 pub(super) fn rewrite(

@@ -20,7 +20,7 @@
 
 use super::encoding::storage_error;
 use super::session::{SESSION_ORDER, SESSIONS, all_sessions};
-use super::session_log::{self, SESSION_CHUNKS, SESSION_DELTAS};
+use super::session_log;
 use super::{EXPIRY, META, META_FORMAT, Store};
 use redb::Durability;
 use replikv_core::error::Result;
@@ -64,15 +64,7 @@ impl Store {
             all_sessions(&rows)?
         };
         transaction.delete_table(SESSIONS).map_err(storage_error)?;
-        {
-            let mut chunks = transaction
-                .open_table(SESSION_CHUNKS)
-                .map_err(storage_error)?;
-            let mut deltas = transaction
-                .open_table(SESSION_DELTAS)
-                .map_err(storage_error)?;
-            session_log::rewrite(&mut chunks, &mut deltas, &sessions)?;
-        }
+        session_log::rewrite_in(&transaction, &sessions)?;
         transaction
             .open_table(META)
             .map_err(storage_error)?
