@@ -155,6 +155,8 @@
 //!   timeout (300 ms) that is 0.70 and 1.10. The median is bounded below by the minimum
 //!   of two followers' timeouts drawn from 150..=300 ms (about 194 ms), so most of the
 //!   rest is pre-vote, vote, the no-op and the clients finding the new leader.
+//!   Measured again after round 4 (store syncs every 1,024 entries by default, session
+//!   deltas, mimalloc; 9.7 s for the 1,000 seeds): the same p50, p99 and maximum.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use replikv_check::history::{Function, OperationType};
