@@ -324,8 +324,16 @@ impl NodeLoop {
                 reply,
             } => {
                 if self.waiting_count >= REQUESTS_WAITING_MAX {
-                    let error =
-                        Error::Overloaded(format!("{REQUESTS_WAITING_MAX} requests waiting"));
+                    // A retry of a request still waiting here may yet be applied:
+                    // "overloaded" (certainly not applied) would be a false answer.
+                    let error = if self.waiting.contains_key(&request_id) {
+                        Error::Indeterminate(format!(
+                            "{REQUESTS_WAITING_MAX} requests waiting; an earlier attempt of \
+                             this request is still pending"
+                        ))
+                    } else {
+                        Error::Overloaded(format!("{REQUESTS_WAITING_MAX} requests waiting"))
+                    };
                     let _ = reply.send(Reply::Failed(error));
                     return Ok(Flow::Continue);
                 }

@@ -22,7 +22,9 @@
 //! Pending proposals, joined retries and reads together are bounded by
 //! `pending_requests_max`; beyond that a request is refused with [`Error::Overloaded`]
 //! (it was not attempted) — except a retry of a write already pending here, which joins
-//! it whatever the load, since its first attempt may still commit. Lease expiries are appended by the leader itself
+//! it whatever the load, since its first attempt may still commit; at most
+//! [`RETRIES_JOINED_PER_ENTRY_MAX`] retries join one entry, later ones are answered
+//! with an unknown outcome. Lease expiries are appended by the leader itself
 //! (`leases.rs`) and answer nobody.
 
 use super::command::INTERNAL_REQUEST;
@@ -49,6 +51,9 @@ struct CommittedBatch {
     /// The position of the batch's last entry.
     last: LogPosition,
 }
+
+/// Most retries that may join one pending entry (each is answered when it applies).
+pub const RETRIES_JOINED_PER_ENTRY_MAX: usize = 16;
 
 impl RaftNode {
     pub(super) fn handle_client_request(
@@ -220,7 +225,19 @@ impl RaftNode {
         let Some(index) = state.proposed.get(&request_id).copied() else {
             return false;
         };
-        *state.joined.entry(index).or_insert(0) += 1;
+        let joined = state.joined.entry(index).or_insert(0);
+        if *joined >= RETRIES_JOINED_PER_ENTRY_MAX {
+            // Bounded: each join is one more reply when the entry applies. Beyond the
+            // bound the truthful answer is "unknown": the first attempt may commit.
+            self.stats.requests_refused += 1;
+            let error = Error::Indeterminate(format!(
+                "{RETRIES_JOINED_PER_ENTRY_MAX} retries already wait for this request's \
+                 pending entry"
+            ));
+            self.reply(request_id, Reply::Failed(error));
+            return true;
+        }
+        *joined += 1;
         self.stats.retries_joined += 1;
         true
     }
