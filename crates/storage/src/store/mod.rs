@@ -573,8 +573,8 @@ impl Store {
     /// The client sessions of the last commit, or of the open apply transaction (which
     /// holds them as of its last flush).
     fn load_committed_sessions(&self) -> Result<SessionTable> {
-        match &self.pending {
-            Some(pending) => SessionTable::load_from(&pending.transaction),
+        let table = match &self.pending {
+            Some(pending) => SessionTable::load_from(&pending.transaction)?,
             None => {
                 let transaction = self.database.begin_read().map_err(storage_error)?;
                 let chunks = transaction
@@ -583,9 +583,13 @@ impl Store {
                 let deltas = transaction
                     .open_table(SESSION_DELTAS)
                     .map_err(storage_error)?;
-                SessionTable::load(&chunks, &deltas)
+                SessionTable::load(&chunks, &deltas)?
             }
-        }
+        };
+        // Sessions are committed with the applied position: one past it is damage, and
+        // applying the next write would trip the sessions' ordering assertion.
+        table.check_indexes_at_most(self.applied.index)?;
+        Ok(table)
     }
 
     /// The session the store keeps for `client`, if it is remembered.

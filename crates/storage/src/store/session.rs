@@ -310,6 +310,18 @@ impl SessionTable {
         Ok(table)
     }
 
+    /// Refuses, as corruption, a loaded session recorded at an index past `applied`.
+    pub(super) fn check_indexes_at_most(&self, applied: LogIndex) -> Result<()> {
+        let latest = self.by_client.values().map(|session| session.index).max();
+        match latest {
+            Some(index) if index > applied => Err(corruption(format!(
+                "a client session at index {} lies past the applied index {}",
+                index.0, applied.0
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The sessions of the state `transaction` holds.
     pub(super) fn load_from(transaction: &redb::WriteTransaction) -> Result<SessionTable> {
         let chunks = transaction

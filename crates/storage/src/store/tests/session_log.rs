@@ -355,6 +355,41 @@ fn a_damaged_delta_is_refused_as_corruption() {
 }
 
 #[test]
+fn a_session_past_the_applied_index_is_refused_as_corruption() {
+    let disk = Disk::simulated();
+    let mut store = open_folding(&disk, 8, FoldLimits::default());
+    store
+        .apply_logged(&[client_put(1, 1, 1)], position(1))
+        .unwrap();
+    store.sync().unwrap();
+    let future = ClientSession {
+        client: ClientId(9),
+        sequence: 1,
+        index: LogIndex(1_000),
+        outcome: WriteOutcome::Written {
+            version: Version(1),
+        },
+    };
+    let sequence = delta_log(&store).next_sequence;
+    let transaction = store.database.begin_write().unwrap();
+    transaction
+        .open_table(SESSION_DELTAS)
+        .unwrap()
+        .insert(
+            sequence,
+            encode_batch([(9, Some(&future))].into_iter()).as_slice(),
+        )
+        .unwrap();
+    transaction.commit().unwrap();
+    drop(store);
+    let error = Store::open(&disk, STORE_NAME).unwrap_err();
+    assert!(
+        matches!(&error, Error::Corruption(detail) if detail.contains("past the applied index")),
+        "{error}"
+    );
+}
+
+#[test]
 fn session_batches_round_trip_and_refuse_damage() {
     let session = |client: u64| ClientSession {
         client: ClientId(client),
