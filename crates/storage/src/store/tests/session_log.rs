@@ -331,23 +331,30 @@ fn snapshots_and_installs_carry_the_sessions_of_base_and_deltas() {
     assert_eq!(delta_log(&target).count, 0, "an install leaves a base only");
 }
 
-#[test]
-fn a_damaged_delta_is_refused_as_corruption() {
+/// Opens a store with one applied write, stores `delta(next sequence)` as a session
+/// delta behind its back, and returns the error of opening it again.
+fn reopen_with_delta(delta: impl FnOnce(u64) -> (u64, Vec<u8>)) -> Error {
     let disk = Disk::simulated();
     let mut store = open_folding(&disk, 8, FoldLimits::default());
     store
         .apply_logged(&[client_put(1, 1, 1)], position(1))
         .unwrap();
     store.sync().unwrap();
+    let (sequence, bytes) = delta(delta_log(&store).next_sequence);
     let transaction = store.database.begin_write().unwrap();
     transaction
         .open_table(SESSION_DELTAS)
         .unwrap()
-        .insert(u64::MAX, &[0, 0, 0, 1, 7][..])
+        .insert(sequence, bytes.as_slice())
         .unwrap();
     transaction.commit().unwrap();
     drop(store);
-    let error = Store::open(&disk, STORE_NAME).unwrap_err();
+    Store::open(&disk, STORE_NAME).unwrap_err()
+}
+
+#[test]
+fn a_damaged_delta_is_refused_as_corruption() {
+    let error = reopen_with_delta(|_| (u64::MAX, vec![0, 0, 0, 1, 7]));
     assert!(
         matches!(&error, Error::Corruption(detail) if detail.contains("session delta")),
         "{error}"
@@ -356,12 +363,6 @@ fn a_damaged_delta_is_refused_as_corruption() {
 
 #[test]
 fn a_session_past_the_applied_index_is_refused_as_corruption() {
-    let disk = Disk::simulated();
-    let mut store = open_folding(&disk, 8, FoldLimits::default());
-    store
-        .apply_logged(&[client_put(1, 1, 1)], position(1))
-        .unwrap();
-    store.sync().unwrap();
     let future = ClientSession {
         client: ClientId(9),
         sequence: 1,
@@ -370,19 +371,7 @@ fn a_session_past_the_applied_index_is_refused_as_corruption() {
             version: Version(1),
         },
     };
-    let sequence = delta_log(&store).next_sequence;
-    let transaction = store.database.begin_write().unwrap();
-    transaction
-        .open_table(SESSION_DELTAS)
-        .unwrap()
-        .insert(
-            sequence,
-            encode_batch([(9, Some(&future))].into_iter()).as_slice(),
-        )
-        .unwrap();
-    transaction.commit().unwrap();
-    drop(store);
-    let error = Store::open(&disk, STORE_NAME).unwrap_err();
+    let error = reopen_with_delta(|next| (next, encode_batch([(9, Some(&future))].into_iter())));
     assert!(
         matches!(&error, Error::Corruption(detail) if detail.contains("past the applied index")),
         "{error}"
