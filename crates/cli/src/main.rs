@@ -10,6 +10,7 @@ mod livetest;
 mod member;
 mod node_process;
 mod password;
+mod ports;
 mod server;
 mod sim;
 

@@ -17,7 +17,7 @@
 //! Ctrl-C in the terminal reaches the test (which heals, checks and then stops the nodes)
 //! rather than killing the nodes under it.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -135,15 +135,6 @@ impl NodeSpec {
         tail.reverse();
         tail.join("\n")
     }
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-    Ok(listener
-        .local_addr()
-        .map_err(|error| error.to_string())?
-        .port())
 }
 
 /// The leader id a node reports over `INFO` (0: none known; `None`: no answer within

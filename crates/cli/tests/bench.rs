@@ -11,6 +11,8 @@
 //! removes its temporary directory (each test gives bench its own `TMPDIR` and finds it
 //! empty afterwards). Every wait polls a condition with a deadline.
 
+mod support;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::Read;
@@ -120,13 +122,10 @@ fn leads(address: std::net::SocketAddr) -> bool {
 fn bench_measures_any_resp_endpoint_and_draws_the_histogram() {
     let directory = tempfile::tempdir().unwrap();
     let data_dir = directory.path().join("n1");
-    let peer = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let peer = format!("127.0.0.1:{}", support::free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_replikv"))
         .arg("server")
-        .args(["--node-id", "1", "--peer-address", &peer.to_string()])
+        .args(["--node-id", "1", "--peer-address", &peer])
         .args(["--resp-address", "127.0.0.1:0", "--commit-mode", "async"])
         .arg("--data-dir")
         .arg(&data_dir)

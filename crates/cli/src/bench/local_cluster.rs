@@ -12,7 +12,8 @@
 //! SIGTERM, a bounded wait, then SIGKILL. How one node is started is shared with
 //! `replikv test` (`crate::node_process`).
 
-use crate::node_process::{NodeSpec, ask_leader, free_port};
+use crate::node_process::{NodeSpec, ask_leader};
+use crate::ports::free_port;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::net::SocketAddr;

@@ -25,7 +25,8 @@
 //! through `crate::node_process`, which `replikv bench --start` uses too.
 
 use super::network::NodeNetwork;
-use crate::node_process::{NodeSpec, ask_leader, free_port};
+use crate::node_process::{NodeSpec, ask_leader};
+use crate::ports::free_port;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;

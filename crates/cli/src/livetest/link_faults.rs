@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_node_is_an_error_not_a_hang() {
-        let port = crate::node_process::free_port().unwrap();
+        let port = crate::ports::free_port().unwrap();
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         assert!(apply(address, None).is_err());
         assert!(set_clock_offset(address, 5).is_err());

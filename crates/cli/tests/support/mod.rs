@@ -4,18 +4,18 @@
 //! allowance.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Child;
 
-/// A loopback port nothing listens on right now (the OS picked it for a listener that
-/// is closed again at once).
+/// The binary's port rotation (see its module doc), shared by path: the `replikv`
+/// package has no library to import it from.
+#[path = "../../src/ports.rs"]
+mod ports;
+
+/// A loopback port below the ephemeral range that no other test holds (see `ports`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ports::free_port().unwrap()
 }
 
 /// The address named `name` (`resp`, `http`, `peer`) in the `endpoints` file a node
