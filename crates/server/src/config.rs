@@ -19,7 +19,7 @@
 //! election_timeout_ms_max = 600
 //! heartbeat_interval_ms = 75
 //! lease_reads_enabled = false
-//! store_sync_entries = 1024          # applied entries between two durable store commits
+//! store_sync_entries = 4096          # applied entries between two durable store commits
 //! request_timeout_ms = 5000
 //! # join = true                      # a new node that waits to be added (see below)
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner

@@ -226,9 +226,14 @@ use replikv_storage::store::{
 /// at 1,024 most pages take many writes between two commits. Measured with
 /// `scripts/bench-cost` (server, 1 node, `async`, 64 clients, 10,000 keys): at 64 the
 /// server spent 55 CPU-ms and 2,300 write syscalls per 1,000 SETs, at 1,024 33 CPU-ms
-/// and 1,500, at 4,096 no better than at 1,024; in the simulator's throughput bench
-/// (callgrind, 2026-11-22) 1,024 instead of 64 saves 4.8 % of all instructions.
-pub const STORE_SYNC_ENTRIES_DEFAULT: u64 = 1024;
+/// and 1,500; in the simulator's throughput bench (callgrind, 2026-11-22) 1,024 instead
+/// of 64 saves 4.8 % of all instructions. Once the rest of the apply path got cheaper,
+/// the durable commit still took 27 % of the node loop's CPU at 1,024 (perf, 2026-11-22,
+/// redb's commit and the write buffer's flush into the B-tree); at 4,096 the node loop
+/// spends ~15 % less CPU per SET (six paired runs: 12.0–15.3 vs 10.4–13.6 CPU-ms per
+/// 1,000 SETs), and 8,192 or 16,384 buy nothing more. 4,096 is also
+/// the store's own batch limit (`APPLY_BATCH_WRITES_MAX`), where it commits anyway.
+pub const STORE_SYNC_ENTRIES_DEFAULT: u64 = 4096;
 
 /// Most appends a leader may keep in flight per follower ([`RaftConfig::inflight_appends_max`]).
 pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
