@@ -125,7 +125,9 @@
 //!   merge mimalloc alone took 2,753,468,521 to 2,347,294,711, −14.7 %) and the observer
 //!   hashing payloads borrowed from the log: 1,721,538,819; apply moving keys and values
 //!   into the store instead of copying them: 1,687,768,310; the simulated disk
-//!   appending without zero-filling first: 1,662,472,853.
+//!   appending without zero-filling first: 1,662,472,853. Later (2026-11-22, session 8)
+//!   `store_sync_entries` went to 4,096 by default for the server's sake (see its
+//!   constant): 1,572,895,160 (−5.4 %).
 //!
 //!   **The bar is met on an idle machine.** Wall clock, release build, 2026-11-22 12:44
 //!   UTC, load average 1.5 (nothing else running): ten separate runs of the printed
@@ -156,7 +158,8 @@
 //!   of two followers' timeouts drawn from 150..=300 ms (about 194 ms), so most of the
 //!   rest is pre-vote, vote, the no-op and the clients finding the new leader.
 //!   Measured again after round 4 (store syncs every 1,024 entries by default, session
-//!   deltas, mimalloc; 9.7 s for the 1,000 seeds): the same p50, p99 and maximum.
+//!   deltas, mimalloc; 9.7 s for the 1,000 seeds): the same p50, p99 and maximum; and
+//!   again with store syncs every 4,096 entries (session 8): the same three figures.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use replikv_check::history::{Function, OperationType};
