@@ -51,8 +51,12 @@
 //! file is kept extended ahead of its records with zeros, and a sync overwrites bytes
 //! the file already has. When a batch outgrows the file, the same single write carries,
 //! after the records, zeros up to the next multiple of
-//! [`SEGMENT_PREALLOCATION_STEP_BYTES`], and the same `sync_data` makes them durable: one
-//! size change per step instead of one per batch. The zeros are real bytes written with
+//! [`SEGMENT_PREALLOCATION_STEP_BYTES`] (1 MiB), and the same `sync_data` makes them
+//! durable: one size change per step instead of one per batch. A file shorter than a step
+//! grows in powers of two from [`SEGMENT_PREALLOCATION_FIRST_STEP_BYTES`] (64 KiB): five
+//! more size changes in a segment's first MiB, and a short log (a fresh node, a test, each
+//! node of the simulator, which copies every byte written several times) does not write
+//! a whole MiB of zeros. The zeros are real bytes written with
 //! `pwrite`: neither `fallocate` nor `set_len`, which leave an unwritten extent or a
 //! hole, and the first data written into either needs a metadata write, the very cost
 //! avoided. The extension stops at [`LogOptions::segment_size_max_bytes`]: records that
@@ -168,21 +172,30 @@ pub const SEGMENT_SIZE_MAX_BYTES_LIMIT: u64 = 1 << 30;
 pub const PENDING_SIZE_MAX_BYTES_LIMIT: u64 = 1 << 30;
 
 /// How far the last segment's file is extended with zeros when its records outgrow it, in
-/// bytes: one size change per step instead of one per sync (see "Preallocation" in the
-/// module documentation). The extension never goes past
+/// bytes, once it holds a step or more: one size change per step instead of one per sync
+/// (see "Preallocation" in the module documentation). The extension never goes past
 /// [`LogOptions::segment_size_max_bytes`].
 pub const SEGMENT_PREALLOCATION_STEP_BYTES: u64 = 1024 * 1024;
 
+/// The smallest extension: a file shorter than a step is extended to the power of two at
+/// or above its records, from this size on, so a short log does not pay for a whole step.
+pub const SEGMENT_PREALLOCATION_FIRST_STEP_BYTES: u64 = 64 * 1024;
+
 /// The length the last segment's file should have once `data_end` bytes of records are
-/// written, given its current length: unchanged while the records fit; else the next
-/// multiple of [`SEGMENT_PREALLOCATION_STEP_BYTES`], but no further than the segment size
-/// (past it the segment is full and a new one begins) and never short of the records.
+/// written, given its current length: unchanged while the records fit; else the power of
+/// two at or above the records (at least [`SEGMENT_PREALLOCATION_FIRST_STEP_BYTES`]) up
+/// to a step, then the next multiple of [`SEGMENT_PREALLOCATION_STEP_BYTES`]; but no
+/// further than the segment size (past it the segment is full and a new one begins) and
+/// never short of the records.
 fn preallocated_length_bytes(data_end: u64, file_length_bytes: u64, segment_size_max: u64) -> u64 {
     if data_end <= file_length_bytes {
         return file_length_bytes;
     }
-    let stepped =
-        data_end.div_ceil(SEGMENT_PREALLOCATION_STEP_BYTES) * SEGMENT_PREALLOCATION_STEP_BYTES;
+    let step = data_end.next_power_of_two().clamp(
+        SEGMENT_PREALLOCATION_FIRST_STEP_BYTES,
+        SEGMENT_PREALLOCATION_STEP_BYTES,
+    );
+    let stepped = data_end.div_ceil(step) * step;
     let length = stepped.min(segment_size_max).max(data_end);
     assert!(length <= recovery::SEGMENT_FILE_SIZE_MAX_BYTES);
     length

@@ -44,6 +44,19 @@ fn assert_zeros(file: &crate::disk::File, from: u64, to: u64) {
     );
 }
 
+/// The first extension of a file in default-sized segments: the smallest step.
+#[test]
+fn a_short_log_is_extended_by_the_first_step() {
+    each_disk(|disk| {
+        let mut log = Log::open(disk.clone(), LogOptions::default()).unwrap();
+        append_entries(&mut log, 1, 5);
+        log.sync().unwrap();
+        let (_, file) = last_segment(disk);
+        assert_eq!(file.len().unwrap(), SEGMENT_PREALLOCATION_FIRST_STEP_BYTES);
+        log.assert_segment_files_exact();
+    });
+}
+
 #[test]
 fn a_synced_segment_is_extended_with_zeros_and_reopens_where_its_records_end() {
     each_disk(|disk| {
@@ -76,9 +89,10 @@ fn a_synced_segment_is_extended_with_zeros_and_reopens_where_its_records_end() {
     });
 }
 
-/// Records of 300 KiB in segments of two and a half steps: the file grows a whole step at
-/// a time, the last step stops at the segment size, the record that crosses it is written
-/// past it, and the next segment starts with one step.
+/// Records of 300 KiB in segments of two and a half steps: the file grows to the power of
+/// two above its records up to one step, then a whole step at a time; the last step stops
+/// at the segment size, the record that crosses it is written past it, and the next
+/// segment starts over.
 #[test]
 fn the_file_grows_by_steps_up_to_the_segment_size() {
     let options = LogOptions {
@@ -88,7 +102,7 @@ fn the_file_grows_by_steps_up_to_the_segment_size() {
     let record_size = 300 * 1024;
     // After each sync: (segment files, length of the last one).
     let expected = [
-        (1, STEP),
+        (1, STEP / 2),
         (1, STEP),
         (1, STEP),
         (1, 2 * STEP),
@@ -97,7 +111,7 @@ fn the_file_grows_by_steps_up_to_the_segment_size() {
         (1, 5 * STEP / 2),
         (1, 5 * STEP / 2),
         (1, 9 * record_size),
-        (2, STEP),
+        (2, STEP / 2),
     ];
     each_disk(|disk| {
         let mut log = Log::open(disk.clone(), options.clone()).unwrap();
