@@ -29,8 +29,9 @@
 //! disk operations obeys four rules, and recovery is sound because of them:
 //!
 //! 1. A batch is written with a single write at the end of the last segment's records
-//!    (with the zeros of a preallocation step after it, see below), and synced before any
-//!    other byte of any log file is written. At any moment at most one write is unsynced.
+//!    (after a write of zeros past the batch when the file must grow, see below), and
+//!    synced before any other byte of any log file is written. At any moment at most one
+//!    batch is unsynced: its records, and perhaps zeros after them.
 //! 2. A segment is complete, cut to its records and synced before the next one is
 //!    created, and a new segment's name is made durable (`sync_directory("log")`) before
 //!    any data goes into it.
@@ -49,10 +50,10 @@
 //! for the same writes into a file already written with zeros; `perf` showed `fdatasync`
 //! at 31 % of the node loop's CPU, `ext4_write_inode` inside it. So the last segment's
 //! file is kept extended ahead of its records with zeros, and a sync overwrites bytes
-//! the file already has. When a batch outgrows the file, the same single write carries,
-//! after the records, zeros up to the next multiple of
-//! [`SEGMENT_PREALLOCATION_STEP_BYTES`] (1 MiB), and the same `sync_data` makes them
-//! durable: one size change per step instead of one per batch. A file shorter than a step
+//! the file already has. When a batch outgrows the file, zeros are written first, from
+//! the end of the batch to the next multiple of [`SEGMENT_PREALLOCATION_STEP_BYTES`]
+//! (1 MiB), then the batch, and the same `sync_data` makes both durable: one size change
+//! per step instead of one per batch. A file shorter than a step
 //! grows in powers of two from [`SEGMENT_PREALLOCATION_FIRST_STEP_BYTES`] (64 KiB): five
 //! more size changes in a segment's first MiB, and a short log (a fresh node, a test, each
 //! node of the simulator, which copies every byte written several times) does not write
@@ -64,13 +65,18 @@
 //! only be trimmed again. Each segment records its file's length beside its durable
 //! length (`segment.rs`); the bytes between them are synced zeros.
 //!
-//! None of this changes what a crash can leave. The zeros travel in the one write of rule
-//! 1, so a crash keeps the synced bytes, then a prefix of the records and zeros of the
-//! batch, then the older synced zeros (a lost or torn write over synced zeros leaves those
-//! zeros): records, perhaps one cut short, then zeros to the end of the file, which is
-//! the torn tail recovery recognizes. Recovery keeps such a tail when it is zeros from a
-//! record boundary on, and cuts anything else (`recovery.rs`). The simulated disk sees
-//! the same writes, so its crash model keeps, loses and tears the zeros like any data.
+//! None of this changes what a crash can leave. The zeros and the batch are written to
+//! disjoint ranges before the one sync, so a crash keeps, loses or tears each of the two
+//! writes on its own, and every mix leaves the synced bytes, then a prefix of the batch's
+//! records, then zeros: synced ones, written ones, or the gap a lost write leaves before
+//! a kept one, which reads as zeros. That is records, perhaps one cut short, then zeros
+//! to the end of the file: the torn tail recovery recognizes. Recovery keeps such a tail
+//! when it is zeros from a record boundary on, and cuts anything else (`recovery.rs`).
+//! Once synced, the zeros also spare the log a weakness of file systems without a
+//! journal: a crash after a sync that grew the file can leave newly allocated blocks
+//! holding stale bytes of some other file, while overwriting blocks already written can
+//! only leave their old bytes or the new ones. The simulated disk sees the same writes,
+//! so its crash model keeps, loses and tears the zeros like any data.
 //!
 //! A segment that is no longer the last must hold records only: recovery rightly calls
 //! anything else in it corruption. With the extension capped at the segment size, a full
@@ -90,10 +96,11 @@
 //!
 //! The simulated disk loses, keeps or tears (keeps a prefix of) each unsynced write
 //! independently, and a later write may survive an earlier lost one. By rule 1 there is
-//! never more than one unsynced write, so none of those combinations can put a valid
-//! record after a gap: a crash leaves the synced bytes plus a prefix of the last batch's
-//! write, that is, some complete records of that batch and then, perhaps, a record cut
-//! short where the file ends. By rule 2 this can only happen in the last segment. A real
+//! never more than one unsynced write of records (the zeros written with it lie past it
+//! and hold none), so none of those combinations can put a valid record after a gap: a
+//! crash leaves the synced bytes plus a prefix of the last batch's write, that is, some
+//! complete records of that batch and then, perhaps, a record cut short where the file
+//! ends or the zeros begin. By rule 2 this can only happen in the last segment. A real
 //! file system can also extend a file without writing its data, which reads as zeros.
 //!
 //! [`Log::open`] scans every segment and stops at the first record that fails to decode.
@@ -181,6 +188,11 @@ pub const SEGMENT_PREALLOCATION_STEP_BYTES: u64 = 1024 * 1024;
 /// or above its records, from this size on, so a short log does not pay for a whole step.
 pub const SEGMENT_PREALLOCATION_FIRST_STEP_BYTES: u64 = 64 * 1024;
 
+/// The zeros a file is extended with: one step, the most an extension adds past the
+/// records (in the binary's zero-initialized data, so it costs no memory until read).
+static PREALLOCATION_ZEROS: [u8; SEGMENT_PREALLOCATION_STEP_BYTES as usize] =
+    [0; SEGMENT_PREALLOCATION_STEP_BYTES as usize];
+
 /// The length the last segment's file should have once `data_end` bytes of records are
 /// written, given its current length: unchanged while the records fit; else the power of
 /// two at or above the records (at least [`SEGMENT_PREALLOCATION_FIRST_STEP_BYTES`]) up
@@ -198,6 +210,7 @@ fn preallocated_length_bytes(data_end: u64, file_length_bytes: u64, segment_size
     let stepped = data_end.div_ceil(step) * step;
     let length = stepped.min(segment_size_max).max(data_end);
     assert!(length <= recovery::SEGMENT_FILE_SIZE_MAX_BYTES);
+    assert!(length - data_end < SEGMENT_PREALLOCATION_STEP_BYTES);
     length
 }
 
@@ -402,10 +415,10 @@ impl Log {
         Ok(())
     }
 
-    /// Brings one segment's file up to date with one write (the pending records, followed
-    /// by the zeros of a preallocation step when the last segment outgrows its file) and
-    /// one `sync_data`; a segment that is not the last is cut to its records instead, by
-    /// the same sync. See "Preallocation" in the module documentation.
+    /// Brings one segment's file up to date with one write of the pending records (after a
+    /// write of zeros past them when the last segment outgrows its file) and one
+    /// `sync_data`; a segment that is not the last is cut to its records instead, by the
+    /// same sync. See "Preallocation" in the module documentation.
     fn flush_segment(&mut self, position: usize, is_last: bool) -> Result<()> {
         let Log {
             disk,
@@ -436,13 +449,10 @@ impl Log {
         };
         let written = segment.pending.len() as u64;
         if file_length_bytes > segment.file_length_bytes && file_length_bytes > data_end {
-            let extended_length = usize::try_from(file_length_bytes - segment.durable_length_bytes)
-                .expect("bounded by the segment file size");
-            let mut extended = Vec::with_capacity(extended_length);
-            extended.extend_from_slice(&segment.pending);
-            extended.resize(extended_length, 0);
-            file.write_all_at(segment.durable_length_bytes, &extended)?;
-        } else if written > 0 {
+            let zeros = usize::try_from(file_length_bytes - data_end).expect("below a step");
+            file.write_all_at(data_end, &PREALLOCATION_ZEROS[..zeros])?;
+        }
+        if written > 0 {
             file.write_all_at(segment.durable_length_bytes, &segment.pending)?;
         }
         if file_length_bytes < segment.file_length_bytes {

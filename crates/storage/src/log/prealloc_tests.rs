@@ -218,9 +218,9 @@ fn suffix_truncation_inside_a_preallocated_segment_leaves_no_stale_entry() {
     }
 }
 
-/// Power fails inside a sync whose records outgrow the file: the one write carries the
-/// records and a step of zeros. Every outcome keeps the synced entries and a prefix of
-/// the batch.
+/// Power fails inside a sync whose records outgrow the file: zeros are written past the
+/// batch, then the batch, then both synced. Every outcome keeps the synced entries and a
+/// prefix of the batch.
 #[test]
 fn interrupted_sync_that_extends_the_file() {
     let options = LogOptions {
@@ -253,6 +253,8 @@ fn interrupted_sync_that_extends_the_file() {
             }
         },
     );
+    // The zeros, the records, the sync.
+    assert_eq!(outcomes.interrupted, 3, "{outcomes:?}");
     // Lost and kept whole at least (a tear inside the records is left to chance).
     assert!(outcomes.distinct_logs.len() >= 2, "{outcomes:?}");
     outcomes.assert_writes_kept_lost_and_torn();
@@ -289,8 +291,9 @@ fn interrupted_rollover_cut() {
         );
         assert!(outcomes.distinct_logs.len() >= 2, "{outcomes:?}");
         // The cut and its sync, two creations or one and their directory syncs, writes
-        // and syncs: 11 operations with pending records in the old segment, 6 without.
-        let operations = if synced == 2 { 11 } else { 6 };
+        // (the last segment's zeros, then its records) and syncs: 12 operations with
+        // pending records in the old segment, 7 without.
+        let operations = if synced == 2 { 12 } else { 7 };
         assert_eq!(outcomes.interrupted, operations, "{outcomes:?}");
         outcomes.assert_writes_kept_lost_and_torn();
     }
