@@ -22,10 +22,10 @@
 //! were just synced with the rest of the file and were read in full, so the segment is
 //! opened exactly as the writer leaves it, records then zeros, and the next append
 //! overwrites them. Checking them is all a multi-MiB tail costs: one read per scan window
-//! (`SCAN_WINDOW_BYTES`, two maximal records, about 4 MiB), so one step of preallocation
-//! costs one read and no write.
-//! A tail with any non-zero byte (a record cut short, and perhaps zeros after it) is cut
-//! at the last complete record as before, and the next sync extends the file again.
+//! (`SCAN_WINDOW_BYTES`, two maximal records, about 4 MiB), so a step of preallocation
+//! costs one read and no write. A tail with any non-zero byte (a record cut short, and
+//! perhaps zeros after it) is cut at the last complete record as before, and the next
+//! sync extends the file again.
 //!
 //! Segments are read through a bounded window (a few maximal records), not whole, so
 //! recovery's memory does not grow with the segment size.
