@@ -19,19 +19,19 @@ use crate::disk::{CrashReport, SimDisk};
 
 const SEEDS: u64 = 24;
 
-fn is_prefix(shorter: &[Entry], longer: &[Entry]) -> bool {
+pub(super) fn is_prefix(shorter: &[Entry], longer: &[Entry]) -> bool {
     shorter.len() <= longer.len() && longer[..shorter.len()] == *shorter
 }
 
 /// What the crash outcomes of one scenario looked like, to prove faults really happened.
 #[derive(Debug, Default)]
-struct Outcomes {
+pub(super) struct Outcomes {
     /// Crash points after the operation returned (one) and inside it.
     completed: u64,
-    interrupted: u64,
+    pub(super) interrupted: u64,
     /// What the crashes did to unsynced writes, summed.
     crashes: CrashReport,
-    distinct_logs: std::collections::BTreeSet<Vec<LogPosition>>,
+    pub(super) distinct_logs: std::collections::BTreeSet<Vec<LogPosition>>,
 }
 
 impl Outcomes {
@@ -44,7 +44,7 @@ impl Outcomes {
     }
 
     /// Asserts that unsynced writes were kept, lost and torn, each at least once.
-    fn assert_writes_kept_lost_and_torn(&self) {
+    pub(super) fn assert_writes_kept_lost_and_torn(&self) {
         let crashes = &self.crashes;
         assert!(
             crashes.writes_kept > 0 && crashes.writes_lost > 0 && crashes.writes_torn > 0,
@@ -54,9 +54,13 @@ impl Outcomes {
 }
 
 /// The number of mutating disk operations `operation` performs after `setup`.
-fn count_operations(setup: &impl Fn(&mut Log), operation: &impl Fn(&mut Log) -> Result<()>) -> u64 {
+fn count_operations(
+    options: &LogOptions,
+    setup: &impl Fn(&mut Log),
+    operation: &impl Fn(&mut Log) -> Result<()>,
+) -> u64 {
     let sim = SimDisk::new();
-    let mut log = Log::open(Disk::Simulated(sim.clone()), tiny_segments()).unwrap();
+    let mut log = Log::open(Disk::Simulated(sim.clone()), options.clone()).unwrap();
     setup(&mut log);
     let before = sim.mutation_count();
     operation(&mut log).unwrap();
@@ -72,7 +76,17 @@ fn crash_everywhere(
     operation: impl Fn(&mut Log) -> Result<()>,
     check: impl Fn(&Log, bool),
 ) -> Outcomes {
-    let operations = count_operations(&setup, &operation);
+    crash_everywhere_with(&tiny_segments(), setup, operation, check)
+}
+
+/// [`crash_everywhere`] with the log opened with `options` (after the crash as well).
+pub(super) fn crash_everywhere_with(
+    options: &LogOptions,
+    setup: impl Fn(&mut Log),
+    operation: impl Fn(&mut Log) -> Result<()>,
+    check: impl Fn(&Log, bool),
+) -> Outcomes {
+    let operations = count_operations(options, &setup, &operation);
     assert!(operations > 0, "the operation never touches the disk");
     let mut outcomes = Outcomes::default();
     for crash_at in 0..=operations {
@@ -81,7 +95,7 @@ fn crash_everywhere(
             let context = format!("crash at {crash_at} of {operations}, seed {seed}");
             let sim = SimDisk::new();
             let disk = Disk::Simulated(sim.clone());
-            let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
+            let mut log = Log::open(disk.clone(), options.clone()).unwrap();
             setup(&mut log);
             sim.schedule_crash(crash_at, seed);
             let completed = operation(&mut log).is_ok();
@@ -89,15 +103,16 @@ fn crash_everywhere(
             assert_eq!(crash_unless_struck(&sim, seed), interrupted, "{context}");
             assert_eq!(completed, !interrupted, "{context}: failure not reported");
             outcomes.add_crash(sim.last_crash().expect("one crash"));
-            let mut log = Log::open(disk.clone(), tiny_segments())
+            let mut log = Log::open(disk.clone(), options.clone())
                 .unwrap_or_else(|error| panic!("{context}: {error}"));
+            log.assert_segment_files_exact();
             check(&log, completed);
             let positions = all_entries(&log)
                 .iter()
                 .map(|entry| entry.position)
                 .collect();
             outcomes.distinct_logs.insert(positions);
-            check_appendable(&disk, &mut log);
+            check_appendable_with(options, &disk, &mut log);
         }
         if interrupted {
             outcomes.interrupted += 1;
@@ -110,22 +125,30 @@ fn crash_everywhere(
 
 /// The log accepts two more entries, syncs them, and still has them after a reopen.
 fn check_appendable(disk: &Disk, log: &mut Log) {
+    check_appendable_with(&tiny_segments(), disk, log);
+}
+
+/// [`check_appendable`] with the log reopened with `options`; also checks the segment
+/// files against the log's bookkeeping before and after the reopen.
+pub(super) fn check_appendable_with(options: &LogOptions, disk: &Disk, log: &mut Log) {
     let term = log.last_position().term.0.max(1);
     let before = all_entries(log);
     let added = append_entries(log, term, 2);
     log.sync().unwrap();
-    let reopened = Log::open(disk.clone(), tiny_segments()).unwrap();
+    log.assert_segment_files_exact();
+    let reopened = Log::open(disk.clone(), options.clone()).unwrap();
+    reopened.assert_segment_files_exact();
     assert_eq!(all_entries(&reopened), [before, added].concat());
 }
 
-fn synced_log(count: u64) -> impl Fn(&mut Log) {
+pub(super) fn synced_log(count: u64) -> impl Fn(&mut Log) {
     move |log: &mut Log| {
         append_entries(log, 1, count);
         log.sync().unwrap();
     }
 }
 
-fn expected_entries(count: u64, term: u64) -> Vec<Entry> {
+pub(super) fn expected_entries(count: u64, term: u64) -> Vec<Entry> {
     (1..=count).map(|index| entry(term, index)).collect()
 }
 
@@ -313,7 +336,7 @@ fn synced_disk(count: u64) -> (SimDisk, Disk) {
     (sim, disk)
 }
 
-fn open_error(disk: &Disk) -> String {
+pub(super) fn open_error(disk: &Disk) -> String {
     match Log::open(disk.clone(), tiny_segments()) {
         Err(Error::Corruption(message)) => message,
         Err(other) => panic!("expected corruption, got {other}"),
@@ -371,8 +394,11 @@ fn truncated_middle_segment_is_corruption() {
     }
 }
 
+/// A tail that reads as zeros from inside a record is torn and cut at the last complete
+/// record; zeros from a record boundary on are the writer's preallocation and kept, and
+/// appends overwrite them.
 #[test]
-fn zero_filled_tail_is_cut() {
+fn zero_filled_tail_is_cut_or_kept() {
     let ends = record_ends(8, 11);
     let last_start = ends[2];
     let last_end = ends[3];
@@ -390,19 +416,24 @@ fn zero_filled_tail_is_cut() {
         let (_, file) = last_segment(&disk);
         file.set_len(zero_from).unwrap();
         file.set_len(length).unwrap();
-        let log = Log::open(disk.clone(), tiny_segments()).unwrap();
+        let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
         let expected = if zero_from >= last_end { 11 } else { 10 };
         assert_eq!(
             all_entries(&log),
             expected_entries(expected, 1),
             "zeros from {zero_from}"
         );
+        let records_end = ends[expected as usize - 8];
+        let kept = zero_from == records_end;
         let (_, file) = last_segment(&disk);
+        let expected_length = if kept { length } else { records_end };
         assert_eq!(
             file.len().unwrap(),
-            ends[expected as usize - 8],
-            "tail not cut"
+            expected_length,
+            "zeros from {zero_from}"
         );
+        log.assert_segment_files_exact();
+        check_appendable(&disk, &mut log);
     }
 }
 

@@ -11,6 +11,11 @@
 //! ([`SimDisk::schedule_crash`]), so every failing case is replayable from the proptest
 //! seed.
 //!
+//! Each reopen after a crash picks tiny segments or segments three times larger (from the
+//! crash's seed), so that files preallocated under one size roll over under the other;
+//! after every step each segment file must have the length the log records and zeros
+//! past its records.
+//!
 //! The log runs with a tiny tail cache (a few entries, a few hundred bytes), so that
 //! reads both hit it and miss it; after every step the whole cache is compared with the
 //! segments, and bounded reads from random points are compared with the model.
@@ -68,8 +73,15 @@ enum Op {
 const CACHE_ENTRIES_MAX: usize = 6;
 const CACHE_SIZE_MAX_BYTES: usize = 300;
 
-fn open(disk: Disk) -> Log {
-    let mut log = Log::open(disk, tiny_segments()).unwrap();
+/// Opens the log with tiny segments, or (`seed` odd) with segments a few times larger,
+/// so that a segment preallocated under one size rolls over under the other and is cut
+/// to its records.
+fn open(disk: Disk, seed: u64) -> Log {
+    let mut options = tiny_segments();
+    if seed % 2 == 1 {
+        options.segment_size_max_bytes *= 3;
+    }
+    let mut log = Log::open(disk, options).unwrap();
     log.set_tail_cache_bounds(CACHE_ENTRIES_MAX, CACHE_SIZE_MAX_BYTES);
     log
 }
@@ -213,7 +225,7 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
         } => reset(log, model, *shift, *term_increase),
         Op::Crash { seed } => {
             sim.crash(&mut ChaCha8Rng::seed_from_u64(*seed));
-            *log = open(disk);
+            *log = open(disk, *seed);
             model.adopt_after_crash(log, false);
         }
         Op::InterruptedSync { crash_at, seed } => {
@@ -224,7 +236,7 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
                 !synced,
                 "failure not reported"
             );
-            *log = open(disk);
+            *log = open(disk, *seed);
             model.adopt_after_crash(log, true);
         }
         Op::Read {
@@ -294,6 +306,7 @@ fn check_matches(log: &Log, model: &Model) {
     );
     assert!(log.committed_index().0 >= model.committed.min(log.last_position().index.0));
     log.assert_tail_cache_exact();
+    log.assert_segment_files_exact();
     let cached = log.tail_cache_range();
     assert_eq!(cached.end, log.last_position().index.next());
     assert!(cached.start >= log.first_index());
@@ -305,7 +318,7 @@ proptest! {
     #[test]
     fn log_matches_model_through_crashes(ops in prop::collection::vec(op_strategy(), 1..48)) {
         let sim = SimDisk::new();
-        let mut log = open(Disk::Simulated(sim.clone()));
+        let mut log = open(Disk::Simulated(sim.clone()), 0);
         let mut model = Model::default();
         for op in &ops {
             apply(op, &sim, &mut log, &mut model);
@@ -314,7 +327,7 @@ proptest! {
         // Whatever happened, a final sync and reopen keeps everything.
         log.sync().unwrap();
         drop(log);
-        let log = open(Disk::Simulated(sim.clone()));
+        let log = open(Disk::Simulated(sim.clone()), 0);
         model.durable_count = model.entries.len();
         model.committed = log.first_index().0 - 1;
         check_matches(&log, &model);

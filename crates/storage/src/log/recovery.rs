@@ -14,6 +14,19 @@
 //!    file there and sync; anywhere else, or if no crash explains it, fail with
 //!    [`Error::Corruption`] naming the segment and offset.
 //!
+//! One torn tail is not cut: zeros, and nothing but zeros, from the end of the last
+//! complete record to the end of the last segment. That is the preallocation the writer
+//! keeps ahead of its records (see the `log` module documentation), whether the log
+//! stopped cleanly or crashed between two syncs, and the writer wants it back: cutting it
+//! would cost a truncation and a sync now and a size change at the next sync. The zeros
+//! were just synced with the rest of the file and were read in full, so the segment is
+//! opened exactly as the writer leaves it, records then zeros, and the next append
+//! overwrites them. Checking them is all a multi-MiB tail costs: one read per scan window
+//! (`SCAN_WINDOW_BYTES`, two maximal records, about 4 MiB), so a step of preallocation
+//! costs one read and no write. A tail with any non-zero byte (a record cut short, and
+//! perhaps zeros after it) is cut at the last complete record as before, and the next
+//! sync extends the file again.
+//!
 //! Segments are read through a bounded window (a few maximal records), not whole, so
 //! recovery's memory does not grow with the segment size.
 
@@ -31,7 +44,7 @@ pub(crate) const COMPACTION_METADATA_NAME: &str = "log/compacted.meta";
 
 /// Largest segment file recovery accepts: a full segment plus one record that started
 /// just below the limit.
-const SEGMENT_FILE_SIZE_MAX_BYTES: u64 =
+pub(crate) const SEGMENT_FILE_SIZE_MAX_BYTES: u64 =
     SEGMENT_SIZE_MAX_BYTES_LIMIT + LOG_RECORD_SIZE_MAX_BYTES as u64;
 
 /// Bytes read at a time while scanning a segment: at least one maximal record.
@@ -157,28 +170,43 @@ fn recover_segment(
             "log segment {name} is {length_bytes} bytes, above {SEGMENT_FILE_SIZE_MAX_BYTES}"
         )));
     }
-    let (record_offsets, valid_length_bytes) =
-        scan_records(&file, &name, length_bytes, is_last, recovered)?;
-    if valid_length_bytes < length_bytes {
+    let scanned = scan_records(&file, &name, length_bytes, is_last, recovered)?;
+    let valid_length_bytes = scanned.valid_length_bytes;
+    let file_length_bytes = if valid_length_bytes == length_bytes || scanned.zero_tail {
+        length_bytes
+    } else {
         cut_torn_tail(&file, valid_length_bytes)?;
-    }
+        valid_length_bytes
+    };
     Ok(Segment::recovered(
         first_index,
         file,
-        record_offsets,
+        scanned.record_offsets,
         valid_length_bytes,
+        file_length_bytes,
     ))
 }
 
-/// Decodes the records of one segment, extending `recovered`; returns their offsets and
-/// the length of the valid part. Stops early only at a torn tail of the last segment.
+/// What a scan found in one segment.
+struct Scanned {
+    record_offsets: Vec<u32>,
+    /// Length of the valid records.
+    valid_length_bytes: u64,
+    /// Whether every byte past the valid records (at least one) is zero: the last
+    /// segment's preallocation, kept.
+    zero_tail: bool,
+}
+
+/// Decodes the records of one segment, extending `recovered`; returns their offsets, the
+/// length of the valid part and whether the rest is zeros. Stops early only at a torn
+/// tail of the last segment.
 fn scan_records(
     file: &File,
     name: &str,
     length_bytes: u64,
     is_last: bool,
     recovered: &mut Recovered,
-) -> Result<(Vec<u32>, u64)> {
+) -> Result<Scanned> {
     let mut window = Window::new(file, length_bytes);
     let mut record_offsets = Vec::new();
     let mut offset = 0u64;
@@ -202,10 +230,15 @@ fn scan_records(
             }
             Err(damage) => damage,
         };
+        let window_zero = bytes.iter().all(|&byte| byte == 0);
         let torn =
             is_last && damage.may_be_torn_write(bytes) && window.zero_after_window(length_bytes)?;
         if torn {
-            break;
+            return Ok(Scanned {
+                record_offsets,
+                valid_length_bytes: offset,
+                zero_tail: window_zero,
+            });
         }
         let context = if is_last {
             ""
@@ -216,7 +249,11 @@ fn scan_records(
             "log segment {name} offset {offset}: {damage}{context}"
         )));
     }
-    Ok((record_offsets, offset))
+    Ok(Scanned {
+        record_offsets,
+        valid_length_bytes: offset,
+        zero_tail: false,
+    })
 }
 
 fn check_sequence(

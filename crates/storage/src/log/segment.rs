@@ -9,6 +9,12 @@
 //! been created yet (a rollover during a batch that is not yet synced) has no file and
 //! only pending bytes.
 //!
+//! The file may be longer than the durable records: the log keeps the last segment's file
+//! extended with zeros ahead of its records (`file_length_bytes`, see the preallocation
+//! section of the `log` module documentation), so that a sync overwrites bytes the file
+//! already has instead of growing it. The bytes between `durable_length_bytes` and
+//! `file_length_bytes` are zeros on disk, synced; every segment but the last has none.
+//!
 //! The index of a segment is one `u32` byte offset per entry: a record's extent is from
 //! its offset to the next record's offset, or to the end of the segment. Segments are
 //! bounded (see `SEGMENT_SIZE_MAX_BYTES_LIMIT` in the parent module), so offsets fit.
@@ -57,6 +63,8 @@ pub(crate) struct Segment {
     pub file: Option<File>,
     record_offsets: Vec<u32>,
     pub durable_length_bytes: u64,
+    /// Length of the file on disk: the durable records, then zeros (0 without a file).
+    pub file_length_bytes: u64,
     pub pending: Vec<u8>,
 }
 
@@ -68,27 +76,32 @@ impl Segment {
             file: None,
             record_offsets: Vec::new(),
             durable_length_bytes: 0,
+            file_length_bytes: 0,
             pending: Vec::new(),
         }
     }
 
-    /// A segment read back by recovery: `length_bytes` of valid records on disk.
+    /// A segment read back by recovery: `length_bytes` of valid records on disk, in a file
+    /// of `file_length_bytes` whose bytes past the records are zeros.
     pub fn recovered(
         first_index: LogIndex,
         file: File,
         record_offsets: Vec<u32>,
         length_bytes: u64,
+        file_length_bytes: u64,
     ) -> Segment {
         debug_assert!(
             record_offsets
                 .last()
                 .is_none_or(|&last| u64::from(last) < length_bytes)
         );
+        assert!(length_bytes <= file_length_bytes);
         Segment {
             first_index,
             file: Some(file),
             record_offsets,
             durable_length_bytes: length_bytes,
+            file_length_bytes,
             pending: Vec::new(),
         }
     }
@@ -155,7 +168,8 @@ impl Segment {
 
     /// Forgets every record from `index` on, in memory only: drops pending bytes past the
     /// cut and lowers the durable length if the cut is inside it (the caller has already
-    /// cut the file). Returns the new length in bytes.
+    /// cut the file there, zeros past the records included). Returns the new length in
+    /// bytes.
     pub fn forget_from(&mut self, index: LogIndex) -> u64 {
         let cut = self.offset_of(index);
         let kept = usize::try_from(index.0 - self.first_index.0).expect("bounded");
@@ -166,6 +180,7 @@ impl Segment {
         } else {
             self.pending.clear();
             self.durable_length_bytes = cut;
+            self.file_length_bytes = cut;
         }
         cut
     }

@@ -85,7 +85,7 @@ pub(super) fn assert_log_holds(log: &Log, expected: &[Entry]) {
     assert!(log.term_at(log.first_index().previous().unwrap()).is_some());
 }
 
-fn each_disk(test: impl Fn(&Disk)) {
+pub(super) fn each_disk(test: impl Fn(&Disk)) {
     let directory = tempfile::tempdir().unwrap();
     test(&Disk::os(directory.path()).unwrap());
     test(&Disk::simulated());

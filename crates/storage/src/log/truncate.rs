@@ -14,6 +14,13 @@
 //! truncation is durable, so entries appended next can never be followed, after a crash,
 //! by stale entries of the old tail. The committed mark is asserted: cutting a committed
 //! entry is a bug in the caller, and crashing beats losing acknowledged data.
+//! Preallocation (see the `log` module documentation) changes none of this: the cut is
+//! a `set_len` to the first removed record, which drops the zeros past the old records
+//! with them, so every stale record is gone from the file, durably, before the call
+//! returns, and the next sync extends the file again. Until the cut is synced the file
+//! holds the old records, then zeros or nothing, exactly what it held before. A cut among
+//! the pending records touches no file: the zeros past the durable records stay, and
+//! the next append overwrites them as usual.
 //!
 //! **Prefix** ([`Log::truncate_prefix`]): after a snapshot, whole segments below the
 //! snapshot's index are dropped. The position of the last dropped entry is stored first,
