@@ -243,7 +243,11 @@ pub fn simulate_membership(
     options: &SimulationOptions,
     properties: &Properties,
 ) -> (RunReport, MembershipDirector) {
-    simulate_membership_with(options, properties, RaftConfig::default())
+    let config = RaftConfig {
+        store_sync_entries: crate::models::MODEL_STORE_SYNC_ENTRIES,
+        ..RaftConfig::default()
+    };
+    simulate_membership_with(options, properties, config)
 }
 
 /// [`simulate_membership`] with another Raft configuration (a compacting one makes

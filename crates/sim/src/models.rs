@@ -263,10 +263,21 @@ fn semi_sync(choice: SyncChoice) -> CommitMode {
     }
 }
 
-/// Builds a Raft node in `commit_mode` with the default configuration otherwise.
+/// Applied entries between two durable store commits in the commit-mode models: fewer
+/// than the default ([`STORE_SYNC_ENTRIES_DEFAULT`], 4,096), so that a model's run of a
+/// few thousand entries still commits the store durably a few times and its crashes
+/// reopen nodes whose store is part-way along the log (restart re-applies from there).
+/// At the default most runs would never commit the store before the end.
+///
+/// [`STORE_SYNC_ENTRIES_DEFAULT`]: replikv_replication::single_leader::STORE_SYNC_ENTRIES_DEFAULT
+pub const MODEL_STORE_SYNC_ENTRIES: u64 = 1024;
+
+/// Builds a Raft node in `commit_mode` with the default configuration otherwise (but
+/// for [`MODEL_STORE_SYNC_ENTRIES`]).
 fn raft(setup: NodeSetup, commit_mode: CommitMode) -> replikv_core::error::Result<RaftNode> {
     let config = RaftConfig {
         commit_mode,
+        store_sync_entries: MODEL_STORE_SYNC_ENTRIES,
         ..RaftConfig::default()
     };
     raft_factory(config)(setup)
@@ -297,6 +308,7 @@ pub fn raft_lease_config() -> RaftConfig {
     RaftConfig {
         lease_reads_enabled: true,
         lease_clock_drift_max_ppm: LEASE_MODEL_DRIFT_PPM,
+        store_sync_entries: MODEL_STORE_SYNC_ENTRIES,
         ..RaftConfig::default()
     }
 }
