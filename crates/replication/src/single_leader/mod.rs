@@ -235,6 +235,12 @@ use replikv_storage::store::{
 /// the store's own batch limit (`APPLY_BATCH_WRITES_MAX`), where it commits anyway.
 pub const STORE_SYNC_ENTRIES_DEFAULT: u64 = 4096;
 
+/// Applied bytes of keys and values between two durable commits of the store at most, by
+/// default ([`RaftConfig::store_sync_size_max_bytes`]): 64 MiB, the store's own batch
+/// limit. Small writes reach [`STORE_SYNC_ENTRIES_DEFAULT`] first (4,096 SETs of 100
+/// bytes are 400 KiB); this bound is for large values.
+pub const STORE_SYNC_SIZE_MAX_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
 /// Most appends a leader may keep in flight per follower ([`RaftConfig::inflight_appends_max`]).
 pub const INFLIGHT_APPENDS_LIMIT: usize = 256;
 
@@ -281,6 +287,11 @@ pub struct RaftConfig {
     /// truth, so a lazier store only costs re-applying after a crash; it also bounds how
     /// much redb holds in non-durable commits.
     pub store_sync_entries: u64,
+    /// The store is also synced at the end of a flush once this many bytes of keys and
+    /// values were applied since its last sync, however few the entries: with values of
+    /// up to a mebibyte, `store_sync_entries` alone would let gigabytes wait for one
+    /// durable commit (its pause, and the re-apply after a crash, grow with them).
+    pub store_sync_size_max_bytes: u64,
     /// The replication log's options.
     pub log_options: LogOptions,
     /// Most bytes of keys and values in one snapshot chunk (one entry always goes).
@@ -335,6 +346,7 @@ impl Default for RaftConfig {
             pending_requests_max: 4096,
             apply_batch_entries_max: 256,
             store_sync_entries: STORE_SYNC_ENTRIES_DEFAULT,
+            store_sync_size_max_bytes: STORE_SYNC_SIZE_MAX_BYTES_DEFAULT,
             log_options: LogOptions::default(),
             snapshot_chunk_size_max_bytes: 1024 * 1024,
             log_retained_entries_max: 64 * 1024,
@@ -372,6 +384,7 @@ impl RaftConfig {
             || self.pending_requests_max == 0
             || self.apply_batch_entries_max == 0
             || self.store_sync_entries == 0
+            || self.store_sync_size_max_bytes == 0
             || self.append_size_max_bytes == 0
         {
             return invalid("limits must be positive");

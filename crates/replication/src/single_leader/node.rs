@@ -690,7 +690,11 @@ impl Replica for RaftNode {
         let applied = self.store.applied_position().index.0;
         let durable_applied = self.store.durable_applied_position().index.0;
         let installing = self.store.install_progress().is_some();
-        if installing || applied - durable_applied >= self.config.store_sync_entries {
+        let unsynced_size_bytes = self.store.unsynced_size_bytes();
+        if installing
+            || applied - durable_applied >= self.config.store_sync_entries
+            || unsynced_size_bytes >= self.config.store_sync_size_max_bytes
+        {
             self.store.sync()?;
         }
         Ok(())

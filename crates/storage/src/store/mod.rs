@@ -218,6 +218,9 @@ pub struct Store {
     durable_applied: LogPosition,
     /// Commits since the last durable one: `sync` has work to do.
     unsynced_commits: u64,
+    /// Bytes of keys and values applied since the last durable commit
+    /// ([`Store::unsynced_size_bytes`]).
+    unsynced_size_bytes: u64,
     install: Option<SnapshotInstall>,
     /// Most client sessions remembered ([`StoreOptions::client_sessions_max`]).
     client_sessions_max: usize,
@@ -308,6 +311,7 @@ impl Store {
             committed_applied: LogPosition::ZERO,
             durable_applied: LogPosition::ZERO,
             unsynced_commits: 1,
+            unsynced_size_bytes: 0,
             install: None,
             client_sessions_max: options.client_sessions_max,
             sessions: None,
@@ -468,6 +472,7 @@ impl Store {
         );
         let length = batch.len();
         let size_bytes = check_batch(batch.iter().map(|logged| &logged.write), length)?;
+        self.unsynced_size_bytes = self.unsynced_size_bytes.saturating_add(size_bytes as u64);
         let mut pending = self.pending_for(length, size_bytes)?;
         let sessions = match self.sessions.take() {
             Some(sessions) => Ok(sessions),
@@ -629,8 +634,17 @@ impl Store {
             self.commit(transaction)?;
         }
         self.unsynced_commits = 0;
+        self.unsynced_size_bytes = 0;
         self.durable_applied = self.applied;
         Ok(())
+    }
+
+    /// Bytes of keys and values applied since the last [`Store::sync`]: with the count
+    /// of entries, what tells the owner when to sync (a few large values weigh as much as
+    /// many small ones in the work a durable commit and a restart's re-apply must do).
+    #[must_use]
+    pub fn unsynced_size_bytes(&self) -> u64 {
+        self.unsynced_size_bytes
     }
 
     /// The key's value (absent if never written or deleted) and its version, ignoring

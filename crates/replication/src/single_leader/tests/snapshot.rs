@@ -10,6 +10,8 @@
 //! - A store behind the log's compacted prefix is corruption: compaction never passes
 //!   the store's durable position.
 //! - A malformed chunk from a peer is dropped and counted, never an error.
+//! - The store is synced once enough bytes were applied, however few the entries
+//!   (`store_sync_size_max_bytes`): the log compacts up to it.
 
 use super::pipeline::{NOW, drain, elected_leader_on};
 use crate::single_leader::message::{Command, Message, SnapshotResult, WireChunk};
@@ -252,4 +254,47 @@ fn a_malformed_chunk_is_dropped_and_counted() {
             after: Some(key("a"))
         }]
     );
+}
+
+/// Writes `count` keys with `value_size_bytes`-byte values through a leader on `disk`
+/// with `config`, each acknowledged by a follower; returns the entries compacted.
+fn entries_compacted_after_writes(config: RaftConfig, count: u64, value_size_bytes: usize) -> u64 {
+    let mut node = elected_leader_on(Disk::simulated(), config);
+    let value = "v".repeat(value_size_bytes);
+    for sequence in 1..=count {
+        let request_id = RequestId {
+            client: ClientId(1),
+            sequence,
+        };
+        node.handle_request(NOW, request_id, put(&format!("k{sequence}"), &value))
+            .expect("request");
+        node.handle_flush(NOW).expect("flush");
+        let matched = node.log().last_position().index.0;
+        node.handle_message(NOW, NodeId(2), super::pipeline::accepted(matched))
+            .expect("ack");
+        node.handle_flush(NOW).expect("flush");
+        drain(&mut node);
+    }
+    node.handle_flush(NOW).expect("flush");
+    node.stats().entries_compacted
+}
+
+#[test]
+fn applied_bytes_alone_sync_the_store_and_let_the_log_compact() {
+    // Compaction never passes the store's durable position, so it shows when the store
+    // was synced. With an entry count out of reach, only the byte bound can sync it.
+    let unreachable_count = RaftConfig {
+        store_sync_entries: 1_000_000,
+        ..compacting_config()
+    };
+    assert_eq!(
+        entries_compacted_after_writes(unreachable_count.clone(), 8, 200),
+        0,
+        "no store sync before the byte bound"
+    );
+    let byte_bound = RaftConfig {
+        store_sync_size_max_bytes: 600,
+        ..unreachable_count
+    };
+    assert!(entries_compacted_after_writes(byte_bound, 8, 200) > 0);
 }
