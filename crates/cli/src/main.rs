@@ -11,6 +11,8 @@ mod member;
 mod node_process;
 mod password;
 mod ports;
+#[cfg(test)]
+mod ports_tests;
 mod server;
 mod sim;
 
