@@ -23,6 +23,23 @@ pub(super) fn is_prefix(shorter: &[Entry], longer: &[Entry]) -> bool {
     shorter.len() <= longer.len() && longer[..shorter.len()] == *shorter
 }
 
+/// What recovery must find after an interrupted sync of `appended` whose first entries,
+/// `durable`, were synced before: the synced entries and a prefix of the rest, and all
+/// of `appended` once the sync `completed`.
+pub(super) fn assert_synced_and_a_prefix(
+    log: &Log,
+    durable: &[Entry],
+    appended: &[Entry],
+    completed: bool,
+) {
+    let recovered = all_entries(log);
+    assert!(is_prefix(durable, &recovered), "synced entries lost");
+    assert!(is_prefix(&recovered, appended), "unsynced bytes misread");
+    if completed {
+        assert_eq!(recovered, appended);
+    }
+}
+
 /// What the crash outcomes of one scenario looked like, to prove faults really happened.
 #[derive(Debug, Default)]
 pub(super) struct Outcomes {
@@ -167,12 +184,7 @@ fn check_interrupted_sync(synced: u64, batch: u64) -> Outcomes {
         },
         |log| log.sync().map(|_| ()),
         |log, completed| {
-            let recovered = all_entries(log);
-            assert!(is_prefix(&durable, &recovered), "synced entries lost");
-            assert!(is_prefix(&recovered, &appended), "unsynced bytes misread");
-            if completed {
-                assert_eq!(recovered, appended);
-            }
+            assert_synced_and_a_prefix(log, &durable, &appended, completed);
             assert_eq!(log.durable_position(), log.last_position());
         },
     )
@@ -219,25 +231,37 @@ fn interrupted_sync_after_a_suffix_truncation_never_resurrects_the_old_tail() {
     outcomes.assert_writes_kept_lost_and_torn();
 }
 
+/// Power fails anywhere in `truncate_suffix(after)` of a synced log of `count` entries
+/// opened with `options`: recovery finds a prefix of the old log that still holds the
+/// kept entries, and exactly them once the truncation returned.
+pub(super) fn crash_everywhere_in_truncation(
+    options: &LogOptions,
+    count: u64,
+    after: u64,
+) -> Outcomes {
+    let old = expected_entries(count, 1);
+    crash_everywhere_with(
+        options,
+        synced_log(count),
+        |log| log.truncate_suffix(LogIndex(after)),
+        |log, completed| {
+            let recovered = all_entries(log);
+            assert!(is_prefix(&recovered, &old), "after {after}: not a prefix");
+            assert!(
+                recovered.len() as u64 >= after,
+                "after {after}: cut too deep"
+            );
+            if completed {
+                assert_eq!(recovered.len() as u64, after);
+            }
+        },
+    )
+}
+
 #[test]
 fn interrupted_suffix_truncation() {
     for (count, after) in [(12, 9), (18, 4), (18, 2), (18, 0)] {
-        let old = expected_entries(count, 1);
-        let outcomes = crash_everywhere(
-            synced_log(count),
-            |log| log.truncate_suffix(LogIndex(after)),
-            |log, completed| {
-                let recovered = all_entries(log);
-                assert!(is_prefix(&recovered, &old), "after {after}: not a prefix");
-                assert!(
-                    recovered.len() as u64 >= after,
-                    "after {after}: cut too deep"
-                );
-                if completed {
-                    assert_eq!(recovered.len() as u64, after);
-                }
-            },
-        );
+        let outcomes = crash_everywhere_in_truncation(&tiny_segments(), count, after);
         assert!(
             outcomes.distinct_logs.len() >= 2,
             "after {after}: {outcomes:?}"

@@ -11,8 +11,8 @@
 //! leave a log recovery accepts and that holds every synced entry.
 
 use super::crash_tests::{
-    check_appendable_with, crash_everywhere_with, expected_entries, is_prefix, open_error,
-    synced_log,
+    assert_synced_and_a_prefix, check_appendable_with, crash_everywhere_in_truncation,
+    crash_everywhere_with, expected_entries, open_error, synced_log,
 };
 use super::tests::{all_entries, append_entries, each_disk, entry, last_segment, tiny_segments};
 use super::*;
@@ -244,11 +244,8 @@ fn interrupted_sync_that_extends_the_file() {
         },
         |log| log.sync().map(|_| ()),
         |log, completed| {
-            let recovered = all_entries(log);
-            assert!(is_prefix(&synced, &recovered), "synced entries lost");
-            assert!(is_prefix(&recovered, &appended), "unsynced bytes misread");
+            assert_synced_and_a_prefix(log, &synced, &appended, completed);
             if completed {
-                assert_eq!(recovered, appended);
                 assert_eq!(log.segments[0].file_length_bytes, 2 * STEP);
             }
         },
@@ -281,12 +278,7 @@ fn interrupted_rollover_cut() {
             },
             |log| log.sync().map(|_| ()),
             |log, completed| {
-                let recovered = all_entries(log);
-                assert!(is_prefix(&durable, &recovered), "synced entries lost");
-                assert!(is_prefix(&recovered, &appended), "unsynced bytes misread");
-                if completed {
-                    assert_eq!(recovered, appended);
-                }
+                assert_synced_and_a_prefix(log, &durable, &appended, completed);
             },
         );
         assert!(outcomes.distinct_logs.len() >= 2, "{outcomes:?}");
@@ -304,23 +296,7 @@ fn interrupted_rollover_cut() {
 #[test]
 fn interrupted_suffix_truncation_inside_a_preallocated_segment() {
     for after in [4, 0] {
-        let old = expected_entries(12, 1);
-        let outcomes = crash_everywhere_with(
-            &small_segments(),
-            synced_log(12),
-            |log| log.truncate_suffix(LogIndex(after)),
-            |log, completed| {
-                let recovered = all_entries(log);
-                assert!(is_prefix(&recovered, &old), "after {after}: not a prefix");
-                assert!(
-                    recovered.len() as u64 >= after,
-                    "after {after}: cut too deep"
-                );
-                if completed {
-                    assert_eq!(recovered.len() as u64, after);
-                }
-            },
-        );
+        let outcomes = crash_everywhere_in_truncation(&small_segments(), 12, after);
         assert!(outcomes.distinct_logs.len() >= 2, "{outcomes:?}");
     }
 }

@@ -61,6 +61,23 @@ fn put_entry(term: u64, index: u64, key: &str) -> Entry {
     Entry::new(term, index, command.encode())
 }
 
+/// Client 1's write number `sequence` of `key` on the leader `node`, acknowledged by
+/// follower 2 so that it commits; its outputs drained.
+fn put_acknowledged(node: &mut RaftNode, sequence: u64, key: &str, value: &str) {
+    let request_id = RequestId {
+        client: ClientId(1),
+        sequence,
+    };
+    node.handle_request(NOW, request_id, put(key, value))
+        .expect("request");
+    node.handle_flush(NOW).expect("flush");
+    let matched = node.log().last_position().index.0;
+    node.handle_message(NOW, NodeId(2), super::pipeline::accepted(matched))
+        .expect("ack");
+    node.handle_flush(NOW).expect("flush");
+    drain(node);
+}
+
 /// Stores a hard state of `term` (no vote), as a node that saw that term would have.
 fn store_term(disk: &Disk, term: u64) {
     let mut hard_state = MetadataFile::open(disk, HARD_STATE_FILE_NAME).expect("opens");
@@ -83,18 +100,7 @@ fn a_compacted_log_reopens_and_replays_from_the_store() {
     let disk = Disk::simulated();
     let mut node = elected_leader_on(disk.clone(), compacting_config());
     for (sequence, key) in ["a", "b", "c", "d", "e", "f", "g", "h"].iter().enumerate() {
-        let request_id = RequestId {
-            client: ClientId(1),
-            sequence: sequence as u64 + 1,
-        };
-        node.handle_request(NOW, request_id, put(key, "1"))
-            .expect("request");
-        node.handle_flush(NOW).expect("flush");
-        let matched = node.log().last_position().index.0;
-        node.handle_message(NOW, NodeId(2), super::pipeline::accepted(matched))
-            .expect("ack");
-        node.handle_flush(NOW).expect("flush");
-        drain(&mut node);
+        put_acknowledged(&mut node, sequence as u64 + 1, key, "1");
     }
     node.handle_flush(NOW).expect("flush");
     assert!(node.stats().entries_compacted > 0, "{:?}", node.stats());
@@ -262,18 +268,7 @@ fn entries_compacted_after_writes(config: RaftConfig, count: u64, value_size_byt
     let mut node = elected_leader_on(Disk::simulated(), config);
     let value = "v".repeat(value_size_bytes);
     for sequence in 1..=count {
-        let request_id = RequestId {
-            client: ClientId(1),
-            sequence,
-        };
-        node.handle_request(NOW, request_id, put(&format!("k{sequence}"), &value))
-            .expect("request");
-        node.handle_flush(NOW).expect("flush");
-        let matched = node.log().last_position().index.0;
-        node.handle_message(NOW, NodeId(2), super::pipeline::accepted(matched))
-            .expect("ack");
-        node.handle_flush(NOW).expect("flush");
-        drain(&mut node);
+        put_acknowledged(&mut node, sequence, &format!("k{sequence}"), &value);
     }
     node.handle_flush(NOW).expect("flush");
     node.stats().entries_compacted
