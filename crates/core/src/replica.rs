@@ -17,6 +17,24 @@
 //! commit), and outputs that must wait for durability (acknowledgements, votes) are
 //! released only after it. A replica never acknowledges anything it has not flushed.
 //!
+//! ## Pipelined group commit
+//!
+//! `handle_flush` waits for the disk, and a driver that calls it on its only thread
+//! handles nothing else meanwhile: its cycle is the fsync, then the CPU work of the next
+//! batch, then the next fsync, each waiting for the other. A driver that wants the two to
+//! overlap splits the flush in two. [`Replica::start_flush`] does everything
+//! `handle_flush` does except the wait: it writes the batch and hands back the sync as a
+//! [`PendingSync`], which the driver runs wherever it likes (the server: a thread of its
+//! own) while it feeds the replica more inputs; [`Replica::handle_sync_completed`] takes
+//! the outcome back, and only then does the replica release what waited for that sync.
+//! At most one sync is outstanding: while it is, `start_flush` still closes the batch
+//! (sends, reads, timers) but starts no other sync, and the writes handled meanwhile wait
+//! in memory for the next one. After `handle_sync_completed` the driver calls
+//! `start_flush` again, which starts that next sync. The promise is unchanged: nothing is
+//! acknowledged before the sync that covers it has *completed*. A replica that has no use
+//! for pipelining keeps the defaults, under which `start_flush` is `handle_flush` and no
+//! sync is ever pending.
+//!
 //! ## Time
 //!
 //! `now` is passed into every input. [`Replica::poll_timeout`] tells the driver the next
@@ -108,6 +126,57 @@ pub struct DiscardedWrite {
     pub certain: bool,
 }
 
+/// The slow half of a pipelined group commit: one sync a replica asks its driver to run,
+/// on any thread (see "Pipelined group commit" in the module documentation).
+pub struct PendingSync {
+    sequence: u64,
+    sync: Box<dyn FnOnce() -> std::io::Result<()> + Send>,
+}
+
+impl PendingSync {
+    /// A sync numbered `sequence` (increasing per replica incarnation) that `sync` performs.
+    pub fn new(
+        sequence: u64,
+        sync: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    ) -> PendingSync {
+        PendingSync {
+            sequence,
+            sync: Box::new(sync),
+        }
+    }
+
+    #[must_use]
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Performs the sync (blocking) and returns its outcome for
+    /// [`Replica::handle_sync_completed`].
+    #[must_use]
+    pub fn run(self) -> CompletedSync {
+        CompletedSync {
+            sequence: self.sequence,
+            result: (self.sync)(),
+        }
+    }
+}
+
+impl fmt::Debug for PendingSync {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("PendingSync")
+            .field("sequence", &self.sequence)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a [`PendingSync`]: its number, and whether the disk reported success.
+#[derive(Debug)]
+pub struct CompletedSync {
+    pub sequence: u64,
+    pub result: std::io::Result<()>,
+}
+
 /// Watches the replicas of one cluster over a whole run and reports the first violated
 /// cross-replica invariant. See the module documentation.
 pub trait ClusterObserver<R> {
@@ -191,6 +260,26 @@ pub trait Replica {
     /// End of a batch of inputs: make every buffered write durable (one sync for the whole
     /// batch) and release the outputs that were waiting for durability.
     fn handle_flush(&mut self, now: Instant) -> Result<()>;
+
+    /// End of a batch of inputs, pipelined: everything [`Replica::handle_flush`] does but
+    /// the wait for the disk. Returns the sync the driver must run and report through
+    /// [`Replica::handle_sync_completed`], or `None` if nothing waits for the disk or a
+    /// sync is already outstanding (see "Pipelined group commit" in the module
+    /// documentation). The default flushes synchronously and never returns a sync.
+    fn start_flush(&mut self, now: Instant) -> Result<Option<PendingSync>> {
+        self.handle_flush(now)?;
+        Ok(None)
+    }
+
+    /// The sync [`Replica::start_flush`] returned has completed: on success what waited
+    /// for it is released (acknowledgements, commits); an error makes the replica
+    /// unusable, as any storage error does. The driver calls `start_flush` next.
+    fn handle_sync_completed(&mut self, _now: Instant, completed: CompletedSync) -> Result<()> {
+        panic!(
+            "sync {} completed, but this replica never starts one",
+            completed.sequence
+        );
+    }
 
     /// The next output, if any. The driver drains this after every input.
     fn poll_output(&mut self) -> Option<Output<Self::Message>>;

@@ -146,6 +146,15 @@ impl File {
         }
     }
 
+    /// A second handle to the same open file, for another thread (`dup`): the log hands
+    /// one to the driver's sync thread (see "Pipelined sync" in the `log` module).
+    pub fn try_clone(&self) -> io::Result<File> {
+        match self {
+            File::Os(file) => file.try_clone().map(File::Os),
+            File::Simulated(file) => Ok(File::Simulated(file.clone_handle())),
+        }
+    }
+
     /// Makes every write and length change so far durable (`fdatasync`).
     pub fn sync_data(&self) -> io::Result<()> {
         match self {

@@ -121,4 +121,10 @@ impl OsFile {
     pub(super) fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    pub(super) fn try_clone(&self) -> io::Result<OsFile> {
+        Ok(OsFile {
+            file: self.file.try_clone()?,
+        })
+    }
 }

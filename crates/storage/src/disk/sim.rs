@@ -355,6 +355,15 @@ impl Inode {
 }
 
 impl SimFile {
+    /// Another handle to the same inode, dead after the same crash.
+    pub(super) fn clone_handle(&self) -> SimFile {
+        SimFile {
+            state: Arc::clone(&self.state),
+            inode: self.inode,
+            generation: self.generation,
+        }
+    }
+
     fn lock_live(&self) -> io::Result<MutexGuard<'_, DiskState>> {
         let state = self.state.lock().expect("sim disk lock poisoned");
         if state.generation != self.generation {

@@ -92,6 +92,23 @@
 //! zeros with them (the next sync extends the file again); one that only drops pending
 //! records leaves the file, zeros included, as it was (see `truncate.rs`).
 //!
+//! ## Pipelined sync
+//!
+//! [`Log::sync`] returns when the batch is durable, so its caller waits out every
+//! `fdatasync`. [`Log::start_sync`] splits it: it does all the writing of [`Log::sync`]
+//! and returns the last segment's `sync_data` as a [`PendingSync`] the caller runs on
+//! another thread (on a second handle to the file) while it goes on appending;
+//! [`Log::finish_sync`] takes the outcome back and only then moves the durable position.
+//! Rule 1 is kept as it is: entries appended while the sync is outstanding stay in
+//! memory, and the next batch is written only after [`Log::finish_sync`]; at most one sync
+//! is outstanding. A batch that crosses a segment boundary syncs its earlier segments
+//! before `start_sync` returns (rule 2 needs them complete before the next file exists),
+//! so only the last segment's sync is ever left to the caller. Every other operation
+//! that writes files ([`Log::sync`], the truncations and [`Log::reset_to`]) first completes
+//! an outstanding sync itself with a `sync_data` of its own; the caller's, when it comes
+//! back, is then stale and [`Log::finish_sync`] ignores it, unless it failed: a failed
+//! sync fails the log (rule 4), stale or not.
+//!
 //! ## What a crash can leave, and how recovery tells a torn tail from corruption
 //!
 //! The simulated disk loses, keeps or tears (keeps a prefix of) each unsynced write
@@ -146,6 +163,7 @@
 //! startup is also reported as corruption.
 
 pub mod metadata;
+mod pipeline;
 mod record;
 mod recovery;
 mod segment;
@@ -157,6 +175,8 @@ mod crash_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod pipeline_tests;
+#[cfg(test)]
 mod prealloc_tests;
 #[cfg(test)]
 mod tests;
@@ -166,8 +186,10 @@ pub use record::PAYLOAD_SIZE_MAX_BYTES;
 pub use tail_cache::{TAIL_CACHE_ENTRIES_MAX, TAIL_CACHE_SIZE_MAX_BYTES};
 
 use crate::disk::Disk;
+use pipeline::InFlightSync;
 use replikv_core::error::Result;
 use replikv_core::limits::LOG_RECORD_SIZE_MAX_BYTES;
+pub use replikv_core::replica::{CompletedSync, PendingSync};
 use replikv_core::{Error, LogIndex, LogPosition, Term};
 use segment::{LOG_DIRECTORY, Segment};
 use tail_cache::TailCache;
@@ -289,6 +311,22 @@ pub struct Log {
     tail: TailCache,
     /// Set after an I/O error; the log then refuses all work (rule 4).
     failure: Option<String>,
+    /// The sync [`Log::start_sync`] handed out and [`Log::finish_sync`] has not taken back.
+    in_flight: Option<InFlightSync>,
+    /// The number of the last sync handed out (see "Pipelined sync").
+    sync_sequence: u64,
+}
+
+/// What one write of a segment's pending bytes did, applied once its sync returns.
+#[derive(Clone, Copy, Debug)]
+struct WrittenSegment {
+    /// The segment's records end here once the sync returns.
+    data_end: u64,
+    file_length_bytes: u64,
+    /// How many pending bytes, from the front, the write took.
+    written_bytes: u64,
+    /// The last entry the write covers, if it wrote records.
+    covered_index: Option<LogIndex>,
 }
 
 impl Log {
@@ -314,6 +352,8 @@ impl Log {
                 recovered.last.index.next(),
             ),
             failure: None,
+            in_flight: None,
+            sync_sequence: 0,
         };
         log.check_invariants();
         Ok(log)
@@ -391,6 +431,7 @@ impl Log {
     /// nothing is pending.
     pub fn sync(&mut self) -> Result<LogPosition> {
         self.check_usable()?;
+        self.complete_in_flight()?;
         if self.durable_index < self.last.index {
             let result = self.write_pending();
             self.record_failure(result)?;
@@ -420,12 +461,21 @@ impl Log {
     /// `sync_data`; a segment that is not the last is cut to its records instead, by the
     /// same sync. See "Preallocation" in the module documentation.
     fn flush_segment(&mut self, position: usize, is_last: bool) -> Result<()> {
+        let written = self.write_segment(position, is_last)?;
+        let segment = &self.segments[position];
+        segment.file.as_ref().expect("written").sync_data()?;
+        self.complete_segment(position, written);
+        Ok(())
+    }
+
+    /// The writing half of [`Log::flush_segment`]: creates the file if needed, writes
+    /// zeros and the pending records, cuts a segment that is no longer the last. Nothing
+    /// it wrote counts as durable until [`Log::complete_segment`] after a `sync_data`.
+    fn write_segment(&mut self, position: usize, is_last: bool) -> Result<WrittenSegment> {
         let Log {
             disk,
             options,
             segments,
-            durable_index,
-            pending_size_bytes,
             ..
         } = self;
         let segment = &mut segments[position];
@@ -447,26 +497,45 @@ impl Log {
         } else {
             data_end
         };
-        let written = segment.pending.len() as u64;
+        let written_bytes = segment.pending.len() as u64;
         if file_length_bytes > segment.file_length_bytes && file_length_bytes > data_end {
             let zeros = usize::try_from(file_length_bytes - data_end).expect("below a step");
             file.write_all_at(data_end, &PREALLOCATION_ZEROS[..zeros])?;
         }
-        if written > 0 {
+        if written_bytes > 0 {
             file.write_all_at(segment.durable_length_bytes, &segment.pending)?;
         }
         if file_length_bytes < segment.file_length_bytes {
             file.set_len(file_length_bytes)?;
         }
-        file.sync_data()?;
-        segment.durable_length_bytes = data_end;
-        segment.file_length_bytes = file_length_bytes;
-        segment.pending.clear();
-        *pending_size_bytes -= written;
-        if written > 0 {
-            *durable_index = segment.next_index().previous().expect("segment not empty");
+        let covered_index = (written_bytes > 0)
+            .then(|| segment.next_index().previous().expect("segment not empty"));
+        Ok(WrittenSegment {
+            data_end,
+            file_length_bytes,
+            written_bytes,
+            covered_index,
+        })
+    }
+
+    /// The bookkeeping half of [`Log::flush_segment`], once the write's `sync_data`
+    /// returned: the written bytes are durable.
+    fn complete_segment(&mut self, position: usize, written: WrittenSegment) {
+        let segment = &mut self.segments[position];
+        assert_eq!(
+            segment.durable_length_bytes + written.written_bytes,
+            written.data_end,
+            "the write continued the durable records"
+        );
+        let written_bytes = usize::try_from(written.written_bytes).expect("bounded");
+        segment.pending.drain(..written_bytes);
+        segment.durable_length_bytes = written.data_end;
+        segment.file_length_bytes = written.file_length_bytes;
+        self.pending_size_bytes -= written.written_bytes;
+        if let Some(covered) = written.covered_index {
+            assert!(covered > self.durable_index && covered <= self.last.index);
+            self.durable_index = covered;
         }
-        Ok(())
     }
 
     /// The index of the first entry in the log (after compaction, the one after the last
@@ -837,6 +906,7 @@ impl Log {
             "segments end at the last entry"
         );
         assert!(self.prefix.index <= self.durable_index && self.durable_index <= self.last.index);
+        self.check_in_flight_invariants();
         assert!(self.committed_index <= self.last.index);
         if let Some(&(start, _)) = self.term_runs.first() {
             assert_eq!(

@@ -71,6 +71,7 @@ impl Log {
         if after >= self.last.index {
             return Ok(());
         }
+        self.complete_in_flight()?;
         let result = self.cut_after(after);
         self.record_failure(result)?;
         self.check_invariants();
@@ -146,6 +147,9 @@ impl Log {
         if removable == 0 {
             return Ok(());
         }
+        // Not needed by the write discipline (the segments removed hold no unsynced
+        // records), but a compaction is rare and a quiet log is simpler to reason about.
+        self.complete_in_flight()?;
         let last_removed = self.segments[removable - 1]
             .next_index()
             .previous()
@@ -190,6 +194,7 @@ impl Log {
     /// documentation). Meant for a follower that installed a snapshot at `position`.
     pub fn reset_to(&mut self, position: LogPosition) -> Result<()> {
         self.check_usable()?;
+        self.complete_in_flight()?;
         let result = self.remove_all_segments(position);
         self.record_failure(result)?;
         self.check_invariants();
