@@ -23,7 +23,7 @@ use super::{RaftConfig, RaftStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use replikv_core::error::{Error, Result};
-use replikv_core::replica::{DiscardedWrite, Output, Replica};
+use replikv_core::replica::{CompletedSync, DiscardedWrite, Output, PendingSync, Replica};
 use replikv_core::{
     Instant, Key, LogIndex, LogPosition, NodeId, Reply, Request, RequestId, Term, Value,
 };
@@ -107,6 +107,9 @@ pub struct RaftNode {
     /// Messages that claim durability (append acknowledgements), released by the next
     /// flush if their term is still current.
     pub(super) held: Vec<(NodeId, Message)>,
+    /// Held messages whose entries the outstanding log sync covers (see
+    /// [`Replica::start_flush`]): released when it completes.
+    pub(super) held_until_sync: Vec<(NodeId, Message)>,
     pub(super) stats: RaftStats,
     /// The last discarded writes ([`RECENT_DISCARDS_MAX`](super::replication::RECENT_DISCARDS_MAX)).
     pub(super) recent_discards: VecDeque<DiscardedWrite>,
@@ -238,6 +241,7 @@ impl RaftNode {
             leader_contact: None,
             outputs: VecDeque::new(),
             held: Vec::new(),
+            held_until_sync: Vec::new(),
             stats: RaftStats::default(),
             recent_discards: VecDeque::new(),
             snapshot_needed: false,
@@ -592,6 +596,49 @@ impl RaftNode {
         self.assert_invariants();
         Ok(())
     }
+
+    /// The end of every flush but the wait for the disk: the leader's batch work, what
+    /// became committed, compaction and, now and then, the store's durable commit.
+    fn close_batch(&mut self, now: Instant) -> Result<()> {
+        self.leader_flush(now)?;
+        self.after_input(now)?;
+        // Before the store's sync: what this flush committed and applied stays in the log
+        // until a later event, so that observers read every committed entry at least once.
+        self.compact_log()?;
+        let applied = self.store.applied_position().index.0;
+        let durable_applied = self.store.durable_applied_position().index.0;
+        let installing = self.store.install_progress().is_some();
+        let unsynced_size_bytes = self.store.unsynced_size_bytes();
+        if installing
+            || applied - durable_applied >= self.config.store_sync_entries
+            || unsynced_size_bytes >= self.config.store_sync_size_max_bytes
+        {
+            self.store.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Sends held messages whose durability is now on disk (those of a term still current).
+    fn release_held(&mut self, which: HeldRelease) {
+        let mut released = std::mem::take(&mut self.held_until_sync);
+        if which == HeldRelease::All {
+            released.append(&mut self.held);
+        }
+        for (to, message) in released {
+            if message.term() == self.term {
+                self.send(to, message);
+            }
+        }
+    }
+}
+
+/// Which held messages a completed sync releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeldRelease {
+    /// Those the outstanding sync covered.
+    UntilSync,
+    /// Every held message: the log is durable up to its last entry.
+    All,
 }
 
 impl Replica for RaftNode {
@@ -675,29 +722,37 @@ impl Replica for RaftNode {
     }
 
     fn handle_flush(&mut self, now: Instant) -> Result<()> {
+        // Completes an outstanding sync too, so everything held may go.
         self.log.sync()?;
-        let held = std::mem::take(&mut self.held);
-        for (to, message) in held {
-            if message.term() == self.term {
-                self.send(to, message);
+        self.release_held(HeldRelease::All);
+        self.close_batch(now)
+    }
+
+    fn start_flush(&mut self, now: Instant) -> Result<Option<PendingSync>> {
+        let pending = if self.log.sync_outstanding() {
+            None
+        } else {
+            // Nothing outstanding: what waited for an earlier sync may go (a truncation
+            // may have completed it), and what is held now waits for this one.
+            self.release_held(HeldRelease::UntilSync);
+            let pending = self.log.start_sync()?;
+            if pending.is_some() {
+                self.held_until_sync.append(&mut self.held);
+            } else {
+                self.release_held(HeldRelease::All);
             }
-        }
+            pending
+        };
+        self.close_batch(now)?;
+        Ok(pending)
+    }
+
+    fn handle_sync_completed(&mut self, now: Instant, completed: CompletedSync) -> Result<()> {
+        self.log.finish_sync(completed)?;
+        assert!(!self.log.sync_outstanding(), "one sync at a time");
+        self.release_held(HeldRelease::UntilSync);
         self.leader_flush(now)?;
-        self.after_input(now)?;
-        // Before the store's sync: what this flush committed and applied stays in the log
-        // until a later event, so that observers read every committed entry at least once.
-        self.compact_log()?;
-        let applied = self.store.applied_position().index.0;
-        let durable_applied = self.store.durable_applied_position().index.0;
-        let installing = self.store.install_progress().is_some();
-        let unsynced_size_bytes = self.store.unsynced_size_bytes();
-        if installing
-            || applied - durable_applied >= self.config.store_sync_entries
-            || unsynced_size_bytes >= self.config.store_sync_size_max_bytes
-        {
-            self.store.sync()?;
-        }
-        Ok(())
+        self.after_input(now)
     }
 
     fn poll_output(&mut self) -> Option<Output<Message>> {

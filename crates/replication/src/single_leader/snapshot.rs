@@ -294,8 +294,9 @@ impl RaftNode {
         } else {
             self.discard_log_entries(Discard::ResetTo(position))?;
             // Acknowledgements held for entries the reset just removed must not go out.
-            self.held
-                .retain(|(_, message)| !matches!(message, Message::AppendResponse { .. }));
+            for held in [&mut self.held, &mut self.held_until_sync] {
+                held.retain(|(_, message)| !matches!(message, Message::AppendResponse { .. }));
+            }
             // Lowers the commit index only for a node that diverged (applied entries
             // its leader lacks); the snapshot replaced what it had applied.
             self.commit = position.index;

@@ -43,6 +43,12 @@
 //!
 //! After every command each running node is flushed (so durable acknowledgements go out
 //! in the same command), and every node whose state changed prints its new state.
+//!
+//! With the cluster option `pipelined`, nodes are flushed the way the server does it:
+//! `start_flush`, whose sync stays outstanding (`nX sync S started`) until the command
+//! `synced nX` runs it and hands it back (`handle_sync_completed`), then flushes nX again.
+//! Whatever waits for that sync (acknowledgements, the leader's own durable copy) is
+//! visible in between; `crash nX` drops an outstanding sync unrun.
 
 use super::format;
 use crate::single_leader::message::{AppendResult, Message};
@@ -50,7 +56,7 @@ use crate::single_leader::{RaftConfig, RaftNode, RaftObserver};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use replikv_core::kv::{MembershipChange, ReadConsistency};
-use replikv_core::replica::{ClusterObserver, Output, Replica};
+use replikv_core::replica::{ClusterObserver, Output, PendingSync, Replica};
 use replikv_core::{
     ClientId, ExpireCondition, Expiry, Instant, Key, LogIndex, LogPosition, NodeId, Request,
     RequestId, Value, Version,
@@ -87,6 +93,9 @@ pub(super) struct Cluster {
     spares: BTreeSet<NodeId>,
     /// Every node's configuration as last printed.
     memberships: BTreeMap<NodeId, String>,
+    /// Flushes with `start_flush`, syncs completed by `synced nX` (option `pipelined`).
+    pipelined: bool,
+    outstanding_syncs: BTreeMap<NodeId, PendingSync>,
 }
 
 /// A configuration as scripts print it.
@@ -154,9 +163,14 @@ impl Cluster {
         let seed = number_after(words[2], "seed=");
         let mut config = RaftConfig::default();
         let mut spare_count = 0;
+        let mut pipelined = false;
         for word in &words[3..] {
             if *word == "lease" {
                 config.lease_reads_enabled = true;
+                continue;
+            }
+            if *word == "pipelined" {
+                pipelined = true;
                 continue;
             }
             let (name, text) = word.split_once('=').expect("option=value");
@@ -215,6 +229,8 @@ impl Cluster {
             token: LogPosition::ZERO,
             spares,
             memberships,
+            pipelined,
+            outstanding_syncs: BTreeMap::new(),
         };
         for id in ids {
             cluster.start(id);
@@ -306,6 +322,7 @@ impl Cluster {
             ["members", node] => self.members(node_id(node)),
             ["token", position] => self.token = parse_position(position),
             ["log", node] => self.print_log(node_id(node)),
+            ["synced", node] => self.complete_sync(node_id(node)),
             _ => self.request(&words),
         }
         self.flush_all();
@@ -589,6 +606,7 @@ impl Cluster {
 
     fn crash(&mut self, id: NodeId) {
         self.nodes.insert(id, None);
+        self.outstanding_syncs.remove(&id);
         let Disk::Simulated(disk) = &self.disks[&id] else {
             unreachable!("scripts use simulated disks")
         };
@@ -644,12 +662,36 @@ impl Cluster {
 
     fn flush_all(&mut self) {
         for id in self.ids.clone() {
-            if self.nodes[&id].is_some() {
-                let now = self.now;
-                self.node(id).handle_flush(now).expect("flush");
-                self.drain(id);
+            if self.nodes[&id].is_none() {
+                continue;
             }
+            let now = self.now;
+            if !self.pipelined {
+                self.node(id).handle_flush(now).expect("flush");
+            } else if let Some(pending) = self.node(id).start_flush(now).expect("flush") {
+                self.out
+                    .push(format!("{id} sync {} started", pending.sequence()));
+                let earlier = self.outstanding_syncs.insert(id, pending);
+                assert!(earlier.is_none(), "{id} started a second sync");
+            }
+            self.drain(id);
         }
+    }
+
+    /// `synced nX`: runs nX's outstanding sync and hands it back.
+    fn complete_sync(&mut self, id: NodeId) {
+        let pending = self
+            .outstanding_syncs
+            .remove(&id)
+            .unwrap_or_else(|| panic!("{id} has no outstanding sync"));
+        let completed = pending.run();
+        self.out
+            .push(format!("{id} sync {} completed", completed.sequence));
+        let now = self.now;
+        self.node(id)
+            .handle_sync_completed(now, completed)
+            .expect("sync completed");
+        self.drain(id);
     }
 
     fn summary(node: &RaftNode) -> String {

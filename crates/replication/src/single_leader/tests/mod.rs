@@ -126,6 +126,7 @@ script_tests!(
     pre_vote,
     check_quorum,
     replication,
+    pipelined_sync,
     backtracking,
     commit_current_term,
     read_index,
