@@ -27,13 +27,17 @@
 //! [`PendingSync`], which the driver runs wherever it likes (the server: a thread of its
 //! own) while it feeds the replica more inputs; [`Replica::handle_sync_completed`] takes
 //! the outcome back, and only then does the replica release what waited for that sync.
-//! At most one sync is outstanding: while it is, `start_flush` still closes the batch
-//! (sends, reads, timers) but starts no other sync, and the writes handled meanwhile wait
-//! in memory for the next one. After `handle_sync_completed` the driver calls
-//! `start_flush` again, which starts that next sync. The promise is unchanged: nothing is
-//! acknowledged before the sync that covers it has *completed*. A replica that has no use
-//! for pipelining keeps the defaults, under which `start_flush` is `handle_flush` and no
-//! sync is ever pending.
+//! While a sync is outstanding, `start_flush` still closes the batch (sends, reads,
+//! timers) but starts no other sync, and the writes handled meanwhile wait in memory for
+//! the next one. After `handle_sync_completed` the driver calls `start_flush` again,
+//! which starts that next sync. One exception: an operation that cannot wait for the
+//! driver (a log truncation) may complete the outstanding sync itself, and the next
+//! `start_flush` may then start another while the driver still runs the first; the
+//! first's completion, when it comes back, is stale and changes nothing. So a driver
+//! keeps a queue of outstanding syncs, runs them in order and hands back every
+//! completion. The promise is unchanged: nothing is acknowledged before a sync that
+//! covers it has *completed*. A replica that has no use for pipelining keeps the
+//! defaults, under which `start_flush` is `handle_flush` and no sync is ever pending.
 //!
 //! ## Time
 //!

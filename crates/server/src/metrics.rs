@@ -8,7 +8,8 @@
 //!
 //! The numbers come from two kinds of places. **Events** are recorded where they
 //! happen: the RESP and HTTP layers count each client request by API, command and
-//! outcome and time it; the node loop times each group commit (`handle_flush`), records
+//! outcome and time it; the node loop times the work that closes each batch of inputs
+//! (`start_flush`) and its sync thread each fsync of the log, the loop records
 //! each batch's size and times each write from the moment it reaches the leader's loop
 //! until its reply leaves it (the commit latency). **State** is read at scrape time from
 //! the node's status ([`crate::NodeStatus`]): term, role, positions, the replica's own
@@ -129,6 +130,7 @@ pub struct Metrics {
     client_request_duration: HistogramVec,
     commit_duration: Histogram,
     flush_duration: Histogram,
+    log_sync_duration: Histogram,
     batch_inputs: Histogram,
     /// The testing fault hook's effects (only nodes with `--testing-faults` expose it).
     testing_link_faults: IntCounterVec,
@@ -315,7 +317,14 @@ impl Metrics {
         let flush_duration = histogram(
             &registry,
             "replikv_flush_duration_seconds",
-            "Time of one group commit (handle_flush, with its fsync) per batch of inputs.",
+            "Time the node loop spends closing one batch of inputs (writing it to the log, \
+             applying, replying), the log's fsync excepted.",
+            LATENCY_BUCKETS_SECONDS,
+        );
+        let log_sync_duration = histogram(
+            &registry,
+            "replikv_log_fsync_duration_seconds",
+            "Time of one group commit's fsync of the log, on the node's sync thread.",
             LATENCY_BUCKETS_SECONDS,
         );
         let batch_inputs = histogram(
@@ -339,6 +348,7 @@ impl Metrics {
             client_request_duration,
             commit_duration,
             flush_duration,
+            log_sync_duration,
             batch_inputs,
             testing_link_faults,
             counters,
@@ -398,6 +408,11 @@ impl Metrics {
     pub fn record_flush(&self, elapsed: Duration, inputs: usize) {
         self.flush_duration.observe(elapsed.as_secs_f64());
         self.batch_inputs.observe(inputs as f64);
+    }
+
+    /// One fsync of the log (a group commit's durable half).
+    pub fn record_log_sync(&self, elapsed: Duration) {
+        self.log_sync_duration.observe(elapsed.as_secs_f64());
     }
 
     /// The exposition text, after reading the state metrics from `status` (or leaving
@@ -506,6 +521,7 @@ mod tests {
         for line in [
             "replikv_commit_duration_seconds_count 0",
             "replikv_flush_duration_seconds_count 0",
+            "replikv_log_fsync_duration_seconds_count 0",
             "replikv_batch_inputs_count 0",
             "replikv_elections_started_total 0",
         ] {

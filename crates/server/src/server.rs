@@ -163,7 +163,7 @@ impl RunningServer {
         let commit_mode = valid.raft.commit_mode.describe(valid.peers.len() + 1);
         node_loop::spawn(
             node,
-            input_receiver,
+            (input_receiver, input_sender.clone()),
             senders.clone(),
             Arc::clone(&counters),
             commit_mode,

@@ -4,9 +4,14 @@
 //! through `Simulation::feed`, which hands it to the replica at the node's own clock
 //! reading and then drains every output: messages go to the network, replies to the
 //! client that sent the request. The first input after a flush schedules the next
-//! [`Replica::handle_flush`] after a random flush latency; inputs arriving meanwhile join
-//! that batch, which is group commit, and a crash in the window loses exactly what the
-//! batch had not yet made durable.
+//! flush after a random flush latency; inputs arriving meanwhile join that batch, which is
+//! group commit, and a crash in the window loses exactly what the batch had not yet made
+//! durable. The flush is pipelined as the server's is ([`Replica::start_flush`]): the sync
+//! a replica hands out completes after a random sync latency ([`Replica::
+//! handle_sync_completed`]), inputs arriving meanwhile are handled and open the next
+//! batch, and a crash before the completion (or inside the sync itself) leaves the synced
+//! writes' fate to the disk's crash model. A paused node's disk finishes its sync, but
+//! the node learns of it only when it resumes.
 //!
 //! The simulator enforces rules that hold for every strategy, and stops the run when one
 //! breaks:
@@ -35,7 +40,9 @@ use crate::run::{Event, Simulation};
 use rand::Rng;
 use replikv_core::error::Result as ReplicaResult;
 use replikv_core::limits::NODE_OUTPUT_QUEUE_MAX;
-use replikv_core::replica::{DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output, Replica};
+use replikv_core::replica::{
+    CompletedSync, DISCARD_REPORT_WRITES_MAX, DiscardedWrite, Output, PendingSync, Replica,
+};
 use replikv_core::{Instant, NodeId, Request, RequestId};
 use replikv_storage::disk::{Disk, SimDisk};
 use std::collections::btree_map::Entry;
@@ -90,6 +97,11 @@ pub(crate) struct NodeSlot<N: Replica> {
     pub paused: Option<u64>,
     pub held: VecDeque<Input<N::Message>>,
     pub flush_scheduled: bool,
+    /// The syncs `start_flush` handed out, by sequence, until their completion events
+    /// (more than one only after the replica completed one itself).
+    pub outstanding_syncs: BTreeMap<u64, PendingSync>,
+    /// Syncs that completed while the node was paused, handed over when it resumes.
+    pub completed_syncs: Vec<CompletedSync>,
     pub timer_deadline: Option<Instant>,
     pub timer_generation: u64,
     /// Client requests received and not yet answered, with who sent them.
@@ -124,6 +136,8 @@ impl<N: Replica> NodeSlot<N> {
             paused: None,
             held: VecDeque::new(),
             flush_scheduled: false,
+            outstanding_syncs: BTreeMap::new(),
+            completed_syncs: Vec::new(),
             timer_deadline: None,
             timer_generation: 0,
             unanswered: BTreeMap::new(),
@@ -144,6 +158,8 @@ impl<N: Replica> NodeSlot<N> {
         self.paused = None;
         self.held.clear();
         self.flush_scheduled = false;
+        self.outstanding_syncs.clear();
+        self.completed_syncs.clear();
         self.timer_deadline = None;
         self.timer_generation += 1;
         self.unanswered.clear();
@@ -281,6 +297,13 @@ where
             }
             self.feed(index, input)?;
         }
+        let completed_syncs = std::mem::take(&mut self.nodes[index].completed_syncs);
+        for completed in completed_syncs {
+            if self.nodes[index].replica.is_none() {
+                break; // a crash struck inside a call
+            }
+            self.hand_back_sync(index, completed)?;
+        }
         self.schedule_flush(index)?;
         self.refresh_timer(index)
     }
@@ -373,15 +396,80 @@ where
         let now = slot.clock.now(self.now);
         let replica = slot.replica.as_mut().expect("checked above");
         replica.set_wall_clock(crate::clock::wall_clock_unix_ms(now));
-        let result = replica.handle_flush(now);
+        let result = replica.start_flush(now);
+        if self.nodes[index].struck() {
+            return self.crashed_inside_call(index);
+        }
+        let pending = result.map_err(|error| {
+            let message = format!("{node} failed to flush: {error}");
+            self.failure(FailureKind::StorageError, message)
+        })?;
+        if let Some(pending) = pending {
+            self.stats.syncs_started += 1;
+            let sequence = pending.sequence();
+            let slot = &mut self.nodes[index];
+            if !slot.outstanding_syncs.is_empty() {
+                self.stats.syncs_started_while_outstanding += 1;
+            }
+            let earlier = slot.outstanding_syncs.insert(sequence, pending);
+            assert!(earlier.is_none(), "{node} started sync {sequence} twice");
+            let event = Event::Synced {
+                node,
+                incarnation,
+                sequence,
+            };
+            let at = self.now + self.options.sync_latency.sample(&mut self.random.storage);
+            self.schedule(at, event)?;
+        }
+        self.after_input(index, false)
+    }
+
+    /// A node's outstanding sync completes: the disk does the work (power may fail in
+    /// it), and the replica learns of it now, or when it resumes if it is paused.
+    pub(crate) fn synced(
+        &mut self,
+        node: NodeId,
+        incarnation: u64,
+        sequence: u64,
+    ) -> Result<(), Failure> {
+        let index = index_of(node);
+        let slot = &mut self.nodes[index];
+        if slot.incarnation != incarnation || slot.replica.is_none() {
+            return Ok(());
+        }
+        let pending = slot
+            .outstanding_syncs
+            .remove(&sequence)
+            .expect("a sync event has its sync");
+        let completed = pending.run();
+        if self.nodes[index].struck() {
+            return self.crashed_inside_call(index);
+        }
+        if self.nodes[index].is_paused() {
+            self.nodes[index].completed_syncs.push(completed);
+            return Ok(());
+        }
+        self.hand_back_sync(index, completed)
+    }
+
+    /// Hands a completed sync to the running replica of `index`, then opens the next
+    /// batch: what arrived while the sync was outstanding waits for the next one.
+    fn hand_back_sync(&mut self, index: usize, completed: CompletedSync) -> Result<(), Failure> {
+        self.stats.syncs_completed += 1;
+        let slot = &mut self.nodes[index];
+        let id = slot.id;
+        let now = slot.clock.now(self.now);
+        let replica = slot.replica.as_mut().expect("handed to a running replica");
+        replica.set_wall_clock(crate::clock::wall_clock_unix_ms(now));
+        let result = replica.handle_sync_completed(now, completed);
         if self.nodes[index].struck() {
             return self.crashed_inside_call(index);
         }
         if let Err(error) = result {
-            let message = format!("{node} failed to flush: {error}");
+            let message = format!("{id} failed to complete a sync: {error}");
             return Err(self.failure(FailureKind::StorageError, message));
         }
-        self.after_input(index, false)
+        self.after_input(index, true)
     }
 
     /// An input for node `index`: held if it is paused, fed otherwise.

@@ -425,6 +425,10 @@ pub struct SimulationOptions {
     /// Time from a node's first unflushed input to its `handle_flush` (the group-commit
     /// window; inputs arriving meanwhile join the same batch).
     pub flush_latency: DurationRange,
+    /// How long a pipelined group commit's sync takes, from the `start_flush` that hands
+    /// it out to the `handle_sync_completed` that takes it back; inputs arriving
+    /// meanwhile are handled, and wait for the next sync.
+    pub sync_latency: DurationRange,
     /// Whether a node may send a message to itself (no strategy needs to so far).
     pub allow_self_messages: bool,
     /// Print every event to standard error (also `REPLIKV_SIM_TRACE=1`).
@@ -445,6 +449,7 @@ impl SimulationOptions {
             faults: faults.options(),
             workload: WorkloadOptions::default(),
             flush_latency: DurationRange::micros(0, 2_000),
+            sync_latency: DurationRange::micros(0, 1_000),
             allow_self_messages: false,
             trace: false,
         }
@@ -459,6 +464,7 @@ impl SimulationOptions {
         self.faults.message_delay = DurationRange::micros(0, 0);
         self.workload.client_latency = DurationRange::micros(0, 0);
         self.flush_latency = DurationRange::micros(0, 0);
+        self.sync_latency = DurationRange::micros(0, 0);
         self
     }
 
@@ -505,6 +511,7 @@ impl SimulationOptions {
             ("retry backoff", workload.retry_backoff),
             ("client latency", workload.client_latency),
             ("flush latency", self.flush_latency),
+            ("sync latency", self.sync_latency),
         ] {
             validate_range(name, range)?;
         }

@@ -46,6 +46,12 @@ pub struct RunStats {
     pub held_inputs_dropped: u64,
     pub clock_drifts: u64,
     pub flushes: u64,
+    /// Pipelined syncs handed out by `start_flush` and completed.
+    pub syncs_started: u64,
+    pub syncs_completed: u64,
+    /// Syncs started while an earlier one was still outstanding: the replica completed
+    /// the earlier one itself (a truncation), whose completion then comes back stale.
+    pub syncs_started_while_outstanding: u64,
     pub ticks: u64,
     /// Writes reported discarded, counting a write again when a crash made its node
     /// report it twice.

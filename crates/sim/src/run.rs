@@ -81,6 +81,12 @@ pub(crate) enum Event<M> {
         node: NodeId,
         incarnation: u64,
     },
+    /// A node's outstanding pipelined sync completes.
+    Synced {
+        node: NodeId,
+        incarnation: u64,
+        sequence: u64,
+    },
     Fault(FaultEvent),
     /// End of the fault phase: heal everything, stop the workload.
     HealAll,
@@ -129,6 +135,11 @@ impl<M: fmt::Debug> fmt::Display for Event<M> {
             }
             Event::Timer { node, generation } => write!(f, "timer {node} gen {generation}"),
             Event::Flush { node, incarnation } => write!(f, "flush {node}#{incarnation}"),
+            Event::Synced {
+                node,
+                incarnation,
+                sequence,
+            } => write!(f, "synced {node}#{incarnation} sync {sequence}"),
             Event::Fault(fault) => write!(f, "fault {fault:?}"),
             Event::HealAll => f.write_str("heal all faults, stop the workload"),
             Event::FinalReads => f.write_str("final reads"),
@@ -174,6 +185,11 @@ impl<M> Event<M> {
             }
             Event::Timer { node, generation } => (6u8, node, generation).hash(&mut hasher),
             Event::Flush { node, incarnation } => (7u8, node, incarnation).hash(&mut hasher),
+            Event::Synced {
+                node,
+                incarnation,
+                sequence,
+            } => (12u8, node, incarnation, sequence).hash(&mut hasher),
             Event::Fault(fault) => {
                 8u8.hash(&mut hasher);
                 replikv_core::replica::hash_debug(fault, hasher);
@@ -459,6 +475,11 @@ where
             }
             Event::Timer { node, generation } => self.timer(node, generation),
             Event::Flush { node, incarnation } => self.flush(node, incarnation),
+            Event::Synced {
+                node,
+                incarnation,
+                sequence,
+            } => self.synced(node, incarnation, sequence),
             Event::Fault(fault) => self.fault(fault),
             Event::HealAll => self.heal_all(),
             Event::FinalReads => {

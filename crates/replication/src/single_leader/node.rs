@@ -749,7 +749,11 @@ impl Replica for RaftNode {
 
     fn handle_sync_completed(&mut self, now: Instant, completed: CompletedSync) -> Result<()> {
         self.log.finish_sync(completed)?;
-        assert!(!self.log.sync_outstanding(), "one sync at a time");
+        if self.log.sync_outstanding() {
+            // A stale completion: the log completed that sync itself (a truncation), and
+            // the one outstanding now is newer; what waits for it keeps waiting.
+            return Ok(());
+        }
         self.release_held(HeldRelease::UntilSync);
         self.leader_flush(now)?;
         self.after_input(now)

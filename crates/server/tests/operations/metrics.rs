@@ -102,6 +102,14 @@ fn metrics_parse_as_prometheus_text_and_move_with_the_traffic() {
     // Ten SETs, the follower's forwarded SET and the HTTP PUT committed on the leader.
     assert!(sample(&after, "replikv_commit_duration_seconds_count") >= 12.0);
     assert!(sample(&after, "replikv_flush_duration_seconds_count") > 0.0);
+    // The writes reached the leader's log through group commits, each fsync covering
+    // one entry or more.
+    let fsyncs = sample(&after, "replikv_log_fsync_duration_seconds_count");
+    let last_index = sample(&after, "replikv_last_index");
+    assert!(
+        fsyncs >= 1.0 && fsyncs <= last_index,
+        "{fsyncs} fsyncs, {last_index} entries"
+    );
     assert!(sample(&after, "replikv_batch_inputs_sum") >= 12.0);
     assert_eq!(sample(&after, r#"replikv_role{role="leader"}"#), 1.0);
     assert_eq!(sample(&after, r#"replikv_role{role="follower"}"#), 0.0);

@@ -62,7 +62,7 @@ use replikv_core::{
     RequestId, Value, Version,
 };
 use replikv_storage::disk::Disk;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Bound on `stabilize` rounds: a script that needs more has a livelock.
@@ -95,7 +95,7 @@ pub(super) struct Cluster {
     memberships: BTreeMap<NodeId, String>,
     /// Flushes with `start_flush`, syncs completed by `synced nX` (option `pipelined`).
     pipelined: bool,
-    outstanding_syncs: BTreeMap<NodeId, PendingSync>,
+    outstanding_syncs: BTreeMap<NodeId, VecDeque<PendingSync>>,
 }
 
 /// A configuration as scripts print it.
@@ -671,18 +671,21 @@ impl Cluster {
             } else if let Some(pending) = self.node(id).start_flush(now).expect("flush") {
                 self.out
                     .push(format!("{id} sync {} started", pending.sequence()));
-                let earlier = self.outstanding_syncs.insert(id, pending);
-                assert!(earlier.is_none(), "{id} started a second sync");
+                self.outstanding_syncs
+                    .entry(id)
+                    .or_default()
+                    .push_back(pending);
             }
             self.drain(id);
         }
     }
 
-    /// `synced nX`: runs nX's outstanding sync and hands it back.
+    /// `synced nX`: runs nX's oldest outstanding sync and hands it back.
     fn complete_sync(&mut self, id: NodeId) {
         let pending = self
             .outstanding_syncs
-            .remove(&id)
+            .get_mut(&id)
+            .and_then(VecDeque::pop_front)
             .unwrap_or_else(|| panic!("{id} has no outstanding sync"));
         let completed = pending.run();
         self.out
