@@ -500,10 +500,10 @@ fn check_matches(log: &Log, model: &Model) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn log_matches_model_through_crashes(ops in prop::collection::vec(op_strategy(), 1..48)) {
+    fn log_matches_model_through_crashes(ops in prop::collection::vec(op_strategy(), 1..96)) {
         let sim = SimDisk::new();
         let mut log = open(Disk::Simulated(sim.clone()), 0);
         let mut model = Model::default();
