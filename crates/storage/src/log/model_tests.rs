@@ -19,7 +19,8 @@
 //! writes or a reset completes it first) and bounds what a crash may leave: at least what
 //! was synced, the caller's run of the outstanding sync included, and at most a prefix of
 //! what was written, never an entry appended after the outstanding sync started. A sync
-//! still held when the power fails must report an error when run.
+//! still held when the power fails must report an error when run. `InterruptedStartSync`
+//! cuts the power inside a `start_sync` or the caller's run of the syncs it holds.
 //!
 //! Each reopen after a crash picks tiny segments or segments three times larger (from the
 //! crash's seed), so that files preallocated under one size roll over under the other;
@@ -88,6 +89,13 @@ enum Op {
     /// Hands the oldest sync held back as failed, then reopens the log (without a crash)
     /// as its owner must.
     FailSync,
+    /// A [`Log::start_sync`] (unless one is outstanding) and the caller's run of every
+    /// sync held, with power failing just before their disk operation number `crash_at`,
+    /// or right after them if they have fewer.
+    InterruptedStartSync {
+        crash_at: u64,
+        seed: u64,
+    },
 }
 
 /// A sync the runner holds: handed out by [`Log::start_sync`], perhaps already run.
@@ -141,6 +149,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::RunSync),
         3 => Just(Op::FinishSync),
         1 => Just(Op::FailSync),
+        1 => (0..10u64, any::<u64>()).prop_map(|(crash_at, seed)| Op::InterruptedStartSync { crash_at, seed }),
     ]
 }
 
@@ -336,11 +345,15 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
             if let Some(position) = position {
                 let held = model.held.remove(position).expect("found");
                 let completed = run_held(model, held);
+                assert!(completed.result.is_ok(), "{completed:?}");
                 model.held.insert(position, Held::Completed(completed));
             }
         }
         Op::FinishSync => finish_sync(log, model),
         Op::FailSync => fail_sync(sim, log, model),
+        Op::InterruptedStartSync { crash_at, seed } => {
+            interrupted_start_sync(sim, log, model, *crash_at, *seed);
+        }
     }
 }
 
@@ -350,7 +363,14 @@ fn start_sync(log: &mut Log, model: &mut Model) {
     if log.sync_outstanding() {
         return;
     }
-    let Some(pending) = log.start_sync().unwrap() else {
+    let started = log.start_sync().unwrap();
+    adopt_started(log, model, started);
+}
+
+/// What `start_sync` returned: every segment before the last is durable, the sync of the
+/// last one is held.
+fn adopt_started(log: &Log, model: &mut Model, started: Option<PendingSync>) {
+    let Some(pending) = started else {
         assert_eq!(model.durable_count, model.entries.len(), "nothing pending");
         return;
     };
@@ -369,9 +389,9 @@ fn run_held(model: &mut Model, held: Held) -> CompletedSync {
         Held::Pending(pending) => pending.run(),
         Held::Completed(completed) => return completed,
     };
-    assert!(completed.result.is_ok(), "{completed:?}");
     if let Some((sequence, written)) = model.in_flight
         && sequence == completed.sequence
+        && completed.result.is_ok()
     {
         model.synced_count = model.synced_count.max(written);
     }
@@ -385,6 +405,7 @@ fn finish_sync(log: &mut Log, model: &mut Model) {
         return;
     };
     let completed = run_held(model, held);
+    assert!(completed.result.is_ok(), "{completed:?}");
     let current = model
         .in_flight
         .is_some_and(|(sequence, _)| sequence == completed.sequence);
@@ -417,6 +438,47 @@ fn fail_sync(sim: &SimDisk, log: &mut Log, model: &mut Model) {
         written,
         "a reopen without a crash lost writes"
     );
+}
+
+/// A start and the caller's runs with power failing part-way: the failure is reported,
+/// and the reopened log keeps what was synced (the runs that returned included) and at
+/// most a prefix of what was written (by the start, if it was called, or before it).
+fn interrupted_start_sync(
+    sim: &SimDisk,
+    log: &mut Log,
+    model: &mut Model,
+    crash_at: u64,
+    seed: u64,
+) {
+    sim.schedule_crash(crash_at, seed);
+    let mut written = model.written();
+    let mut failed = false;
+    if !log.sync_outstanding() {
+        written = model.entries.len();
+        match log.start_sync() {
+            Ok(started) => adopt_started(log, model, started),
+            Err(_) => failed = true,
+        }
+    }
+    while !failed {
+        let pending = model
+            .held
+            .iter()
+            .position(|held| matches!(held, Held::Pending(_)));
+        let Some(position) = pending else { break };
+        let held = model.held.remove(position).expect("found");
+        let completed = run_held(model, held);
+        failed = completed.result.is_err();
+        model.held.insert(position, Held::Completed(completed));
+    }
+    assert_eq!(
+        crash_unless_struck(sim, seed),
+        failed,
+        "failure not reported"
+    );
+    assert_held_syncs_fail(model);
+    *log = open(Disk::Simulated(sim.clone()), seed);
+    model.adopt_after_reopen(log, written);
 }
 
 /// After a power failure, a sync the caller still holds reports an error when run: its
