@@ -96,6 +96,10 @@ enum Op {
         crash_at: u64,
         seed: u64,
     },
+    /// Drops the log and opens it again without a crash (segment size from `seed`).
+    Reopen {
+        seed: u64,
+    },
 }
 
 /// A sync the runner holds: handed out by [`Log::start_sync`], perhaps already run.
@@ -150,6 +154,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => Just(Op::FinishSync),
         1 => Just(Op::FailSync),
         1 => (0..10u64, any::<u64>()).prop_map(|(crash_at, seed)| Op::InterruptedStartSync { crash_at, seed }),
+        1 => any::<u64>().prop_map(|seed| Op::Reopen { seed }),
     ]
 }
 
@@ -354,7 +359,22 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
         Op::InterruptedStartSync { crash_at, seed } => {
             interrupted_start_sync(sim, log, model, *crash_at, *seed);
         }
+        Op::Reopen { seed } => reopen(sim, log, model, *seed),
     }
+}
+
+/// A reopen without a crash reads back exactly what was written: the durable entries and
+/// those of an outstanding sync (the disk keeps them), none appended after it started.
+/// Syncs held belong to the old log and are never handed to the new one.
+fn reopen(sim: &SimDisk, log: &mut Log, model: &mut Model, seed: u64) {
+    let written = model.written();
+    *log = open(Disk::Simulated(sim.clone()), seed);
+    model.adopt_after_reopen(log, written);
+    assert_eq!(
+        model.entries.len(),
+        written,
+        "a reopen without a crash lost writes"
+    );
 }
 
 /// Starts a sync unless one is outstanding: every segment before the last becomes
@@ -430,14 +450,7 @@ fn fail_sync(sim: &SimDisk, log: &mut Log, model: &mut Model) {
     let error = log.finish_sync(failed).unwrap_err();
     assert!(error.to_string().contains("injected"), "{error}");
     assert!(matches!(log.sync(), Err(Error::Io(_))));
-    *log = open(Disk::Simulated(sim.clone()), 0);
-    let written = model.written();
-    model.adopt_after_reopen(log, written);
-    assert_eq!(
-        model.entries.len(),
-        written,
-        "a reopen without a crash lost writes"
-    );
+    reopen(sim, log, model, 0);
 }
 
 /// A start and the caller's runs with power failing part-way: the failure is reported,
