@@ -8,13 +8,13 @@
 //! at every disk operation of a pipelined history (`crash_everywhere_with` of the crash
 //! tests): inside `start_sync` (within a segment, across rollovers, extending the
 //! preallocated file), in the window while appends go on in memory, in the caller's run,
-//! in the next start after a hand-back, and in a suffix truncation or a reset that
-//! completes an outstanding sync. A [`Promises`] tracker follows each call as it returns:
-//! after the crash, every entry a finished sync (or a completed `sync`, or a truncation)
-//! promised durable must be there, and beyond them at most a prefix of what was written,
-//! never an entry that only lived in memory. Each scenario also asserts that the crashes
-//! really kept, lost and tore unsynced writes, and that recovered logs landed on both
-//! sides of the promises.
+//! in the next start after a hand-back, and in a suffix truncation, a compaction or a
+//! reset that completes an outstanding sync. A [`Promises`] tracker follows each call as
+//! it returns: after the crash, every entry a finished sync (or a completed `sync`, or a
+//! truncation) promised durable must be there, and beyond them at most a prefix of what
+//! was written, never an entry that only lived in memory. Each scenario also asserts that
+//! the crashes really kept, lost and tore unsynced writes, and that recovered logs landed
+//! on both sides of the promises.
 
 use super::crash_tests::{Outcomes, crash_everywhere_with, is_prefix};
 use super::tests::{all_entries, append_entries, each_disk, tiny_segments};
@@ -243,8 +243,11 @@ fn a_sync_run_after_a_power_failure_reports_an_error() {
 /// Shared by a scenario's setup, operation and check (all run for every crash point).
 #[derive(Default)]
 struct Promises {
-    /// The index of the first entry of `appended` (past a reset: after its position).
+    /// The index of the first entry of `appended` (past a reset: after its position;
+    /// past a compaction: its first entry kept).
     first: Cell<u64>,
+    /// The highest first index a crash may leave: above `first` while a compaction runs.
+    first_max: Cell<u64>,
     appended: RefCell<Vec<Entry>>,
     /// How many entries of `appended` a finished sync, a completed [`Log::sync`] or a
     /// truncation made durable.
@@ -260,6 +263,7 @@ impl Promises {
     /// Starts a scenario afresh on a new, empty log.
     fn reset(&self) {
         self.first.set(1);
+        self.first_max.set(1);
         self.appended.borrow_mut().clear();
         self.durable.set(0);
         self.written.set(0);
@@ -327,6 +331,21 @@ impl Promises {
         Ok(())
     }
 
+    /// A compaction below `before`: until it returns a crash may leave any first index up
+    /// to `before`, and no entry above the first is lost either way.
+    fn truncate_prefix(&self, log: &mut Log, before: u64) -> Result<()> {
+        self.first_max.set(before);
+        log.truncate_prefix(LogIndex(before))?;
+        let first = log.first_index().0;
+        let dropped = usize::try_from(first - self.first.get()).expect("small");
+        self.appended.borrow_mut().drain(..dropped);
+        self.first.set(first);
+        self.first_max.set(first);
+        self.written.set(self.written.get() - dropped);
+        self.durable.set(self.durable_count(log));
+        Ok(())
+    }
+
     /// A reset: asking for it gives up every promise (an interrupted reset may leave any
     /// prefix of the old log); once it returns the log is empty after `target`.
     fn reset_to(&self, log: &mut Log, target: LogPosition) -> Result<()> {
@@ -341,10 +360,18 @@ impl Promises {
     /// The recovered log holds every entry promised durable and at most a prefix of the
     /// entries written: never an entry that only lived in memory.
     fn check(&self, log: &Log) {
-        assert_eq!(log.first_index().0, self.first.get());
+        let first = log.first_index().0;
+        assert!(
+            (self.first.get()..=self.first_max.get().max(self.first.get())).contains(&first),
+            "first index {first}"
+        );
         let recovered = all_entries(log);
-        let appended = self.appended.borrow();
-        let (durable, written) = (self.durable.get(), self.written.get());
+        let compacted = usize::try_from(first - self.first.get()).expect("small");
+        let appended = &self.appended.borrow()[compacted..];
+        let (durable, written) = (
+            self.durable.get() - compacted,
+            self.written.get() - compacted,
+        );
         assert!(
             is_prefix(&appended[..durable], &recovered),
             "entries promised durable lost: {durable} promised, {} recovered",
@@ -525,6 +552,42 @@ fn crash_anywhere_in_a_suffix_truncation_with_a_sync_outstanding() {
             assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
         }
     }
+}
+
+/// Power fails anywhere in a compaction that completes an outstanding sync, and in the
+/// appends, stale hand-back and next round after it: a prefix of the segments below the
+/// compaction point may remain, every entry above it is kept.
+#[test]
+fn crash_anywhere_in_a_compaction_with_a_sync_outstanding() {
+    let (outcomes, beyond, short) = crash_pipeline(
+        &tiny_segments(),
+        |promises, log| {
+            synced_and_appended(3)(promises, log);
+            promises.start(log).unwrap();
+            promises.append(log, 2, 3);
+        },
+        |promises, log| {
+            promises.truncate_prefix(log, 8)?;
+            assert_eq!(log.first_index(), LogIndex(8));
+            assert!(!log.sync_outstanding());
+            promises.append(log, 4, 2);
+            promises.finish(log)?;
+            promises.start(log)?;
+            promises.finish(log)
+        },
+    );
+    let firsts: std::collections::BTreeSet<u64> = outcomes
+        .distinct_logs
+        .iter()
+        .map(|positions| positions[0].index.0)
+        .collect();
+    assert!(
+        firsts.len() >= 2,
+        "compaction never interrupted: {firsts:?}"
+    );
+    assert!(beyond > 0 && short > 0, "{beyond} {short}");
+    outcomes.assert_writes_kept_lost_and_torn();
+    assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
 }
 
 /// Power fails anywhere in a reset that completes an outstanding sync, and in the stale
