@@ -275,38 +275,8 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
             model.in_flight = None;
             model.durable_count = model.entries.len();
         }
-        Op::TruncateSuffix { back } => {
-            let floor = model.committed.max(log.first_index().0 - 1);
-            let after = model.last().index.0.saturating_sub(*back).max(floor);
-            log.truncate_suffix(LogIndex(after)).unwrap();
-            if after < model.last().index.0 {
-                model.complete_in_flight();
-            }
-            model.entries.truncate(after as usize);
-            model.durable_count = model.durable_count.min(model.entries.len());
-            model.synced_count = model.synced_count.min(model.entries.len());
-        }
-        Op::TruncatePrefix { ahead } => {
-            let first_before = log.first_index();
-            let before = LogIndex(first_before.0 + ahead);
-            log.truncate_prefix(before).unwrap();
-            let first = log.first_index();
-            if first != first_before {
-                // A compaction that removes something completes the outstanding sync.
-                model.complete_in_flight();
-            }
-            assert!(first >= first_before && (first <= before || first == first_before));
-            assert!(
-                first.0 as usize - 1 <= model.durable_count,
-                "compacted unsynced entries"
-            );
-            let last_removed = first.0 - 1;
-            if last_removed > 0 {
-                let expected = model.entries[last_removed as usize - 1].position.term;
-                assert_eq!(log.term_at(LogIndex(last_removed)), Some(expected));
-            }
-            model.committed = model.committed.max(last_removed);
-        }
+        Op::TruncateSuffix { back } => truncate_suffix(log, model, *back),
+        Op::TruncatePrefix { ahead } => truncate_prefix(log, model, *ahead),
         Op::Commit { ahead } => {
             let index = (model.committed + ahead).min(model.durable_count as u64);
             log.mark_committed(LogIndex(index));
@@ -343,16 +313,8 @@ fn apply(op: &Op, sim: &SimDisk, log: &mut Log, model: &mut Model) {
         } => read(log, model, *back, *entries_max, *bytes_max),
         Op::StartSync => start_sync(log, model),
         Op::RunSync => {
-            let position = model
-                .held
-                .iter()
-                .position(|held| matches!(held, Held::Pending(_)));
-            if let Some(position) = position {
-                let held = model.held.remove(position).expect("found");
-                let completed = run_held(model, held);
-                assert!(completed.result.is_ok(), "{completed:?}");
-                model.held.insert(position, Held::Completed(completed));
-            }
+            let succeeded = run_oldest_pending(model);
+            assert_ne!(succeeded, Some(false), "a run without a crash failed");
         }
         Op::FinishSync => finish_sync(log, model),
         Op::FailSync => fail_sync(sim, log, model),
@@ -375,6 +337,59 @@ fn reopen(sim: &SimDisk, log: &mut Log, model: &mut Model, seed: u64) {
         written,
         "a reopen without a crash lost writes"
     );
+}
+
+/// Cuts `back` entries off the end, never a committed or compacted one. A cut that
+/// removes something writes, so it completes the outstanding sync first.
+fn truncate_suffix(log: &mut Log, model: &mut Model, back: u64) {
+    let floor = model.committed.max(log.first_index().0 - 1);
+    let after = model.last().index.0.saturating_sub(back).max(floor);
+    log.truncate_suffix(LogIndex(after)).unwrap();
+    if after < model.last().index.0 {
+        model.complete_in_flight();
+    }
+    model.entries.truncate(after as usize);
+    model.durable_count = model.durable_count.min(model.entries.len());
+    model.synced_count = model.synced_count.min(model.entries.len());
+}
+
+/// Compacts below `ahead` entries past the first: whole durable segments only, and the
+/// term of the last one removed is remembered.
+fn truncate_prefix(log: &mut Log, model: &mut Model, ahead: u64) {
+    let first_before = log.first_index();
+    let before = LogIndex(first_before.0 + ahead);
+    log.truncate_prefix(before).unwrap();
+    let first = log.first_index();
+    if first != first_before {
+        // A compaction that removes something completes the outstanding sync.
+        model.complete_in_flight();
+    }
+    assert!(first >= first_before && (first <= before || first == first_before));
+    assert!(
+        first.0 as usize - 1 <= model.durable_count,
+        "compacted unsynced entries"
+    );
+    let last_removed = first.0 - 1;
+    if last_removed > 0 {
+        let expected = model.entries[last_removed as usize - 1].position.term;
+        assert_eq!(log.term_at(LogIndex(last_removed)), Some(expected));
+    }
+    model.committed = model.committed.max(last_removed);
+}
+
+/// Runs the oldest held sync that has not run, as the caller's thread would, and keeps
+/// its outcome for the hand-back. Returns whether it succeeded, `None` if every held
+/// sync has run.
+fn run_oldest_pending(model: &mut Model) -> Option<bool> {
+    let position = model
+        .held
+        .iter()
+        .position(|held| matches!(held, Held::Pending(_)))?;
+    let held = model.held.remove(position).expect("found");
+    let completed = run_held(model, held);
+    let succeeded = completed.result.is_ok();
+    model.held.insert(position, Held::Completed(completed));
+    Some(succeeded)
 }
 
 /// Starts a sync unless one is outstanding: every segment before the last becomes
@@ -474,15 +489,10 @@ fn interrupted_start_sync(
         }
     }
     while !failed {
-        let pending = model
-            .held
-            .iter()
-            .position(|held| matches!(held, Held::Pending(_)));
-        let Some(position) = pending else { break };
-        let held = model.held.remove(position).expect("found");
-        let completed = run_held(model, held);
-        failed = completed.result.is_err();
-        model.held.insert(position, Held::Completed(completed));
+        let Some(succeeded) = run_oldest_pending(model) else {
+            break;
+        };
+        failed = !succeeded;
     }
     assert_eq!(
         crash_unless_struck(sim, seed),

@@ -549,6 +549,13 @@ fn pipelined_scripts() -> Vec<Script> {
             ],
             expected(1, (2, 6), (2, 5), 2),
         ),
+    ]
+}
+
+// Truncations complete an outstanding sync when they write, and only then.
+fn pipelined_truncation_scripts() -> Vec<Script> {
+    use Op::*;
+    vec![
         (
             "a suffix cut below the outstanding write",
             vec![
@@ -636,6 +643,7 @@ fn scripts() {
     let mut cases = append_and_reopen_scripts();
     cases.extend(truncation_scripts());
     cases.extend(pipelined_scripts());
+    cases.extend(pipelined_truncation_scripts());
     each_disk(|disk_kind| {
         for (name, ops, want) in &cases {
             let disk = match disk_kind {
