@@ -47,7 +47,7 @@ pub(super) struct Outcomes {
     completed: u64,
     pub(super) interrupted: u64,
     /// What the crashes did to unsynced writes, summed.
-    crashes: CrashReport,
+    pub(super) crashes: CrashReport,
     pub(super) distinct_logs: std::collections::BTreeSet<Vec<LogPosition>>,
 }
 

@@ -5,6 +5,15 @@
 //! durable) is compared with the log after every step: every entry readable with `get`
 //! and `read_range`, every term answered by `term_at`. The helpers here are shared with
 //! the crash tests, the model tests and the metadata tests.
+//!
+//! Scripts may also pipeline their syncs: `StartSync` holds the sync the log hands out,
+//! `FinishSync` runs the oldest one held and hands it back. The model says exactly where
+//! the durable position stands: `start_sync` makes every segment before the last durable
+//! at once, the last one waits for the hand-back, and a sync, a truncation that writes or
+//! a reset completes the outstanding sync itself, after which its hand-back changes
+//! nothing. A reopen without a crash reads back everything written (the operating system
+//! keeps it), so the outstanding sync's entries survive it and the entries appended after
+//! it, only in memory, do not.
 
 use super::*;
 use crate::disk::{File, SimDisk};
@@ -93,8 +102,16 @@ pub(super) fn each_disk(test: impl Fn(&Disk)) {
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
-    Append { term: u64, count: u64 },
+    Append {
+        term: u64,
+        count: u64,
+    },
     Sync,
+    /// [`Log::start_sync`]; the runner holds the returned sync, if any.
+    StartSync,
+    /// Runs the oldest sync the runner holds and hands it back ([`Log::finish_sync`]):
+    /// the outstanding one, or a stale one that another operation completed.
+    FinishSync,
     Commit(u64),
     Suffix(u64),
     Prefix(u64),
@@ -110,41 +127,127 @@ struct Expected {
     segments: usize,
 }
 
-/// The shadow model: entries by index, how many are durable, and the compacted prefix.
+/// The shadow model: entries by index, how many are durable, and the outstanding sync.
 #[derive(Default)]
 struct Model {
     entries: Vec<Entry>,
     durable_count: usize,
+    /// The sync the log has outstanding: its sequence, and how many entries its write
+    /// covers (all of them when it started).
+    in_flight: Option<(u64, usize)>,
 }
 
-fn run(disk: &Disk, ops: &[Op]) -> (Log, Expected) {
-    let mut log = Log::open(disk.clone(), tiny_segments()).unwrap();
-    let mut model = Model::default();
-    for op in ops {
-        match *op {
-            Op::Append { term, count } => {
-                model.entries.extend(append_entries(&mut log, term, count))
-            }
+impl Model {
+    /// Another operation completed the outstanding sync: what it wrote is durable.
+    fn complete_in_flight(&mut self) {
+        if let Some((_, written)) = self.in_flight.take() {
+            self.durable_count = self.durable_count.max(written);
+        }
+    }
+
+    /// What a reopen without a crash reads back: everything written, which is the
+    /// durable entries and those of the outstanding sync (the operating system keeps
+    /// them), never the entries only appended in memory.
+    fn reopen(&mut self) {
+        self.complete_in_flight();
+        self.entries.truncate(self.durable_count);
+    }
+}
+
+/// Runs one script against a log and the model, holding the syncs handed out.
+struct Runner<'a> {
+    disk: &'a Disk,
+    log: Log,
+    model: Model,
+    /// Syncs from [`Log::start_sync`] not yet handed back, oldest first.
+    held: std::collections::VecDeque<PendingSync>,
+}
+
+impl Runner<'_> {
+    fn apply(&mut self, op: Op) {
+        let (log, model) = (&mut self.log, &mut self.model);
+        match op {
+            Op::Append { term, count } => model.entries.extend(append_entries(log, term, count)),
             Op::Sync => {
                 let durable = log.sync().unwrap();
                 assert_eq!(durable, log.last_position());
+                model.in_flight = None;
                 model.durable_count = model.entries.len();
             }
+            Op::StartSync => self.start_sync(),
+            Op::FinishSync => self.finish_sync(),
             Op::Commit(index) => log.mark_committed(LogIndex(index)),
             Op::Suffix(after) => {
                 log.truncate_suffix(LogIndex(after)).unwrap();
+                if after < model.entries.len() as u64 {
+                    model.complete_in_flight();
+                }
                 model
                     .entries
                     .retain(|entry| entry.position.index.0 <= after);
                 model.durable_count = model.durable_count.min(model.entries.len());
             }
-            Op::Prefix(before) => log.truncate_prefix(LogIndex(before)).unwrap(),
+            Op::Prefix(before) => {
+                let first = log.first_index();
+                log.truncate_prefix(LogIndex(before)).unwrap();
+                // Only a compaction that removes something writes, and completes the
+                // outstanding sync first.
+                if log.first_index() != first {
+                    model.complete_in_flight();
+                }
+            }
             Op::Reopen => {
-                drop(log);
-                log = Log::open(disk.clone(), tiny_segments()).unwrap();
-                model.entries.truncate(model.durable_count);
+                // Syncs of the old incarnation are never handed to the new one (its
+                // numbers start again).
+                self.held.clear();
+                let log = Log::open(self.disk.clone(), tiny_segments()).unwrap();
+                self.log = log;
+                self.model.reopen();
             }
         }
+    }
+
+    /// Starts a sync: all earlier segments become durable at once (rule 2), the last
+    /// one only when the sync is handed back.
+    fn start_sync(&mut self) {
+        let (log, model) = (&mut self.log, &mut self.model);
+        let durable_before = log.durable_position().index.0;
+        let Some(pending) = log.start_sync().unwrap() else {
+            assert_eq!(model.durable_count, model.entries.len(), "nothing pending");
+            return;
+        };
+        assert!(model.in_flight.is_none(), "two syncs outstanding");
+        assert!(log.sync_outstanding());
+        let last_segment_first = log.segments.last().expect("entries pending").first_index;
+        let earlier = last_segment_first.0 - 1;
+        model.durable_count = model.durable_count.max(earlier as usize);
+        assert_eq!(
+            log.durable_position().index.0,
+            durable_before.max(earlier).max(log.first_index().0 - 1)
+        );
+        model.in_flight = Some((pending.sequence(), model.entries.len()));
+        self.held.push_back(pending);
+    }
+
+    fn finish_sync(&mut self) {
+        let Some(pending) = self.held.pop_front() else {
+            return;
+        };
+        let sequence = pending.sequence();
+        let durable = self.log.finish_sync(pending.run()).unwrap();
+        let model = &mut self.model;
+        if model
+            .in_flight
+            .is_some_and(|(current, _)| current == sequence)
+        {
+            model.complete_in_flight();
+        }
+        assert_eq!(durable, self.log.durable_position());
+    }
+
+    /// Compares the log with the model after a step.
+    fn check(&self, op: Op) {
+        let (log, model) = (&self.log, &self.model);
         let first = log.first_index().0;
         let kept: Vec<Entry> = model
             .entries
@@ -152,14 +255,34 @@ fn run(disk: &Disk, ops: &[Op]) -> (Log, Expected) {
             .filter(|entry| entry.position.index.0 >= first)
             .cloned()
             .collect();
-        assert_log_holds(&log, &kept);
+        assert_log_holds(log, &kept);
         let durable_index = model.durable_count as u64;
         assert_eq!(
             log.durable_position().index.0,
             durable_index.max(first - 1),
             "{op:?}"
         );
+        assert_eq!(log.sync_outstanding(), model.in_flight.is_some(), "{op:?}");
+        // An outstanding sync's records lie past the durable ones, where the check
+        // expects zeros.
+        if !log.sync_outstanding() {
+            log.assert_segment_files_exact();
+        }
     }
+}
+
+fn run(disk: &Disk, ops: &[Op]) -> (Log, Expected) {
+    let mut runner = Runner {
+        disk,
+        log: Log::open(disk.clone(), tiny_segments()).unwrap(),
+        model: Model::default(),
+        held: std::collections::VecDeque::new(),
+    };
+    for op in ops {
+        runner.apply(*op);
+        runner.check(*op);
+    }
+    let log = runner.log;
     let expected = Expected {
         first: log.first_index().0,
         last: log.last_position(),
@@ -334,10 +457,193 @@ fn truncation_scripts() -> Vec<Script> {
     ]
 }
 
+// The pipelined sync: the durable position moves at `FinishSync` (and at `StartSync` for
+// the segments before the last), or when another operation completes the sync first.
+fn pipelined_scripts() -> Vec<Script> {
+    use Op::*;
+    vec![
+        (
+            "nothing to start",
+            vec![StartSync, Append { term: 1, count: 2 }, Sync, StartSync],
+            expected(1, (1, 2), (1, 2), 1),
+        ),
+        (
+            "appends while a sync is outstanding stay pending",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Append { term: 2, count: 2 },
+                FinishSync,
+            ],
+            expected(1, (2, 5), (1, 3), 1),
+        ),
+        (
+            "the next sync starts after the first is handed back",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Append { term: 2, count: 2 },
+                FinishSync,
+                StartSync,
+                Append { term: 2, count: 1 },
+                FinishSync,
+                Reopen,
+            ],
+            expected(1, (2, 5), (2, 5), 2),
+        ),
+        (
+            "a reopen keeps what the outstanding sync wrote, not what came after",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Append { term: 2, count: 9 },
+                Reopen,
+                StartSync,
+                Append { term: 3, count: 1 },
+                Sync,
+            ],
+            expected(1, (3, 4), (3, 4), 1),
+        ),
+        (
+            "a sync across rollovers leaves only the last segment outstanding",
+            vec![Append { term: 1, count: 12 }, StartSync, Reopen],
+            expected(1, (1, 12), (1, 12), 4),
+        ),
+        (
+            "a rollover while a sync is outstanding",
+            vec![
+                Append { term: 1, count: 2 },
+                StartSync,
+                Append { term: 1, count: 9 },
+                FinishSync,
+                StartSync,
+                Append { term: 2, count: 1 },
+                FinishSync,
+                Sync,
+                Reopen,
+            ],
+            expected(1, (2, 12), (2, 12), 4),
+        ),
+        (
+            "a sync completes the outstanding one, whose completion comes back stale",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Append { term: 1, count: 2 },
+                Sync,
+                FinishSync,
+            ],
+            expected(1, (1, 5), (1, 5), 2),
+        ),
+        (
+            "a stale completion arrives while the next sync is outstanding",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Sync,
+                Append { term: 2, count: 2 },
+                StartSync,
+                Append { term: 2, count: 1 },
+                FinishSync,
+                FinishSync,
+            ],
+            expected(1, (2, 6), (2, 5), 2),
+        ),
+    ]
+}
+
+// Truncations complete an outstanding sync when they write, and only then.
+fn pipelined_truncation_scripts() -> Vec<Script> {
+    use Op::*;
+    vec![
+        (
+            "a suffix cut below the outstanding write",
+            vec![
+                Append { term: 1, count: 3 },
+                Sync,
+                Append { term: 1, count: 4 },
+                StartSync,
+                Append { term: 1, count: 2 },
+                Suffix(2),
+                FinishSync,
+                Append { term: 3, count: 2 },
+                Reopen,
+            ],
+            expected(1, (1, 2), (1, 2), 1),
+        ),
+        (
+            "a suffix cut inside the outstanding write",
+            vec![
+                Append { term: 1, count: 2 },
+                Sync,
+                Append { term: 1, count: 4 },
+                StartSync,
+                Suffix(4),
+                FinishSync,
+                Append { term: 2, count: 1 },
+                StartSync,
+                Reopen,
+            ],
+            expected(1, (2, 5), (2, 5), 2),
+        ),
+        (
+            "a suffix cut among the appends after the sync started",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Append { term: 1, count: 5 },
+                Suffix(6),
+                FinishSync,
+                Append { term: 2, count: 1 },
+                Sync,
+                Reopen,
+            ],
+            expected(1, (2, 7), (2, 7), 2),
+        ),
+        (
+            "a suffix cut past the end completes nothing",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Suffix(3),
+                Suffix(7),
+                FinishSync,
+            ],
+            expected(1, (1, 3), (1, 3), 1),
+        ),
+        (
+            "a compaction completes the outstanding sync",
+            vec![
+                Append { term: 1, count: 12 },
+                Sync,
+                Append { term: 2, count: 2 },
+                StartSync,
+                Append { term: 2, count: 1 },
+                Prefix(10),
+                FinishSync,
+                Reopen,
+            ],
+            expected(8, (2, 14), (2, 14), 2),
+        ),
+        (
+            "a compaction with nothing to remove leaves the sync outstanding",
+            vec![
+                Append { term: 1, count: 3 },
+                StartSync,
+                Prefix(3),
+                FinishSync,
+            ],
+            expected(1, (1, 3), (1, 3), 1),
+        ),
+    ]
+}
+
 #[test]
 fn scripts() {
     let mut cases = append_and_reopen_scripts();
     cases.extend(truncation_scripts());
+    cases.extend(pipelined_scripts());
+    cases.extend(pipelined_truncation_scripts());
     each_disk(|disk_kind| {
         for (name, ops, want) in &cases {
             let disk = match disk_kind {
