@@ -58,6 +58,10 @@ struct UpArgs {
     /// The commit mode of the cluster's group.
     #[arg(long, default_value = "majority")]
     commit_mode: String,
+    /// Every node runs its log's fsync beside its node loop (`replikv server
+    /// --pipelined-fsync`).
+    #[arg(long)]
+    pipelined_fsync: bool,
 }
 
 pub fn run(args: &ClusterArgs) -> ExitCode {
@@ -159,6 +163,9 @@ fn spawn_node(up: &UpArgs, node: u16, executable: &Path) -> Result<Child, String
         .arg("--data-dir")
         .arg(up.data_dir.join(format!("n{node}")))
         .args(["--commit-mode", &up.commit_mode]);
+    if up.pipelined_fsync {
+        command.arg("--pipelined-fsync");
+    }
     for other in (1..=up.nodes).filter(|other| *other != node) {
         let (_, other_peer) = ports(up, other)?;
         command.args(["--peer", &format!("{other}=127.0.0.1:{other_peer}")]);

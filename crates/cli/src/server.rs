@@ -67,6 +67,10 @@ pub struct ServerArgs {
     /// compaction until then).
     #[arg(long)]
     store_sync_entries: Option<u64>,
+    /// Run the log's fsync on a thread beside the node loop, which handles the next batch
+    /// meanwhile (see `pipelined_fsync` in the README).
+    #[arg(long)]
+    pipelined_fsync: bool,
     /// The password clients must present (RESP AUTH, HTTP bearer token). Prefer the
     /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
     #[arg(long)]
@@ -138,6 +142,7 @@ impl ServerArgs {
             self.log_segment_size_max_bytes,
         );
         override_with(&mut config.store_sync_entries, self.store_sync_entries);
+        config.pipelined_fsync |= self.pipelined_fsync;
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);
         }

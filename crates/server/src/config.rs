@@ -20,6 +20,7 @@
 //! heartbeat_interval_ms = 75
 //! lease_reads_enabled = false
 //! store_sync_entries = 4096          # applied entries between two durable store commits
+//! pipelined_fsync = false            # the log's fsync on a thread beside the node loop
 //! request_timeout_ms = 5000
 //! # join = true                      # a new node that waits to be added (see below)
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
@@ -50,6 +51,17 @@
 //! durable store commit writes each B-tree page changed since the last one, and with
 //! writes spread over many keys that is about one page write per applied entry at 64;
 //! at 1,024 most pages take many writes between two commits.
+//!
+//! `pipelined_fsync` runs the log's group-commit fsync on a thread of its own while the
+//! node loop handles the next batch (see `node_loop.rs`). Off by default, because on the
+//! machine replikv is measured on it loses: with 64 or 256 closed-loop clients on 2
+//! cores it split the clients into two groups that alternate between two syncs, so a
+//! write shared its fsync with half as many others (29 per fsync instead of ~64), and
+//! the extra fsyncs, thread hand-offs and wake-ups (529 voluntary context switches per
+//! 1,000 SETs instead of 213) cost more CPU (19–26 ms per 1,000 SETs instead of 19–21)
+//! than the overlap won on a machine with no idle core to overlap into: throughput
+//! 5–15 % lower, p99 10–25 % lower (2026-11-22, `scripts/bench-cost`, paired runs). A
+//! machine with cores to spare and a slower disk is where it should pay; measure.
 
 use crate::auth::CLIENT_PASSWORD_SIZE_MAX_BYTES;
 use crate::peer::CLUSTER_NAME_SIZE_MAX_BYTES;
@@ -100,6 +112,9 @@ pub struct ServerConfig {
     pub heartbeat_interval_ms: u64,
     pub lease_reads_enabled: bool,
     pub store_sync_entries: u64,
+    /// The log's fsync on the node's sync thread, overlapping the next batch; see the
+    /// module documentation.
+    pub pipelined_fsync: bool,
     pub request_timeout_ms: u64,
     pub input_queue_max: usize,
     /// Start as a node waiting to be added to an existing cluster (ignored on restart).
@@ -142,6 +157,7 @@ impl Default for ServerConfig {
             heartbeat_interval_ms: 75,
             lease_reads_enabled: false,
             store_sync_entries: STORE_SYNC_ENTRIES_DEFAULT,
+            pipelined_fsync: false,
             request_timeout_ms: 5000,
             input_queue_max: 16 * 1024,
             join: false,

@@ -16,24 +16,24 @@
 //! write, and the one fsync that makes them durable is the group commit, so the busier
 //! the node the more writes share it.
 //!
-//! **The fsync runs beside the loop.** `start_flush` hands the fsync back as a
-//! [`PendingSync`] and the loop passes it to the node's *sync thread*, which runs it and
-//! returns the outcome as an input ([`Input::SyncCompleted`]) that the loop hands to
-//! [`Replica::handle_sync_completed`]. Meanwhile the loop goes on: it parses, appends,
-//! applies and answers reads for the next batch, which waits in memory for the next
-//! sync. Without this the loop's cycle was the fsync, then the CPU work, then the next
-//! fsync, each waiting for the other; measured on the 2-core VM the loop was blocked
-//! about 40 % of the time at full load. Nothing is acknowledged earlier for it: what
-//! claims durability (a reply, an append acknowledgement, the leader counting its own
-//! copy) waits for the completion of the sync that covers it, and at most one sync is
-//! outstanding (see "Pipelined group commit" in `replikv_core::replica`). Shutdown
-//! flushes synchronously ([`Replica::handle_flush`]), which completes an outstanding
-//! sync on the loop itself.
+//! **The fsync may run beside the loop** (`pipelined_fsync`, off by default: see the
+//! measurements in `config.rs`). Without it the loop runs the fsync that `start_flush`
+//! hands back ([`PendingSync`]) itself, at once, and gives the outcome to
+//! [`Replica::handle_sync_completed`]: the group commit waits for the disk, and the
+//! loop's cycle is the fsync, then the CPU work of the next batch. With it, the loop
+//! passes the sync to the node's *sync thread*, which runs it and returns the outcome
+//! as an input ([`Input::SyncCompleted`]); meanwhile the loop handles the next batch,
+//! whose writes wait in memory for the next sync. Nothing is acknowledged earlier for
+//! it: what claims durability (a reply, an append acknowledgement, the leader counting
+//! its own copy) waits for the completion of a sync that covers it (see "Pipelined
+//! group commit" in `replikv_core::replica`). Shutdown flushes with
+//! [`Replica::handle_flush`], which completes an outstanding sync on the loop itself.
 //!
-//! Outputs are dispatched after every input and after the flush: messages go to the peer transport's bounded per-peer
-//! queues (a full queue drops the message and counts it: Raft tolerates loss), replies
-//! go to the waiting client, and discarded writes (a lossy commit mode's failover) are
-//! logged one by one with their key, request id and position, and counted.
+//! Outputs are dispatched after every input and after the flush: messages go to the
+//! peer transport's bounded per-peer queues (a full queue drops the message and counts
+//! it: Raft tolerates loss), replies go to the waiting client, and discarded writes (a
+//! lossy commit mode's failover) are logged one by one with their key, request id and
+//! position, and counted.
 //!
 //! Time is the process's monotonic clock, as nanoseconds since the loop started. Key
 //! expiry also needs calendar time: before every input the loop hands the replica the
@@ -183,8 +183,9 @@ struct NodeLoop {
     waiting_count: usize,
     counters: Arc<LoopCounters>,
     commit_mode: String,
-    /// Where the loop hands a pending sync to the sync thread.
-    sync_jobs: SyncSender<PendingSync>,
+    /// Where the loop hands a pending sync to the sync thread; none: the loop syncs
+    /// itself (`pipelined_fsync` off).
+    sync_jobs: Option<SyncSender<PendingSync>>,
     /// Syncs handed to the sync thread whose completion has not arrived yet: one, or
     /// more when the replica completed one itself and started the next (see
     /// "Pipelined group commit" in `replikv_core::replica`).
@@ -234,20 +235,34 @@ impl Waiters {
     }
 }
 
-/// Starts the loop on its own thread, and its sync thread, which reports back through
-/// `wake` (a sender of the loop's own inputs). The loop ends after [`Input::Shutdown`]
-/// (`Ok`; dropping the last [`NodeHandle`] sends it), or when storage failed (`Err`),
-/// and sends that result on `done`; the sync thread ends with it.
+/// How the loop runs, from the node's configuration.
+#[derive(Clone, Debug)]
+pub struct LoopOptions {
+    /// The commit mode and what it guarantees, for status replies.
+    pub commit_mode: String,
+    /// Whether the log's fsync runs on the sync thread (see the module documentation).
+    pub pipelined_fsync: bool,
+}
+
+/// Starts the loop on its own thread, and with `pipelined_fsync` its sync thread, which
+/// reports back through `wake` (a sender of the loop's own inputs). The loop ends after
+/// [`Input::Shutdown`] (`Ok`; dropping the last [`NodeHandle`] sends it), or when
+/// storage failed (`Err`), and sends that result on `done`; the sync thread ends with it.
 pub fn spawn(
     node: RaftNode,
     (inputs, wake): (Receiver<Input>, SyncSender<Input>),
     peers: PeerSenders,
     counters: Arc<LoopCounters>,
-    commit_mode: String,
+    options: LoopOptions,
     done: oneshot::Sender<Result<()>>,
 ) -> std::io::Result<()> {
     let name = format!("node-loop-{}", node.id().0);
-    let sync_jobs = spawn_sync_thread(node.id(), wake, Arc::clone(&counters))?;
+    let sync_jobs = if options.pipelined_fsync {
+        Some(spawn_sync_thread(node.id(), wake, Arc::clone(&counters))?)
+    } else {
+        None
+    };
+    let commit_mode = options.commit_mode;
     let node_loop = NodeLoop {
         node,
         inputs,
@@ -372,14 +387,21 @@ impl NodeLoop {
         }
     }
 
-    /// Closes the batch; a sync it starts goes to the sync thread.
+    /// Closes the batch, and runs the fsync it needs here or hands it to the sync thread.
     fn start_flush(&mut self) -> Result<()> {
-        let Some(pending) = self.node.start_flush(self.clock.now())? else {
+        let now = self.clock.now();
+        let Some(pending) = self.node.start_flush(now)? else {
             return Ok(());
+        };
+        let Some(sync_jobs) = &self.sync_jobs else {
+            let started = std::time::Instant::now();
+            let completed = pending.run();
+            self.counters.metrics.record_log_sync(started.elapsed());
+            return self.node.handle_sync_completed(now, completed);
         };
         // A full queue blocks the loop until the sync thread takes one: backpressure.
         self.syncs_outstanding += 1;
-        self.sync_jobs
+        sync_jobs
             .send(pending)
             .map_err(|_| Error::Io("the node's sync thread is gone".into()))
     }

@@ -166,7 +166,10 @@ impl RunningServer {
             (input_receiver, input_sender.clone()),
             senders.clone(),
             Arc::clone(&counters),
-            commit_mode,
+            node_loop::LoopOptions {
+                commit_mode,
+                pipelined_fsync: valid.config.pipelined_fsync,
+            },
             done_sender,
         )?;
         let handle = NodeHandle::new(

@@ -6,12 +6,14 @@
 //! client that sent the request. The first input after a flush schedules the next
 //! flush after a random flush latency; inputs arriving meanwhile join that batch, which is
 //! group commit, and a crash in the window loses exactly what the batch had not yet made
-//! durable. The flush is pipelined as the server's is ([`Replica::start_flush`]): the sync
-//! a replica hands out completes after a random sync latency ([`Replica::
-//! handle_sync_completed`]), inputs arriving meanwhile are handled and open the next
-//! batch, and a crash before the completion (or inside the sync itself) leaves the synced
-//! writes' fate to the disk's crash model. A paused node's disk finishes its sync, but
-//! the node learns of it only when it resumes.
+//! durable. Half the flushes (`pipelined_flush_percent`) are pipelined, as a server's
+//! are with `pipelined_fsync` ([`Replica::start_flush`]): the sync a replica hands out
+//! completes after a random sync latency ([`Replica::handle_sync_completed`]), inputs
+//! arriving meanwhile are handled and open the next batch, and a crash before the
+//! completion (or inside the sync itself) leaves the written batch's fate to the disk's
+//! crash model. A paused node's disk finishes its sync, but the node learns of it only
+//! when it resumes. The other flushes call `handle_flush`, which also completes a sync
+//! still outstanding.
 //!
 //! The simulator enforces rules that hold for every strategy, and stops the run when one
 //! breaks:
@@ -396,7 +398,13 @@ where
         let now = slot.clock.now(self.now);
         let replica = slot.replica.as_mut().expect("checked above");
         replica.set_wall_clock(crate::clock::wall_clock_unix_ms(now));
-        let result = replica.start_flush(now);
+        let pipelined =
+            self.random.storage.random_range(0..100u8) < self.options.pipelined_flush_percent;
+        let result = if pipelined {
+            replica.start_flush(now)
+        } else {
+            replica.handle_flush(now).map(|()| None)
+        };
         if self.nodes[index].struck() {
             return self.crashed_inside_call(index);
         }

@@ -429,6 +429,11 @@ pub struct SimulationOptions {
     /// it out to the `handle_sync_completed` that takes it back; inputs arriving
     /// meanwhile are handled, and wait for the next sync.
     pub sync_latency: DurationRange,
+    /// The share of flushes, in percent, done pipelined (`start_flush`, the sync
+    /// completing after `sync_latency`); the others call `handle_flush`, as a server
+    /// without `pipelined_fsync` does in effect and every server does at shutdown. The
+    /// mix also covers a synchronous flush that finds a sync outstanding.
+    pub pipelined_flush_percent: u8,
     /// Whether a node may send a message to itself (no strategy needs to so far).
     pub allow_self_messages: bool,
     /// Print every event to standard error (also `REPLIKV_SIM_TRACE=1`).
@@ -450,6 +455,7 @@ impl SimulationOptions {
             workload: WorkloadOptions::default(),
             flush_latency: DurationRange::micros(0, 2_000),
             sync_latency: DurationRange::micros(0, 1_000),
+            pipelined_flush_percent: 50,
             allow_self_messages: false,
             trace: false,
         }
@@ -514,6 +520,9 @@ impl SimulationOptions {
             ("sync latency", self.sync_latency),
         ] {
             validate_range(name, range)?;
+        }
+        if self.pipelined_flush_percent > 100 {
+            return Err("pipelined_flush_percent must lie within 0..=100".into());
         }
         self.faults.validate()
     }

@@ -59,14 +59,14 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
     samples
 }
 
-fn scrape(cluster: &Cluster, index: usize) -> HashMap<String, f64> {
+pub(super) fn scrape(cluster: &Cluster, index: usize) -> HashMap<String, f64> {
     let (status, response) = http(cluster.http(index), "GET", "/metrics", "", b"");
     assert_eq!(status, 200, "{response}");
     assert!(response.contains("text/plain; version=0.0.4"), "{response}");
     parse_exposition(body(&response))
 }
 
-fn sample(samples: &HashMap<String, f64>, series: &str) -> f64 {
+pub(super) fn sample(samples: &HashMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no {series} in {samples:#?}"))

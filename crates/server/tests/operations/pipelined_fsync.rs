@@ -1,0 +1,60 @@
+//! `pipelined_fsync = true`: the log's fsync on the sync thread while the node loop
+//! handles the next batch. Writes pipelined on one connection (many inputs per batch,
+//! arriving while a sync is outstanding) and writes forwarded by a follower all commit,
+//! read back from every node, the fsyncs counted by the metric each covered one entry
+//! or more, and the nodes stop cleanly with a sync possibly still outstanding.
+
+use super::metrics::{sample, scrape};
+use super::support::{query, start_cluster};
+
+/// Writes sent at once on one connection.
+const PIPELINED_WRITES: usize = 300;
+
+#[test]
+fn writes_commit_and_read_back_with_the_fsync_on_its_own_thread() {
+    let cluster = start_cluster(3, |config| config.pipelined_fsync = true);
+    let leader = cluster.wait_for_leader();
+    let follower = (leader + 1) % 3;
+    let mut on_leader = cluster.client(leader);
+    let mut pipeline = redis::pipe();
+    for index in 0..PIPELINED_WRITES {
+        pipeline
+            .cmd("SET")
+            .arg(format!("k{index}"))
+            .arg(index)
+            .ignore();
+    }
+    let (): () = pipeline.query(&mut on_leader).unwrap();
+    let mut on_follower = cluster.client(follower);
+    for index in 0..20 {
+        let _: () = query(&mut on_follower, &["SET", &format!("f{index}"), "x"]).unwrap();
+    }
+    for node in 0..3 {
+        let mut reader = cluster.client(node);
+        let last = format!("k{}", PIPELINED_WRITES - 1);
+        let value: Option<usize> = query(&mut reader, &["GET", &last]).unwrap();
+        assert_eq!(value, Some(PIPELINED_WRITES - 1), "node {node}");
+        let forwarded: Option<String> = query(&mut reader, &["GET", "f19"]).unwrap();
+        assert_eq!(forwarded.as_deref(), Some("x"), "node {node}");
+    }
+    // The mode is on: each node of this process runs a sync thread.
+    assert_eq!(threads_named("node-sync-"), 3);
+    let samples = scrape(&cluster, leader);
+    let fsyncs = sample(&samples, "replikv_log_fsync_duration_seconds_count");
+    let last_index = sample(&samples, "replikv_last_index");
+    assert!(last_index >= (PIPELINED_WRITES + 20) as f64, "{last_index}");
+    assert!(
+        fsyncs >= 1.0 && fsyncs <= last_index,
+        "{fsyncs} fsyncs, {last_index} entries"
+    );
+    cluster.shutdown();
+}
+
+/// Threads of this process (which hosts the nodes) whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
