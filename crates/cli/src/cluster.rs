@@ -58,10 +58,10 @@ struct UpArgs {
     /// The commit mode of the cluster's group.
     #[arg(long, default_value = "majority")]
     commit_mode: String,
-    /// Every node runs its log's fsync beside its node loop (`replikv server
-    /// --pipelined-fsync`).
-    #[arg(long)]
-    pipelined_fsync: bool,
+    /// Whether the nodes run their log's fsync beside their node loop (`replikv server
+    /// --pipelined-fsync`): auto, on or off; by default each node's own default.
+    #[arg(long, value_name = "auto|on|off")]
+    pipelined_fsync: Option<String>,
 }
 
 pub fn run(args: &ClusterArgs) -> ExitCode {
@@ -163,8 +163,8 @@ fn spawn_node(up: &UpArgs, node: u16, executable: &Path) -> Result<Child, String
         .arg("--data-dir")
         .arg(up.data_dir.join(format!("n{node}")))
         .args(["--commit-mode", &up.commit_mode]);
-    if up.pipelined_fsync {
-        command.arg("--pipelined-fsync");
+    if let Some(mode) = &up.pipelined_fsync {
+        command.args(["--pipelined-fsync", mode]);
     }
     for other in (1..=up.nodes).filter(|other| *other != node) {
         let (_, other_peer) = ports(up, other)?;

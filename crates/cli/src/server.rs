@@ -10,6 +10,7 @@
 
 use clap::Args;
 use replikv_server::ServerConfig;
+use replikv_server::config::PipelinedFsync;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,9 +69,10 @@ pub struct ServerArgs {
     #[arg(long)]
     store_sync_entries: Option<u64>,
     /// Run the log's fsync on a thread beside the node loop, which handles the next batch
-    /// meanwhile (see `pipelined_fsync` in the README).
-    #[arg(long)]
-    pipelined_fsync: bool,
+    /// meanwhile: auto (on with peers, off alone; the default), on or off (see
+    /// `pipelined_fsync` in the README).
+    #[arg(long, value_name = "auto|on|off")]
+    pipelined_fsync: Option<PipelinedFsync>,
     /// The password clients must present (RESP AUTH, HTTP bearer token). Prefer the
     /// environment variable REPLIKV_CLIENT_PASSWORD: a flag shows in the process list.
     #[arg(long)]
@@ -142,7 +144,7 @@ impl ServerArgs {
             self.log_segment_size_max_bytes,
         );
         override_with(&mut config.store_sync_entries, self.store_sync_entries);
-        config.pipelined_fsync |= self.pipelined_fsync;
+        override_with(&mut config.pipelined_fsync, self.pipelined_fsync);
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);
         }

@@ -20,7 +20,7 @@
 //! heartbeat_interval_ms = 75
 //! lease_reads_enabled = false
 //! store_sync_entries = 4096          # applied entries between two durable store commits
-//! pipelined_fsync = false            # the log's fsync on a thread beside the node loop
+//! pipelined_fsync = "auto"           # the log's fsync beside the node loop: on, off, auto
 //! request_timeout_ms = 5000
 //! # join = true                      # a new node that waits to be added (see below)
 //! # log_segment_size_max_bytes = 67108864  # smaller: compacts (snapshots) sooner
@@ -53,15 +53,20 @@
 //! at 1,024 most pages take many writes between two commits.
 //!
 //! `pipelined_fsync` runs the log's group-commit fsync on a thread of its own while the
-//! node loop handles the next batch (see `node_loop.rs`). Off by default, because on the
-//! machine replikv is measured on it loses: with 64 or 256 closed-loop clients on 2
-//! cores it split the clients into two groups that alternate between two syncs, so a
-//! write shared its fsync with half as many others (29 per fsync instead of ~64), and
-//! the extra fsyncs, thread hand-offs and wake-ups (529 voluntary context switches per
-//! 1,000 SETs instead of 213) cost more CPU (19–26 ms per 1,000 SETs instead of 19–21)
-//! than the overlap won on a machine with no idle core to overlap into: throughput
-//! 5–15 % lower, p99 10–25 % lower (2026-11-22, `scripts/bench-cost`, paired runs). A
-//! machine with cores to spare and a slower disk is where it should pay; measure.
+//! node loop handles the next batch (see `node_loop.rs`). `auto`, the default, turns it
+//! on for a node with peers and off for a node alone, after paired measurements on the
+//! 2-core VM (2026-11-22, `scripts/bench-cost`, 64 closed-loop clients):
+//!
+//! - 3 nodes, `majority`: on is 19–34 % more SETs per second, 22–31 % less CPU per SET
+//!   and a lower p99. A follower's loop goes on receiving appends while its fsync runs,
+//!   so the cluster syncs fewer, larger batches (128 fsyncs per 1,000 SETs over the three
+//!   nodes instead of 178), and the leader sends the next batch to the followers while
+//!   its own fsync runs.
+//! - 1 node: on is 5–15 % fewer SETs per second. Each fsync covers a few more writes
+//!   (34–38 fsyncs per 1,000 SETs instead of 46), but the hand-offs to the sync thread
+//!   and back double the context switches (447–529 per 1,000 SETs instead of 213) and
+//!   cost more CPU (23–26 ms per 1,000 SETs instead of 19–21) than the overlap wins on a
+//!   machine with no idle core to overlap into.
 
 use crate::auth::CLIENT_PASSWORD_SIZE_MAX_BYTES;
 use crate::peer::CLUSTER_NAME_SIZE_MAX_BYTES;
@@ -114,7 +119,7 @@ pub struct ServerConfig {
     pub store_sync_entries: u64,
     /// The log's fsync on the node's sync thread, overlapping the next batch; see the
     /// module documentation.
-    pub pipelined_fsync: bool,
+    pub pipelined_fsync: PipelinedFsync,
     pub request_timeout_ms: u64,
     pub input_queue_max: usize,
     /// Start as a node waiting to be added to an existing cluster (ignored on restart).
@@ -134,6 +139,44 @@ pub struct ServerConfig {
     /// Milliseconds added to the wall clock this node uses for key expiry, within
     /// ±[`TESTING_CLOCK_OFFSET_LIMIT_MS`]: a test's clock skew.
     pub testing_clock_offset_ms: i64,
+}
+
+/// Whether the log's fsync runs beside the node loop; see the module documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelinedFsync {
+    /// On for a node with peers, off for a node alone.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl PipelinedFsync {
+    /// Whether a node with `peer_count` peers runs its fsync beside its loop.
+    #[must_use]
+    pub fn enabled(self, peer_count: usize) -> bool {
+        match self {
+            PipelinedFsync::Auto => peer_count > 0,
+            PipelinedFsync::On => true,
+            PipelinedFsync::Off => false,
+        }
+    }
+}
+
+impl std::str::FromStr for PipelinedFsync {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<PipelinedFsync> {
+        match text {
+            "auto" => Ok(PipelinedFsync::Auto),
+            "on" => Ok(PipelinedFsync::On),
+            "off" => Ok(PipelinedFsync::Off),
+            _ => invalid(format!(
+                "pipelined_fsync {text:?}: expected auto, on or off"
+            )),
+        }
+    }
 }
 
 /// Largest testing clock offset, either way (one day).
@@ -157,7 +200,7 @@ impl Default for ServerConfig {
             heartbeat_interval_ms: 75,
             lease_reads_enabled: false,
             store_sync_entries: STORE_SYNC_ENTRIES_DEFAULT,
-            pipelined_fsync: false,
+            pipelined_fsync: PipelinedFsync::Auto,
             request_timeout_ms: 5000,
             input_queue_max: 16 * 1024,
             join: false,
@@ -350,6 +393,24 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(zero.validate().is_err(), "a zero segment size is refused");
+    }
+
+    #[test]
+    fn pipelined_fsync_is_on_with_peers_by_default_and_set_by_toml() {
+        let auto = ServerConfig::default().pipelined_fsync;
+        assert!(auto.enabled(2) && !auto.enabled(0));
+        for (text, with_peers, alone) in [("on", true, true), ("off", false, false)] {
+            let config = ServerConfig::from_toml(&format!("pipelined_fsync = {text:?}")).unwrap();
+            assert_eq!(config.pipelined_fsync.enabled(2), with_peers, "{text}");
+            assert_eq!(config.pipelined_fsync.enabled(0), alone, "{text}");
+            assert_eq!(
+                text.parse::<PipelinedFsync>().unwrap(),
+                config.pipelined_fsync
+            );
+        }
+        assert!(ServerConfig::from_toml("pipelined_fsync = \"sometimes\"").is_err());
+        let error = "sometimes".parse::<PipelinedFsync>().unwrap_err();
+        assert!(error.to_string().contains("auto, on or off"), "{error}");
     }
 
     #[test]

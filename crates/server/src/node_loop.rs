@@ -16,8 +16,8 @@
 //! write, and the one fsync that makes them durable is the group commit, so the busier
 //! the node the more writes share it.
 //!
-//! **The fsync may run beside the loop** (`pipelined_fsync`, off by default: see the
-//! measurements in `config.rs`). Without it the loop runs the fsync that `start_flush`
+//! **The fsync may run beside the loop** (`pipelined_fsync`: by default on for a node
+//! with peers, off for a node alone; see the measurements in `config.rs`). Without it the loop runs the fsync that `start_flush`
 //! hands back ([`PendingSync`]) itself, at once, and gives the outcome to
 //! [`Replica::handle_sync_completed`]: the group commit waits for the disk, and the
 //! loop's cycle is the fsync, then the CPU work of the next batch. With it, the loop
@@ -113,6 +113,8 @@ pub struct NodeStatus {
     pub replication: ReplicationStatus,
     /// The commit mode and what it guarantees (`CommitMode::describe`).
     pub commit_mode: String,
+    /// Whether the log's fsync runs beside the node loop (`pipelined_fsync`).
+    pub pipelined_fsync: bool,
     pub stats: RaftStats,
     /// Discarded writes reported by the replica since the process started.
     pub writes_discarded: u64,
@@ -516,6 +518,7 @@ impl NodeLoop {
             applied: self.node.applied_index(),
             replication: self.node.replication_status(now),
             commit_mode: self.commit_mode.clone(),
+            pipelined_fsync: self.sync_jobs.is_some(),
             stats: self.node.stats().clone(),
             writes_discarded: self.counters.writes_discarded.load(Ordering::Relaxed),
             peer_messages_dropped: self.peers.messages_dropped(),

@@ -168,7 +168,7 @@ impl RunningServer {
             Arc::clone(&counters),
             node_loop::LoopOptions {
                 commit_mode,
-                pipelined_fsync: valid.config.pipelined_fsync,
+                pipelined_fsync: valid.config.pipelined_fsync.enabled(valid.peers.len()),
             },
             done_sender,
         )?;

@@ -7,7 +7,7 @@
 //! flush after a random flush latency; inputs arriving meanwhile join that batch, which is
 //! group commit, and a crash in the window loses exactly what the batch had not yet made
 //! durable. Half the flushes (`pipelined_flush_percent`) are pipelined, as a server's
-//! are with `pipelined_fsync` ([`Replica::start_flush`]): the sync a replica hands out
+//! are with `pipelined_fsync` on ([`Replica::start_flush`]): the sync a replica hands out
 //! completes after a random sync latency ([`Replica::handle_sync_completed`]), inputs
 //! arriving meanwhile are handled and open the next batch, and a crash before the
 //! completion (or inside the sync itself) leaves the written batch's fate to the disk's

@@ -430,9 +430,9 @@ pub struct SimulationOptions {
     /// meanwhile are handled, and wait for the next sync.
     pub sync_latency: DurationRange,
     /// The share of flushes, in percent, done pipelined (`start_flush`, the sync
-    /// completing after `sync_latency`); the others call `handle_flush`, as a server
-    /// without `pipelined_fsync` does in effect and every server does at shutdown. The
-    /// mix also covers a synchronous flush that finds a sync outstanding.
+    /// completing after `sync_latency`, as a server with `pipelined_fsync` on does); the
+    /// others call `handle_flush`, as a node alone does in effect and every node does at
+    /// shutdown. The mix also covers a synchronous flush that finds a sync outstanding.
     pub pipelined_flush_percent: u8,
     /// Whether a node may send a message to itself (no strategy needs to so far).
     pub allow_self_messages: bool,

@@ -89,6 +89,7 @@ pub fn status_json(status: &NodeStatus) -> serde_json::Value {
         "commit_index": status.commit.0,
         "applied_index": status.applied.0,
         "commit_mode": status.commit_mode,
+        "pipelined_fsync": status.pipelined_fsync,
         "lossy": status.replication.lossy,
         "voters": status.replication.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
         "learners": status.replication.learners.iter().map(|id| id.0).collect::<Vec<_>>(),

@@ -253,7 +253,7 @@ pub fn info_text(status: &NodeStatus) -> String {
         text,
         "# Server\r\nreplikv_version:{}\r\nnode_id:{}\r\n\r\n# Replication\r\n\
          role:{}\r\nleader_id:{}\r\nterm:{}\r\nlast_index:{}\r\ncommit_index:{}\r\n\
-         applied_index:{}\r\ncommit_mode:{}\r\nwrites_discarded:{}\r\n\
+         applied_index:{}\r\ncommit_mode:{}\r\npipelined_fsync:{}\r\nwrites_discarded:{}\r\n\
          peer_messages_dropped:{}\r\nelections_started:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         status.id.0,
@@ -264,6 +264,7 @@ pub fn info_text(status: &NodeStatus) -> String {
         status.commit.0,
         status.applied.0,
         status.commit_mode,
+        u8::from(status.pipelined_fsync),
         status.writes_discarded,
         status.peer_messages_dropped,
         status.stats.elections_started,

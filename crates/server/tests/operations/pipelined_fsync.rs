@@ -1,4 +1,4 @@
-//! `pipelined_fsync = true`: the log's fsync on the sync thread while the node loop
+//! `pipelined_fsync = "on"`: the log's fsync on the sync thread while the node loop
 //! handles the next batch. Writes pipelined on one connection (many inputs per batch,
 //! arriving while a sync is outstanding) and writes forwarded by a follower all commit,
 //! read back from every node, the fsyncs counted by the metric each covered one entry
@@ -6,13 +6,14 @@
 
 use super::metrics::{sample, scrape};
 use super::support::{query, start_cluster};
+use replikv_server::config::PipelinedFsync;
 
 /// Writes sent at once on one connection.
 const PIPELINED_WRITES: usize = 300;
 
 #[test]
 fn writes_commit_and_read_back_with_the_fsync_on_its_own_thread() {
-    let cluster = start_cluster(3, |config| config.pipelined_fsync = true);
+    let cluster = start_cluster(3, |config| config.pipelined_fsync = PipelinedFsync::On);
     let leader = cluster.wait_for_leader();
     let follower = (leader + 1) % 3;
     let mut on_leader = cluster.client(leader);
@@ -37,8 +38,10 @@ fn writes_commit_and_read_back_with_the_fsync_on_its_own_thread() {
         let forwarded: Option<String> = query(&mut reader, &["GET", "f19"]).unwrap();
         assert_eq!(forwarded.as_deref(), Some("x"), "node {node}");
     }
-    // The mode is on: each node of this process runs a sync thread.
-    assert_eq!(threads_named("node-sync-"), 3);
+    for node in 0..3 {
+        let info: String = query(&mut cluster.client(node), &["INFO", "replication"]).unwrap();
+        assert!(info.contains("pipelined_fsync:1\r\n"), "{info}");
+    }
     let samples = scrape(&cluster, leader);
     let fsyncs = sample(&samples, "replikv_log_fsync_duration_seconds_count");
     let last_index = sample(&samples, "replikv_last_index");
@@ -50,11 +53,13 @@ fn writes_commit_and_read_back_with_the_fsync_on_its_own_thread() {
     cluster.shutdown();
 }
 
-/// Threads of this process (which hosts the nodes) whose name starts with `prefix`.
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with(prefix))
-        .count()
+#[test]
+fn a_node_alone_syncs_in_its_loop_by_default() {
+    let cluster = start_cluster(1, |_| {});
+    cluster.wait_for_leader();
+    let mut client = cluster.client(0);
+    let _: () = query(&mut client, &["SET", "k", "v"]).unwrap();
+    let info: String = query(&mut client, &["INFO", "replication"]).unwrap();
+    assert!(info.contains("pipelined_fsync:0\r\n"), "{info}");
+    cluster.shutdown();
 }
