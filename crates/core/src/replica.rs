@@ -3,7 +3,8 @@
 //! A replica is a deterministic state machine in the style of quinn-proto: `handle_*`
 //! methods feed it inputs, `poll_*` methods drain what it wants done. The driver (the
 //! simulator, or the server's node loop) owns all I/O: it delivers messages, it decides
-//! what time it is, it calls [`Replica::handle_flush`] at the end of each batch of inputs.
+//! what time it is, it closes each batch of inputs with a flush ([`Replica::handle_flush`],
+//! or its pipelined halves below).
 //! Given the same construction (including its seed and storage contents) and the same
 //! sequence of inputs, a replica produces the same outputs, always. That is what makes
 //! every simulator run replayable from its seed.
@@ -12,10 +13,13 @@
 //!
 //! A replica owns its storage objects (the replication log and the state store, built by
 //! the driver over a real or simulated disk and handed in at construction). Writes are
-//! buffered; durability happens only in [`Replica::handle_flush`], which the driver calls
-//! after it has fed a batch of inputs: one fsync covers every append of the batch (group
+//! buffered; durability happens only in a flush, which the driver calls after it has fed
+//! a batch of inputs ([`Replica::handle_flush`], or [`Replica::start_flush`] and
+//! [`Replica::handle_sync_completed`]): one fsync covers every append of the batch (group
 //! commit), and outputs that must wait for durability (acknowledgements, votes) are
 //! released only after it. A replica never acknowledges anything it has not flushed.
+//! (A replica's storage may also sync on its own inside an input, a truncation for
+//! instance, which never releases anything early either.)
 //!
 //! ## Pipelined group commit
 //!
@@ -31,11 +35,11 @@
 //! timers) but starts no other sync, and the writes handled meanwhile wait in memory for
 //! the next one. After `handle_sync_completed` the driver calls `start_flush` again,
 //! which starts that next sync. One exception: an operation that cannot wait for the
-//! driver (a log truncation) may complete the outstanding sync itself, and the next
-//! `start_flush` may then start another while the driver still runs the first; the
-//! first's completion, when it comes back, is stale and changes nothing. So a driver
-//! keeps a queue of outstanding syncs, runs them in order and hands back every
-//! completion. The promise is unchanged: nothing is acknowledged before a sync that
+//! driver (a log truncation or compaction, a reset to a snapshot, a synchronous
+//! `handle_flush`) may complete the outstanding sync itself, and the next `start_flush`
+//! may then start another while the driver still runs the first; the first's
+//! completion, when it comes back, is stale and changes nothing. So a driver accepts
+//! more than one outstanding sync and hands back every completion, in any order. The promise is unchanged: nothing is acknowledged before a sync that
 //! covers it has *completed*. A replica that has no use for pipelining keeps the
 //! defaults, under which `start_flush` is `handle_flush` and no sync is ever pending.
 //!

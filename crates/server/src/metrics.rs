@@ -318,13 +318,15 @@ impl Metrics {
             &registry,
             "replikv_flush_duration_seconds",
             "Time the node loop spends closing one batch of inputs (writing it to the log, \
-             applying, replying), the log's fsync excepted.",
+             applying, replying), and its group commit's fsync unless pipelined_fsync is on.",
             LATENCY_BUCKETS_SECONDS,
         );
         let log_sync_duration = histogram(
             &registry,
             "replikv_log_fsync_duration_seconds",
-            "Time of one group commit's fsync of the log, on the node's sync thread.",
+            "Time of one group commit's fsync of the log (on the sync thread with pipelined_fsync, \
+             on the node loop without); syncs the log runs itself (rollover, truncation, \
+             compaction, shutdown) are not counted.",
             LATENCY_BUCKETS_SECONDS,
         );
         let batch_inputs = histogram(

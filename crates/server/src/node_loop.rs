@@ -17,17 +17,22 @@
 //! the node the more writes share it.
 //!
 //! **The fsync may run beside the loop** (`pipelined_fsync`: by default on for a node
-//! with peers, off for a node alone; see the measurements in `config.rs`). Without it the loop runs the fsync that `start_flush`
-//! hands back ([`PendingSync`]) itself, at once, and gives the outcome to
-//! [`Replica::handle_sync_completed`]: the group commit waits for the disk, and the
-//! loop's cycle is the fsync, then the CPU work of the next batch. With it, the loop
-//! passes the sync to the node's *sync thread*, which runs it and returns the outcome
-//! as an input ([`Input::SyncCompleted`]); meanwhile the loop handles the next batch,
-//! whose writes wait in memory for the next sync. Nothing is acknowledged earlier for
-//! it: what claims durability (a reply, an append acknowledgement, the leader counting
-//! its own copy) waits for the completion of a sync that covers it (see "Pipelined
-//! group commit" in `replikv_core::replica`). Shutdown flushes with
-//! [`Replica::handle_flush`], which completes an outstanding sync on the loop itself.
+//! with peers, off for a node alone; see the measurements in `config.rs`). Without it
+//! the loop runs the fsync that `start_flush` hands back ([`PendingSync`]) itself, at
+//! once, and gives the outcome to [`Replica::handle_sync_completed`]: the group commit
+//! waits for the disk, and the loop's cycle is the fsync, then the CPU work of the next
+//! batch. With it, the loop passes the sync to the node's *sync thread*, which runs it
+//! and returns the outcome on a channel of its own, waking the loop
+//! ([`Input::SyncWake`]); meanwhile the loop handles the next batch, whose writes wait in
+//! memory for the next sync. The loop takes outcomes back after each batch. Neither side
+//! ever blocks on the other: the loop's job channel is bounded by
+//! [`SYNCS_OUTSTANDING_MAX`] (past it the loop syncs itself), and the thread only tries
+//! to wake the loop (a full input queue means a busy loop, which looks anyway). Nothing
+//! is acknowledged earlier for it: what claims durability (a reply, an append
+//! acknowledgement, the leader counting its own copy) waits for the completion of a sync
+//! that covers it (see "Pipelined group commit" in `replikv_core::replica`). Shutdown
+//! flushes with [`Replica::handle_flush`], which completes an outstanding sync on the
+//! loop itself.
 //!
 //! Outputs are dispatched after every input and after the flush: messages go to the
 //! peer transport's bounded per-peer queues (a full queue drops the message and counts
@@ -71,9 +76,11 @@ use tokio::sync::oneshot;
 /// work one fsync covers.
 pub const INPUT_BATCH_MAX: usize = 1024;
 
-/// Most syncs queued for the sync thread beyond the one it runs; past it the loop waits.
-/// Normally one is outstanding; more only after a truncation completed one itself.
-const SYNCS_QUEUED_MAX: usize = 4;
+/// Most syncs handed to the sync thread and not yet taken back. Normally one is
+/// outstanding; more only after the replica completed one itself (a compaction, a
+/// truncation). Past the bound the loop runs the next sync itself: it never blocks on
+/// the sync thread, which could be waiting for room in the loop's own input queue.
+const SYNCS_OUTSTANDING_MAX: usize = 4;
 
 /// Longest the loop sleeps when the replica wants no tick at all.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -94,8 +101,10 @@ pub enum Input {
     },
     /// A status query.
     Status { reply: oneshot::Sender<NodeStatus> },
-    /// The sync thread ran the outstanding log sync (see the module documentation).
-    SyncCompleted(CompletedSync),
+    /// The sync thread finished a log sync: its outcome waits in the thread's completion
+    /// channel (see the module documentation). Only a wake-up: when the queue is full
+    /// the thread sends none, and the loop, busy anyway, finds the outcome after its batch.
+    SyncWake,
     /// Flush and stop.
     Shutdown,
 }
@@ -185,13 +194,21 @@ struct NodeLoop {
     waiting_count: usize,
     counters: Arc<LoopCounters>,
     commit_mode: String,
-    /// Where the loop hands a pending sync to the sync thread; none: the loop syncs
-    /// itself (`pipelined_fsync` off).
-    sync_jobs: Option<SyncSender<PendingSync>>,
-    /// Syncs handed to the sync thread whose completion has not arrived yet: one, or
-    /// more when the replica completed one itself and started the next (see
-    /// "Pipelined group commit" in `replikv_core::replica`).
-    syncs_outstanding: usize,
+    /// The sync thread; none: the loop syncs itself (`pipelined_fsync` off).
+    sync_thread: Option<SyncThread>,
+}
+
+/// The loop's side of its sync thread.
+struct SyncThread {
+    /// Syncs to run, in order. Unbounded as a channel, bounded by
+    /// [`SYNCS_OUTSTANDING_MAX`]: the loop must never block sending here.
+    jobs: std::sync::mpsc::Sender<PendingSync>,
+    /// Their outcomes, in the same order.
+    completions: Receiver<CompletedSync>,
+    /// Syncs handed over whose outcome the loop has not taken back: one, or more when
+    /// the replica completed one itself and started the next (see "Pipelined group
+    /// commit" in `replikv_core::replica`).
+    outstanding: usize,
 }
 
 /// The clients waiting for one request's reply, in arrival order: usually one, several
@@ -259,7 +276,7 @@ pub fn spawn(
     done: oneshot::Sender<Result<()>>,
 ) -> std::io::Result<()> {
     let name = format!("node-loop-{}", node.id().0);
-    let sync_jobs = if options.pipelined_fsync {
+    let sync_thread = if options.pipelined_fsync {
         Some(spawn_sync_thread(node.id(), wake, Arc::clone(&counters))?)
     } else {
         None
@@ -276,8 +293,7 @@ pub fn spawn(
         waiting_count: 0,
         counters,
         commit_mode,
-        sync_jobs,
-        syncs_outstanding: 0,
+        sync_thread,
     };
     std::thread::Builder::new().name(name).spawn(move || {
         let _ = done.send(node_loop.run());
@@ -285,15 +301,17 @@ pub fn spawn(
     Ok(())
 }
 
-/// Starts the thread that runs the loop's log syncs, one at a time, and reports each
-/// outcome as an input; it ends when the loop drops its end of the job channel, or when
-/// the loop is gone.
+/// Starts the thread that runs the loop's log syncs, one at a time, and returns each
+/// outcome on its completion channel, waking the loop with [`Input::SyncWake`] unless
+/// the loop's queue is full (then the loop is busy and looks anyway). It never blocks on
+/// the loop, and ends when the loop drops its end of either channel.
 fn spawn_sync_thread(
     id: NodeId,
     wake: SyncSender<Input>,
     counters: Arc<LoopCounters>,
-) -> std::io::Result<SyncSender<PendingSync>> {
-    let (jobs, pending_syncs) = std::sync::mpsc::sync_channel::<PendingSync>(SYNCS_QUEUED_MAX);
+) -> std::io::Result<SyncThread> {
+    let (jobs, pending_syncs) = std::sync::mpsc::channel::<PendingSync>();
+    let (completed_syncs, completions) = std::sync::mpsc::channel::<CompletedSync>();
     std::thread::Builder::new()
         .name(format!("node-sync-{}", id.0))
         .spawn(move || {
@@ -301,13 +319,24 @@ fn spawn_sync_thread(
                 let started = std::time::Instant::now();
                 let completed = pending.run();
                 counters.metrics.record_log_sync(started.elapsed());
-                counters.inputs_queued.fetch_add(1, Ordering::Relaxed);
-                if wake.send(Input::SyncCompleted(completed)).is_err() {
+                if completed_syncs.send(completed).is_err() {
                     return; // the loop is gone
+                }
+                counters.inputs_queued.fetch_add(1, Ordering::Relaxed);
+                match wake.try_send(Input::SyncWake) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        counters.inputs_queued.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
                 }
             }
         })?;
-    Ok(jobs)
+    Ok(SyncThread {
+        jobs,
+        completions,
+        outstanding: 0,
+    })
 }
 
 /// Whether the loop goes on after an input.
@@ -363,6 +392,7 @@ impl NodeLoop {
                     Err(TryRecvError::Disconnected) => flow = Flow::Stop,
                 }
             }
+            self.take_back_syncs()?;
             let now = self.clock.now();
             if self
                 .node
@@ -395,17 +425,42 @@ impl NodeLoop {
         let Some(pending) = self.node.start_flush(now)? else {
             return Ok(());
         };
-        let Some(sync_jobs) = &self.sync_jobs else {
+        let sync_thread = self
+            .sync_thread
+            .as_mut()
+            .filter(|thread| thread.outstanding < SYNCS_OUTSTANDING_MAX);
+        let Some(sync_thread) = sync_thread else {
             let started = std::time::Instant::now();
             let completed = pending.run();
             self.counters.metrics.record_log_sync(started.elapsed());
             return self.node.handle_sync_completed(now, completed);
         };
-        // A full queue blocks the loop until the sync thread takes one: backpressure.
-        self.syncs_outstanding += 1;
-        sync_jobs
+        sync_thread.outstanding += 1;
+        sync_thread
+            .jobs
             .send(pending)
             .map_err(|_| Error::Io("the node's sync thread is gone".into()))
+    }
+
+    /// Hands the replica every sync outcome the sync thread has returned.
+    fn take_back_syncs(&mut self) -> Result<()> {
+        let Some(sync_thread) = self.sync_thread.as_mut() else {
+            return Ok(());
+        };
+        while sync_thread.outstanding > 0 {
+            let completed = match sync_thread.completions.try_recv() {
+                Ok(completed) => completed,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    return Err(Error::Io("the node's sync thread is gone".into()));
+                }
+            };
+            sync_thread.outstanding -= 1;
+            self.node
+                .handle_sync_completed(self.clock.now(), completed)?;
+        }
+        self.dispatch_outputs();
+        Ok(())
     }
 
     fn handle_input(&mut self, input: Input) -> Result<Flow> {
@@ -446,14 +501,7 @@ impl NodeLoop {
             Input::Status { reply } => {
                 let _ = reply.send(self.status(now));
             }
-            Input::SyncCompleted(completed) => {
-                assert!(
-                    self.syncs_outstanding > 0,
-                    "a sync completed that was never started"
-                );
-                self.syncs_outstanding -= 1;
-                self.node.handle_sync_completed(now, completed)?;
-            }
+            Input::SyncWake => {} // the outcome is taken back after the batch
             Input::Shutdown => return Ok(Flow::Stop),
         }
         self.dispatch_outputs();
@@ -518,7 +566,7 @@ impl NodeLoop {
             applied: self.node.applied_index(),
             replication: self.node.replication_status(now),
             commit_mode: self.commit_mode.clone(),
-            pipelined_fsync: self.sync_jobs.is_some(),
+            pipelined_fsync: self.sync_thread.is_some(),
             stats: self.node.stats().clone(),
             writes_discarded: self.counters.writes_discarded.load(Ordering::Relaxed),
             peer_messages_dropped: self.peers.messages_dropped(),
@@ -555,7 +603,9 @@ impl Drop for HandleInner {
     /// channel, so the channel alone would never tell it). Waits for room in the queue,
     /// as [`NodeHandle::shutdown`] does; a loop already stopped refuses at once.
     fn drop(&mut self) {
-        let _ = self.inputs.send(Input::Shutdown);
+        if self.inputs.send(Input::Shutdown).is_ok() {
+            self.counters.inputs_queued.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -852,5 +902,37 @@ impl NodeHandle {
                 Err(Error::Unavailable("the node has stopped".into()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sync thread never blocks on the loop: with the loop's input queue full (the
+    /// loop busy elsewhere), every outcome still comes back on the completion channel.
+    /// A first cut sent outcomes into the input queue and blocked there, while the loop
+    /// could block handing it more syncs: both waited forever (found in review).
+    #[test]
+    fn the_sync_thread_returns_outcomes_while_the_loop_queue_is_full() {
+        let (wake, inputs) = std::sync::mpsc::sync_channel(1);
+        wake.try_send(Input::Shutdown).unwrap(); // the queue is now full
+        let counters = Arc::new(LoopCounters::default());
+        let thread = spawn_sync_thread(NodeId(1), wake, counters).unwrap();
+        for sequence in 1..=SYNCS_OUTSTANDING_MAX as u64 * 2 {
+            thread
+                .jobs
+                .send(PendingSync::new(sequence, || Ok(())))
+                .unwrap();
+        }
+        for sequence in 1..=SYNCS_OUTSTANDING_MAX as u64 * 2 {
+            let completed = thread
+                .completions
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an outcome despite the full queue");
+            assert_eq!(completed.sequence, sequence);
+            assert!(completed.result.is_ok());
+        }
+        assert!(matches!(inputs.try_recv(), Ok(Input::Shutdown)));
     }
 }

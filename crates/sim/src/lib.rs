@@ -14,7 +14,8 @@
 //! flush, a fault. Replicas are driven only through the sans-IO
 //! [`Replica`](replikv_core::replica::Replica) trait, exactly as the server will drive
 //! them: `handle_message`, `handle_request` and `handle_tick` feed inputs, outputs are
-//! drained with `poll_output` after every input, `handle_flush` closes each batch, and
+//! drained with `poll_output` after every input, a flush closes each batch
+//! (`handle_flush`, or `start_flush` with its sync completed after a random latency), and
 //! `poll_timeout` says when to tick next, so idle stretches cost nothing. Nothing in the
 //! simulator assumes a leader; replicas come from a factory closure
 //! (`Fn(NodeSetup) -> Result<N>`) that is called again, with the same disk, on restart.

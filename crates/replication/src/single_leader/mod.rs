@@ -139,9 +139,11 @@
 //! - The **hard state** (term, vote) is stored, with its own syncs, *before* the node acts
 //!   on it: before a vote is answered, before a candidate asks for votes, before a
 //!   message of a higher term is handled.
-//! - **Log appends** are buffered; [`handle_flush`](replikv_core::replica::Replica::handle_flush)
-//!   syncs them once for the whole batch (group commit) and only then releases the
-//!   follower acknowledgements held meanwhile. The leader counts its own entries towards
+//! - **Log appends** are buffered; a flush syncs them once for the whole batch (group
+//!   commit) and only then releases the follower acknowledgements held meanwhile:
+//!   [`handle_flush`](replikv_core::replica::Replica::handle_flush) at once, or
+//!   [`start_flush`](replikv_core::replica::Replica::start_flush) writing the batch and
+//!   `handle_sync_completed` releasing what that sync covered (see `node.rs`). The leader counts its own entries towards
 //!   a majority once they are durable. Truncations are durable when they return.
 //! - The **store** applies without syncing (the log is the source of truth) and is synced
 //!   at the end of a flush once `store_sync_entries` entries were applied since its last

@@ -233,7 +233,7 @@ impl RaftNode {
     pub(super) fn hold(&mut self, to: NodeId, message: Message) {
         if planted!(self.config, FollowerAckBeforeDurable) {
             self.send(to, message);
-        } else if self.held.len() < HELD_MESSAGES_MAX {
+        } else if self.held.len() + self.held_until_sync.len() < HELD_MESSAGES_MAX {
             self.held.push((to, message));
         } else {
             // Acknowledgements are cumulative: the leader's next heartbeat recovers.

@@ -63,3 +63,46 @@ fn a_node_alone_syncs_in_its_loop_by_default() {
     assert!(info.contains("pipelined_fsync:0\r\n"), "{info}");
     cluster.shutdown();
 }
+
+/// Writers at once on the leader, each sending batches of pipelined SETs.
+const WRITERS: usize = 4;
+
+/// A tiny input queue, small segments compacted as soon as the store syncs, and several
+/// writers: the loop's queue is full most of the time while compactions complete
+/// outstanding syncs on the loop and start new ones, and every write must still be
+/// answered within the client's deadline. A stress test, not a proof: the review found a
+/// first cut whose sync thread blocked on the full queue while the loop, past a few
+/// self-completed syncs, blocked on the thread's full job queue, which this load did not
+/// happen to reach; the unit test beside the sync thread (`node_loop.rs`) pins down the
+/// property that rules it out.
+#[test]
+fn a_full_input_queue_and_frequent_compactions_never_wedge_the_sync_thread() {
+    let cluster = start_cluster(3, |config| {
+        config.pipelined_fsync = PipelinedFsync::On;
+        config.input_queue_max = 4;
+        config.log_segment_size_max_bytes = 4096;
+        config.store_sync_entries = 8;
+    });
+    let leader = cluster.wait_for_leader();
+    std::thread::scope(|scope| {
+        for writer in 0..WRITERS {
+            let mut connection = cluster.client(leader);
+            scope.spawn(move || {
+                for batch in 0..8 {
+                    let mut pipeline = redis::pipe();
+                    for index in 0..25 {
+                        let key = format!("w{writer}-{batch}-{index}");
+                        pipeline.cmd("SET").arg(key).arg(index).ignore();
+                    }
+                    // Overloaded answers are fine (the queue is tiny); a hang is not.
+                    let _: redis::RedisResult<()> = pipeline.query(&mut connection);
+                }
+            });
+        }
+    });
+    let mut client = cluster.client(leader);
+    let _: () = query(&mut client, &["SET", "after", "all"]).unwrap();
+    let samples = scrape(&cluster, leader);
+    assert!(sample(&samples, "replikv_last_index") > 100.0);
+    cluster.shutdown();
+}
