@@ -60,6 +60,20 @@ impl Outcomes {
         self.crashes.name_operations_lost += report.name_operations_lost;
     }
 
+    /// Asserts that the recovered logs began at two first indexes or more: a power
+    /// failure struck a compaction both before and after its record became durable.
+    pub(super) fn assert_compaction_interrupted(&self) {
+        let firsts: std::collections::BTreeSet<u64> = self
+            .distinct_logs
+            .iter()
+            .map(|positions| positions[0].index.0)
+            .collect();
+        assert!(
+            firsts.len() >= 2,
+            "compaction never interrupted: {firsts:?}"
+        );
+    }
+
     /// Asserts that unsynced writes were kept, lost and torn, each at least once.
     pub(super) fn assert_writes_kept_lost_and_torn(&self) {
         let crashes = &self.crashes;
@@ -290,15 +304,7 @@ fn interrupted_prefix_truncation() {
             }
         },
     );
-    let firsts: std::collections::BTreeSet<u64> = outcomes
-        .distinct_logs
-        .iter()
-        .map(|positions| positions[0].index.0)
-        .collect();
-    assert!(
-        firsts.len() >= 2,
-        "compaction never interrupted: {firsts:?}"
-    );
+    outcomes.assert_compaction_interrupted();
     // The compaction record's writes and the segments' removals were all hit.
     outcomes.assert_writes_kept_lost_and_torn();
     assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");

@@ -418,6 +418,24 @@ fn crash_pipeline(
     (outcomes, beyond_durable.get(), short_of_written.get())
 }
 
+/// What every crash scenario must show: more than `distinct_logs_more_than` different
+/// recovered logs, some holding unsynced entries that survived (`beyond` the promised
+/// durable ones) and some missing written ones (`short`), and unsynced writes kept,
+/// lost and torn.
+fn assert_faults_seen(
+    outcomes: &Outcomes,
+    distinct_logs_more_than: usize,
+    (beyond, short): (u64, u64),
+    context: &str,
+) {
+    assert!(
+        outcomes.distinct_logs.len() > distinct_logs_more_than,
+        "{context}: {outcomes:?}"
+    );
+    assert!(beyond > 0 && short > 0, "{context}: {beyond} {short}");
+    outcomes.assert_writes_kept_lost_and_torn();
+}
+
 /// Setup of most scenarios: entries 1..=8 synced (segments [1..=4], [5..=7], [8..]),
 /// `count` more appended.
 fn synced_and_appended(count: u64) -> impl Fn(&Promises, &mut Log) {
@@ -460,9 +478,7 @@ fn crash_in_and_after_start_sync_across_rollovers() {
     // Segments [8..=11] and [12..=14] written and synced, [12..] and [15..] created
     // with their directory syncs, [15..] written.
     assert_eq!(outcomes.interrupted, 9, "{outcomes:?}");
-    assert!(outcomes.distinct_logs.len() > 6, "{outcomes:?}");
-    assert!(beyond > 0 && short > 0, "{beyond} {short}");
-    outcomes.assert_writes_kept_lost_and_torn();
+    assert_faults_seen(&outcomes, 6, (beyond, short), "");
 }
 
 /// Power fails inside a `start_sync` whose batch outgrows the preallocated file, so it
@@ -491,9 +507,7 @@ fn crash_in_and_after_start_sync_extending_the_file() {
     );
     // The zeros, then the batch.
     assert_eq!(outcomes.interrupted, 2, "{outcomes:?}");
-    assert!(outcomes.distinct_logs.len() > 3, "{outcomes:?}");
-    assert!(beyond > 0 && short > 0, "{beyond} {short}");
-    outcomes.assert_writes_kept_lost_and_torn();
+    assert_faults_seen(&outcomes, 3, (beyond, short), "");
 }
 
 /// Power fails anywhere in a whole pipelined round and the start of the next: start,
@@ -514,9 +528,7 @@ fn crash_anywhere_in_two_pipelined_rounds() {
             Ok(())
         });
     assert!(outcomes.interrupted >= 9, "{outcomes:?}");
-    assert!(outcomes.distinct_logs.len() > 6, "{outcomes:?}");
-    assert!(beyond > 0 && short > 0, "{beyond} {short}");
-    outcomes.assert_writes_kept_lost_and_torn();
+    assert_faults_seen(&outcomes, 6, (beyond, short), "");
 }
 
 /// Power fails anywhere in a suffix truncation that completes an outstanding sync, and in
@@ -542,12 +554,8 @@ fn crash_anywhere_in_a_suffix_truncation_with_a_sync_outstanding() {
                 promises.finish(log)
             },
         );
-        assert!(
-            outcomes.distinct_logs.len() > 3,
-            "after {after}: {outcomes:?}"
-        );
-        assert!(beyond > 0 && short > 0, "after {after}: {beyond} {short}");
-        outcomes.assert_writes_kept_lost_and_torn();
+        let context = format!("after {after}");
+        assert_faults_seen(&outcomes, 3, (beyond, short), &context);
         if after == 5 {
             assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
         }
@@ -576,15 +584,7 @@ fn crash_anywhere_in_a_compaction_with_a_sync_outstanding() {
             promises.finish(log)
         },
     );
-    let firsts: std::collections::BTreeSet<u64> = outcomes
-        .distinct_logs
-        .iter()
-        .map(|positions| positions[0].index.0)
-        .collect();
-    assert!(
-        firsts.len() >= 2,
-        "compaction never interrupted: {firsts:?}"
-    );
+    outcomes.assert_compaction_interrupted();
     assert!(beyond > 0 && short > 0, "{beyond} {short}");
     outcomes.assert_writes_kept_lost_and_torn();
     assert!(outcomes.crashes.name_operations_lost > 0, "{outcomes:?}");
