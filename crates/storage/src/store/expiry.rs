@@ -19,10 +19,11 @@ impl Store {
     /// Up to `limit` keys whose values expired at or before `now_unix_ms`, earliest
     /// first, each with its expiry time: what the leader's sweep deletes. Found through
     /// the expiry index, without scanning the data (the write buffer is written into the
-    /// open transaction first, so that the index is up to date).
+    /// open transaction first if it changed an expiry time, so that the index is up to
+    /// date; a write load without expiry times never pays for that flush).
     pub fn expired_keys(&mut self, now_unix_ms: u64, limit: usize) -> Result<Vec<(Key, u64)>> {
         if let Some(pending) = &self.pending
-            && self.buffer.len() > 0
+            && self.buffer.expiry_changed()
         {
             let flushed = flush_memory(
                 &pending.transaction,

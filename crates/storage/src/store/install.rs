@@ -283,6 +283,9 @@ impl Store {
         }
         let position = install.position;
         let transaction = self.begin_write(Durability::Immediate)?;
+        // The data table is replaced: nothing cached from it holds any longer (and
+        // nothing is buffered: `begin_write` committed the open transaction).
+        self.buffer.clear();
         transaction.delete_table(DATA).map_err(storage_error)?;
         transaction
             .rename_table(STAGING, DATA)

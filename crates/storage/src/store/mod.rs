@@ -95,7 +95,10 @@
 //! ## Limits
 //!
 //! Keys and values are bounded by [`replikv_core::limits`]; a batch by
-//! [`APPLY_BATCH_WRITES_MAX`] and [`APPLY_BATCH_SIZE_MAX_BYTES`]; a snapshot chunk by
+//! [`APPLY_BATCH_WRITES_MAX`] and [`APPLY_BATCH_SIZE_MAX_BYTES`], and so is the open apply
+//! transaction; the write buffer by
+//! [`WRITE_BUFFER_SIZE_MAX_BYTES`] and its read cache by two generations of
+//! [`WRITTEN_CACHE_GENERATION_SIZE_MAX_BYTES`]; a snapshot chunk by
 //! [`SNAPSHOT_CHUNK_SIZE_MAX_BYTES`]; redb's page cache by [`StoreOptions`].
 //! A stored record that does not decode is reported as [`Error::Corruption`], and redb
 //! checks every page checksum when it opens a store.
@@ -128,6 +131,7 @@ pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
+pub use buffer::WRITTEN_CACHE_GENERATION_SIZE_MAX_BYTES;
 use buffer::WriteBuffer;
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
 use lease::LEASES;
@@ -232,7 +236,8 @@ pub struct Store {
     /// When a commit folds the sessions' deltas into their base ([`session_log`]).
     session_fold_limits: FoldLimits,
     /// Data entries applied in the open apply transaction and not yet written to its data
-    /// table (`buffer.rs`); empty whenever no transaction is open.
+    /// table, none whenever no transaction is open; and a read cache of entries written
+    /// (`buffer.rs`).
     buffer: WriteBuffer,
     /// The configuration in force at the applied position ([`membership`]).
     membership: Option<Membership>,
@@ -934,15 +939,22 @@ impl ApplyTables<'_, '_> {
         if let Some(refusal) = lease::fence(&self.leases, &write)? {
             return Ok(refusal);
         }
-        let (key, entry, outcome) = match self.buffer.get(write.key()) {
-            Some(current) => write::decide(write, Some(current), stamp_unix_ms),
+        let has_expiry = |current: &StoredEntry| current.expires_at_unix_ms.is_some();
+        let (replaced_expiry, (key, entry, outcome)) = match self.buffer.get(write.key()) {
+            Some(current) => (
+                has_expiry(current),
+                write::decide(write, Some(current), stamp_unix_ms),
+            ),
             None => {
                 let current = read_entry(&self.data, write.key().as_bytes())?;
-                write::decide(write, current.as_ref(), stamp_unix_ms)
+                (
+                    current.as_ref().is_some_and(has_expiry),
+                    write::decide(write, current.as_ref(), stamp_unix_ms),
+                )
             }
         };
         if let Some(entry) = entry {
-            self.buffer.put(key, entry);
+            self.buffer.put(key, entry, replaced_expiry);
         }
         Ok(outcome)
     }

@@ -52,6 +52,13 @@ fn an_installed_snapshot_makes_equal_stores() {
         assert_eq!(follower.applied_position(), position(30));
         assert_eq!(follower.durable_applied_position(), position(30));
         assert_eq!(full_state(&mut follower), history.states[30].entries);
+        // Reads no longer see what the follower wrote before (its read cache of written
+        // entries held the tombstone of "old").
+        let installed = history.states[30].entries.get(&key("old"));
+        assert_eq!(
+            follower.version(&key("old")).unwrap(),
+            installed.map_or(Version(0), |(version, _)| *version)
+        );
 
         // The follower catches up from the snapshot's position with the log.
         history.apply(&mut follower, 31, 51);
