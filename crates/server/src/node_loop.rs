@@ -26,7 +26,7 @@
 //! ([`Input::SyncWake`]); meanwhile the loop handles the next batch, whose writes wait in
 //! memory for the next sync. The loop takes outcomes back after each batch. Neither side
 //! ever blocks on the other: the loop's job channel is bounded by
-//! [`SYNCS_OUTSTANDING_MAX`] (past it the loop syncs itself), and the thread only tries
+//! `SYNCS_OUTSTANDING_MAX` (past it the loop syncs itself), and the thread only tries
 //! to wake the loop (a full input queue means a busy loop, which looks anyway). Nothing
 //! is acknowledged earlier for it: what claims durability (a reply, an append
 //! acknowledgement, the leader counting its own copy) waits for the completion of a sync

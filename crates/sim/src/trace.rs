@@ -16,7 +16,7 @@
 //! directives — are fed as their formatted line ([`Trace::record`]). Formatting every
 //! event with `Debug` was exact too, but it was a fifth of a run's time.
 //!
-//! **The hash function** ([`StreamHash`]) is seedless and the same on every platform:
+//! **The hash function** (`StreamHash`) is seedless and the same on every platform:
 //! integers are fed as 64-bit words by value (never as bytes in the machine's order, as
 //! `Hasher`'s default methods would), byte strings as little-endian words, each word
 //! mixed in by one 64×64→128-bit multiplication. Changing it changes every run's hash

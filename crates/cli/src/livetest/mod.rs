@@ -124,7 +124,7 @@ pub struct TestArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Where the history, fault windows, summary and node logs go
-    /// (default ./replikv-test/<UTC timestamp>).
+    /// (default `./replikv-test/<UTC timestamp>`).
     #[arg(long)]
     output: Option<PathBuf>,
 }

@@ -97,7 +97,8 @@
 //! Keys and values are bounded by [`replikv_core::limits`]; a batch by
 //! [`APPLY_BATCH_WRITES_MAX`] and [`APPLY_BATCH_SIZE_MAX_BYTES`], and so is the open apply
 //! transaction; the write buffer by
-//! [`WRITE_BUFFER_SIZE_MAX_BYTES`] and its read cache by two generations of
+//! [`WRITE_BUFFER_SIZE_MAX_BYTES`] between applies (plus one batch within one) and its
+//! read cache by two generations of
 //! [`WRITTEN_CACHE_GENERATION_SIZE_MAX_BYTES`]; a snapshot chunk by
 //! [`SNAPSHOT_CHUNK_SIZE_MAX_BYTES`]; redb's page cache by [`StoreOptions`].
 //! A stored record that does not decode is reported as [`Error::Corruption`], and redb

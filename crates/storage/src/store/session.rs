@@ -10,7 +10,7 @@
 //!
 //! - per client, the highest request sequence applied, the log index it was applied at
 //!   and its outcome ([`ClientSession`]; on disk as base chunks plus one delta per
-//!   commit, [`session_log`](super::session_log); formats 2 to 4 kept one row per client
+//!   commit, [`super::session_log`]; formats 2 to 4 kept one row per client
 //!   in a table `sessions`, which opening such a store converts);
 //! - in memory only, the same sessions ordered by that log index, for eviction (rebuilt
 //!   from the stored sessions when the store opens; format 2 of the store kept it in a
@@ -19,9 +19,9 @@
 //! **In memory first.** Every client write reads and updates its client's session, and
 //! with many clients those were three or four redb B-tree operations per write, most of
 //! the cost of applying one (2026-11-22 profile: three quarters of the store's apply).
-//! So the store keeps its sessions in memory ([`SessionTable`], bounded like the table)
+//! So the store keeps its sessions in memory (`SessionTable`, bounded like the table)
 //! and applies against them; the sessions that changed since the last commit are marked
-//! dirty, and [`SessionTable::flush`] writes them, in client order, as one delta record
+//! dirty, and `SessionTable::flush` writes them, in client order, as one delta record
 //! into the open apply transaction just before it commits, in the same transaction as
 //! the applied position.
 //! Whatever a crash keeps, the sessions on disk are those of the applied position on

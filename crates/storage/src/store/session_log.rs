@@ -35,7 +35,7 @@
 //!
 //! **Encoding.** A chunk and a delta are both a *session batch*: `count (4) | entries`,
 //! each entry `client (8) | length (1) | session record` (the record of
-//! [`ClientSession::encode`], `length` bytes; length 0 is a removal, which a chunk never
+//! `ClientSession::encode`, `length` bytes; length 0 is a removal, which a chunk never
 //! holds), clients strictly increasing, big-endian. Everything is checked on reading; a
 //! batch that does not decode is [`Error::Corruption`](replikv_core::error::Error).
 
