@@ -3,12 +3,12 @@
 //! Applying a write to the data table costs a redb B-tree lookup (the key's current
 //! version, which the write's rules need) and an insert, and between two commits the same
 //! key is often written again: a hot counter, a lock, a small working set. So the store
-//! applies data writes into this buffer, a map from key to the entry it now has, sorted
-//! by key, in front of the open apply transaction's data table; and when that
+//! applies data writes into this buffer, a hash map from key to the entry it now has,
+//! in front of the open apply transaction's data table; and when that
 //! transaction commits — at a sync (the durable commit), before a snapshot, an install or
 //! any other write transaction, when it would outgrow one batch's limits, or when the
 //! store is dropped — [`WriteBuffer::flush`] writes every buffered entry into the data
-//! table in one pass in key order, the last entry of each key only, in the same
+//! table in one pass, sorted by key, the last entry of each key only, in the same
 //! transaction as the applied position and the sessions.
 //!
 //! Nothing about durability changes: the buffer holds exactly what the open transaction
@@ -41,10 +41,11 @@
 //! and a key falls back to the table at worst two generations after its last write.
 
 use super::encoding::{StoredEntry, expiry_index_key, storage_error};
+use foldhash::HashMap;
 use redb::Table;
 use replikv_core::error::Result;
 use replikv_core::{Key, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Bytes (keys, values and an allowance of 96 bytes per entry for the map's slot and the
 /// allocations' bookkeeping) of written entries one generation of the read cache holds;
@@ -61,8 +62,10 @@ const WRITTEN_CACHE_ENTRY_OVERHEAD_BYTES: usize = 96;
 /// written; see the module documentation.
 #[derive(Debug, Default)]
 pub(super) struct WriteBuffer {
-    /// Key to the entry it has now (a value or a tombstone, with its version).
-    entries: BTreeMap<Key, StoredEntry>,
+    /// Key to the entry it has now (a value or a tombstone, with its version). A hash
+    /// map: every applied write looks its key up and inserts it, and a sorted map's
+    /// key comparisons were most of that cost; the flush sorts the keys once instead.
+    entries: HashMap<Key, StoredEntry>,
     /// Bytes of the keys and values in `entries`.
     size_bytes: usize,
     /// Whether a buffered write set, replaced or removed an expiry time: only then does
@@ -194,7 +197,10 @@ impl WriteBuffer {
     ) -> Result<()> {
         self.size_bytes = 0;
         self.expiry_changed = false;
-        for (key, entry) in std::mem::take(&mut self.entries) {
+        let mut entries: Vec<(Key, StoredEntry)> = self.entries.drain().collect();
+        // In key order: redb's B-tree inserts then walk neighbouring pages.
+        entries.sort_unstable_by(|left, right| left.0.cmp(&right.0));
+        for (key, entry) in entries {
             write_entry(data, expiry, &key, &entry)?;
             self.written.insert(key, entry);
         }

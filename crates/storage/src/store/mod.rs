@@ -104,6 +104,7 @@
 //! A stored record that does not decode is reported as [`Error::Corruption`], and redb
 //! checks every page checksum when it opens a store.
 
+mod apply;
 pub mod backend;
 mod buffer;
 mod encoding;
@@ -132,6 +133,7 @@ pub use snapshot::{SnapshotChunk, SnapshotEntry, StoreSnapshot};
 pub use write::{StoreWrite, WriteOutcome};
 
 use crate::disk::{Disk, parent_directory};
+use apply::{apply_in, check_batch, record_position};
 pub use buffer::WRITTEN_CACHE_GENERATION_SIZE_MAX_BYTES;
 use buffer::WriteBuffer;
 use encoding::{StoredEntry, decode_key, decode_position, encode_position, storage_error};
@@ -139,7 +141,7 @@ use lease::LEASES;
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use replikv_core::error::{Error, Result};
 use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
-use session::{SessionTable, Verdict};
+use session::SessionTable;
 use session_log::{FoldLimits, SESSION_CHUNKS, SESSION_DELTAS};
 use std::collections::BTreeMap;
 use upgrade::FORMAT_VERSION;
@@ -488,7 +490,6 @@ impl Store {
             let outcomes = apply_in(
                 &pending.transaction,
                 batch,
-                (applied, membership),
                 (&mut sessions, &mut self.buffer),
                 self.client_sessions_max,
             )?;
@@ -546,8 +547,7 @@ impl Store {
     /// buffer.
     fn commit_pending(&mut self, pending: PendingApply, durability: Durability) -> Result<()> {
         let mut transaction = pending.transaction;
-        let sessions = (self.sessions.as_mut(), self.session_fold_limits);
-        let flushed = flush_memory(&transaction, sessions, &mut self.buffer);
+        let flushed = self.write_memory(&transaction);
         let committed = match flushed.and_then(|()| {
             transaction
                 .set_durability(durability)
@@ -563,6 +563,19 @@ impl Store {
         self.committed_applied = self.applied;
         self.committed_membership.clone_from(&self.membership);
         Ok(())
+    }
+
+    /// Writes everything the store holds in memory for the open apply transaction into
+    /// it before it commits: the sessions that changed, the write buffer, and the
+    /// applied position with the configuration if it changed.
+    fn write_memory(&mut self, transaction: &redb::WriteTransaction) -> Result<()> {
+        let sessions = (self.sessions.as_mut(), self.session_fold_limits);
+        flush_memory(transaction, sessions, &mut self.buffer)?;
+        let changed_membership = self
+            .membership
+            .as_ref()
+            .filter(|membership| self.committed_membership.as_ref() != Some(*membership));
+        record_position(transaction, self.applied, changed_membership)
     }
 
     /// After a failed apply or commit: the store is what its last commit left.
@@ -745,13 +758,9 @@ impl Drop for Store {
     /// re-applies the log, exactly as after a crash.
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
-            // Best effort by design: see above. The sessions go with the applied position,
-            // or the transaction does not commit.
-            let flushed = flush_memory(
-                &pending.transaction,
-                (self.sessions.as_mut(), self.session_fold_limits),
-                &mut self.buffer,
-            );
+            // Best effort by design: see above. The sessions and the data go with the
+            // applied position, or the transaction does not commit.
+            let flushed = self.write_memory(&pending.transaction);
             if flushed.is_ok() {
                 let _ignored = pending.transaction.commit();
             }
@@ -836,129 +845,6 @@ fn create(options: &StoreOptions, backend: DiskBackend) -> Result<()> {
     }
     transaction.commit().map_err(storage_error)?;
     database.close().map_err(storage_error)
-}
-
-/// Checks a batch against the limits and returns its size in bytes.
-fn check_batch<'a>(batch: impl Iterator<Item = &'a StoreWrite>, length: usize) -> Result<usize> {
-    if length > APPLY_BATCH_WRITES_MAX {
-        return Err(Error::InvalidInput(format!(
-            "batch of {length} writes exceeds the limit of {APPLY_BATCH_WRITES_MAX}"
-        )));
-    }
-    let size_bytes: usize = batch.map(StoreWrite::size_bytes).sum();
-    if size_bytes > APPLY_BATCH_SIZE_MAX_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "batch of {size_bytes} bytes exceeds the limit of {APPLY_BATCH_SIZE_MAX_BYTES}"
-        )));
-    }
-    Ok(size_bytes)
-}
-
-/// Applies a batch of writes in `transaction` and records `applied` as the position it
-/// comes from; one outcome per write, in order. The sessions are read and recorded in
-/// `sessions` and the data entries written to `buffer`, which the caller flushes into
-/// the transaction before it commits.
-fn apply_in(
-    transaction: &redb::WriteTransaction,
-    batch: Vec<LoggedWrite>,
-    (applied, membership): (LogPosition, Option<&Membership>),
-    (sessions, buffer): (&mut SessionTable, &mut WriteBuffer),
-    sessions_max: usize,
-) -> Result<Vec<WriteOutcome>> {
-    let mut tables = ApplyTables {
-        data: transaction.open_table(DATA).map_err(storage_error)?,
-        buffer,
-        sessions,
-        leases: transaction.open_table(LEASES).map_err(storage_error)?,
-        sessions_max,
-    };
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for logged in batch {
-        outcomes.push(tables.apply_one(logged)?);
-    }
-    let mut meta = transaction.open_table(META).map_err(storage_error)?;
-    meta.insert(META_APPLIED, &encode_position(applied)[..])
-        .map_err(storage_error)?;
-    if let Some(membership) = membership {
-        meta.insert(META_MEMBERSHIP, membership.encode().as_slice())
-            .map_err(storage_error)?;
-    }
-    Ok(outcomes)
-}
-
-/// The tables one apply transaction writes, and the sessions and the write buffer in
-/// memory. The data table is only read: data entries go to the buffer.
-struct ApplyTables<'t, 's> {
-    data: redb::Table<'t, &'static [u8], &'static [u8]>,
-    buffer: &'s mut WriteBuffer,
-    sessions: &'s mut SessionTable,
-    leases: redb::Table<'t, &'static [u8], &'static [u8]>,
-    sessions_max: usize,
-}
-
-impl ApplyTables<'_, '_> {
-    /// Applies one write, deduplicated by its request id if it has one.
-    fn apply_one(&mut self, logged: LoggedWrite) -> Result<WriteOutcome> {
-        let LoggedWrite {
-            index,
-            request_id,
-            write,
-            stamp_unix_ms,
-        } = logged;
-        if let Some(request_id) = request_id {
-            let previous = self.sessions.get(request_id.client);
-            if let Verdict::Answer(outcome) = session::verdict(previous, request_id) {
-                return Ok(outcome);
-            }
-        }
-        let outcome = self.decide_and_write(index, write, stamp_unix_ms)?;
-        if let Some(request_id) = request_id {
-            let recorded = ClientSession {
-                client: request_id.client,
-                sequence: request_id.sequence,
-                index,
-                outcome,
-            };
-            self.sessions.record(recorded, self.sessions_max);
-        }
-        Ok(outcome)
-    }
-}
-
-impl ApplyTables<'_, '_> {
-    /// Decides one write and stores what it changes: a lease write in the lease table, a
-    /// data write (once its fencing token, if any, was accepted) in the write buffer.
-    fn decide_and_write(
-        &mut self,
-        index: LogIndex,
-        write: StoreWrite,
-        stamp_unix_ms: u64,
-    ) -> Result<WriteOutcome> {
-        if write.is_lease() {
-            return lease::apply(&mut self.leases, index, &write);
-        }
-        if let Some(refusal) = lease::fence(&self.leases, &write)? {
-            return Ok(refusal);
-        }
-        let has_expiry = |current: &StoredEntry| current.expires_at_unix_ms.is_some();
-        let (replaced_expiry, (key, entry, outcome)) = match self.buffer.get(write.key()) {
-            Some(current) => (
-                has_expiry(current),
-                write::decide(write, Some(current), stamp_unix_ms),
-            ),
-            None => {
-                let current = read_entry(&self.data, write.key().as_bytes())?;
-                (
-                    current.as_ref().is_some_and(has_expiry),
-                    write::decide(write, current.as_ref(), stamp_unix_ms),
-                )
-            }
-        };
-        if let Some(entry) = entry {
-            self.buffer.put(key, entry, replaced_expiry);
-        }
-        Ok(outcome)
-    }
 }
 
 /// Writes what the store holds in memory for the open apply transaction into it: the
