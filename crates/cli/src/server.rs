@@ -68,6 +68,10 @@ pub struct ServerArgs {
     /// compaction until then).
     #[arg(long)]
     store_sync_entries: Option<u64>,
+    /// How far that interval may stretch while the durable commits write few pages (a
+    /// small working set); equal to `--store-sync-entries`, it never stretches.
+    #[arg(long)]
+    store_sync_entries_max: Option<u64>,
     /// Run the log's fsync on a thread beside the node loop, which handles the next batch
     /// meanwhile: auto (on with peers, off alone; the default), on or off (see
     /// `pipelined_fsync` in the README).
@@ -144,6 +148,10 @@ impl ServerArgs {
             self.log_segment_size_max_bytes,
         );
         override_with(&mut config.store_sync_entries, self.store_sync_entries);
+        override_with(
+            &mut config.store_sync_entries_max,
+            self.store_sync_entries_max,
+        );
         override_with(&mut config.pipelined_fsync, self.pipelined_fsync);
         if let Ok(secret) = std::env::var("REPLIKV_CLUSTER_SECRET") {
             config.cluster_secret = Some(secret);

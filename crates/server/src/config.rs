@@ -20,6 +20,7 @@
 //! heartbeat_interval_ms = 75
 //! lease_reads_enabled = false
 //! store_sync_entries = 4096          # applied entries between two durable store commits
+//! store_sync_entries_max = 16384     # ... stretched up to this while the commits stay small
 //! pipelined_fsync = "auto"           # the log's fsync beside the node loop: on, off, auto
 //! request_timeout_ms = 5000
 //! # join = true                      # a new node that waits to be added (see below)
@@ -50,7 +51,11 @@
 //! after a crash and log entries held back from compaction. What it buys is large: every
 //! durable store commit writes each B-tree page changed since the last one, and with
 //! writes spread over many keys that is about one page write per applied entry at 64;
-//! at 1,024 most pages take many writes between two commits.
+//! at 1,024 most pages take many writes between two commits. `store_sync_entries_max`
+//! (default [`STORE_SYNC_ENTRIES_MAX_DEFAULT`]) lets that interval double while each
+//! durable commit writes few pages (a working set that fits in a few B-tree pages), and
+//! sends it back to `store_sync_entries` when one writes many (writes scattered over a
+//! large keyspace, whose commits grow with the interval).
 //!
 //! `pipelined_fsync` runs the log's group-commit fsync on a thread of its own while the
 //! node loop handles the next batch (see `node_loop.rs`). `auto`, the default, turns it
@@ -81,7 +86,9 @@ use std::net::SocketAddr;
 
 /// Applied entries between two durable commits of a server's store, by default: the
 /// replication crate's default, where the measurements behind it are.
-pub use replikv_replication::single_leader::STORE_SYNC_ENTRIES_DEFAULT;
+pub use replikv_replication::single_leader::{
+    STORE_SYNC_ENTRIES_DEFAULT, STORE_SYNC_ENTRIES_MAX_DEFAULT,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -117,6 +124,9 @@ pub struct ServerConfig {
     pub heartbeat_interval_ms: u64,
     pub lease_reads_enabled: bool,
     pub store_sync_entries: u64,
+    /// How far the interval between two durable store commits may stretch while they
+    /// write few pages (see `RaftConfig::store_sync_entries_max`).
+    pub store_sync_entries_max: u64,
     /// The log's fsync on the node's sync thread, overlapping the next batch; see the
     /// module documentation.
     pub pipelined_fsync: PipelinedFsync,
@@ -200,6 +210,7 @@ impl Default for ServerConfig {
             heartbeat_interval_ms: 75,
             lease_reads_enabled: false,
             store_sync_entries: STORE_SYNC_ENTRIES_DEFAULT,
+            store_sync_entries_max: STORE_SYNC_ENTRIES_MAX_DEFAULT,
             pipelined_fsync: PipelinedFsync::Auto,
             request_timeout_ms: 5000,
             input_queue_max: 16 * 1024,
@@ -338,6 +349,7 @@ impl ServerConfig {
             heartbeat_interval_ms: self.heartbeat_interval_ms,
             lease_reads_enabled: self.lease_reads_enabled,
             store_sync_entries: self.store_sync_entries,
+            store_sync_entries_max: self.store_sync_entries_max,
             log_options: LogOptions {
                 segment_size_max_bytes: self.log_segment_size_max_bytes,
                 ..LogOptions::default()

@@ -245,6 +245,7 @@ pub fn simulate_membership(
 ) -> (RunReport, MembershipDirector) {
     let config = RaftConfig {
         store_sync_entries: crate::models::MODEL_STORE_SYNC_ENTRIES,
+        store_sync_entries_max: crate::models::MODEL_STORE_SYNC_ENTRIES,
         ..RaftConfig::default()
     };
     simulate_membership_with(options, properties, config)

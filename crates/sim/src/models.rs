@@ -267,7 +267,9 @@ fn semi_sync(choice: SyncChoice) -> CommitMode {
 /// than the default ([`STORE_SYNC_ENTRIES_DEFAULT`], 4,096), so that a model's run of a
 /// few thousand entries still commits the store durably a few times and its crashes
 /// reopen nodes whose store is part-way along the log (restart re-applies from there).
-/// At the default most runs would never commit the store before the end.
+/// At the default most runs would never commit the store before the end. The models
+/// also keep the interval from stretching (`store_sync_entries_max` equal to it), for the
+/// same reason.
 ///
 /// [`STORE_SYNC_ENTRIES_DEFAULT`]: replikv_replication::single_leader::STORE_SYNC_ENTRIES_DEFAULT
 pub const MODEL_STORE_SYNC_ENTRIES: u64 = 1024;
@@ -278,6 +280,7 @@ fn raft(setup: NodeSetup, commit_mode: CommitMode) -> replikv_core::error::Resul
     let config = RaftConfig {
         commit_mode,
         store_sync_entries: MODEL_STORE_SYNC_ENTRIES,
+        store_sync_entries_max: MODEL_STORE_SYNC_ENTRIES,
         ..RaftConfig::default()
     };
     raft_factory(config)(setup)
@@ -309,6 +312,7 @@ pub fn raft_lease_config() -> RaftConfig {
         lease_reads_enabled: true,
         lease_clock_drift_max_ppm: LEASE_MODEL_DRIFT_PPM,
         store_sync_entries: MODEL_STORE_SYNC_ENTRIES,
+        store_sync_entries_max: MODEL_STORE_SYNC_ENTRIES,
         ..RaftConfig::default()
     }
 }
@@ -359,6 +363,7 @@ pub fn lease_safe_clocks(clocks: ClockOptions, config: &RaftConfig) -> ClockOpti
 pub fn raft_compacting_config() -> RaftConfig {
     let mut config = RaftConfig {
         store_sync_entries: 4,
+        store_sync_entries_max: 4,
         log_retained_entries_max: 16,
         snapshot_chunk_size_max_bytes: 64,
         ..RaftConfig::default()

@@ -78,6 +78,13 @@ pub(super) enum Role {
     Leader(Box<super::leader::LeaderState>),
 }
 
+/// A durable store commit counts as cheap when it wrote at most one page per this many
+/// entries of `store_sync_entries` (see `RaftNode::stretch_store_sync_interval`).
+const STORE_SYNC_ENTRIES_PER_PAGE_CHEAP: u64 = 4;
+
+/// redb's page size: what the store's file is written in.
+const STORE_PAGE_SIZE_BYTES: u64 = 4096;
+
 /// A Raft replica in `majority` commit mode; see the module documentation.
 #[derive(Debug)]
 pub struct RaftNode {
@@ -93,6 +100,9 @@ pub struct RaftNode {
     pub(super) log: Log,
     hard_state_file: MetadataFile,
     pub(super) store: Store,
+    /// Applied entries between two durable commits of the store now: from
+    /// `store_sync_entries`, stretched while commits stay cheap (`close_batch`).
+    store_sync_interval_entries: u64,
     pub(super) term: Term,
     pub(super) voted_for: Option<NodeId>,
     pub(super) role: Role,
@@ -228,6 +238,7 @@ impl RaftNode {
             id,
             bootstrap,
             log_memberships: VecDeque::new(),
+            store_sync_interval_entries: config.store_sync_entries,
             config,
             random: ChaCha8Rng::seed_from_u64(seed),
             log,
@@ -251,6 +262,8 @@ impl RaftNode {
             transfer_handoff: None,
             expiry: super::expiry::ExpiryClock::default(),
         };
+        let interval = usize::try_from(node.store_sync_interval_entries).unwrap_or(usize::MAX);
+        node.store.set_open_transaction_writes_max(interval);
         node.load_log_memberships()?;
         // In a safe mode everything applied was committed. In a lossy mode this node may
         // have applied, as leader, entries no majority holds: its commit index restarts
@@ -610,12 +623,37 @@ impl RaftNode {
         let installing = self.store.install_progress().is_some();
         let unsynced_size_bytes = self.store.unsynced_size_bytes();
         if installing
-            || applied - durable_applied >= self.config.store_sync_entries
+            || applied - durable_applied >= self.store_sync_interval_entries
             || unsynced_size_bytes >= self.config.store_sync_size_max_bytes
         {
             self.store.sync()?;
+            self.stretch_store_sync_interval();
         }
         Ok(())
+    }
+
+    /// After a durable store commit: if it wrote at most one page per
+    /// [`STORE_SYNC_ENTRIES_PER_PAGE_CHEAP`] entries of `store_sync_entries` (a working
+    /// set of few B-tree pages, each rewritten by many writes), the next one may wait
+    /// twice as long, up to `store_sync_entries_max`; otherwise (writes that scatter over
+    /// more pages, whose commit grows with the interval) it is back to
+    /// `store_sync_entries`. So the commit's pause stays about what `store_sync_entries`
+    /// makes it when writes scatter, and comes less often when they do not.
+    fn stretch_store_sync_interval(&mut self) {
+        let pages = self.store.last_durable_commit_size_bytes() / STORE_PAGE_SIZE_BYTES;
+        let shortest = self.config.store_sync_entries;
+        let longest = self.config.store_sync_entries_max.max(shortest);
+        self.store_sync_interval_entries =
+            if pages.saturating_mul(STORE_SYNC_ENTRIES_PER_PAGE_CHEAP) <= shortest {
+                self.store_sync_interval_entries
+                    .saturating_mul(2)
+                    .min(longest)
+            } else {
+                shortest
+            };
+        assert!((shortest..=longest).contains(&self.store_sync_interval_entries));
+        let interval = usize::try_from(self.store_sync_interval_entries).unwrap_or(usize::MAX);
+        self.store.set_open_transaction_writes_max(interval);
     }
 
     /// Sends held messages whose durability is now on disk (those of a term still current).

@@ -15,18 +15,32 @@
 
 use crate::disk::File;
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A [`redb::StorageBackend`] that stores the database in one [`File`] of a disk.
 #[derive(Debug)]
 pub struct DiskBackend {
     file: File,
+    /// Bytes redb has written through this backend, shared with the store, which reads it
+    /// to learn what a durable commit cost.
+    bytes_written: Arc<AtomicU64>,
 }
 
 impl DiskBackend {
     /// Wraps an open file; the file's current content is what redb will read.
     #[must_use]
     pub fn new(file: File) -> DiskBackend {
-        DiskBackend { file }
+        DiskBackend {
+            file,
+            bytes_written: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The count of bytes written, which keeps counting after the backend moved into redb.
+    #[must_use]
+    pub fn bytes_written(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.bytes_written)
     }
 }
 
@@ -48,6 +62,9 @@ impl redb::StorageBackend for DiskBackend {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.file.write_all_at(offset, data)
+        self.file.write_all_at(offset, data)?;
+        self.bytes_written
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! applies data writes into this buffer, a hash map from key to the entry it now has,
 //! in front of the open apply transaction's data table; and when that
 //! transaction commits — at a sync (the durable commit), before a snapshot, an install or
-//! any other write transaction, when it would outgrow one batch's limits, or when the
+//! any other write transaction, when it would outgrow its limits, or when the
 //! store is dropped — [`WriteBuffer::flush`] writes every buffered entry into the data
 //! table in one pass, sorted by key, the last entry of each key only, in the same
 //! transaction as the applied position and the sessions.
@@ -19,8 +19,8 @@
 //! once, as before.
 //!
 //! **Bounded.** The buffer holds at most the writes of the open transaction, which the
-//! store commits before it would exceed [`APPLY_BATCH_WRITES_MAX`](super::APPLY_BATCH_WRITES_MAX)
-//! writes or [`APPLY_BATCH_SIZE_MAX_BYTES`](super::APPLY_BATCH_SIZE_MAX_BYTES) bytes; and
+//! store commits before it would exceed its bound (at most
+//! [`OPEN_TRANSACTION_WRITES_MAX`](super::OPEN_TRANSACTION_WRITES_MAX)) writes or [`APPLY_BATCH_SIZE_MAX_BYTES`](super::APPLY_BATCH_SIZE_MAX_BYTES) bytes; and
 //! once an apply leaves it above
 //! [`WRITE_BUFFER_SIZE_MAX_BYTES`](super::WRITE_BUFFER_SIZE_MAX_BYTES) of keys and values,
 //! the store flushes it into the open transaction without committing (redb's own write

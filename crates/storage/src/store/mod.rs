@@ -95,10 +95,10 @@
 //! ## Limits
 //!
 //! Keys and values are bounded by [`replikv_core::limits`]; a batch by
-//! [`APPLY_BATCH_WRITES_MAX`] and [`APPLY_BATCH_SIZE_MAX_BYTES`], and so is the open apply
-//! transaction; the write buffer by
-//! [`WRITE_BUFFER_SIZE_MAX_BYTES`] between applies (plus one batch within one) and its
-//! read cache by two generations of
+//! [`APPLY_BATCH_WRITES_MAX`] and [`APPLY_BATCH_SIZE_MAX_BYTES`]; the open apply
+//! transaction by the bound its owner sets, at most [`OPEN_TRANSACTION_WRITES_MAX`], and
+//! the same bytes; the write buffer by [`WRITE_BUFFER_SIZE_MAX_BYTES`] between applies
+//! (plus one batch within one) and its read cache by two generations of
 //! [`WRITTEN_CACHE_GENERATION_SIZE_MAX_BYTES`]; a snapshot chunk by
 //! [`SNAPSHOT_CHUNK_SIZE_MAX_BYTES`]; redb's page cache by [`StoreOptions`].
 //! A stored record that does not decode is reported as [`Error::Corruption`], and redb
@@ -144,6 +144,7 @@ use replikv_core::{Key, LogIndex, LogPosition, RequestId, Value, Version};
 use session::SessionTable;
 use session_log::{FoldLimits, SESSION_CHUNKS, SESSION_DELTAS};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use upgrade::FORMAT_VERSION;
 
 /// Most writes in one [`Store::apply`] batch.
@@ -151,6 +152,12 @@ pub const APPLY_BATCH_WRITES_MAX: usize = 4 * 1024;
 
 /// Most bytes (keys, values, per-write allowance) in one [`Store::apply`] batch.
 pub const APPLY_BATCH_SIZE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most writes the open apply transaction may be allowed to hold (several batches) before
+/// the store commits it, not durably ([`Store::set_open_transaction_writes_max`]; by
+/// default it holds [`APPLY_BATCH_WRITES_MAX`]). Its bytes stay bounded by
+/// [`APPLY_BATCH_SIZE_MAX_BYTES`].
+pub const OPEN_TRANSACTION_WRITES_MAX: usize = 4 * APPLY_BATCH_WRITES_MAX;
 
 /// Most bytes (keys and values) the write buffer holds before it is written into the open
 /// apply transaction, which then stays open (`buffer.rs`).
@@ -228,6 +235,14 @@ pub struct Store {
     /// Bytes of keys and values applied since the last durable commit
     /// ([`Store::unsynced_size_bytes`]).
     unsynced_size_bytes: u64,
+    /// Bytes redb has written to the store's file, counted by its backend, and the count
+    /// when the last durable commit ended ([`Store::last_durable_commit_size_bytes`]).
+    backend_bytes_written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Most writes the open apply transaction holds before a non-durable commit
+    /// ([`Store::set_open_transaction_writes_max`]).
+    open_transaction_writes_max: usize,
+    bytes_written_at_last_sync: u64,
+    last_durable_commit_size_bytes: u64,
     install: Option<SnapshotInstall>,
     /// Most client sessions remembered ([`StoreOptions::client_sessions_max`]).
     client_sessions_max: usize,
@@ -250,7 +265,7 @@ pub struct Store {
 }
 
 /// The write transaction that [`Store::apply`] keeps open across batches, and what it
-/// holds so far (bounded like one batch: [`APPLY_BATCH_WRITES_MAX`],
+/// holds so far (bounded by [`OPEN_TRANSACTION_WRITES_MAX`] and
 /// [`APPLY_BATCH_SIZE_MAX_BYTES`]).
 struct PendingApply {
     transaction: redb::WriteTransaction,
@@ -307,9 +322,11 @@ impl Store {
                 "store file {name:?} is empty"
             )));
         }
+        let backend = DiskBackend::new(file);
+        let backend_bytes_written = backend.bytes_written();
         let database = options
             .builder()
-            .create_with_backend(DiskBackend::new(file))
+            .create_with_backend(backend)
             .map_err(storage_error)?;
         let mut store = Store {
             pending: None,
@@ -320,6 +337,10 @@ impl Store {
             durable_applied: LogPosition::ZERO,
             unsynced_commits: 1,
             unsynced_size_bytes: 0,
+            backend_bytes_written,
+            open_transaction_writes_max: APPLY_BATCH_WRITES_MAX,
+            bytes_written_at_last_sync: 0,
+            last_durable_commit_size_bytes: 0,
             install: None,
             client_sessions_max: options.client_sessions_max,
             sessions: None,
@@ -523,11 +544,11 @@ impl Store {
     }
 
     /// The open apply transaction, with room for `writes` more writes of `size_bytes`:
-    /// the one kept open, committed first if it would grow beyond one batch's limits,
+    /// the one kept open, committed first if it would outgrow its limits,
     /// or a new one.
     fn pending_for(&mut self, writes: usize, size_bytes: usize) -> Result<PendingApply> {
         if let Some(pending) = self.pending.take() {
-            let full = pending.writes + writes > APPLY_BATCH_WRITES_MAX
+            let full = pending.writes + writes > self.open_transaction_writes_max
                 || pending.size_bytes + size_bytes > APPLY_BATCH_SIZE_MAX_BYTES;
             if !full {
                 return Ok(pending);
@@ -655,7 +676,31 @@ impl Store {
         self.unsynced_commits = 0;
         self.unsynced_size_bytes = 0;
         self.durable_applied = self.applied;
+        let bytes_written = self.backend_bytes_written.load(Ordering::Relaxed);
+        self.last_durable_commit_size_bytes = bytes_written - self.bytes_written_at_last_sync;
+        self.bytes_written_at_last_sync = bytes_written;
         Ok(())
+    }
+
+    /// Lets the open apply transaction hold up to `writes` writes (within
+    /// [`APPLY_BATCH_WRITES_MAX`]..=[`OPEN_TRANSACTION_WRITES_MAX`]; the default is the
+    /// lower end) before it commits non-durably: the owner's interval between durable
+    /// commits, so that each open transaction ends in the durable commit, one pause
+    /// rather than two in a row. A larger transaction also makes that one pause longer,
+    /// which is why it follows the interval rather than staying at its maximum.
+    pub fn set_open_transaction_writes_max(&mut self, writes: usize) {
+        self.open_transaction_writes_max =
+            writes.clamp(APPLY_BATCH_WRITES_MAX, OPEN_TRANSACTION_WRITES_MAX);
+    }
+
+    /// Bytes redb wrote to the store's file from the end of the durable commit before the
+    /// last one to the end of the last one: mostly the B-tree pages that the applied
+    /// writes in between changed, each written once however often it changed. Few bytes
+    /// per applied entry mean a small working set, whose durable commits cost little more
+    /// when they come less often (the replication layer stretches its interval then).
+    #[must_use]
+    pub fn last_durable_commit_size_bytes(&self) -> u64 {
+        self.last_durable_commit_size_bytes
     }
 
     /// Bytes of keys and values applied since the last [`Store::sync`]: with the count

@@ -28,6 +28,7 @@ use replikv_storage::store::{SnapshotChunk, SnapshotEntry, Store, StoreWrite};
 fn compacting_config() -> RaftConfig {
     RaftConfig {
         store_sync_entries: 1,
+        store_sync_entries_max: 1,
         log_retained_entries_max: 2,
         log_options: LogOptions {
             segment_size_max_bytes: 100,
@@ -280,6 +281,7 @@ fn applied_bytes_alone_sync_the_store_and_let_the_log_compact() {
     // was synced. With an entry count out of reach, only the byte bound can sync it.
     let unreachable_count = RaftConfig {
         store_sync_entries: 1_000_000,
+        store_sync_entries_max: 1_000_000,
         ..compacting_config()
     };
     assert_eq!(
@@ -292,4 +294,56 @@ fn applied_bytes_alone_sync_the_store_and_let_the_log_compact() {
         ..unreachable_count
     };
     assert!(entries_compacted_after_writes(byte_bound, 8, 200) > 0);
+}
+
+/// Writes through the leader `node` (client 1, from `sequence` on), one per key of
+/// `keys`, each acknowledged by a follower; returns the store's durable applied index
+/// after each write.
+fn durable_indexes_after_writes(
+    node: &mut RaftNode,
+    sequence: &mut u64,
+    keys: impl Iterator<Item = String>,
+    value: &str,
+) -> Vec<u64> {
+    let mut durable = Vec::new();
+    for key in keys {
+        *sequence += 1;
+        put_acknowledged(node, *sequence, &key, value);
+        durable.push(node.store.durable_applied_position().index.0);
+    }
+    durable
+}
+
+/// How many entries apart the store's durable commits came, in order.
+fn durable_commit_gaps(durable: &[u64]) -> Vec<u64> {
+    let mut advances: Vec<u64> = durable.to_vec();
+    advances.dedup();
+    advances.windows(2).map(|pair| pair[1] - pair[0]).collect()
+}
+
+#[test]
+fn the_store_sync_interval_stretches_while_durable_commits_write_few_pages() {
+    // One hot key: each durable commit rewrites a handful of pages, far below one per
+    // four entries of `store_sync_entries`, so the interval doubles up to its maximum.
+    // Then 4 KiB values under fresh keys: a page or more per entry, and the interval is
+    // back at `store_sync_entries` after the first such commit.
+    let config = RaftConfig {
+        store_sync_entries: 256,
+        store_sync_entries_max: 1024,
+        ..RaftConfig::default()
+    };
+    let mut node = elected_leader_on(Disk::simulated(), config);
+    let mut sequence = 0;
+    let hot = std::iter::repeat_n("hot".to_owned(), 3_000);
+    let durable = durable_indexes_after_writes(&mut node, &mut sequence, hot, "v");
+    let gaps = durable_commit_gaps(&durable);
+    assert_eq!(gaps[..3], [256, 512, 1024], "doubling from 256: {gaps:?}");
+    let scattered = (0..2_000).map(|number| format!("scattered-{number}"));
+    let large_value = "v".repeat(4096);
+    let durable = durable_indexes_after_writes(&mut node, &mut sequence, scattered, &large_value);
+    let gaps = durable_commit_gaps(&durable);
+    assert!(
+        gaps.len() >= 2 && gaps[1..].iter().all(|gap| *gap == 256),
+        "back to 256 once commits write many pages: {gaps:?}"
+    );
 }

@@ -446,13 +446,13 @@ proptest! {
 }
 
 /// Applies stay in one open write transaction across calls (committed when it would
-/// outgrow one batch's limits, or before a snapshot, sync or install): reads see them at
+/// outgrow its limits, or before a snapshot, sync or install): reads see them at
 /// once, a snapshot sees them, and a store closed without a crash keeps them.
 #[test]
 fn applies_are_visible_before_their_transaction_commits() {
     each_disk(|disk| {
         let name = key("counter");
-        let writes = APPLY_BATCH_WRITES_MAX as u64 + 50;
+        let writes = OPEN_TRANSACTION_WRITES_MAX as u64 + 50;
         let mut store = Store::open(disk, STORE_NAME).unwrap();
         for index in 1..=writes {
             let put = StoreWrite::Put {
@@ -474,6 +474,79 @@ fn applies_are_visible_before_their_transaction_commits() {
         assert_eq!(store.applied_position(), position(writes));
         assert_eq!(store.version(&name).unwrap(), Version(writes));
     });
+}
+
+/// The open transaction holds up to the bound its owner sets (clamped to
+/// `APPLY_BATCH_WRITES_MAX..=OPEN_TRANSACTION_WRITES_MAX`) before a non-durable commit.
+#[test]
+fn the_open_transaction_holds_as_many_writes_as_its_owner_allows() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    let batch = |first: u64| -> Vec<StoreWrite> {
+        (first..first + 1024)
+            .map(|number| put(&format!("k{}", number % 100), "v"))
+            .collect()
+    };
+    let held = |store: &Store| store.pending.as_ref().map_or(0, |pending| pending.writes);
+    for round in 0..6u64 {
+        store
+            .apply(&batch(round * 1024), position(round + 1))
+            .unwrap();
+    }
+    assert_eq!(
+        held(&store),
+        2048,
+        "the default bound: committed after 4,096"
+    );
+    store.set_open_transaction_writes_max(1_000_000);
+    for round in 6..21u64 {
+        store
+            .apply(&batch(round * 1024), position(round + 1))
+            .unwrap();
+    }
+    // 2,048 + 15 batches of 1,024 is one batch past the maximum of 16,384.
+    assert_eq!(held(&store), 1024, "clamped to the maximum");
+    store.set_open_transaction_writes_max(1);
+    store.apply(&batch(21 * 1024), position(22)).unwrap();
+    store.apply(&batch(22 * 1024), position(23)).unwrap();
+    store.apply(&batch(23 * 1024), position(24)).unwrap();
+    assert_eq!(held(&store), 4096, "clamped to one batch's limit");
+    store.apply(&batch(24 * 1024), position(25)).unwrap();
+    assert_eq!(held(&store), 1024, "committed first");
+}
+
+/// What the last durable commit wrote: a few pages for one key rewritten many times, at
+/// least the values themselves for many keys with page-sized values.
+#[test]
+fn the_size_of_the_last_durable_commit_follows_the_pages_it_changed() {
+    let disk = Disk::simulated();
+    let mut store = Store::open(&disk, STORE_NAME).unwrap();
+    for index in 1..=1000 {
+        store.apply(&[put("hot", "v")], position(index)).unwrap();
+    }
+    store.sync().unwrap();
+    let hot_bytes = store.last_durable_commit_size_bytes();
+    assert!(
+        (1..=64 * 4096).contains(&hot_bytes),
+        "one key, a few pages: {hot_bytes}"
+    );
+    let page_sized = "v".repeat(4096);
+    for index in 1001..=1200 {
+        let write = put(&format!("k{index}"), &page_sized);
+        store.apply(&[write], position(index)).unwrap();
+    }
+    store.sync().unwrap();
+    let scattered_bytes = store.last_durable_commit_size_bytes();
+    assert!(
+        scattered_bytes >= 200 * 4096,
+        "200 page-sized values: {scattered_bytes}"
+    );
+    store.sync().unwrap();
+    assert_eq!(
+        store.last_durable_commit_size_bytes(),
+        0,
+        "nothing to commit"
+    );
 }
 
 #[test]
