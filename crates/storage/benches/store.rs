@@ -15,19 +15,21 @@
 //! fdatasync, the pause). Files live in a temporary directory under the build's target
 //! directory (a real disk). Run with `cargo bench -p replikv-storage --bench store`.
 //!
-//! Measured on the 2-core VM (2026-11-22, 19:25 UTC; criterion's estimates, per 4,096
-//! SETs; the disk's speed moves from hour to hour, so compare runs of one sitting):
+//! Measured on the 2-core VM (criterion's estimates, per 4,096 SETs; the disk's speed
+//! moves from hour to hour, so compare runs of one sitting):
 //!
-//! | keys | apply | durable commit (the pause) |
-//! |---:|---:|---:|
-//! | 1,000 | 2.9 ms | 1.4 ms |
-//! | 10,000 | 4.2 ms | 9.9 ms |
-//! | 100,000 | 9.6 ms | 47 ms |
+//! | keys | apply, 19:25 UTC | apply, 21:15 UTC | durable commit (the pause), 19:25 / 21:15 |
+//! |---:|---:|---:|---:|
+//! | 1,000 | 2.9 ms | 1.2 ms | 1.4 / 1.2 ms |
+//! | 10,000 | 4.2 ms | 2.2 ms | 9.9 / 8.9 ms |
+//! | 100,000 | 9.6 ms | 5.6 ms | 47 / 42 ms |
 //!
-//! So the pause grows with the keyspace (about one 4 KiB page per distinct key written,
-//! up to the keyspace's own pages), and beyond a few thousand keys it, not the apply, is
-//! most of what the store costs: the case for taking the durable commit off the node
-//! loop.
+//! (2026-11-22; between the two runs the write buffer became a hash map and a batch
+//! stopped opening tables it does not need.) So the pause grows with the keyspace (about
+//! one 4 KiB page per distinct key written, up to the keyspace's own pages), and beyond a
+//! few thousand keys it, not the apply, is most of what the store costs: the case for
+//! taking the durable commit off the node loop, and for the replication node's longer
+//! interval between durable commits while they stay small (`store_sync_entries_max`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
