@@ -312,9 +312,12 @@ pub struct RaftConfig {
     /// `store_sync_entries`): doubled after each commit that wrote at most one page per
     /// four entries of `store_sync_entries` (a small working set: 1,024 pages, 4 MiB, at
     /// the default), back to `store_sync_entries` after one that wrote more. The default,
-    /// [`STORE_SYNC_ENTRIES_MAX_DEFAULT`], is the store's open transaction bound, which
-    /// follows the interval so that each open transaction ends in the durable commit;
-    /// equal to `store_sync_entries` (or below it), the interval never stretches.
+    /// [`STORE_SYNC_ENTRIES_MAX_DEFAULT`], is the store's largest open transaction; the
+    /// transaction's bound follows the interval, so that a stretched interval is not cut
+    /// into non-durable commits of 4,096 writes. Equal to `store_sync_entries` (or below
+    /// it), the interval never stretches. Only syncs due to the entry count judge the
+    /// interval: an install's syncs and one forced by `store_sync_size_max_bytes` set
+    /// it back to `store_sync_entries`.
     pub store_sync_entries_max: u64,
     /// The store is also synced at the end of a flush once this many bytes of keys and
     /// values were applied since its last sync, however few the entries: with values of

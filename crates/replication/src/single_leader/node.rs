@@ -622,12 +622,17 @@ impl RaftNode {
         let durable_applied = self.store.durable_applied_position().index.0;
         let installing = self.store.install_progress().is_some();
         let unsynced_size_bytes = self.store.unsynced_size_bytes();
+        let due_by_entries = applied - durable_applied >= self.store_sync_interval_entries;
         if installing
-            || applied - durable_applied >= self.store_sync_interval_entries
+            || due_by_entries
             || unsynced_size_bytes >= self.config.store_sync_size_max_bytes
         {
             self.store.sync()?;
-            self.stretch_store_sync_interval();
+            // Only a commit of a whole interval's entries says what a longer one would
+            // cost: an install's syncs (every flush, staging chunks) and a sync forced by
+            // large values say nothing of the working set, so they end any stretch.
+            let judged = due_by_entries && !installing;
+            self.stretch_store_sync_interval(judged);
         }
         Ok(())
     }
@@ -638,19 +643,20 @@ impl RaftNode {
     /// twice as long, up to `store_sync_entries_max`; otherwise (writes that scatter over
     /// more pages, whose commit grows with the interval) it is back to
     /// `store_sync_entries`. So the commit's pause stays about what `store_sync_entries`
-    /// makes it when writes scatter, and comes less often when they do not.
-    fn stretch_store_sync_interval(&mut self) {
+    /// makes it when writes scatter, and comes less often when they do not. A sync that
+    /// is not `judged` (not one interval's entries) sets it back too.
+    fn stretch_store_sync_interval(&mut self, judged: bool) {
         let pages = self.store.last_durable_commit_size_bytes() / STORE_PAGE_SIZE_BYTES;
         let shortest = self.config.store_sync_entries;
         let longest = self.config.store_sync_entries_max.max(shortest);
-        self.store_sync_interval_entries =
-            if pages.saturating_mul(STORE_SYNC_ENTRIES_PER_PAGE_CHEAP) <= shortest {
-                self.store_sync_interval_entries
-                    .saturating_mul(2)
-                    .min(longest)
-            } else {
-                shortest
-            };
+        let cheap = pages.saturating_mul(STORE_SYNC_ENTRIES_PER_PAGE_CHEAP) <= shortest;
+        self.store_sync_interval_entries = if judged && cheap {
+            self.store_sync_interval_entries
+                .saturating_mul(2)
+                .min(longest)
+        } else {
+            shortest
+        };
         assert!((shortest..=longest).contains(&self.store_sync_interval_entries));
         let interval = usize::try_from(self.store_sync_interval_entries).unwrap_or(usize::MAX);
         self.store.set_open_transaction_writes_max(interval);

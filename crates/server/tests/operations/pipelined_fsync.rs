@@ -82,6 +82,7 @@ fn a_full_input_queue_and_frequent_compactions_never_wedge_the_sync_thread() {
         config.input_queue_max = 4;
         config.log_segment_size_max_bytes = 4096;
         config.store_sync_entries = 8;
+        config.store_sync_entries_max = 8;
     });
     let leader = cluster.wait_for_leader();
     std::thread::scope(|scope| {

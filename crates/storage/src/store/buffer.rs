@@ -65,6 +65,9 @@ pub(super) struct WriteBuffer {
     /// Key to the entry it has now (a value or a tombstone, with its version). A hash
     /// map: every applied write looks its key up and inserts it, and a sorted map's
     /// key comparisons were most of that cost; the flush sorts the keys once instead.
+    /// foldhash, seeded per process: far cheaper than std's SipHash for short keys, and
+    /// less resistant to deliberately colliding keys (a client can choose them); a flood
+    /// of collisions could slow these lookups, never grow them, as both maps are bounded.
     entries: HashMap<Key, StoredEntry>,
     /// Bytes of the keys and values in `entries`.
     size_bytes: usize,

@@ -183,7 +183,11 @@ impl Cluster {
                 "chunk" => config.snapshot_chunk_size_max_bytes = value as usize,
                 "retain" => config.log_retained_entries_max = value,
                 "segment" => config.log_options.segment_size_max_bytes = value,
-                "sync" => config.store_sync_entries = value,
+                "sync" => {
+                    // A fixed interval: the scripts count on when the store syncs.
+                    config.store_sync_entries = value;
+                    config.store_sync_entries_max = value;
+                }
                 "pending" => config.pending_requests_max = value as usize,
                 "spare" => spare_count = value,
                 _ => panic!("unknown cluster option {word:?}"),
